@@ -1,0 +1,158 @@
+"""The Voiso security bot: the composition root and its command line.
+
+    python bot.py [--config PATH] [run]          poll SQS into the SQLite cache (the worker)
+    python bot.py [--config PATH] check          say in plain words what is wrong with the setup
+    python bot.py [--config PATH] send-sample [KIND]
+                                                 send the vendor's example of every kind (or one)
+    python bot.py demo [--seconds N]             everything on embedded defaults, no AWS needed
+
+Configuration is read and validated once here; every object is built here and
+handed what it needs. Exit codes: 0 fine, 1 a problem found or a failed send,
+2 a configuration or usage error.
+"""
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from voisobot import check, config, jobs, samples, sqs
+from voisobot.config import Config
+from voisobot.errors import ConfigError, VoisoBotError
+from voisobot.intake import Intake, utc_now
+from voisobot.store import Store
+
+log = logging.getLogger("voisobot")
+
+
+@dataclass
+class Runtime:
+    """The running bot: the store, the intake and the scheduler that drives them."""
+
+    config: Config
+    store: Store
+    intake: Intake
+    scheduler: object
+
+    def start(self) -> None:
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then stop: nothing received is left uncommitted."""
+        self.intake.stop()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        self.store.close()
+
+
+def build(cfg: Config) -> Runtime:
+    store = Store(cfg.store_path)
+    intake = Intake(sqs.make_client(cfg.sqs), cfg.sqs, store)
+    scheduler = jobs.build_scheduler(intake, store, retention_days=cfg.store.retention_days,
+                                     prune_interval_minutes=cfg.store.prune_interval_minutes)
+    return Runtime(cfg, store, intake, scheduler)
+
+
+def run(cfg: Config, args) -> int:
+    runtime = build(cfg)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    runtime.start()
+    log.info("polling %s into %s", cfg.sqs.queue_url, cfg.store_path)
+    while not stop.wait(3600):
+        pass
+    log.info("stopping: finishing the batch in hand")
+    runtime.stop()
+    log.info("stopped")
+    return 0
+
+
+def send_sample(cfg: Config, args) -> int:
+    try:
+        kinds = [samples.resolve_kind(args.kind)] if args.kind else list(samples.EXAMPLES)
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 2
+    client = sqs.make_client(cfg.sqs)
+    for kind in kinds:
+        body = samples.body_text(samples.example(kind, now=utc_now()))
+        try:
+            sent = client.send_message(QueueUrl=cfg.sqs.queue_url, MessageBody=body)
+        except Exception as exc:
+            print(f"error: {sqs.classify(exc, 'SendMessage', cfg.sqs)}", file=sys.stderr)
+            return 1
+        print(f"sent {kind} as message {sent['MessageId']}")
+    return 0
+
+
+def run_check(cfg: Config, args) -> int:
+    return check.run(cfg, sqs.make_client(cfg.sqs), out=sys.stdout)
+
+
+def run_demo(args) -> int:
+    from voisobot import demo  # imports moto, which only the demo and the tests need
+
+    with demo.embedded_queue(Path(args.store) if args.store else None) as cfg:
+        configure_logging("WARNING")
+        runtime = build(cfg)
+        return demo.run(runtime, seconds=args.seconds)
+
+
+COMMANDS = {"run": run, "check": run_check, "send-sample": send_sample}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bot.py", description="Voiso security bot")
+    parser.add_argument("--config", type=Path, default=config.DEFAULT_PATH,
+                        help="the config file (default: ./config.toml)")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("run", help="poll SQS into the cache (the default)")
+    commands.add_parser("check", help="check the config, the queue and the permissions")
+    sample = commands.add_parser("send-sample", help="send the vendor's example events")
+    sample.add_argument("kind", nargs="?", help="one kind, e.g. app_login/unauthorized_ip")
+    demo = commands.add_parser("demo", help="run everything on embedded defaults")
+    demo.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    demo.add_argument("--store", help="keep the demo's SQLite file here (default: a temp dir)")
+    args = parser.parse_args(argv)
+    args.command = args.command or "run"
+    return args
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record comes (tests swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, force=True, handlers=[_CurrentStderr()],
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "apscheduler"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.command == "demo":
+        return run_demo(args)
+    try:
+        cfg = config.load(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(cfg.log.level)
+    try:
+        return COMMANDS[args.command](cfg, args)
+    except VoisoBotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""config.toml: every kind of error names its key and exits 2; valid files load."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import bot
+from voisobot import config
+from voisobot.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/voiso"
+
+
+def sqs_table(**keys) -> str:
+    lines = [f'queue_url = "{GOOD_URL}"'] + [f"{k} = {v}" for k, v in keys.items()]
+    return "[sqs]\n" + "\n".join(lines) + "\n"
+
+
+CONFIG_ERRORS = [
+    # (case, file text, what the one error line must say)
+    ("not_toml", "[sqs\nqueue_url = 1", "not valid TOML"),
+    ("unknown_section", sqs_table() + "[sqss]\n", "unknown section [sqss]"),
+    ("unknown_key", sqs_table(wait_time=5), "sqs.wait_time: unknown key; expected one of"),
+    ("unknown_store_key", sqs_table() + "[store]\nfile = 'x'\n", "store.file: unknown key"),
+    ("no_sqs_section", "[log]\nlevel = 'INFO'\n", "sqs.queue_url: missing"),
+    ("no_queue_url", "[sqs]\nwait_time_seconds = 5\n", "sqs.queue_url: missing"),
+    ("empty_queue_url", '[sqs]\nqueue_url = ""\n', "sqs.queue_url: expected the queue's URL"),
+    ("sqs_not_a_table", 'sqs = "x"\n', "sqs: expected a table [sqs], got 'x' (a string)"),
+    ("wait_is_text", sqs_table(wait_time_seconds='"20"'),
+     "sqs.wait_time_seconds: expected an integer from 0 to 20, got '20' (a string)"),
+    ("wait_is_bool", sqs_table(wait_time_seconds="true"),
+     "sqs.wait_time_seconds: expected an integer from 0 to 20, got True (a boolean)"),
+    ("wait_too_long", sqs_table(wait_time_seconds=21), "sqs.wait_time_seconds: expected an "
+     "integer from 0 to 20, got 21"),
+    ("interval_too_short", sqs_table(poll_interval_seconds=0), "sqs.poll_interval_seconds"),
+    ("timeout_is_text", sqs_table(request_timeout_seconds='"10s"'),
+     "sqs.request_timeout_seconds: expected a number of seconds"),
+    ("backoff_inverted", sqs_table(backoff_initial_seconds=10, backoff_max_seconds=5),
+     "sqs.backoff_max_seconds: expected at least sqs.backoff_initial_seconds"),
+    ("retention_fraction", sqs_table() + "[store]\nretention_days = 1.5\n",
+     "store.retention_days: expected a whole number of days"),
+    ("retention_zero", sqs_table() + "[store]\nretention_days = 0\n", "store.retention_days"),
+    ("store_path_number", sqs_table() + "[store]\npath = 5\n", "store.path: expected a file path"),
+    ("log_level_unknown", sqs_table() + "[log]\nlevel = 'LOUD'\n",
+     "log.level: expected one of DEBUG, INFO, WARNING, ERROR"),
+    ("url_not_sqs", '[sqs]\nqueue_url = "https://example.com/queue"\n',
+     "sqs.queue_url: expected an SQS queue URL"),
+    ("url_plain_http", '[sqs]\nqueue_url = "http://sqs.eu-west-1.amazonaws.com/123456789012/q"\n',
+     "sqs.queue_url: expected an SQS queue URL"),
+    ("url_no_scheme", '[sqs]\nqueue_url = "sqs.eu-west-1.amazonaws.com/123456789012/q"\n',
+     "sqs.queue_url: expected an SQS queue URL"),
+    ("url_short_account", '[sqs]\nqueue_url = "https://sqs.eu-west-1.amazonaws.com/1234/q"\n',
+     "sqs.queue_url: expected an SQS queue URL"),
+    ("url_is_arn", '[sqs]\nqueue_url = "arn:aws:sqs:eu-west-1:123456789012:q"\n',
+     "sqs.queue_url: expected an SQS queue URL"),
+    ("url_fifo", f'[sqs]\nqueue_url = "{GOOD_URL}.fifo"\n', "is a FIFO queue"),
+    ("region_mismatch", sqs_table(region='"us-east-1"'),
+     "sqs.region: 'us-east-1' does not match the queue URL's region 'eu-west-1'"),
+    ("region_malformed", sqs_table(region='"Europe"'), "sqs.region: expected an AWS region"),
+    ("endpoint_not_http", sqs_table(endpoint_url='"ftp://127.0.0.1"'), "sqs.endpoint_url"),
+]
+
+
+@pytest.mark.parametrize("text, message", [(t, m) for _, t, m in CONFIG_ERRORS],
+                         ids=[case for case, _, _ in CONFIG_ERRORS])
+def test_config_error_exits_2_with_one_line_naming_the_key(tmp_path, capsys, text, message):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    assert bot.main(["--config", str(path), "check"]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and err.startswith(f"error: {path}: ")
+
+
+def test_missing_config_file_is_named(tmp_path, capsys):
+    assert bot.main(["--config", str(tmp_path / "nope.toml"), "run"]) == 2
+    assert "nope.toml: cannot read the config file" in capsys.readouterr().err
+
+
+def test_the_shipped_config_is_valid_and_commented():
+    cfg = config.load(ROOT / "config.toml")
+    assert cfg.sqs.region == "eu-west-1"
+    text = (ROOT / "config.toml").read_text()
+    for section, cls in config.SECTIONS.items():
+        for field in cls.__dataclass_fields__:
+            line = f"\n{field} = "
+            assert line in text, f"{section}.{field} is missing from config.toml"
+            before = text.split(line)[0].rstrip().splitlines()[-1]
+            assert before.startswith("#"), f"{section}.{field} has no comment above it"
+
+
+@pytest.mark.parametrize("url, region", [
+    ("https://sqs.eu-west-1.amazonaws.com/123456789012/voiso", "eu-west-1"),
+    ("https://sqs.us-gov-west-1.amazonaws.com/123456789012/voiso", "us-gov-west-1"),
+    ("https://sqs-fips.us-east-2.amazonaws.com/123456789012/voiso", "us-east-2"),
+    ("https://sqs.cn-north-1.amazonaws.com.cn/123456789012/voiso", "cn-north-1"),
+    ("https://ap-southeast-2.queue.amazonaws.com/123456789012/voiso", "ap-southeast-2"),
+    ("https://queue.amazonaws.com/123456789012/voiso", "us-east-1"),
+])
+def test_region_comes_from_the_queue_url(url, region):
+    assert config.from_dict({"sqs": {"queue_url": url}}).sqs.region == region
+
+
+def test_endpoint_url_admits_a_local_queue_url_and_an_explicit_region():
+    cfg = config.from_dict({"sqs": {"queue_url": "http://127.0.0.1:4566/000000000000/q",
+                                    "endpoint_url": "http://127.0.0.1:4566",
+                                    "region": "eu-central-1"}})
+    assert (cfg.sqs.region, cfg.sqs.read_timeout_seconds) == ("eu-central-1", 30.0)
+
+
+def test_a_local_queue_url_without_endpoint_url_is_refused():
+    with pytest.raises(ConfigError, match="sqs.queue_url"):
+        config.from_dict({"sqs": {"queue_url": "http://127.0.0.1:4566/000000000000/q"}})
+
+
+def test_relative_store_path_is_relative_to_the_config_file(tmp_path):
+    path = tmp_path / "etc" / "config.toml"
+    path.parent.mkdir()
+    path.write_text(sqs_table() + "[store]\npath = 'data/cache.sqlite3'\n")
+    assert config.load(path).store_path == tmp_path / "etc" / "data" / "cache.sqlite3"
+
+
+def test_the_real_command_line_exits_2_on_a_bad_config(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(sqs_table(wait_time_seconds=99))
+    result = subprocess.run([sys.executable, "bot.py", "--config", str(path)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path}: sqs.wait_time_seconds: expected an integer from 0 to 20, got 99 "
+        "(an integer)"]

@@ -1,0 +1,208 @@
+"""The intake against a real SQS server over HTTP (moto), a real SQLite file."""
+
+import json
+import logging
+import sqlite3
+import time
+
+import pytest
+
+from voisobot import samples, sqs
+from voisobot.intake import Intake
+from voisobot.store import Store
+
+
+def send(sqs_admin, queue_url, body) -> str:
+    text = body if isinstance(body, str) else json.dumps(body)
+    return sqs_admin.send_message(QueueUrl=queue_url, MessageBody=text)["MessageId"]
+
+
+def queue_depth(sqs_admin, queue_url) -> int:
+    attributes = sqs_admin.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages",
+                                            "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return sum(int(value) for value in attributes.values())
+
+
+def make_intake(cfg, store=None) -> Intake:
+    return Intake(sqs.make_client(cfg.sqs), cfg.sqs, store or Store(cfg.store_path))
+
+
+def drain(intake: Intake, runs: int = 20) -> None:
+    """Run the intake until a run finds the queue empty."""
+    for _ in range(runs):
+        if intake.run() == intake.config.poll_interval_seconds and not intake.backoff.problem:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"the intake did not drain: {intake.backoff.problem}")
+
+
+def test_every_documented_kind_is_stored_and_leaves_the_queue(sqs_admin, queue_url, make_config):
+    cfg = make_config(queue_url)
+    for kind in samples.EXAMPLES:
+        send(sqs_admin, queue_url, samples.example(kind))
+    intake = make_intake(cfg)
+    drain(intake)
+    assert intake.store.counts_by_kind() == {kind: 1 for kind in samples.EXAMPLES}
+    assert queue_depth(sqs_admin, queue_url) == 0
+
+
+def test_crash_between_commit_and_delete_makes_no_second_row(sqs_admin, make_queue,
+                                                             make_config):
+    queue_url = make_queue(VisibilityTimeout=1)
+    cfg = make_config(queue_url)
+    for kind in list(samples.EXAMPLES)[:5]:
+        send(sqs_admin, queue_url, samples.example(kind))
+    crashed = make_intake(cfg)
+    received = sqs.receive(crashed.client, queue_url, 1)
+    crashed.store_messages(received)  # committed, then the process "dies" before the delete
+    crashed.store.close()
+    time.sleep(1.2)  # the visibility timeout lapses; SQS delivers the same messages again
+
+    restarted = make_intake(cfg)
+    drain(restarted)
+    assert restarted.store.totals() == {"events": len(received), "duplicates": 0, "rejected": 0}
+    assert restarted.health.totals.redelivered == len(received)
+    assert queue_depth(sqs_admin, queue_url) == 5 - len(received)  # the rest are still queued
+    drain(restarted)
+    assert restarted.store.totals()["events"] == 5 and queue_depth(sqs_admin, queue_url) == 0
+
+
+def test_same_message_delivered_twice_is_stored_once(sqs_admin, make_queue, make_config):
+    queue_url = make_queue(VisibilityTimeout=1)
+    cfg = make_config(queue_url)
+    send(sqs_admin, queue_url, samples.example("user/user_deleted"))
+    first = sqs_admin.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1)["Messages"]
+    time.sleep(1.2)
+    intake = make_intake(cfg)
+    drain(intake)
+    second = intake.store.connection().execute("SELECT sqs_message_id FROM events").fetchall()
+    intake.store_messages(first)  # the older copy, as a slow duplicate delivery would bring it
+    assert [row[0] for row in second] == [first[0]["MessageId"]]
+    assert intake.store.totals()["events"] == 1
+
+
+def test_same_body_sent_twice_is_recorded_as_a_duplicate(sqs_admin, queue_url, make_config):
+    cfg = make_config(queue_url)
+    body = samples.body_text(samples.example("app_login/unauthorized_ip"))
+    ids = [send(sqs_admin, queue_url, body), send(sqs_admin, queue_url, body)]
+    intake = make_intake(cfg)
+    drain(intake)
+    conn = intake.store.connection()
+    assert intake.store.totals() == {"events": 1, "duplicates": 1, "rejected": 0}
+    stored = conn.execute("SELECT sqs_message_id FROM events").fetchone()[0]
+    duplicate = conn.execute("SELECT sqs_message_id FROM duplicates").fetchone()[0]
+    assert sorted([stored, duplicate]) == sorted(ids)
+    assert queue_depth(sqs_admin, queue_url) == 0
+
+
+def test_malformed_messages_are_kept_with_reason_then_deleted(sqs_admin, queue_url, make_config,
+                                                              caplog):
+    cfg = make_config(queue_url)
+    bad = {send(sqs_admin, queue_url, "not json"): "not JSON",
+           send(sqs_admin, queue_url, '{"type": "user"}'): "timestamp is missing"}
+    send(sqs_admin, queue_url, samples.example("user/user_added"))
+    intake = make_intake(cfg)
+    with caplog.at_level(logging.WARNING):
+        drain(intake)
+    rows = intake.store.connection().execute("SELECT sqs_message_id, reason FROM rejected")
+    reasons = dict(rows.fetchall())
+    assert reasons.keys() == bad.keys()
+    assert all(fragment in reasons[mid] for mid, fragment in bad.items())
+    assert intake.store.totals()["events"] == 1
+    assert queue_depth(sqs_admin, queue_url) == 0
+    assert sum("rejected SQS message" in r.message for r in caplog.records) == 2
+
+
+def test_unreachable_sqs_is_logged_once_and_recovers(sqs_admin, make_queue, make_config,
+                                                     fault_proxy, caplog):
+    queue_url = make_queue()
+    cfg = make_config(queue_url, endpoint_url=fault_proxy.url, request_timeout_seconds=0.5)
+    fault_proxy.hang_seconds = 2.0
+    fault_proxy.fail("ReceiveMessage", "hang", times=100)
+    intake = make_intake(cfg)
+    intake.backoff.jitter = lambda: 1.0  # no jitter: the growth itself is under test
+    with caplog.at_level(logging.INFO, logger="voisobot"):
+        delays = [intake.run() for _ in range(3)]
+        fault_proxy.clear()
+        send(sqs_admin, queue_url, samples.example("app_login/deleted_user"))
+        drain(intake)
+    assert delays == [0.05, 0.1, 0.2]
+    lines = [r.getMessage() for r in caplog.records if r.name == "voisobot.intake"]
+    assert sum("cannot reach SQS" in line for line in lines) == 1
+    assert sum("working again after 3 failed attempt(s) (unreachable)" in line
+               for line in lines) == 1
+    assert intake.store.totals()["events"] == 1
+
+
+def test_throttling_backs_off_then_drains(sqs_admin, queue_url, make_config, fault_proxy, caplog):
+    cfg = make_config(queue_url, endpoint_url=fault_proxy.url)
+    send(sqs_admin, queue_url, samples.example("user/password_changed"))
+    fault_proxy.fail("ReceiveMessage", "throttle", times=4)
+    intake = make_intake(cfg)
+    with caplog.at_level(logging.WARNING, logger="voisobot"):
+        assert intake.run() > 0 and intake.backoff.problem.kind == "throttled"
+        drain(intake)
+    assert intake.store.totals()["events"] == 1 and queue_depth(sqs_admin, queue_url) == 0
+    assert sum("throttling" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize("operation, action", [("ReceiveMessage", "sqs:ReceiveMessage"),
+                                               ("DeleteMessageBatch", "sqs:DeleteMessage")])
+def test_access_denied_names_the_missing_iam_action(sqs_admin, make_queue, make_config,
+                                                    fault_proxy, caplog, operation, action):
+    queue_url = make_queue(VisibilityTimeout=1)
+    cfg = make_config(queue_url, endpoint_url=fault_proxy.url)
+    send(sqs_admin, queue_url, samples.example("allowed_ip/ip_removed"))
+    fault_proxy.fail(operation, "access_denied", times=3)
+    intake = make_intake(cfg)
+    with caplog.at_level(logging.ERROR, logger="voisobot"):
+        for _ in range(3):
+            intake.run()
+    assert intake.backoff.problem.kind == "access_denied"
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and f"add {action} to the bot's IAM policy" in errors[0]
+    time.sleep(1.1)  # a stored-but-undeleted message comes back and is recognised
+    drain(intake)
+    assert intake.store.totals()["events"] == 1 and queue_depth(sqs_admin, queue_url) == 0
+
+
+def test_a_delete_that_partly_fails_is_reported_and_redelivery_is_harmless(
+        sqs_admin, make_queue, make_config, caplog):
+    queue_url = make_queue(VisibilityTimeout=1)
+    cfg = make_config(queue_url)
+    for kind in ("user/user_added", "user/user_deleted"):
+        send(sqs_admin, queue_url, samples.example(kind))
+    intake = make_intake(cfg)
+    messages = []
+    while len(messages) < 2:
+        messages += sqs.receive(intake.client, queue_url, 1)
+    messages[1] = {**messages[1], "ReceiptHandle": "not-a-receipt-handle"}
+    with caplog.at_level(logging.WARNING, logger="voisobot"):
+        intake.settle(messages)
+    assert any("SQS kept 1 stored message(s) after delete" in r.getMessage()
+               for r in caplog.records)
+    time.sleep(1.1)
+    drain(intake)
+    assert intake.store.totals()["events"] == 2 and queue_depth(sqs_admin, queue_url) == 0
+
+
+def test_a_store_that_cannot_write_keeps_the_messages_in_sqs(sqs_admin, make_queue, make_config,
+                                                             caplog):
+    queue_url = make_queue(VisibilityTimeout=1)
+    cfg = make_config(queue_url)
+    send(sqs_admin, queue_url, samples.example("user/user_added"))
+    intake = make_intake(cfg)
+    locked = sqlite3.connect(str(cfg.store_path), timeout=0)  # another writer holds the lock
+    locked.execute("BEGIN EXCLUSIVE")
+    intake.store.connection().execute("PRAGMA busy_timeout = 100")
+    with caplog.at_level(logging.ERROR, logger="voisobot"):
+        delay = intake.run()
+    assert delay > 0 and intake.backoff.problem.kind == "store_error"
+    assert any("the messages stay in SQS" in r.getMessage() for r in caplog.records)
+    assert queue_depth(sqs_admin, queue_url) == 1
+    locked.rollback()
+    locked.close()
+    time.sleep(1.1)
+    drain(intake)
+    assert intake.store.totals()["events"] == 1 and queue_depth(sqs_admin, queue_url) == 0

@@ -1,0 +1,79 @@
+"""``bot.py check``: look at the setup the way the bot will use it, and say what is wrong."""
+
+import json
+import sqlite3
+from typing import TextIO
+
+import boto3
+
+from voisobot import sqs
+from voisobot.config import Config
+from voisobot.errors import VoisoBotError
+from voisobot.store import Store
+
+_NOT_OK = "problem"
+
+
+def run(cfg: Config, client, *, out: TextIO) -> int:
+    """Print one line per finding; return 0 when everything works, 1 otherwise."""
+    findings = [("ok", f"config is valid (queue {cfg.sqs.queue_url}, region {cfg.sqs.region})")]
+    findings += _credentials()
+    if findings[-1][0] == "ok":
+        findings += _queue(cfg, client)
+    findings += _store(cfg)
+    for status, text in findings:
+        print(f"{status:8} {text}", file=out)
+    problems = sum(status == _NOT_OK for status, _ in findings)
+    print("all checks passed" if not problems else f"{problems} problem(s) found", file=out)
+    return 1 if problems else 0
+
+
+def _credentials() -> list[tuple[str, str]]:
+    credentials = boto3.session.Session().get_credentials()
+    if credentials is None:
+        return [(_NOT_OK, "no AWS credentials found: set AWS_ACCESS_KEY_ID and "
+                 "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the bot's environment")]
+    return [("ok", f"AWS credentials found ({credentials.method})")]
+
+
+def _queue(cfg: Config, client) -> list[tuple[str, str]]:
+    try:
+        attributes = client.get_queue_attributes(
+            QueueUrl=cfg.sqs.queue_url, AttributeNames=["All"])["Attributes"]
+    except Exception as exc:
+        return [(_NOT_OK, str(sqs.classify(exc, "GetQueueAttributes", cfg.sqs)))]
+    findings = [("ok", "queue reachable: {} message(s) waiting, {} in flight, visibility "
+                 "timeout {} s, retention {} days".format(
+                     attributes.get("ApproximateNumberOfMessages", "?"),
+                     attributes.get("ApproximateNumberOfMessagesNotVisible", "?"),
+                     attributes.get("VisibilityTimeout", "?"),
+                     int(attributes.get("MessageRetentionPeriod", 0)) // 86400))]
+    if attributes.get("FifoQueue") == "true":
+        findings.append((_NOT_OK, "the queue is FIFO; Voiso sends no MessageGroupId, so its "
+                         "messages would be refused: use a standard queue"))
+    findings.append(_redrive(attributes))
+    return findings
+
+
+def _redrive(attributes: dict) -> tuple[str, str]:
+    policy = attributes.get("RedrivePolicy")
+    if not policy:
+        return ("warning", "no dead-letter queue: a message the bot cannot process is retried "
+                "until SQS retention drops it; add a RedrivePolicy (README: AWS setup)")
+    target = json.loads(policy)
+    return ("ok", f"dead-letter queue {target.get('deadLetterTargetArn')} after "
+            f"{target.get('maxReceiveCount')} receives")
+
+
+def _store(cfg: Config) -> list[tuple[str, str]]:
+    try:
+        store = Store(cfg.store_path)
+    except (sqlite3.Error, OSError, VoisoBotError) as exc:
+        return [(_NOT_OK, f"cannot open the store {cfg.store_path}: {exc}; check store.path "
+                 "and the directory's permissions")]
+    try:
+        totals = store.totals()
+    finally:
+        store.close()
+    return [("ok", "store {}: {events} event(s), {duplicates} duplicate(s), {rejected} "
+             "rejected".format(cfg.store_path, **totals))]

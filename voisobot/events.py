@@ -1,0 +1,268 @@
+"""Parse one SQS message body into a typed Event, or raise MalformedEvent with the reason.
+
+Every string is untrusted: a login name is whatever a stranger typed at the
+login form. Parsing never interprets text; it only checks shapes, normalises
+timestamps, counts and IP addresses, and keeps everything else as given.
+"""
+
+import contextlib
+import hashlib
+import ipaddress
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from voisobot.errors import MalformedEvent
+
+MAX_BODY_BYTES = 256 * 1024
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+_TIMESTAMP = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?"
+    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))?"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One valid security event. Columns the queries need are lifted out of ``params``."""
+
+    time: datetime
+    type: str
+    event: str
+    callcenter: str | None
+    params: dict[str, Any]
+    canonical: str  # the body as canonical JSON, what duplicates are recognised by
+    user: str | None = None
+    who: str | None = None
+    access_group: str | None = None
+    ip: str | None = None
+    from_value: str | None = None
+    to_value: str | None = None
+    count: int | None = None
+
+    @property
+    def kind(self) -> str:
+        return f"{self.type}/{self.event}"
+
+    @property
+    def documented(self) -> bool:
+        return (self.type, self.event) in KIND_PARAMS
+
+    @property
+    def fingerprint(self) -> bytes:
+        return hashlib.sha256(self.canonical.encode("utf-8")).digest()
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise MalformedEvent(f"params.{name} must be a string, got {_json_kind(value)}")
+    return value
+
+
+def _count(value: Any, name: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**62:
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    raise MalformedEvent(f"params.{name} must be a whole number (such as \"4\"), "
+                         f"got {_preview(value)}")
+
+
+def _ip(value: Any, name: str) -> str:
+    try:
+        return str(ipaddress.ip_address(_text(value, name)))
+    except ValueError:
+        raise MalformedEvent(f"params.{name} is not an IP address: {_preview(value)}") from None
+
+
+def _cidr(value: Any, name: str) -> str:
+    try:
+        return str(ipaddress.ip_network(_text(value, name), strict=False))
+    except ValueError:
+        raise MalformedEvent(f"params.{name} is not an IP address or CIDR range: "
+                             f"{_preview(value)}") from None
+
+
+Check = Callable[[Any, str], Any]
+_LOGIN: dict[str, Check] = {"user": _text, "access_group": _text}
+_USER_CHANGE: dict[str, Check] = {"who": _text, "user": _text, "access_group": _text}
+_ALLOW_LIST: dict[str, Check] = {"who": _text, "access_group": _text, "ip": _cidr}
+
+# Required params of each documented (type, event) pair and how each is checked.
+KIND_PARAMS: dict[tuple[str, str], dict[str, Check]] = {
+    ("app_login", "incorrect_password"): {**_LOGIN, "count": _count},
+    ("app_login", "deleted_user"): _LOGIN,
+    ("app_login", "successful_login"): _LOGIN,
+    ("app_login", "unauthorized_ip"): {**_LOGIN, "ip": _ip},
+    ("app_login", "ip_changed"): {**_LOGIN, "from": _ip, "to": _ip},
+    ("user", "user_added"): _USER_CHANGE,
+    ("user", "user_deleted"): _USER_CHANGE,
+    ("user", "password_changed"): _USER_CHANGE,
+    ("user", "privileges_updated"): {"who": _text, "user": _text, "from": _text, "to": _text},
+    ("allowed_ip", "ip_added"): _ALLOW_LIST,
+    ("allowed_ip", "ip_removed"): _ALLOW_LIST,
+    ("allowed_ip", "ip_changed"): {"who": _text, "access_group": _text,
+                                   "from": _cidr, "to": _cidr},
+}
+_COLUMNS = {"user": "user", "who": "who", "access_group": "access_group", "ip": "ip",
+            "from": "from_value", "to": "to_value", "count": "count"}
+
+
+def parse(raw: bytes) -> Event:
+    """Validate one message body; raise MalformedEvent whose message is the reason kept."""
+    document = _decode(raw)
+    time = parse_timestamp(_required_text(document, "timestamp"))
+    type_, event = _required_text(document, "type"), _required_text(document, "event")
+    callcenter = document.get("callcenter")
+    if callcenter is not None and not isinstance(callcenter, str):
+        raise MalformedEvent(f"callcenter must be a string, got {_json_kind(callcenter)}")
+    params = document.get("params", {})
+    if not isinstance(params, dict):
+        raise MalformedEvent(f"params must be an object, got {_json_kind(params)}")
+    columns = _columns(type_, event, params)
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return Event(time=time, type=type_, event=event, callcenter=callcenter, params=params,
+                 canonical=canonical, **columns)
+
+
+def _decode(raw: bytes) -> dict:
+    if len(raw) > MAX_BODY_BYTES:
+        raise MalformedEvent(f"body is {len(raw)} bytes, over the {MAX_BODY_BYTES}-byte limit")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedEvent(f"body is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        document = json.loads(text, object_pairs_hook=_no_duplicate_keys,
+                              parse_constant=_no_constants, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        raise MalformedEvent(f"body is not JSON ({exc.msg} at line {exc.lineno} "
+                             f"column {exc.colno})") from None
+    except RecursionError:
+        raise MalformedEvent("body is not usable JSON (nested too deeply)") from None
+    except ValueError as exc:  # e.g. an integer longer than Python converts
+        raise MalformedEvent(f"body is not usable JSON ({exc})") from None
+    if not isinstance(document, dict):
+        raise MalformedEvent(f"body must be a JSON object, got {_json_kind(document)}")
+    return _replace_lone_surrogates(document) if "\\u" in text else document
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise MalformedEvent(f"key {_preview(duplicate)} appears twice in one object")
+    return document
+
+
+def _no_constants(name: str) -> None:
+    raise MalformedEvent(f"body is not JSON ({name} is not a JSON value)")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        raise MalformedEvent(f"body is not usable JSON (number {_preview(text)} is out of range)")
+    return number
+
+
+def _replace_lone_surrogates(value: Any) -> Any:
+    """JSON can escape an unpaired surrogate that UTF-8 cannot store: show it as U+FFFD.
+
+    The raw body keeps the original; rejecting the event instead would let an
+    attacker hide a login attempt by typing such a name.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return _LONE_SURROGATE.sub("\ufffd", value)
+        return value
+    if isinstance(value, dict):
+        return {_replace_lone_surrogates(k): _replace_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_lone_surrogates(item) for item in value]
+    return value
+
+
+def _required_text(document: dict, key: str) -> str:
+    if key not in document:
+        raise MalformedEvent(f"{key} is missing")
+    value = document[key]
+    if not isinstance(value, str):
+        raise MalformedEvent(f"{key} must be a string, got {_json_kind(value)}")
+    if not value and key != "timestamp":
+        raise MalformedEvent(f"{key} is empty")
+    return value
+
+
+def parse_timestamp(text: str) -> datetime:
+    """ISO 8601 with any fractional precision → aware UTC datetime (no offset means UTC)."""
+    match = _TIMESTAMP.fullmatch(text)
+    if not match:
+        raise MalformedEvent(f"timestamp is not ISO 8601: {_preview(text)}")
+    year, month, day, hour, minute, second, fraction, _zulu, sign, off_h, off_m = match.groups()
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    try:
+        offset = UTC
+        if sign:
+            delta = timedelta(hours=int(off_h), minutes=int(off_m))
+            offset = timezone(delta if sign == "+" else -delta)
+        moment = datetime(int(year), int(month), int(day), int(hour), int(minute),
+                          int(second), micro, tzinfo=offset)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise MalformedEvent(f"timestamp is not a real moment: {_preview(text)} ({exc})") from None
+
+
+def _columns(type_: str, event: str, params: dict) -> dict[str, Any]:
+    checks = KIND_PARAMS.get((type_, event))
+    if checks is None:
+        return _best_effort_columns(params)
+    columns = {}
+    for name, check in checks.items():
+        if name not in params:
+            raise MalformedEvent(f"params.{name} is missing (required for {type_}/{event})")
+        columns[_COLUMNS[name]] = check(params[name], name)
+    for name in ("user", "who", "access_group"):  # optional extras Voiso may add
+        if name not in checks and isinstance(params.get(name), str):
+            columns[name] = params[name]
+    return columns
+
+
+def _best_effort_columns(params: dict) -> dict[str, Any]:
+    """An unknown kind is valid and kept; lift out whatever looks like a known param."""
+    columns: dict[str, Any] = {}
+    for name, column in _COLUMNS.items():
+        value = params.get(name)
+        if name == "count":
+            with contextlib.suppress(MalformedEvent):
+                columns[column] = _count(value, name)
+        elif isinstance(value, str):
+            columns[column] = _normalised_ip(value) if name in ("ip", "from", "to") else value
+    return columns
+
+
+def _normalised_ip(value: str) -> str:
+    for check in (_ip, _cidr):
+        with contextlib.suppress(MalformedEvent):
+            return check(value, "")
+    return value
+
+
+def _json_kind(value: Any) -> str:
+    names = {type(None): "null", bool: "a boolean", int: "a number", float: "a number",
+             str: "a string", list: "an array", dict: "an object"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _preview(value: Any, limit: int = 60) -> str:
+    """A short, one-line, quoted rendering of untrusted text for reasons and logs."""
+    text = json.dumps(value, ensure_ascii=True) if not isinstance(value, bytes) else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

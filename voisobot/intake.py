@@ -1,0 +1,145 @@
+"""The intake: receive from SQS, parse, commit to SQLite, and only then delete from SQS.
+
+Nothing lost: a message leaves the queue only after its row (event, duplicate
+or rejection) is committed. Nothing doubled: the store is idempotent on the SQS
+message id, so a redelivery — after a crash between commit and delete, or a
+delete that failed — adds nothing.
+"""
+
+import logging
+import random
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from voisobot import events, sqs
+from voisobot.config import SqsConfig
+from voisobot.errors import IntakeProblem, MalformedEvent
+from voisobot.store import BatchOutcome, Delivery, Store, time_text
+
+log = logging.getLogger(__name__)
+
+_LOUD = {"access_denied", "no_such_queue", "no_credentials", "bad_credentials", "wrong_region",
+         "store_error", "internal_error"}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_delivery(message: dict) -> Delivery:
+    """Parse one received SQS message; a bad body becomes a Delivery with a reason."""
+    raw = message.get("Body", "").encode("utf-8", "surrogatepass")
+    sent_at = _sent_at(message.get("Attributes", {}).get("SentTimestamp"))
+    try:
+        return Delivery(message["MessageId"], raw, sent_at, event=events.parse(raw))
+    except MalformedEvent as exc:
+        return Delivery(message["MessageId"], raw, sent_at, reason=str(exc))
+
+
+def _sent_at(millis: str | None) -> str | None:
+    try:
+        return time_text(datetime.fromtimestamp(int(millis) / 1000, UTC))
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+class Backoff:
+    """Capped exponential backoff that logs one line when the intake's state changes."""
+
+    def __init__(self, initial: float, maximum: float, jitter=random.random):
+        self.initial, self.maximum, self.jitter = initial, maximum, jitter
+        self.failures = 0
+        self.problem: IntakeProblem | None = None
+
+    def failed(self, problem: IntakeProblem) -> float:
+        if self.problem is None or self.problem.kind != problem.kind:
+            level = logging.ERROR if problem.kind in _LOUD else logging.WARNING
+            log.log(level, "SQS intake: %s", problem)
+        self.problem = problem
+        self.failures += 1
+        delay = min(self.maximum, self.initial * 2 ** min(self.failures - 1, 30))
+        return delay * (0.5 + self.jitter() / 2)  # jitter, so restarts don't stampede
+
+    def succeeded(self, operation: str) -> None:
+        """``operation`` worked: if it is the one that was failing, the problem is over."""
+        if self.problem is None or self.problem.operation != operation:
+            return
+        log.warning("SQS intake: working again after %d failed attempt(s) (%s)",
+                    self.failures, self.problem.kind)
+        self.failures, self.problem = 0, None
+
+
+@dataclass
+class IntakeHealth:
+    last_success: datetime | None = None
+    totals: BatchOutcome = field(default_factory=BatchOutcome)
+
+
+class Intake:
+    def __init__(self, client, config: SqsConfig, store: Store, *, clock=utc_now):
+        self.client, self.config, self.store, self.clock = client, config, store, clock
+        self.stopping = threading.Event()
+        self.backoff = Backoff(config.backoff_initial_seconds, config.backoff_max_seconds)
+        self.health = IntakeHealth()
+
+    def run(self) -> float:
+        """One scheduled run: drain the queue while messages come; return the seconds to wait."""
+        try:
+            while not self.stopping.is_set():
+                messages = self._call("ReceiveMessage", sqs.receive, self.config.wait_time_seconds)
+                if not messages:
+                    return self.config.poll_interval_seconds
+                self.settle(messages)  # even when stopping: this batch is in hand
+        except IntakeProblem as problem:
+            return self.backoff.failed(problem)
+        return 0.0
+
+    def settle(self, messages: list[dict]) -> BatchOutcome:
+        """Commit a received batch, then delete it from SQS."""
+        outcome = self.store_messages(messages)
+        failed = self._call("DeleteMessageBatch", sqs.delete, messages)
+        if failed:
+            self._retry_failed_deletes(messages, failed)
+        return outcome
+
+    def store_messages(self, messages: list[dict]) -> BatchOutcome:
+        """The intake core without the network: parse, validate, dedupe, commit."""
+        deliveries = [to_delivery(m) for m in messages]
+        try:
+            outcome = self.store.record_batch(deliveries, self.clock())
+        except sqlite3.Error as exc:
+            raise IntakeProblem("store_error", f"cannot write to {self.store.path} ({exc}); the "
+                                "messages stay in SQS and will be retried", "store") from exc
+        self.backoff.succeeded("store")
+        for delivery in deliveries:
+            if delivery.reason:
+                log.warning("rejected SQS message %s: %s", delivery.message_id, delivery.reason)
+        self.health.totals.add(outcome)
+        self.health.last_success = self.clock()
+        return outcome
+
+    def _retry_failed_deletes(self, messages: list[dict], failed: list[dict]) -> None:
+        """Retry entries SQS failed on its side once; whatever remains comes back and is
+        recognised as already stored."""
+        retry = [messages[int(f["Id"])] for f in failed if not f.get("SenderFault")]
+        still = [f for f in failed if f.get("SenderFault")]
+        if retry:
+            still += self._call("DeleteMessageBatch", sqs.delete, retry)
+        if still:
+            reasons = sorted({f"{f.get('Code')}: {f.get('Message', '')}" for f in still})
+            log.warning("SQS kept %d stored message(s) after delete (%s); they will be "
+                        "redelivered and recognised as already stored", len(still),
+                        "; ".join(reasons))
+
+    def _call(self, operation: str, function, *args):
+        try:
+            result = function(self.client, self.config.queue_url, *args)
+        except Exception as exc:
+            raise sqs.classify(exc, operation, self.config) from exc
+        self.backoff.succeeded(operation)
+        return result
+
+    def stop(self) -> None:
+        self.stopping.set()

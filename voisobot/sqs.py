@@ -1,0 +1,113 @@
+"""The SQS side: one boto3 client with timeouts, and failures classified in plain words."""
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from voisobot.config import SqsConfig
+from voisobot.errors import IntakeProblem
+
+BATCH_SIZE = 10  # ReceiveMessage and DeleteMessageBatch both stop at 10
+
+IAM_ACTIONS = {
+    "ReceiveMessage": "sqs:ReceiveMessage",
+    "DeleteMessageBatch": "sqs:DeleteMessage",
+    "GetQueueAttributes": "sqs:GetQueueAttributes",
+    "SendMessage": "sqs:SendMessage",
+}
+_ACCESS_DENIED = {"AccessDenied", "AccessDeniedException"}
+_NO_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NonExistentQueue"}
+_BAD_CREDENTIALS = {"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDoesNotMatch",
+                    "InvalidAccessKeyId", "ExpiredToken", "ExpiredTokenException",
+                    "MissingAuthenticationToken", "InvalidSecurity", "AuthFailure"}
+_THROTTLED = {"ThrottlingException", "Throttling", "RequestThrottled", "OverLimit",
+              "RequestLimitExceeded", "TooManyRequestsException", "KmsThrottled"}
+_NO_CREDENTIALS = (botocore.exceptions.NoCredentialsError,
+                   botocore.exceptions.PartialCredentialsError)
+_UNREACHABLE = (botocore.exceptions.EndpointConnectionError,
+                botocore.exceptions.ConnectionClosedError,
+                botocore.exceptions.ConnectTimeoutError,
+                botocore.exceptions.ReadTimeoutError,
+                botocore.exceptions.HTTPClientError)
+
+
+def make_client(config: SqsConfig):
+    """A thread-safe SQS client whose every call is bounded by a timeout."""
+    return boto3.session.Session().client(
+        "sqs",
+        region_name=config.region,
+        endpoint_url=config.endpoint_url or None,
+        config=botocore.config.Config(
+            connect_timeout=config.request_timeout_seconds,
+            read_timeout=config.read_timeout_seconds,
+            retries={"mode": "standard", "max_attempts": 2},
+            user_agent_extra="voisobot",
+        ),
+    )
+
+
+def receive(client, queue_url: str, wait_seconds: int) -> list[dict]:
+    response = client.receive_message(
+        QueueUrl=queue_url,
+        MaxNumberOfMessages=BATCH_SIZE,
+        WaitTimeSeconds=wait_seconds,
+        MessageSystemAttributeNames=["SentTimestamp", "ApproximateReceiveCount"],
+    )
+    return response.get("Messages", [])
+
+
+def delete(client, queue_url: str, messages: list[dict]) -> list[dict]:
+    """Delete a batch; return the ``Failed`` entries (a 200 answer can still hold some)."""
+    entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+    response = client.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+    return response.get("Failed", [])
+
+
+def classify(exc: Exception, operation: str, config: SqsConfig) -> IntakeProblem:
+    """Turn a boto3 failure into an IntakeProblem whose message tells the user what to do."""
+    problem = _classify(exc, operation, config)
+    problem.operation = operation
+    return problem
+
+
+def _classify(exc: Exception, operation: str, config: SqsConfig) -> IntakeProblem:
+    queue = config.queue_url
+    if isinstance(exc, _NO_CREDENTIALS):
+        return IntakeProblem("no_credentials", "no AWS credentials found: set AWS_ACCESS_KEY_ID "
+                            "and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the bot's environment")
+    if isinstance(exc, _UNREACHABLE):
+        where = config.endpoint_url or f"the SQS endpoint of region {config.region}"
+        return IntakeProblem("unreachable", f"cannot reach SQS at {where} ({exc}); check the "
+                            "network, a proxy or sqs.endpoint_url")
+    if not isinstance(exc, botocore.exceptions.ClientError):
+        return IntakeProblem("sqs_error", f"SQS {operation} failed: {type(exc).__name__}: {exc}")
+    return _classify_client_error(exc, operation, config, queue)
+
+
+def _classify_client_error(exc, operation: str, config: SqsConfig, queue: str) -> IntakeProblem:
+    error = exc.response.get("Error", {})
+    codes = {error.get("Code", ""), error.get("QueryErrorCode", "")} - {""}
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    detail = error.get("Message", "") or ", ".join(sorted(codes))
+    if codes & _BAD_CREDENTIALS:
+        return IntakeProblem("bad_credentials", f"AWS rejected the bot's credentials ({detail}); "
+                            "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    if any(code.startswith("Kms") for code in codes) and not codes & _THROTTLED:
+        return IntakeProblem("access_denied", f"the queue is encrypted with a KMS key the bot "
+                            f"cannot use ({detail}); allow kms:Decrypt on that key")
+    if codes & _ACCESS_DENIED or status == 403:
+        action = IAM_ACTIONS.get(operation, f"sqs:{operation}")
+        return IntakeProblem("access_denied", f"AWS denied {action} on {queue}: add {action} "
+                            "to the bot's IAM policy (README: AWS setup)")
+    if codes & _NO_QUEUE:
+        return IntakeProblem("no_such_queue", f"queue {queue} does not exist in region "
+                            f"{config.region}: check sqs.queue_url")
+    if "InvalidAddress" in codes:
+        return IntakeProblem("wrong_region", f"the queue URL does not belong to region "
+                            f"{config.region} ({detail}): fix sqs.region or remove it")
+    if codes & _THROTTLED:
+        return IntakeProblem("throttled", f"SQS is throttling {operation} ({detail}); backing off")
+    if status >= 500:
+        return IntakeProblem("service_error", f"SQS answered {status} to {operation} ({detail}); "
+                            "retrying")
+    return IntakeProblem("sqs_error", f"SQS refused {operation}: {detail}")

@@ -1,0 +1,237 @@
+"""The SQLite cache: every SQS message becomes an event, a duplicate or a rejection.
+
+WAL with ``synchronous=FULL``, because the intake deletes a message from SQS
+right after its commit: a commit that a power cut could undo would lose events
+that SQS no longer holds. One connection per thread (Bolt and APScheduler both
+run work on thread pools).
+"""
+
+import json
+import logging
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from voisobot.errors import VoisoBotError
+from voisobot.events import Event
+
+log = logging.getLogger(__name__)
+
+PRUNE_CHUNK = 5000
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def time_text(moment: datetime) -> str:
+    """UTC as fixed-width text, so that text order is time order in SQL."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One SQS message, parsed: exactly one of ``event`` and ``reason`` is set."""
+
+    message_id: str
+    raw: bytes
+    sent_at: str | None
+    event: Event | None = None
+    reason: str | None = None
+
+
+@dataclass
+class BatchOutcome:
+    stored: list[int] = field(default_factory=list)  # ids of new event rows
+    duplicates: int = 0      # a new message whose body was already stored
+    redelivered: int = 0     # a message id already recorded (SQS at-least-once)
+    rejected: int = 0
+
+    def add(self, other: "BatchOutcome") -> None:
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.redelivered += other.redelivered
+        self.rejected += other.rejected
+
+
+_INSERT_EVENT = """
+    INSERT INTO events (sqs_message_id, body_sha256, received_at, sent_at, event_time, type,
+                        event, callcenter, user, who, access_group, ip, from_value, to_value,
+                        count, params, raw)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT DO NOTHING
+"""
+_INSERT_REJECTED = """
+    INSERT INTO rejected (sqs_message_id, received_at, sent_at, reason, raw)
+    VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+"""
+_INSERT_DUPLICATE = """
+    INSERT INTO duplicates (sqs_message_id, event_id, received_at)
+    VALUES (?, ?, ?) ON CONFLICT DO NOTHING
+"""
+
+
+def event_row(delivery: Delivery, received_at: str) -> tuple:
+    """The events-table row for a valid delivery, in ``_INSERT_EVENT`` order."""
+    e = delivery.event
+    return (delivery.message_id, e.fingerprint, received_at, delivery.sent_at, time_text(e.time),
+            e.type, e.event, e.callcenter, e.user, e.who, e.access_group, e.ip, e.from_value,
+            e.to_value, e.count, json.dumps(e.params, ensure_ascii=False), delivery.raw)
+
+
+class Store:
+    def __init__(self, path: Path | str):
+        self.path = str(path)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        migrate(self.connection())
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    def record_batch(self, deliveries: list[Delivery], received_at: datetime) -> BatchOutcome:
+        """Store a received batch in one transaction; idempotent on the SQS message id."""
+        when = time_text(received_at)
+        outcome = BatchOutcome()
+        with transaction(self.connection()) as conn:
+            for delivery in deliveries:
+                if delivery.event is None:
+                    cursor = conn.execute(_INSERT_REJECTED, (delivery.message_id, when,
+                                                             delivery.sent_at, delivery.reason,
+                                                             delivery.raw))
+                    outcome.rejected += cursor.rowcount
+                    outcome.redelivered += 1 - cursor.rowcount
+                    continue
+                cursor = conn.execute(_INSERT_EVENT, event_row(delivery, when))
+                if cursor.rowcount:
+                    outcome.stored.append(cursor.lastrowid)
+                else:
+                    self._record_conflict(conn, delivery, when, outcome)
+        return outcome
+
+    @staticmethod
+    def _record_conflict(conn, delivery: Delivery, when: str, outcome: BatchOutcome) -> None:
+        """The insert hit a unique key: a redelivery of this message, or a resent body."""
+        if conn.execute("SELECT 1 FROM events WHERE sqs_message_id = ?",
+                        (delivery.message_id,)).fetchone():
+            outcome.redelivered += 1
+            return
+        (event_id,) = conn.execute("SELECT id FROM events WHERE body_sha256 = ?",
+                                   (delivery.event.fingerprint,)).fetchone()
+        cursor = conn.execute(_INSERT_DUPLICATE, (delivery.message_id, event_id, when))
+        outcome.duplicates += cursor.rowcount
+        outcome.redelivered += 1 - cursor.rowcount
+
+    def prune(self, older_than: datetime) -> dict[str, int]:
+        """Delete events (by event time) and rejections (by receive time) before a moment.
+
+        Deletes in chunks so the intake is never locked out for long.
+        """
+        cutoff = time_text(older_than)
+        return {
+            "events": self._delete_chunks("events", "event_time", cutoff),
+            "rejected": self._delete_chunks("rejected", "received_at", cutoff),
+            "duplicates": self._delete_chunks("duplicates", "received_at", cutoff),
+        }
+
+    def _delete_chunks(self, table: str, column: str, cutoff: str) -> int:
+        deleted = 0
+        while True:
+            with transaction(self.connection()) as conn:
+                cursor = conn.execute(
+                    f"DELETE FROM {table} WHERE rowid IN "
+                    f"(SELECT rowid FROM {table} WHERE {column} < ? LIMIT {PRUNE_CHUNK})",
+                    (cutoff,))
+            deleted += cursor.rowcount
+            if cursor.rowcount < PRUNE_CHUNK:
+                return deleted
+
+    def totals(self) -> dict[str, int]:
+        conn = self.connection()
+        return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("events", "duplicates", "rejected")}
+
+    def counts_by_kind(self) -> dict[str, int]:
+        rows = self.connection().execute(
+            "SELECT type || '/' || event, count(*) FROM events GROUP BY type, event ORDER BY 1")
+        return dict(rows.fetchall())
+
+    def latest_events(self, limit: int) -> list[sqlite3.Row]:
+        return self.connection().execute(
+            "SELECT * FROM events ORDER BY event_time DESC, id DESC LIMIT ?", (limit,)).fetchall()
+
+    def latest_rejections(self, limit: int) -> list[sqlite3.Row]:
+        return self.connection().execute(
+            "SELECT * FROM rejected ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+
+
+class transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` on any exception."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def connect(path: str) -> sqlite3.Connection:
+    # check_same_thread=False only so close() can run at shutdown; each thread uses its own.
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class SchemaTooNew(VoisoBotError):
+    pass
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, file name, SQL) for every file in voisobot/migrations, in order."""
+    found = []
+    for item in MIGRATIONS_DIR.glob("*.sql"):
+        found.append((int(item.name.split("_", 1)[0]), item.name, item.read_text("utf-8")))
+    return sorted(found)
+
+
+def migrate(conn: sqlite3.Connection, steps: list[tuple[int, str, str]] | None = None) -> int:
+    """Bring the schema to the newest version; each migration is one transaction."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    steps = migrations() if steps is None else steps
+    newest = steps[-1][0] if steps else 0
+    if current > newest:
+        raise SchemaTooNew(f"the database is at schema version {current}, newer than this "
+                           f"bot knows ({newest}); upgrade the bot or use another store.path")
+    for version, name, sql in steps:
+        if version <= current:
+            continue
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;")
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        log.info("store: applied migration %s", name)
+    return max(current, newest)
