@@ -97,7 +97,7 @@ def run_demo(args) -> int:
     from voisobot import demo  # imports moto, which only the demo and the tests need
 
     with demo.embedded_queue(Path(args.store) if args.store else None) as cfg:
-        configure_logging("WARNING")
+        configure_logging("ERROR")  # the live view shows rejections and the intake's state
         runtime = build(cfg)
         return demo.run(runtime, seconds=args.seconds)
 

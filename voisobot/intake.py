@@ -73,7 +73,7 @@ class Backoff:
 
 @dataclass
 class IntakeHealth:
-    last_success: datetime | None = None
+    last_successful_poll: datetime | None = None  # a ReceiveMessage that worked, empty or not
     totals: BatchOutcome = field(default_factory=BatchOutcome)
 
 
@@ -89,6 +89,7 @@ class Intake:
         try:
             while not self.stopping.is_set():
                 messages = self._call("ReceiveMessage", sqs.receive, self.config.wait_time_seconds)
+                self.health.last_successful_poll = self.clock()
                 if not messages:
                     return self.config.poll_interval_seconds
                 self.settle(messages)  # even when stopping: this batch is in hand
@@ -117,7 +118,6 @@ class Intake:
             if delivery.reason:
                 log.warning("rejected SQS message %s: %s", delivery.message_id, delivery.reason)
         self.health.totals.add(outcome)
-        self.health.last_success = self.clock()
         return outcome
 
     def _retry_failed_deletes(self, messages: list[dict], failed: list[dict]) -> None:

@@ -171,8 +171,9 @@ class Store:
         return dict(rows.fetchall())
 
     def latest_events(self, limit: int) -> list[sqlite3.Row]:
+        """The last events received (by arrival: a body's timestamp is the sender's word)."""
         return self.connection().execute(
-            "SELECT * FROM events ORDER BY event_time DESC, id DESC LIMIT ?", (limit,)).fetchall()
+            "SELECT * FROM events ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
 
     def latest_rejections(self, limit: int) -> list[sqlite3.Row]:
         return self.connection().execute(

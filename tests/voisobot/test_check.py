@@ -1,6 +1,7 @@
 """``bot.py check`` says in plain words what is wrong with the setup."""
 
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -30,8 +31,8 @@ def test_a_working_setup_passes_and_warns_about_a_missing_dead_letter_queue(queu
 def test_a_dead_letter_queue_is_reported(sqs_admin, make_queue, make_config):
     dlq = make_queue()
     arn = sqs_admin.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])
-    policy = '{"deadLetterTargetArn": "%s", "maxReceiveCount": "5"}' % (
-        arn["Attributes"]["QueueArn"])
+    policy = json.dumps({"deadLetterTargetArn": arn["Attributes"]["QueueArn"],
+                         "maxReceiveCount": "5"})
     code, out = run_check(make_config(make_queue(RedrivePolicy=policy)))
     assert code == 0 and "after 5 receives" in out and "warning" not in out
 

@@ -112,7 +112,7 @@ def test_endpoint_url_admits_a_local_queue_url_and_an_explicit_region():
 
 
 def test_a_local_queue_url_without_endpoint_url_is_refused():
-    with pytest.raises(ConfigError, match="sqs.queue_url"):
+    with pytest.raises(ConfigError, match=r"sqs\.queue_url"):
         config.from_dict({"sqs": {"queue_url": "http://127.0.0.1:4566/000000000000/q"}})
 
 

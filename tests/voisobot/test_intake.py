@@ -117,8 +117,9 @@ def test_malformed_messages_are_kept_with_reason_then_deleted(sqs_admin, queue_u
 def test_unreachable_sqs_is_logged_once_and_recovers(sqs_admin, make_queue, make_config,
                                                      fault_proxy, caplog):
     queue_url = make_queue()
-    cfg = make_config(queue_url, endpoint_url=fault_proxy.url, request_timeout_seconds=0.5)
-    fault_proxy.hang_seconds = 2.0
+    cfg = make_config(queue_url, endpoint_url=fault_proxy.url, wait_time_seconds=0,
+                      request_timeout_seconds=0.3)  # read timeout 0.3 s
+    fault_proxy.hang_seconds = 1.0
     fault_proxy.fail("ReceiveMessage", "hang", times=100)
     intake = make_intake(cfg)
     intake.backoff.jitter = lambda: 1.0  # no jitter: the growth itself is under test

@@ -1,0 +1,145 @@
+"""``bot.py demo`` run the way a user runs it: a real subprocess, then its SQLite file read back."""
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from voisobot import samples
+from voisobot.demo import _console_text
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+SUMMARY = re.compile(r"stored (\d+) events of (\d+) kinds, (\d+) duplicates, (\d+) rejected")
+UNKNOWN_KIND = "app_login/mfa_failed"
+HOSTILE_NAME = "<!channel> <https://evil.example|Voiso login>"
+
+
+def demo_command(store: Path, *extra: str) -> list[str]:
+    return [sys.executable, "bot.py", "demo", "--store", str(store), *extra]
+
+
+def demo_env() -> dict[str, str]:
+    return {**os.environ, **FAKE_AWS_ENV}
+
+
+def query(store: Path, sql: str) -> list[tuple]:
+    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def stored_kinds(store: Path) -> dict[str, int]:
+    return dict(query(store, "SELECT type || '/' || event, count(*) FROM events GROUP BY 1"))
+
+
+@pytest.fixture(scope="module")
+def short_demo(tmp_path_factory):
+    """One eight-second demo, shared by the tests that read its output and its store."""
+    store = tmp_path_factory.mktemp("demo") / "demo.sqlite3"
+    result = subprocess.run(demo_command(store, "--seconds", "8"), cwd=REPO_ROOT, env=demo_env(),
+                            capture_output=True, text=True, timeout=60)
+    return result, store
+
+
+def test_a_timed_demo_exits_0_with_a_summary_that_matches_its_store(short_demo):
+    result, store = short_demo
+    assert result.returncode == 0, result.stderr
+    summary = SUMMARY.search(result.stdout)
+    assert summary, result.stdout
+    kinds = stored_kinds(store)
+    assert int(summary[1]) == sum(kinds.values())
+    assert int(summary[2]) == len(kinds)
+    assert int(summary[4]) == query(store, "SELECT count(*) FROM rejected")[0][0]
+
+
+def test_a_timed_demo_stores_every_documented_kind(short_demo):
+    _, store = short_demo
+    assert set(samples.EXAMPLES) <= set(stored_kinds(store))
+
+
+def test_a_timed_demo_stores_an_unknown_kind(short_demo):
+    _, store = short_demo
+    assert stored_kinds(store).get(UNKNOWN_KIND, 0) > 0
+
+
+def test_a_timed_demo_keeps_malformed_messages_as_rejections_with_reasons(short_demo):
+    _, store = short_demo
+    reasons = [reason for (reason,) in query(store, "SELECT reason FROM rejected")]
+    assert reasons
+    assert all(reason.strip() for reason in reasons)
+
+
+def test_a_timed_demo_stores_a_hostile_login_name_verbatim(short_demo):
+    _, store = short_demo
+    users = {user for (user,) in query(store, "SELECT user FROM events")}
+    assert HOSTILE_NAME in users
+
+
+def test_a_timed_demo_prints_no_control_characters(short_demo):
+    result, _ = short_demo
+    assert [char for char in result.stdout if not char.isprintable() and char != "\n"] == []
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("maria.lopez@acme.example", "maria.lopez@acme.example"),
+    ("root\x1b[2J\x1b[31mok", "root\\x1b[2J\\x1b[31mok"),
+    ("evil\u202etxt.exe", "evil\\u202etxt.exe"),
+    ("two\nlines\r", "two\\nlines\\r"),
+    ("x" * 50, "x" * 37 + "..."),
+])
+def test_console_text_escapes_control_characters_and_cuts_long_values(value, shown):
+    assert _console_text(value, 40) == shown
+
+
+def wait_for_stored_events(store: Path, demo: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert demo.poll() is None, "the demo exited before storing anything"
+        try:
+            if query(store, "SELECT count(*) FROM events")[0][0] > 0:
+                return
+        except sqlite3.Error:
+            pass  # not created or not migrated yet
+        time.sleep(0.2)
+    raise AssertionError(f"no events stored in {store} within {timeout} s")
+
+
+def default_sigint() -> None:
+    # A shell starting a job in the background makes it ignore SIGINT, and Python then
+    # never turns SIGINT into KeyboardInterrupt: give the demo what a terminal would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_stops_the_demo_cleanly_with_a_final_summary(tmp_path, signum):
+    store, output = tmp_path / "demo.sqlite3", tmp_path / "stdout.txt"
+    with output.open("w") as stdout, (tmp_path / "stderr.txt").open("w") as stderr:
+        demo = subprocess.Popen(demo_command(store), cwd=REPO_ROOT, env=demo_env(), stdout=stdout,
+                                stderr=stderr, preexec_fn=default_sigint)
+        try:
+            wait_for_stored_events(store, demo, timeout=20)
+            demo.send_signal(signum)
+            returncode = demo.wait(timeout=30)
+        finally:
+            if demo.poll() is None:
+                demo.kill()
+                demo.wait()
+    printed = output.read_text()
+    assert returncode == 0, (tmp_path / "stderr.txt").read_text()
+    assert "Ctrl-C" in printed.splitlines()[0]
+    summary = SUMMARY.search(printed)
+    assert summary, printed
+    assert int(summary[1]) == sum(stored_kinds(store).values())
