@@ -117,6 +117,9 @@ class Intake:
         for delivery in deliveries:
             if delivery.reason:
                 log.warning("rejected SQS message %s: %s", delivery.message_id, delivery.reason)
+        log.debug("stored a batch of %d: %d new, %d duplicate(s), %d redelivered, %d rejected",
+                  len(deliveries), len(outcome.stored), outcome.duplicates, outcome.redelivered,
+                  outcome.rejected)
         self.health.totals.add(outcome)
         return outcome
 

@@ -6,7 +6,6 @@ that SQS no longer holds. One connection per thread (Bolt and APScheduler both
 run work on thread pools).
 """
 
-import json
 import logging
 import sqlite3
 import threading
@@ -75,7 +74,7 @@ def event_row(delivery: Delivery, received_at: str) -> tuple:
     e = delivery.event
     return (delivery.message_id, e.fingerprint, received_at, delivery.sent_at, time_text(e.time),
             e.type, e.event, e.callcenter, e.user, e.who, e.access_group, e.ip, e.from_value,
-            e.to_value, e.count, json.dumps(e.params, ensure_ascii=False), delivery.raw)
+            e.to_value, e.count, e.params_json, delivery.raw)
 
 
 class Store:

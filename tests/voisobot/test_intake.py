@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tests.conftest import sqs_message
 from voisobot import samples, sqs
 from voisobot.intake import Intake
 from voisobot.store import Store
@@ -207,3 +208,36 @@ def test_a_store_that_cannot_write_keeps_the_messages_in_sqs(sqs_admin, make_que
     time.sleep(1.1)
     drain(intake)
     assert intake.store.totals()["events"] == 1 and queue_depth(sqs_admin, queue_url) == 0
+
+
+def _sendable(raw: bytes) -> bool:
+    """SQS takes non-empty UTF-8 text without most control characters."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return bool(text) and all(c in "\t\n\r" or c >= " " for c in text)
+
+
+def test_every_malformed_body_ends_in_the_rejected_table_with_its_reason(sqs_admin, queue_url,
+                                                                         make_config):
+    from tests.voisobot.test_events import MALFORMED
+
+    cfg = make_config(queue_url)
+    intake = make_intake(cfg)
+    expected = {}
+    for case, raw, reason in MALFORMED:
+        if _sendable(raw):
+            expected[send(sqs_admin, queue_url, raw.decode("utf-8"))] = (raw, reason)
+        else:  # what boto3 would hand over if SQS ever carried such bytes
+            message = sqs_message(raw.decode("utf-8", "surrogateescape"), f"local-{case}")
+            intake.store_messages([message])
+            expected[message["MessageId"]] = (None, reason)
+    drain(intake)
+    rows = intake.store.connection().execute("SELECT sqs_message_id, reason, raw FROM rejected")
+    stored = {row["sqs_message_id"]: row for row in rows}
+    assert stored.keys() == expected.keys()
+    for message_id, (raw, reason) in expected.items():
+        assert reason in stored[message_id]["reason"]
+        assert raw is None or stored[message_id]["raw"] == raw
+    assert intake.store.totals()["events"] == 0 and queue_depth(sqs_admin, queue_url) == 0
