@@ -241,3 +241,21 @@ def test_every_malformed_body_ends_in_the_rejected_table_with_its_reason(sqs_adm
         assert reason in stored[message_id]["reason"]
         assert raw is None or stored[message_id]["raw"] == raw
     assert intake.store.totals()["events"] == 0 and queue_depth(sqs_admin, queue_url) == 0
+
+
+def test_backoff_is_capped_and_logs_again_only_when_the_problem_changes(caplog):
+    from voisobot.errors import IntakeProblem
+    from voisobot.intake import Backoff
+
+    backoff = Backoff(1.0, 60.0, jitter=lambda: 1.0)
+    unreachable = IntakeProblem("unreachable", "cannot reach SQS", "ReceiveMessage")
+    with caplog.at_level(logging.WARNING, logger="voisobot"):
+        delays = [backoff.failed(unreachable) for _ in range(10)]
+        backoff.succeeded("DeleteMessageBatch")  # another call working proves nothing
+        backoff.failed(IntakeProblem("throttled", "SQS is throttling", "ReceiveMessage"))
+        backoff.succeeded("ReceiveMessage")
+    assert delays == [1, 2, 4, 8, 16, 32, 60, 60, 60, 60]
+    assert [r.getMessage() for r in caplog.records] == [
+        "SQS intake: cannot reach SQS", "SQS intake: SQS is throttling",
+        "SQS intake: working again after 11 failed attempt(s) (throttled)"]
+    assert backoff.failed(unreachable) == 1.0  # a fresh problem starts from the beginning
