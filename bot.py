@@ -4,6 +4,7 @@
     python bot.py [--config PATH] check          say in plain words what is wrong with the setup
     python bot.py [--config PATH] send-sample [KIND]
                                                  send the vendor's example of every kind (or one)
+    python bot.py [--config PATH] render [KIND]   print the Slack alert of each example (or one)
     python bot.py demo [--seconds N]             everything on embedded defaults, no AWS needed
 
 Configuration is read and validated once here; every object is built here and
@@ -12,6 +13,7 @@ handed what it needs. Exit codes: 0 fine, 1 a problem found or a failed send,
 """
 
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -19,10 +21,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from voisobot import check, config, jobs, samples, sqs
+from voisobot import check, config, events, jobs, routing, samples, sqs
 from voisobot.config import Config
 from voisobot.errors import ConfigError, VoisoBotError
 from voisobot.intake import Intake, utc_now
+from voisobot.render import AlertView, SlackRenderer
 from voisobot.store import Store
 
 log = logging.getLogger("voisobot")
@@ -71,11 +74,17 @@ def run(cfg: Config, args) -> int:
     return 0
 
 
-def send_sample(cfg: Config, args) -> int:
+def selected_kinds(name: str | None) -> list[str] | None:
     try:
-        kinds = [samples.resolve_kind(args.kind)] if args.kind else list(samples.EXAMPLES)
+        return samples.select(name)
     except KeyError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
+        return None
+
+
+def send_sample(cfg: Config, args) -> int:
+    kinds = selected_kinds(args.kind)
+    if kinds is None:
         return 2
     client = sqs.make_client(cfg.sqs)
     for kind in kinds:
@@ -86,6 +95,21 @@ def send_sample(cfg: Config, args) -> int:
             print(f"error: {sqs.classify(exc, 'SendMessage', cfg.sqs)}", file=sys.stderr)
             return 1
         print(f"sent {kind} as message {sent['MessageId']}")
+    return 0
+
+
+def render_samples(cfg: Config, args) -> int:
+    """Print the Slack message of the vendor's example of each kind, for template authors."""
+    kinds = selected_kinds(args.kind)
+    if kinds is None:
+        return 2
+    renderer = SlackRenderer(cfg.templates_path)
+    for kind in kinds:
+        event = events.parse(samples.body_text(samples.EXAMPLES[kind]).encode())
+        severity = routing.severity_of(event, cfg.severity)
+        print(f"# {kind}: severity {severity}, template {renderer.template_for(kind)}")
+        print(json.dumps(renderer.render(AlertView(event, severity)), indent=2,
+                         ensure_ascii=False))
     return 0
 
 
@@ -102,7 +126,7 @@ def run_demo(args) -> int:
         return demo.run(runtime, seconds=args.seconds)
 
 
-COMMANDS = {"run": run, "check": run_check, "send-sample": send_sample}
+COMMANDS = {"run": run, "check": run_check, "send-sample": send_sample, "render": render_samples}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -114,6 +138,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     commands.add_parser("check", help="check the config, the queue and the permissions")
     sample = commands.add_parser("send-sample", help="send the vendor's example events")
     sample.add_argument("kind", nargs="?", help="one kind, e.g. app_login/unauthorized_ip")
+    render = commands.add_parser("render", help="print the Slack alert for the vendor's examples")
+    render.add_argument("kind", nargs="?", help="one kind, e.g. user/privileges_updated")
     demo = commands.add_parser("demo", help="run everything on embedded defaults")
     demo.add_argument("--seconds", type=float, default=None, help="stop after this long")
     demo.add_argument("--store", help="keep the demo's SQLite file here (default: a temp dir)")

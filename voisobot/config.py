@@ -25,12 +25,29 @@ _AWS_QUEUE_URL = re.compile(
 )
 _ANY_QUEUE_PATH = re.compile(r"^/[^/]+/[A-Za-z0-9_-]{1,80}(?:\.fifo)?$")
 _REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d+$")
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+_KIND = re.compile(r"^[^/\s]+/[^/\s]+$")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+SEVERITIES = ("info", "low", "medium", "high", "critical")  # in rising order
+Match = tuple[str, ...]  # a TOML string or list of strings; "*" matches anything
 
 
-def option(default: Any = dataclasses.MISSING, *, expect: str, check=lambda v: True):
-    """A config field: its default, a phrase saying what is expected, and a check."""
-    return field(default=default, metadata={"expect": expect, "check": check})
+def option(default: Any = dataclasses.MISSING, *, expect: str, check=lambda v: True,
+           key: str | None = None):
+    """A config field: its default, a phrase saying what is expected, a check, and its TOML
+    key when that differs from the field name."""
+    metadata = {"expect": expect, "check": check, "key": key}
+    if isinstance(default, tuple):
+        return field(default_factory=lambda: default, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _channel_or_empty(value: str) -> bool:
+    return value == "" or bool(_CHANNEL_ID.match(value))
+
+
+def _any_of(expect: str) -> str:
+    return f"{expect}, or a list of them (\"*\" matches any)"
 
 
 def _between(low, high):
@@ -80,7 +97,40 @@ class LogConfig:
                         check=lambda v: v.upper() in LOG_LEVELS)
 
 
-SECTIONS: dict[str, type] = {"sqs": SqsConfig, "store": StoreConfig, "log": LogConfig}
+@dataclass(frozen=True)
+class SlackConfig:
+    api_base_url: str = option("https://slack.com/api/",
+                               expect="an http(s) URL ending in /, e.g. https://slack.com/api/",
+                               check=lambda v: urlsplit(v).scheme in ("http", "https")
+                               and v.endswith("/"))
+    default_channel: str = option("", expect="a Slack channel ID such as C0123ABCD, or empty",
+                                  check=_channel_or_empty)
+    templates_dir: str = option("", expect="a directory of your own templates, or empty")
+    timeout_seconds: float = option(10.0, expect="a number of seconds from 1 to 60",
+                                    check=_between(1, 60))
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    channel: str = option("", expect="a Slack channel ID such as C0123ABCD",
+                          check=_channel_or_empty)
+    type: tuple[str, ...] = option(("*",), check=all,
+                                expect=_any_of("an event type such as app_login"))
+    event: tuple[str, ...] = option(("*",), check=all,
+                                 expect=_any_of("an event name such as unauthorized_ip"))
+    callcenter: tuple[str, ...] = option(("*",), check=all,
+                                      expect=_any_of("a call center name"))
+    access_group: tuple[str, ...] = option(("*",), check=all,
+                                        expect=_any_of("an access group such as admin"))
+    min_severity: str = option("info", expect="one of " + ", ".join(SEVERITIES),
+                               check=lambda v: v in SEVERITIES)
+    continue_matching: bool = option(False, expect="true or false", key="continue")
+    mute: bool = option(False, expect="true or false")
+
+
+SECTIONS: dict[str, type] = {"sqs": SqsConfig, "store": StoreConfig, "log": LogConfig,
+                             "slack": SlackConfig}
+SPECIAL_SECTIONS = ("severity", "routes")
 
 
 @dataclass(frozen=True)
@@ -88,11 +138,21 @@ class Config:
     sqs: SqsConfig
     store: StoreConfig = field(default_factory=StoreConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    slack: SlackConfig = field(default_factory=SlackConfig)
+    severity: dict[str, str] = field(default_factory=dict)  # "type/event" -> severity
+    routes: tuple[RouteConfig, ...] = ()
     base_dir: Path = Path(".")
 
     @property
     def store_path(self) -> Path:
         return self.base_dir / Path(self.store.path).expanduser()
+
+    @property
+    def templates_path(self) -> Path | None:
+        """The user's own templates, which override the built-in ones file by file."""
+        if not self.slack.templates_dir:
+            return None
+        return self.base_dir / Path(self.slack.templates_dir).expanduser()
 
 
 def load(path: Path = DEFAULT_PATH) -> Config:
@@ -113,15 +173,19 @@ def load(path: Path = DEFAULT_PATH) -> Config:
 def from_dict(data: dict, *, base_dir: Path = Path("."), source: str = "config") -> Config:
     """Validate a parsed TOML document (also used by tests and the demo)."""
     for key in data:
-        if key not in SECTIONS:
+        if key not in SECTIONS and key not in SPECIAL_SECTIONS:
             raise ConfigError(f"{source}: unknown section [{key}]; expected one of "
-                              + ", ".join(f"[{name}]" for name in SECTIONS))
+                              + ", ".join(f"[{name}]" for name in (*SECTIONS, *SPECIAL_SECTIONS)))
     if "sqs" not in data:
         raise ConfigError(f"{source}: sqs.queue_url: missing; expected "
                           + _expect(SqsConfig, "queue_url"))
     sections = {name: _section(cls, data.get(name, {}), name, source)
                 for name, cls in SECTIONS.items()}
-    config = Config(**sections, base_dir=base_dir)
+    config = Config(**sections, severity=_severities(data.get("severity", {}), source),
+                    routes=_routes(data.get("routes", []), source), base_dir=base_dir)
+    if config.templates_path and not config.templates_path.is_dir():
+        raise ConfigError(f"{source}: slack.templates_dir: expected an existing directory, "
+                          f"got {_show(config.slack.templates_dir)} ({config.templates_path})")
     if config.sqs.backoff_max_seconds < config.sqs.backoff_initial_seconds:
         raise ConfigError(f"{source}: sqs.backoff_max_seconds: expected at least "
                           f"sqs.backoff_initial_seconds ({config.sqs.backoff_initial_seconds})")
@@ -131,7 +195,7 @@ def from_dict(data: dict, *, base_dir: Path = Path("."), source: str = "config")
 def _section(cls: type, table: Any, name: str, source: str):
     if not isinstance(table, dict):
         raise ConfigError(f"{source}: {name}: expected a table [{name}], got {_show(table)}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.metadata["key"] or f.name: f for f in dataclasses.fields(cls)}
     for key in table:
         if key not in fields:
             raise ConfigError(f"{source}: {name}.{key}: unknown key; expected one of "
@@ -139,21 +203,56 @@ def _section(cls: type, table: Any, name: str, source: str):
     values = {}
     for key, spec in fields.items():
         if key in table:
-            values[key] = _value(spec, table[key], f"{source}: {name}.{key}")
-        elif spec.default is dataclasses.MISSING:
+            values[spec.name] = _value(spec, table[key], f"{source}: {name}.{key}")
+        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
             expect = spec.metadata["expect"]
             raise ConfigError(f"{source}: {name}.{key}: missing; expected {expect}")
     return cls(**values)
 
 
+def _severities(table: Any, source: str) -> dict[str, str]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: severity: expected a table [severity], got {_show(table)}")
+    for kind, level in table.items():
+        if not _KIND.match(kind):
+            raise ConfigError(f'{source}: severity."{kind}": unknown key; expected a kind '
+                              'written type/event, e.g. "app_login/unauthorized_ip"')
+        if level not in SEVERITIES:
+            raise ConfigError(f'{source}: severity."{kind}": expected one of '
+                              f"{', '.join(SEVERITIES)}, got {_show(level)}")
+    return dict(table)
+
+
+def _routes(items: Any, source: str) -> tuple[RouteConfig, ...]:
+    if not isinstance(items, list):
+        raise ConfigError(f"{source}: routes: expected [[routes]] tables, got {_show(items)}")
+    routes = tuple(_section(RouteConfig, item, f"routes[{i}]", source)
+                   for i, item in enumerate(items))
+    for i, route in enumerate(routes):
+        if not route.channel and not route.mute:
+            raise ConfigError(f"{source}: routes[{i}].channel: missing; expected a Slack "
+                              "channel ID such as C0123ABCD (or mute = true)")
+    return routes
+
+
 def _value(spec: dataclasses.Field, value: Any, where: str):
     kind = spec.type
+    if kind == Match:
+        return _match_value(spec, value, where)
     ok_type = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value, ok_type = float(value), True
     if not ok_type or not spec.metadata["check"](value):
         raise ConfigError(f"{where}: expected {spec.metadata['expect']}, got {_show(value)}")
     return value.upper() if spec.name == "level" else value
+
+
+def _match_value(spec: dataclasses.Field, value: Any, where: str) -> Match:
+    values = (value,) if isinstance(value, str) else value
+    if not isinstance(values, list | tuple) or not values \
+            or not all(isinstance(v, str) and v for v in values):
+        raise ConfigError(f"{where}: expected {spec.metadata['expect']}, got {_show(value)}")
+    return tuple(values)
 
 
 def _resolve_queue(sqs: SqsConfig, source: str) -> SqsConfig:

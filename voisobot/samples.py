@@ -74,5 +74,10 @@ def resolve_kind(name: str) -> str:
     raise KeyError(f"unknown or ambiguous kind {name!r}; use one of: {hint}")
 
 
+def select(name: str | None) -> list[str]:
+    """Every kind when ``name`` is None, else the one it names (KeyError if none)."""
+    return [resolve_kind(name)] if name else list(EXAMPLES)
+
+
 def body_text(body: dict) -> str:
     return json.dumps(body, separators=(", ", ": "))

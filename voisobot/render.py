@@ -1,0 +1,249 @@
+"""Alerts as Slack Block Kit messages, rendered from Jinja templates that are safe with
+untrusted text whatever the template author writes.
+
+Safety does not depend on the templates:
+- every ``{{ expression }}`` passes through ``finalize``, which escapes it for mrkdwn
+  (``&``, ``<``, ``>``: no mention, no link) and then for JSON (no broken string), and
+  makes it one line with visible control characters (no fake lines, no bidi tricks).
+  Its result is marked safe (autoescape is on), so the output of a macro or a block is
+  not escaped twice; filters that would mark raw text safe are removed or replaced;
+- templates run in Jinja's sandbox, and their output is data, never evaluated again,
+  so a login name holding ``{{ 7*7 }}`` renders literally;
+- after rendering, every mrkdwn object gets ``verbatim: true`` (no auto-linking),
+  Slack's limits are enforced with a visible ``…``, and the message is checked with
+  slack_sdk's Block Kit models. A template that fails at any step never loses the
+  alert: the generic template renders it, and the error is logged with the file name.
+"""
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
+from slack_sdk.models.blocks import Block
+
+from voisobot.errors import VoisoBotError
+from voisobot.events import Event
+
+log = logging.getLogger(__name__)
+
+BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "slack"
+GENERIC_TEMPLATE = "_generic.json.j2"
+ELLIPSIS = "…"
+SEVERITY_EMOJI = {"info": ":information_source:", "low": ":large_blue_circle:",
+                  "medium": ":large_yellow_circle:", "high": ":large_orange_circle:",
+                  "critical": ":red_circle:"}
+
+# Slack's limits (Block Kit reference): the renderer truncates to these.
+MAX_BLOCKS = 50
+MAX_TEXT = {"header": 150, "section": 3000, "context": 2000, "field": 2000, "button": 75}
+MAX_FIELDS = 10
+MAX_CONTEXT_ELEMENTS = 10
+MAX_FALLBACK_TEXT = 3000
+MAX_BUTTON_VALUE = 2000
+MAX_ID = 255
+
+_INVISIBLE = re.compile(r"[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069"
+                        r"\ufeff\ud800-\udfff]")
+
+
+class RenderError(VoisoBotError):
+    """A template failed or produced a message Slack would refuse."""
+
+
+@dataclass(frozen=True)
+class AlertView:
+    """What a template sees. ``event`` fields are untrusted; the rest is the bot's own."""
+
+    event: Event
+    severity: str
+    alert_id: int | None = None
+    context: tuple[str, ...] = ()  # what the cache knows, one line each
+    group: dict[str, Any] | None = None  # a storm's summary, when grouped
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def slack_text(value: Any) -> str:
+    """Any value as text safe inside a mrkdwn string inside a JSON string literal."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = value.strftime("%Y-%m-%d %H:%M:%S UTC")
+    text = _INVISIBLE.sub(_visible, str(value))
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+def _finalize(value: Any) -> Markup:
+    """Escape a template expression's value, unless it is the output of a macro or block
+    (Markup), which is made of literal template text and values escaped already."""
+    return value if isinstance(value, Markup) else Markup(slack_text(value))
+
+
+_UNSAFE_FILTERS = ("safe", "urlize", "xmlattr", "forceescape")
+
+
+def _visible(match: re.Match) -> str:
+    char = match.group()
+    if char in "\n\r\t":
+        return " "
+    return f"\\u{ord(char):04x}"  # shown, not obeyed: a reader sees the trick
+
+
+def template_name(kind: str) -> str:
+    return kind.replace("/", ".") + ".json.j2"
+
+
+class SlackRenderer:
+    def __init__(self, override_dir: Path | None = None, builtin_dir: Path = BUILTIN_TEMPLATES):
+        paths = [str(p) for p in (override_dir, builtin_dir) if p]
+        self.env = SandboxedEnvironment(loader=jinja2.FileSystemLoader(paths),
+                                        finalize=_finalize, autoescape=True,
+                                        undefined=jinja2.StrictUndefined,
+                                        trim_blocks=True, lstrip_blocks=True)
+        for name in _UNSAFE_FILTERS:
+            self.env.filters.pop(name, None)
+        self.env.filters["e"] = self.env.filters["escape"] = _finalize
+
+    def render(self, alert: AlertView) -> dict:
+        """The message for an alert: its kind's template, else the generic one, else a
+        minimal message built here — an alert is never lost to a template."""
+        name = self.template_for(alert.event.kind)
+        for candidate in dict.fromkeys((name, GENERIC_TEMPLATE)):
+            try:
+                return self.render_with(candidate, alert)
+            except (RenderError, jinja2.TemplateError, ValueError) as exc:
+                log.error("template %s failed for %s alert: %s; using the %s", candidate,
+                          alert.event.kind, exc, "generic template"
+                          if candidate != GENERIC_TEMPLATE else "built-in minimal message")
+        return minimal_message(alert)
+
+    def template_for(self, kind: str) -> str:
+        """The kind's own template (the user's override first), else the generic one."""
+        name = template_name(kind)
+        try:
+            self.env.loader.get_source(self.env, name)  # exists? (compiling is render's job)
+        except jinja2.TemplateNotFound:
+            return GENERIC_TEMPLATE
+        return name
+
+    def render_with(self, name: str, alert: AlertView) -> dict:
+        text = self.env.get_template(name).render(**_template_context(alert))
+        try:
+            message = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RenderError(f"not valid JSON ({exc.msg} at line {exc.lineno} column "
+                              f"{exc.colno})") from None
+        return checked_message(message)
+
+
+def _template_context(alert: AlertView) -> dict[str, Any]:
+    e = alert.event
+    return {
+        "event": {"kind": e.kind, "type": e.type, "event": e.event, "time": e.time,
+                  "callcenter": e.callcenter, "user": e.user, "who": e.who,
+                  "access_group": e.access_group, "ip": e.ip, "from": e.from_value,
+                  "to": e.to_value, "count": e.count, "params": e.params},
+        "severity": alert.severity,
+        "severity_emoji": SEVERITY_EMOJI.get(alert.severity, ":grey_question:"),
+        "ack_value": json.dumps({"alert": alert.alert_id}, separators=(",", ":")),
+        "context": alert.context, "group": alert.group, **alert.extra,
+    }
+
+
+def checked_message(message: Any) -> dict:
+    """Enforce the safety rules and Slack's limits on a rendered message, then validate it."""
+    if not isinstance(message, dict) or not isinstance(message.get("text"), str) \
+            or not isinstance(message.get("blocks", []), list):
+        raise RenderError('expected an object with a "text" string and a "blocks" list')
+    message["text"] = truncate(message["text"], MAX_FALLBACK_TEXT)
+    blocks = message.get("blocks", [])
+    if len(blocks) > MAX_BLOCKS:
+        blocks = blocks[:MAX_BLOCKS]
+    message["blocks"] = [_checked_block(block) for block in blocks]
+    try:
+        for block in message["blocks"]:
+            Block.parse(block).to_dict()  # slack_sdk's own checks of Block Kit's rules
+    except Exception as exc:
+        raise RenderError(f"invalid Block Kit: {exc}") from None
+    return message
+
+
+def _checked_block(block: Any) -> dict:
+    if not isinstance(block, dict):
+        raise RenderError(f"a block must be an object, got {type(block).__name__}")
+    kind = block.get("type")
+    if "block_id" in block and len(str(block["block_id"])) > MAX_ID:
+        raise RenderError("block_id longer than 255 characters")
+    if kind == "header":
+        _require_plain_text(block.get("text"), "header")
+        _limit_text(block.get("text"), MAX_TEXT["header"])
+    elif kind == "section":
+        _limit_text(block.get("text"), MAX_TEXT["section"])
+        if "fields" in block:
+            block["fields"] = block["fields"][:MAX_FIELDS]
+            for item in block["fields"]:
+                _limit_text(item, MAX_TEXT["field"])
+    elif kind == "context":
+        block["elements"] = block.get("elements", [])[:MAX_CONTEXT_ELEMENTS]
+        for item in block["elements"]:
+            _limit_text(item, MAX_TEXT["context"])
+    elif kind == "actions":
+        for element in block.get("elements", []):
+            _check_button(element)
+    return block
+
+
+def _limit_text(obj: Any, limit: int) -> None:
+    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+        return
+    obj["text"] = truncate(obj["text"], limit)
+    if obj.get("type") == "mrkdwn":
+        obj["verbatim"] = True  # no auto-linking of URLs typed into event fields
+
+
+def _require_plain_text(obj: Any, where: str) -> None:
+    """Slack refuses mrkdwn where plain_text is required; slack_sdk's models let it pass."""
+    if not isinstance(obj, dict) or obj.get("type") != "plain_text":
+        raise RenderError(f"{where} text must be a plain_text object")
+
+
+def _check_button(element: Any) -> None:
+    if not isinstance(element, dict):
+        return
+    if element.get("type") == "button":
+        _require_plain_text(element.get("text"), "button")
+    _limit_text(element.get("text"), MAX_TEXT["button"])
+    if len(str(element.get("value", ""))) > MAX_BUTTON_VALUE:
+        raise RenderError("button value longer than 2000 characters")
+    if len(str(element.get("action_id", ""))) > MAX_ID:
+        raise RenderError("action_id longer than 255 characters")
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut to ``limit`` characters with a visible ``…``, never inside an escape like
+    ``&amp;`` (a half entity would show as garbage)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - len(ELLIPSIS)]
+    amp = cut.rfind("&", max(0, len(cut) - 5))
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + ELLIPSIS
+
+
+def minimal_message(alert: AlertView) -> dict:
+    """The last resort when even the generic template fails: built here, still escaped."""
+    e = alert.event
+    summary = (f"{SEVERITY_EMOJI.get(alert.severity, '')} [{alert.severity.upper()}] "
+               f"Voiso {e.kind} at {slack_text(e.time)}: user {slack_text(e.user or '-')}, "
+               f"by {slack_text(e.who or '-')}, ip {slack_text(e.ip or e.to_value or '-')}")
+    text = truncate(json.loads(f'"{summary}"'), MAX_TEXT["section"])
+    return {"text": truncate(text, MAX_FALLBACK_TEXT), "blocks": [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}]}

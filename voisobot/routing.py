@@ -1,0 +1,80 @@
+"""Which alerts go where: a severity for every event, and the routes of config.toml.
+
+Severity defaults are what a security team would sign off: anything that widens
+access (an allow-list edit, a privilege change to admin) or that shows an
+attack in progress (a login from an unauthorized IP, into a deleted account) is
+high or critical; a successful login is informational. ``[severity]`` in
+config.toml overrides any kind.
+"""
+
+from dataclasses import dataclass
+
+from voisobot.config import SEVERITIES, Config, RouteConfig
+from voisobot.events import Event
+
+DEFAULT_SEVERITY: dict[str, str] = {
+    "app_login/incorrect_password": "medium",
+    "app_login/deleted_user": "high",
+    "app_login/successful_login": "info",
+    "app_login/unauthorized_ip": "high",
+    "app_login/ip_changed": "low",
+    "user/user_added": "medium",
+    "user/user_deleted": "medium",
+    "user/password_changed": "low",
+    "user/privileges_updated": "medium",  # "critical" when the new group is admin
+    "allowed_ip/ip_added": "high",
+    "allowed_ip/ip_removed": "high",
+    "allowed_ip/ip_changed": "high",
+}
+UNKNOWN_KIND_SEVERITY = "medium"  # a kind Voiso added without notice deserves a look
+ADMIN_GROUPS = frozenset({"admin", "administrator"})
+
+
+def severity_of(event: Event, overrides: dict[str, str]) -> str:
+    """The configured severity of the event's kind, else the default; a privilege change
+    to an admin group is critical unless the kind's severity was set in config."""
+    if event.kind in overrides:
+        return overrides[event.kind]
+    if event.kind == "user/privileges_updated" and \
+            (event.to_value or "").strip().lower() in ADMIN_GROUPS:
+        return "critical"
+    return DEFAULT_SEVERITY.get(event.kind, UNKNOWN_KIND_SEVERITY)
+
+
+def rank(severity: str) -> int:
+    return SEVERITIES.index(severity)
+
+
+@dataclass(frozen=True)
+class Destination:
+    channel: str
+    route: int | None  # index into config.routes; None for the default channel
+
+
+def destinations(event: Event, severity: str, config: Config) -> list[Destination]:
+    """Where the event's alert goes: the first matching route, and those after it while
+    matching routes say ``continue``. A matching ``mute`` route stops with no alert. No
+    match: the default channel, if one is set."""
+    found: list[Destination] = []
+    for index, route in enumerate(config.routes):
+        if not matches(route, event, severity):
+            continue
+        if route.mute:
+            return found
+        found.append(Destination(route.channel, index))
+        if not route.continue_matching:
+            return found
+    if not found and config.slack.default_channel:
+        found.append(Destination(config.slack.default_channel, None))
+    return found
+
+
+def matches(route: RouteConfig, event: Event, severity: str) -> bool:
+    return (rank(severity) >= rank(route.min_severity)
+            and _any(route.type, event.type) and _any(route.event, event.event)
+            and _any(route.callcenter, event.callcenter)
+            and _any(route.access_group, event.access_group))
+
+
+def _any(patterns: tuple[str, ...], value: str | None) -> bool:
+    return "*" in patterns or value in patterns
