@@ -15,16 +15,19 @@ handed what it needs. Exit codes: 0 fine, 1 a problem found or a failed send,
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from voisobot import check, config, events, jobs, routing, samples, sqs
+from voisobot import check, config, events, jobs, routing, samples, slack, sqs
 from voisobot.config import Config
+from voisobot.delivery import AlertDelivery
 from voisobot.errors import ConfigError, VoisoBotError
 from voisobot.intake import Intake, utc_now
+from voisobot.outbox import Outbox
 from voisobot.render import AlertView, SlackRenderer
 from voisobot.store import Store
 
@@ -39,6 +42,8 @@ class Runtime:
     store: Store
     intake: Intake
     scheduler: object
+    gate: jobs.StopGate
+    delivery: AlertDelivery | None = None
 
     def start(self) -> None:
         self.scheduler.start()
@@ -46,21 +51,41 @@ class Runtime:
     def stop(self) -> None:
         """Finish the batch in hand, then stop: nothing received is left uncommitted."""
         self.intake.stop()
+        grace = self.config.sqs.wait_time_seconds + self.config.sqs.read_timeout_seconds
+        finished = self.gate.close(timeout=grace)
+        if not finished:
+            log.warning("a job did not finish within %.0f s; stopping anyway", grace)
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=True)
+            self.scheduler.shutdown(wait=finished)  # waiting on a stuck job could deadlock
         self.store.close()
 
 
-def build(cfg: Config) -> Runtime:
+def build(cfg: Config, slack_token: str | None = None) -> Runtime:
+    """Everything the bot runs; alerts are posted only when a Slack token is given."""
     store = Store(cfg.store_path)
     intake = Intake(sqs.make_client(cfg.sqs), cfg.sqs, store)
+    delivery = None
+    if slack_token:
+        client = slack.make_client(slack_token, cfg.slack.api_base_url, cfg.slack.timeout_seconds)
+        delivery = AlertDelivery(Outbox(store), SlackRenderer(cfg.templates_path), client, cfg)
+    gate = jobs.StopGate()
     scheduler = jobs.build_scheduler(intake, store, retention_days=cfg.store.retention_days,
-                                     prune_interval_minutes=cfg.store.prune_interval_minutes)
-    return Runtime(cfg, store, intake, scheduler)
+                                     prune_interval_minutes=cfg.store.prune_interval_minutes,
+                                     gate=gate, delivery=delivery)
+    return Runtime(cfg, store, intake, scheduler, gate, delivery)
+
+
+def slack_token() -> str | None:
+    """The bot token, from the environment only; absent means: store events, post nothing."""
+    return os.environ.get("SLACK_BOT_TOKEN") or None
 
 
 def run(cfg: Config, args) -> int:
-    runtime = build(cfg)
+    runtime = build(cfg, slack_token())
+    if runtime.delivery is None:
+        log.warning("SLACK_BOT_TOKEN is not set: events are stored, no alert is posted")
+    elif not cfg.routes and not cfg.slack.default_channel:
+        log.warning("no [[routes]] and no slack.default_channel: no alert has a channel to go to")
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -1,7 +1,9 @@
-"""The scheduler: the intake job and the retention job, with failures made visible."""
+"""The scheduler: the intake, delivery and retention jobs, with failures made visible."""
 
 import contextlib
 import logging
+import threading
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
@@ -9,6 +11,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from voisobot.delivery import AlertDelivery
 from voisobot.errors import IntakeProblem
 from voisobot.intake import Intake, utc_now
 from voisobot.store import Store
@@ -16,48 +19,98 @@ from voisobot.store import Store
 log = logging.getLogger(__name__)
 
 INTAKE_JOB = "intake"
+DELIVERY_JOB = "delivery"
 PRUNE_JOB = "prune"
-MIN_DELAY_SECONDS = 0.1  # keeps the next intake run strictly after this one has returned
+MIN_DELAY_SECONDS = 0.1  # keeps the next run strictly after this one has returned
+
+
+class StopGate:
+    """Lets a clean stop wait for the jobs that reschedule themselves.
+
+    APScheduler's ``shutdown(wait=True)`` holds its job-store lock while it waits for
+    running jobs, and a job rescheduling itself needs that lock: calling shutdown
+    while such a job runs would deadlock. So stopping first closes this gate, waits
+    until no job is inside it, and only then shuts the scheduler down; a job that
+    starts after the gate closed leaves the scheduler alone.
+    """
+
+    def __init__(self):
+        self._changed = threading.Condition()
+        self._inside = 0
+        self._closed = False
+
+    @contextlib.contextmanager
+    def enter(self) -> Iterator[bool]:
+        """Yields True while the bot runs, False once stopping has begun."""
+        with self._changed:
+            self._inside += 1
+            is_open = not self._closed
+        try:
+            yield is_open
+        finally:
+            with self._changed:
+                self._inside -= 1
+                self._changed.notify_all()
+
+    def close(self, timeout: float) -> bool:
+        with self._changed:
+            self._closed = True
+            return self._changed.wait_for(lambda: self._inside == 0, timeout)
 
 
 def build_scheduler(intake: Intake, store: Store, *, retention_days: int,
-                    prune_interval_minutes: int) -> BackgroundScheduler:
+                    prune_interval_minutes: int, gate: StopGate,
+                    delivery: AlertDelivery | None = None) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={
         "max_instances": 1, "coalesce": True, "misfire_grace_time": None})
     scheduler.add_listener(_report_job_problem,
                            EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
-    interval = max(intake.config.poll_interval_seconds, MIN_DELAY_SECONDS)
-    scheduler.add_job(_run_intake, IntervalTrigger(seconds=interval), args=(scheduler, intake),
-                      id=INTAKE_JOB, name="SQS intake", next_run_time=utc_now())
+    _add_paced_job(scheduler, gate, INTAKE_JOB, "SQS intake", intake.run,
+                   lambda exc: _intake_failed(intake, exc), intake.config.poll_interval_seconds)
+    if delivery is not None:
+        _add_paced_job(scheduler, gate, DELIVERY_JOB, "Slack delivery", delivery.run,
+                       lambda exc: delivery.run_interval, delivery.run_interval)
     scheduler.add_job(prune, IntervalTrigger(minutes=prune_interval_minutes),
                       args=(store, retention_days), id=PRUNE_JOB, name="retention",
                       next_run_time=utc_now())
     return scheduler
 
 
-def _run_intake(scheduler: BackgroundScheduler, intake: Intake) -> None:
-    """Run the intake once, then schedule the next run after the delay it asks for.
+def _add_paced_job(scheduler: BackgroundScheduler, gate: StopGate, job_id: str, name: str,
+                   work: Callable[[], float], on_error: Callable[[Exception], float],
+                   interval: float) -> None:
+    scheduler.add_job(_run_paced, IntervalTrigger(seconds=max(interval, MIN_DELAY_SECONDS)),
+                      args=(scheduler, gate, job_id, work, on_error), id=job_id, name=name,
+                      next_run_time=utc_now())
 
-    The job pauses itself while it long-polls, so the interval never fires into a
-    running instance; the delay it returns carries both the idle interval and the
-    backoff after a failure.
+
+def _run_paced(scheduler: BackgroundScheduler, gate: StopGate, job_id: str,
+               work: Callable[[], float], on_error: Callable[[Exception], float]) -> None:
+    """Run ``work`` once, then schedule the next run after the delay it returns.
+
+    The job pauses itself while it runs (a long poll, a slow Slack call), so its
+    interval never fires into a running instance; the returned delay carries both the
+    idle interval and any backoff.
     """
-    scheduler.pause_job(INTAKE_JOB)
-    delay = intake.config.poll_interval_seconds
-    try:
-        delay = intake.run()
-    except Exception as exc:  # a bug must not end the intake: log it and back off
-        log.exception("SQS intake: unexpected error")
-        problem = IntakeProblem("internal_error", f"unexpected error: {exc}", "run")
-        delay = intake.backoff.failed(problem)
-    finally:
-        if not intake.stopping.is_set():
-            _schedule_next(scheduler, max(delay, MIN_DELAY_SECONDS))
+    with gate.enter() as running:
+        if not running:
+            return
+        scheduler.pause_job(job_id)
+        delay = MIN_DELAY_SECONDS
+        try:
+            delay = work()
+        except Exception as exc:  # a bug must not end the job: log it and back off
+            log.exception("job %s: unexpected error", job_id)
+            delay = on_error(exc)
+        finally:
+            with contextlib.suppress(JobLookupError):
+                scheduler.modify_job(job_id, next_run_time=utc_now() + timedelta(
+                    seconds=max(delay, MIN_DELAY_SECONDS)))
 
 
-def _schedule_next(scheduler: BackgroundScheduler, delay: float) -> None:
-    with contextlib.suppress(JobLookupError):  # the scheduler is shutting down
-        scheduler.modify_job(INTAKE_JOB, next_run_time=utc_now() + timedelta(seconds=delay))
+def _intake_failed(intake: Intake, exc: Exception) -> float:
+    problem = IntakeProblem("internal_error", f"unexpected error: {exc}", "run")
+    return intake.backoff.failed(problem)
 
 
 def next_intake_run(scheduler: BackgroundScheduler) -> datetime | None:

@@ -3,14 +3,15 @@
 Payloads are built (and escaped) elsewhere; this module only talks to the Web API.
 Every outcome becomes a SlackResult: ``done``, ``retry`` (later, after
 ``retry_after`` seconds if Slack said so) or ``give_up`` (with advice for a human).
-``classify`` is the one place that decides which.
+``classify`` is the one place that decides which. A post that may have reached Slack
+anyway is marked ``maybe_posted``; ``find_alert_post`` settles whether it did.
 """
 
 import http.client
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from urllib.error import URLError
+from dataclasses import dataclass, replace
+from urllib.error import HTTPError, URLError
 
 import slack_sdk
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -27,6 +28,16 @@ RETRYABLE_CODES = frozenset({"ratelimited", "internal_error", "fatal_error",
 _BAD_TOKEN = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked"})
 _RENDERING_BUG = frozenset({"msg_too_long", "invalid_blocks", "invalid_blocks_format"})
 
+# Failures that can come after the whole request went out: Slack may have acted on it.
+_AFTER_SENDING_ERRORS = (TimeoutError, ConnectionResetError, http.client.HTTPException)
+# Slack documents these two as "it's possible some aspect of the operation succeeded".
+_MAYBE_DONE_CODES = frozenset({"internal_error", "fatal_error"})
+
+ALERT_EVENT_TYPE = "voiso_alert"  # the metadata event_type of every alert post
+HISTORY_PAGE_SIZE = 200
+HISTORY_MAX_PAGES = 5
+HISTORY_SCOPES = "channels:history,groups:history"
+
 
 @dataclass(frozen=True)
 class SlackResult:
@@ -36,6 +47,7 @@ class SlackResult:
     retry_after: float | None = None    # seconds, from Retry-After on 429
     error: str | None = None            # Slack's error code or a short description
     advice: str | None = None           # for give_up: what the user should do
+    maybe_posted: bool = False          # retry of a post that Slack may have made anyway
 
 
 def make_client(token: str, base_url: str, timeout: float) -> slack_sdk.WebClient:
@@ -57,15 +69,24 @@ def make_client(token: str, base_url: str, timeout: float) -> slack_sdk.WebClien
     )
 
 
-def post_message(client: slack_sdk.WebClient, channel: str, message: dict) -> SlackResult:
-    """Post ``{"text", "blocks"}``. No ``link_names``/``parse``: untrusted text stays text."""
+def post_message(client: slack_sdk.WebClient, channel: str, message: dict, *,
+                 alert_id: int | None = None) -> SlackResult:
+    """Post ``{"text", "blocks"}``. No ``link_names``/``parse``: untrusted text stays text.
+
+    With ``alert_id`` the post carries message metadata naming the alert, which is how
+    ``find_alert_post`` recognises it later. A retry whose post may have reached Slack
+    (the answer was lost, not refused) comes back with ``maybe_posted`` set.
+    """
+    metadata = None
+    if alert_id is not None:
+        metadata = {"event_type": ALERT_EVENT_TYPE, "event_payload": {"alert_id": alert_id}}
     try:
         response = client.chat_postMessage(
             channel=channel, text=message["text"], blocks=message.get("blocks"),
-            unfurl_links=False, unfurl_media=False)
+            unfurl_links=False, unfurl_media=False, metadata=metadata)
     except (SlackClientError, *NETWORK_ERRORS) as exc:
-        return classify(exc, channel=channel)
-    return classify(response, channel=channel)
+        return _mark_maybe_posted(classify(exc, channel=channel), exc)
+    return _mark_maybe_posted(classify(response, channel=channel), response)
 
 
 def update_message(client: slack_sdk.WebClient, channel: str, ts: str,
@@ -85,6 +106,41 @@ def auth_test(client: slack_sdk.WebClient) -> SlackResult:
     except (SlackClientError, *NETWORK_ERRORS) as exc:
         return classify(exc)
     return classify(response)
+
+
+def find_alert_post(client: slack_sdk.WebClient, channel: str, alert_id: int,
+                    oldest_ts: float) -> SlackResult:
+    """Look for the post of alert ``alert_id`` in ``channel`` since ``oldest_ts`` (epoch
+    seconds; start a margin before the first try, since Slack's clock is not ours).
+
+    This is what makes posting again after an ambiguous failure (``maybe_posted``, or a
+    crash mid-call) safe: ``done`` with the post's ``ts`` means the alert is already
+    there and must not be posted again; ``done`` with ``ts=None`` means the history since
+    ``oldest_ts`` was read to its end without it, so posting cannot make a second copy.
+    Anything else (a failure, or more history than ``HISTORY_MAX_PAGES`` pages) is not a
+    "no": retry or give_up, never ``ts=None``.
+    """
+    cursor = None
+    for _ in range(HISTORY_MAX_PAGES):
+        try:
+            response = client.conversations_history(
+                channel=channel, oldest=str(oldest_ts), include_all_metadata=True,
+                limit=HISTORY_PAGE_SIZE, cursor=cursor)
+        except (SlackClientError, *NETWORK_ERRORS) as exc:
+            return _history_failure(exc, channel)
+        ts = _alert_ts(response.get("messages") or [], alert_id)
+        if ts:
+            return SlackResult("done", channel, ts)
+        cursor = (response.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            if response.get("has_more"):
+                break  # more history that cannot be paged to: not a "no"
+            return SlackResult("done", channel)
+    return SlackResult(
+        "give_up", channel, error="history_too_long",
+        advice=f"could not read all of channel {channel}'s history since the alert's first "
+               f"try to check whether alert {alert_id} was posted: look for it by hand and "
+               "post it if it is missing")
 
 
 def classify(outcome: SlackResponse | Exception, *, channel: str | None = None) -> SlackResult:
@@ -147,6 +203,50 @@ def _advice(code: str, data: Mapping, channel: str | None) -> str:
         return ("the bot rendered a message Slack refuses (a rendering bug): report it with "
                 "the event" + (f" ({details})" if details else ""))
     return f"Slack answered {code!r}, which the bot does not expect; this call is not retried"
+
+
+def _mark_maybe_posted(result: SlackResult, outcome: SlackResponse | Exception) -> SlackResult:
+    if result.status == "retry" and _may_have_posted(outcome):
+        return replace(result, maybe_posted=True)
+    return result
+
+
+def _may_have_posted(outcome: SlackResponse | Exception) -> bool:
+    """Whether a failed post may still have been made: the answer was lost after the
+    request went out, or Slack said the operation may have partly succeeded. A refused
+    connection, a 429 or a plain 5xx means nothing was posted."""
+    if isinstance(outcome, URLError) and not isinstance(outcome, HTTPError):
+        outcome = outcome.reason
+    if isinstance(outcome, _AFTER_SENDING_ERRORS):
+        return True
+    if isinstance(outcome, SlackApiError):
+        outcome = outcome.response
+    if isinstance(outcome, SlackResponse) and isinstance(outcome.data, Mapping):
+        return outcome.data.get("error") in _MAYBE_DONE_CODES
+    return False
+
+
+def _alert_ts(messages: list, alert_id: int) -> str | None:
+    for message in messages:
+        metadata = message.get("metadata") or {}
+        payload = metadata.get("event_payload") or {}
+        if (metadata.get("event_type") == ALERT_EVENT_TYPE
+                and str(payload.get("alert_id")) == str(alert_id)):
+            return message.get("ts")
+    return None
+
+
+def _history_failure(exc: Exception, channel: str) -> SlackResult:
+    result = classify(exc, channel=channel)
+    if result.error != "missing_scope":
+        return result
+    data = exc.response.data if isinstance(exc, SlackApiError) else {}
+    needed = (data.get("needed") if isinstance(data, Mapping) else None) or HISTORY_SCOPES
+    return replace(result, advice=(
+        f"the app lacks the {needed} scope, which the bot needs to check a channel's "
+        "history before posting again an alert whose first post may have reached Slack: "
+        f"add {HISTORY_SCOPES} under OAuth & Permissions, reinstall the app and set the "
+        "new xoxb- token"))
 
 
 def _describe(exc: Exception) -> str:

@@ -1,26 +1,32 @@
 """A fake Slack Web API over HTTP: a recorder with faults on demand.
 
 slack_sdk's WebClient reaches it through ``base_url``, like Slack itself. It answers
-``chat.postMessage``, ``chat.update`` and ``auth.test`` the way Slack does, accepts
-POSTs to ``/response/<anything>`` (a response_url), and records every call. It
-checks only what Slack's answer depends on (the token, the channel); it validates no
-payload. A test can make the next N calls of one method fail the way Slack fails them,
-or take the whole API down.
+``chat.postMessage``, ``chat.update``, ``conversations.history`` and ``auth.test`` the
+way Slack does, accepts POSTs to ``/response/<anything>`` (a response_url), and records
+every call. Posted messages (with their metadata) are kept per channel, so history
+reads see them, newest first, in cursor-linked pages. It checks only what Slack's
+answer depends on (the token, the channel); it validates no payload. A test can make
+the next N calls of one method fail the way Slack fails them, or take the whole API
+down.
 """
 
+import base64
 import json
 import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 DEFAULT_CHANNELS = frozenset({"C_ALERTS", "C_SECURITY", "C_DEFAULT"})
 RESPONSE_URL = "response_url"  # the method name under which response_url calls are recorded
-FIRST_TS_MICROS = 1_700_000_000_000_100
-# Extra fields Slack puts beside some error codes.
-_ERROR_DETAILS = {"missing_scope": {"needed": "chat:write", "provided": "commands"}}
+TS_STEP_MICROS = 100
+HISTORY_DEFAULT_LIMIT = 100  # Slack's default page size for conversations.history
+# The scope Slack names in "needed" when a method answers missing_scope.
+_NEEDED_SCOPE = {"conversations.history": "channels:history,groups:history"}
+_CURSOR_PREFIX = "next_ts:"
 
 
 @dataclass(frozen=True)
@@ -34,16 +40,23 @@ class Call:
 
 class FakeSlack:
     def __init__(self, *, token: str = "xoxb-test", channels=DEFAULT_CHANNELS,
-                 retry_after: float = 1, hang_seconds: float = 5.0):
+                 retry_after: float = 1, hang_seconds: float = 5.0,
+                 history_max_limit: int = 999, first_ts: float | None = None):
         self.token = token
         self.channels = set(channels)
         self.retry_after = retry_after
         self.hang_seconds = hang_seconds
+        self.history_max_limit = history_max_limit  # lower it to make history page sooner
         self.calls: list[Call] = []
         self.down = False
         self._not_in_channel: set[str] = set()
         self._faults: dict[str, list[str]] = defaultdict(list)
-        self._next_ts = FIRST_TS_MICROS
+        self._messages: dict[str, list[dict]] = defaultdict(list)  # oldest first
+        # Like Slack's, a ts is the wall-clock time of the post (kept strictly increasing),
+        # so that history reads whose ``oldest`` comes from the caller's clock see it.
+        # With ``first_ts`` they count up from there instead, for exact assertions.
+        self._wall_clock_ts = first_ts is None
+        self._next_ts = 0 if first_ts is None else round(first_ts * 1_000_000)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
@@ -73,8 +86,10 @@ class FakeSlack:
 
     def fail(self, method: str, fault: str, times: int = 1) -> None:
         """Answer the next ``times`` calls of ``method`` with ``fault``: "rate_limited" (429
-        with Retry-After), "server_error" (500), "hang" (no answer), or any Slack error code
-        such as "invalid_auth" or "channel_not_found" (200 with ok false)."""
+        with Retry-After), "server_error" (500), "hang" (no answer), "post_then_hang" (do
+        the call, e.g. post the message, then give no answer: Slack acted, the caller
+        cannot know), or any Slack error code such as "invalid_auth" or
+        "channel_not_found" (200 with ok false, with "needed" beside missing_scope)."""
         with self._lock:
             self._faults[method] += [fault] * times
 
@@ -90,6 +105,11 @@ class FakeSlack:
     def set_not_in_channel(self, channel: str) -> None:
         with self._lock:
             self._not_in_channel.add(channel)
+
+    def messages(self, channel: str) -> list[dict]:
+        """The messages posted to ``channel``, oldest first."""
+        with self._lock:
+            return [dict(message) for message in self._messages.get(channel, [])]
 
     def calls_to(self, method: str) -> list[Call]:
         with self._lock:
@@ -114,8 +134,8 @@ class FakeSlack:
             return 429, _error("ratelimited"), {"Retry-After": str(self.retry_after)}
         if fault == "server_error":
             return 500, _error("internal_error"), {}
-        if fault:
-            return 200, _error(fault), {}
+        if fault and fault != "post_then_hang":
+            return 200, _error(fault, call.method), {}
         if call.method == RESPONSE_URL:
             return 200, {"ok": True}, {}
         return 200, self._api_answer(call), {}
@@ -129,29 +149,111 @@ class FakeSlack:
         if call.method == "auth.test":
             return {"ok": True, "url": "https://test.slack.com/", "team": "Test",
                     "user": "voiso-bot", "team_id": "T1", "user_id": "UBOT", "bot_id": "B1"}
-        if call.method in ("chat.postMessage", "chat.update"):
-            return self._message_answer(call)
-        return _error("unknown_method")
-
-    def _message_answer(self, call: Call) -> dict:
+        if call.method not in ("chat.postMessage", "chat.update", "conversations.history"):
+            return _error("unknown_method")
         channel = call.payload.get("channel")
         if channel in self._not_in_channel:
             return _error("not_in_channel")
         if channel not in self.channels:
             return _error("channel_not_found")
+        if call.method == "conversations.history":
+            return self._history_answer(call, channel)
+        return self._message_answer(call, channel)
+
+    def _message_answer(self, call: Call, channel: str) -> dict:
         ts = call.payload.get("ts") if call.method == "chat.update" else self._new_ts()
         message = {"type": "message", "user": "UBOT", "bot_id": "B1", "ts": ts,
                    "text": call.payload.get("text", ""), "blocks": call.payload.get("blocks", [])}
+        metadata = _json_field(call.payload.get("metadata"))
+        if metadata:
+            message["metadata"] = metadata
+        with self._lock:
+            stored = self._messages[channel]
+            if call.method == "chat.postMessage":
+                stored.append(message)
+            else:  # an update replaces text and blocks, and keeps metadata unless given
+                for i, old in enumerate(stored):
+                    if old["ts"] == ts:
+                        stored[i] = {**old, **message}
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _history_answer(self, call: Call, channel: str) -> dict:
+        """Messages newer than ``oldest``, newest first, ``limit`` at a time; the cursor
+        names the ts of the first message of the next page, so posts made between pages
+        do not shift them."""
+        payload = call.payload
+        oldest = _ts_value(payload.get("oldest") or "0")
+        before = _cursor_ts(payload.get("cursor")) if payload.get("cursor") else None
+        try:
+            limit = int(payload.get("limit") or HISTORY_DEFAULT_LIMIT)
+        except ValueError:
+            return _error("invalid_limit")
+        if oldest is None:
+            return _error("invalid_ts_oldest")
+        if payload.get("cursor") and before is None:
+            return _error("invalid_cursor")
+        limit = max(1, min(limit, self.history_max_limit))
+        with_metadata = _truthy(payload.get("include_all_metadata"))
+        with self._lock:
+            newest_first = list(reversed(self._messages.get(channel, [])))
+        matching = [m for m in newest_first if _ts_value(m["ts"]) > oldest
+                    and (before is None or _ts_value(m["ts"]) <= before)]
+        page, rest = matching[:limit], matching[limit:]
+        messages = [{key: value for key, value in m.items()
+                     if key != "metadata" or with_metadata} for m in page]
+        next_cursor = _cursor(rest[0]["ts"]) if rest else ""
+        return {"ok": True, "messages": messages, "has_more": bool(rest),
+                "pin_count": 0, "response_metadata": {"next_cursor": next_cursor}}
 
     def _new_ts(self) -> str:
         with self._lock:
-            micros, self._next_ts = self._next_ts, self._next_ts + 100
+            micros = self._next_ts
+            if self._wall_clock_ts:
+                micros = max(micros, time.time_ns() // 1_000)
+            self._next_ts = micros + TS_STEP_MICROS
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
 
-def _error(code: str) -> dict:
-    return {"ok": False, "error": code, **_ERROR_DETAILS.get(code, {})}
+def _error(code: str, method: str = "") -> dict:
+    if code == "missing_scope":
+        return {"ok": False, "error": code, "needed": _NEEDED_SCOPE.get(method, "chat:write"),
+                "provided": "commands"}
+    return {"ok": False, "error": code}
+
+
+def _json_field(value):
+    """A JSON-valued argument: an object in a JSON body, a JSON string in a form."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
+def _truthy(value) -> bool:
+    return value is True or str(value).lower() in ("1", "true")
+
+
+def _ts_value(ts: str) -> Decimal | None:
+    try:
+        return Decimal(str(ts))
+    except InvalidOperation:
+        return None
+
+
+def _cursor(ts: str) -> str:
+    return base64.b64encode(f"{_CURSOR_PREFIX}{ts}".encode()).decode()
+
+
+def _cursor_ts(cursor: str) -> Decimal | None:
+    try:
+        text = base64.b64decode(cursor, validate=True).decode()
+    except ValueError:
+        return None
+    if not text.startswith(_CURSOR_PREFIX):
+        return None
+    return _ts_value(text.removeprefix(_CURSOR_PREFIX))
 
 
 def _bearer(headers: dict) -> str | None:
@@ -183,7 +285,9 @@ def _handler(fake: FakeSlack):
                 self._send(503, {"ok": False, "error": "service_unavailable"}, {})
                 return
             fault = fake.next_fault(call.method)
-            if fault == "hang":
+            if fault == "post_then_hang":
+                fake.answer(call, fault)  # Slack does it; the answer never comes
+            if fault in ("hang", "post_then_hang"):
                 time.sleep(fake.hang_seconds)
                 self.close_connection = True
                 return

@@ -1,6 +1,7 @@
 """The Slack sender against a fake Slack Web API over real HTTP."""
 
 import socket
+import time
 
 import pytest
 import slack_sdk
@@ -11,11 +12,14 @@ from voisobot import slack
 TOKEN = "xoxb-test"
 MESSAGE = {"text": "<!channel> login from 198.51.100.23",
            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "&lt;!channel&gt;"}}]}
+FIRST_TS = 1_700_000_000.0001  # the fake's first ts, so tests can name exact ones
+ALERT_ID = 42
+SINCE = FIRST_TS - 0.5
 
 
 @pytest.fixture
 def fake_slack():
-    fake = FakeSlack(token=TOKEN).start()
+    fake = FakeSlack(token=TOKEN, first_ts=FIRST_TS).start()
     yield fake
     fake.stop()
 
@@ -38,8 +42,30 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture
+def full_port():
+    """A port whose accept queue is full: the kernel drops further SYNs, so a connect
+    there times out (a URLError wrapping a timeout)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        waiting = [socket.socket() for _ in range(3)]
+        for sock in waiting:
+            sock.setblocking(False)
+            sock.connect_ex(server.getsockname())
+        yield server.getsockname()[1]
+        for sock in waiting:
+            sock.close()
+
+
 def assert_no_token(result: slack.SlackResult, token: str = TOKEN) -> None:
     assert token not in repr(result)
+
+
+def post_alerts(client, alert_ids, channel: str = "C_ALERTS") -> list[str]:
+    results = [slack.post_message(client, channel, MESSAGE, alert_id=i) for i in alert_ids]
+    assert {r.status for r in results} == {"done"}
+    return [r.ts for r in results]
 
 
 # --- sending ---------------------------------------------------------------------------------
@@ -132,6 +158,7 @@ def test_hang_is_retried_after_the_client_timeout(fake_slack, make_client):
 
     assert result.status == "retry"
     assert result.error.startswith("TimeoutError")
+    assert result.maybe_posted  # the request went out: Slack may have posted it
 
 
 def test_dropped_connection_is_not_resent_by_the_client(fake_slack, make_client):
@@ -160,6 +187,7 @@ def test_connection_refused_is_retried():
 
     assert result.status == "retry"
     assert "URLError" in result.error
+    assert result.maybe_posted is False  # no connection, so no post
     assert_no_token(result)
 
 
@@ -233,6 +261,181 @@ def test_other_slack_errors_give_up_instead_of_looping(fake_slack, client, code)
     assert result.advice
 
 
+# --- was it posted? metadata, ambiguity, history -------------------------------------------
+
+def test_post_with_an_alert_id_carries_it_as_metadata(fake_slack, client):
+    slack.post_message(client, "C_ALERTS", MESSAGE, alert_id=ALERT_ID)
+
+    [call] = fake_slack.calls_to("chat.postMessage")
+    expected = {"event_type": "voiso_alert", "event_payload": {"alert_id": ALERT_ID}}
+    assert call.payload["metadata"] == expected
+    [posted] = fake_slack.messages("C_ALERTS")
+    assert posted["metadata"] == expected
+
+
+def test_post_without_an_alert_id_sends_no_metadata(fake_slack, client):
+    slack.post_message(client, "C_ALERTS", MESSAGE)
+
+    [call] = fake_slack.calls_to("chat.postMessage")
+    assert "metadata" not in call.payload
+
+
+@pytest.mark.parametrize("hang_seconds, timeout, error", [
+    (3, 1, "TimeoutError"),         # Slack posted it, the answer is late
+    (0.1, 2, "RemoteDisconnected"),  # Slack posted it, then the connection dropped
+])
+def test_post_slack_made_without_answering_is_maybe_posted_and_then_found(
+        fake_slack, make_client, hang_seconds, timeout, error):
+    fake_slack.hang_seconds = hang_seconds
+    fake_slack.fail("chat.postMessage", "post_then_hang")
+    client = make_client(timeout=timeout)
+
+    result = slack.post_message(client, "C_ALERTS", MESSAGE, alert_id=ALERT_ID)
+    found = slack.find_alert_post(client, "C_ALERTS", ALERT_ID, SINCE)
+
+    assert (result.status, result.maybe_posted) == ("retry", True)
+    assert result.error.startswith(error)
+    [posted] = fake_slack.messages("C_ALERTS")
+    assert found == slack.SlackResult("done", "C_ALERTS", posted["ts"])  # not posted twice
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
+
+
+def test_post_lost_before_slack_made_it_is_maybe_posted_and_not_found(fake_slack, make_client):
+    fake_slack.hang_seconds = 3
+    fake_slack.fail("chat.postMessage", "hang")
+    client = make_client(timeout=1)
+
+    result = slack.post_message(client, "C_ALERTS", MESSAGE, alert_id=ALERT_ID)
+
+    assert (result.status, result.maybe_posted) == ("retry", True)
+    assert slack.find_alert_post(client, "C_ALERTS", ALERT_ID, SINCE) == \
+        slack.SlackResult("done", "C_ALERTS")  # safe to post
+
+
+def test_post_timing_out_inside_urlopen_is_maybe_posted(full_port):
+    # urllib wraps a timeout while connecting or sending in URLError; from the outside it
+    # cannot be told apart from one after the request went out, so the outbox checks.
+    client = slack.make_client(TOKEN, f"http://127.0.0.1:{full_port}/api/", timeout=0.3)
+
+    result = slack.post_message(client, "C_ALERTS", MESSAGE, alert_id=ALERT_ID)
+
+    assert (result.status, result.maybe_posted) == ("retry", True)
+    assert result.error.startswith("URLError")
+
+
+@pytest.mark.parametrize("fault", ["rate_limited", "service_unavailable", "request_timeout"])
+def test_post_slack_refused_is_not_maybe_posted(fake_slack, client, fault):
+    fake_slack.fail("chat.postMessage", fault)
+
+    result = slack.post_message(client, "C_ALERTS", MESSAGE, alert_id=ALERT_ID)
+
+    assert (result.status, result.maybe_posted) == ("retry", False)
+
+
+def test_post_during_an_outage_is_not_maybe_posted(fake_slack, client):
+    fake_slack.set_down(True)  # 503
+
+    result = slack.post_message(client, "C_ALERTS", MESSAGE, alert_id=ALERT_ID)
+
+    assert (result.status, result.maybe_posted) == ("retry", False)
+
+
+@pytest.mark.parametrize("fault", ["server_error", "internal_error", "fatal_error"])
+def test_post_slack_says_may_have_partly_succeeded_is_maybe_posted(fake_slack, client, fault):
+    # Slack documents internal_error and fatal_error with "it's possible some aspect of
+    # the operation succeeded before the error was raised".
+    fake_slack.fail("chat.postMessage", fault)
+
+    result = slack.post_message(client, "C_ALERTS", MESSAGE, alert_id=ALERT_ID)
+
+    assert (result.status, result.maybe_posted) == ("retry", True)
+
+
+def test_find_alert_post_returns_the_alerts_ts(fake_slack, client):
+    _, ts, _ = post_alerts(client, [7, ALERT_ID, 9])
+
+    result = slack.find_alert_post(client, "C_ALERTS", ALERT_ID, SINCE)
+
+    assert result == slack.SlackResult("done", "C_ALERTS", ts)
+    [call] = fake_slack.calls_to("conversations.history")
+    assert call.payload == {"channel": "C_ALERTS", "oldest": str(SINCE),
+                            "include_all_metadata": "1", "limit": "200"}
+    assert TOKEN not in str(call.payload)
+
+
+def test_find_alert_post_follows_the_cursor_to_a_later_page(fake_slack, client):
+    fake_slack.history_max_limit = 2
+    [ts, *_] = post_alerts(client, [ALERT_ID, 1, 2, 3, 4, 5])  # newest first: 3rd page
+
+    result = slack.find_alert_post(client, "C_ALERTS", ALERT_ID, SINCE)
+
+    assert result == slack.SlackResult("done", "C_ALERTS", ts)
+    pages = fake_slack.calls_to("conversations.history")
+    assert len(pages) == 3
+    assert "cursor" not in pages[0].payload
+    assert pages[1].payload["cursor"] != pages[2].payload["cursor"]
+
+
+def test_find_alert_post_reads_all_pages_before_saying_absent(fake_slack, client):
+    fake_slack.history_max_limit = 2
+    [older] = post_alerts(client, [ALERT_ID])           # before oldest_ts: does not count
+    post_alerts(client, [ALERT_ID], channel="C_SECURITY")  # another channel: does not count
+    post_alerts(client, [1, 2, 3])
+    slack.post_message(client, "C_ALERTS", MESSAGE)      # no metadata at all
+
+    result = slack.find_alert_post(client, "C_ALERTS", ALERT_ID, float(older))
+
+    assert result == slack.SlackResult("done", "C_ALERTS")
+    assert len(fake_slack.calls_to("conversations.history")) == 2
+
+
+def test_find_alert_post_in_a_quiet_channel_says_absent(client):
+    assert slack.find_alert_post(client, "C_DEFAULT", ALERT_ID, SINCE) == \
+        slack.SlackResult("done", "C_DEFAULT")
+
+
+def test_find_alert_post_never_says_absent_about_history_it_did_not_read(fake_slack, client):
+    fake_slack.history_max_limit = 1
+    post_alerts(client, [ALERT_ID, *range(slack.HISTORY_MAX_PAGES)])  # the alert is beyond
+
+    result = slack.find_alert_post(client, "C_ALERTS", ALERT_ID, SINCE)
+
+    assert (result.status, result.error, result.ts) == ("give_up", "history_too_long", None)
+    assert "by hand" in result.advice and str(ALERT_ID) in result.advice
+    assert len(fake_slack.calls_to("conversations.history")) == slack.HISTORY_MAX_PAGES
+
+
+def test_find_alert_post_without_the_history_scope_gives_up_naming_it(fake_slack, client):
+    fake_slack.fail("conversations.history", "missing_scope")
+
+    result = slack.find_alert_post(client, "C_ALERTS", ALERT_ID, SINCE)
+
+    assert (result.status, result.error) == ("give_up", "missing_scope")
+    assert "channels:history" in result.advice and "groups:history" in result.advice
+    assert_no_token(result)
+
+
+@pytest.mark.parametrize("fault, error", [("rate_limited", "ratelimited"),
+                                          ("server_error", "HTTP 500 from Slack"),
+                                          ("hang", "TimeoutError")])
+def test_find_alert_post_retries_when_history_cannot_be_read_now(fake_slack, make_client,
+                                                                fault, error):
+    fake_slack.hang_seconds = 3
+    post_alerts(make_client(), [ALERT_ID])
+    fake_slack.fail("conversations.history", fault)
+
+    result = slack.find_alert_post(make_client(timeout=1), "C_ALERTS", ALERT_ID, SINCE)
+
+    assert (result.status, result.ts) == ("retry", None)
+    assert result.error.startswith(error)
+
+
+def test_find_alert_post_in_an_unknown_channel_gives_up(client):
+    result = slack.find_alert_post(client, "C_NOWHERE", ALERT_ID, SINCE)
+
+    assert (result.status, result.error) == ("give_up", "channel_not_found")
+
+
 # --- auth.test -------------------------------------------------------------------------------
 
 def test_auth_test_with_the_right_token_is_done(client):
@@ -278,6 +481,19 @@ def test_fake_gives_each_post_a_new_increasing_ts(client):
     assert len(set(stamps)) == 3
 
 
+def test_fake_ts_follow_the_wall_clock_unless_told_where_to_start():
+    fake = FakeSlack(token=TOKEN).start()
+    try:
+        client = slack.make_client(TOKEN, fake.base_url, timeout=2)
+        before = time.time()
+        stamps = [float(ts) for ts in post_alerts(client, [1, 2])]
+        after = time.time()
+    finally:
+        fake.stop()
+
+    assert before - 0.001 <= stamps[0] < stamps[1] <= after + 0.001
+
+
 def test_fake_clear_drops_pending_faults(fake_slack, client):
     fake_slack.fail("chat.postMessage", "server_error", times=3)
     fake_slack.clear()
@@ -294,6 +510,31 @@ def test_fake_answers_a_response_url_and_records_it(fake_slack):
     [call] = fake_slack.calls_to("response_url")
     assert call.path == "/response/abc"
     assert call.payload == {"text": "done", "replace_original": True}
+
+
+def test_fake_history_is_newest_first_and_shows_metadata_only_when_asked(client):
+    first, second = post_alerts(client, [1, 2])
+
+    plain = client.conversations_history(channel="C_ALERTS")
+    full = client.conversations_history(channel="C_ALERTS", include_all_metadata=True)
+
+    assert [m["ts"] for m in plain["messages"]] == [second, first]
+    assert not any("metadata" in m for m in plain["messages"])
+    assert [m["metadata"]["event_payload"] for m in full["messages"]] == [{"alert_id": 2},
+                                                                         {"alert_id": 1}]
+    assert full["has_more"] is False and full["response_metadata"]["next_cursor"] == ""
+
+
+def test_fake_history_pages_do_not_shift_when_posts_arrive_between_them(fake_slack, client):
+    stamps = post_alerts(client, [1, 2, 3])
+    first = client.conversations_history(channel="C_ALERTS", limit=2)
+    post_alerts(client, [4])
+    second = client.conversations_history(channel="C_ALERTS", limit=2,
+                                          cursor=first["response_metadata"]["next_cursor"])
+
+    assert [m["ts"] for m in first["messages"]] == stamps[:0:-1]
+    assert [m["ts"] for m in second["messages"]] == stamps[:1]
+    assert second["has_more"] is False
 
 
 def test_fake_records_form_encoded_calls(fake_slack, client):
