@@ -60,14 +60,13 @@ class Runtime:
         self.store.close()
 
 
-def build(cfg: Config, slack_token: str | None = None) -> Runtime:
-    """Everything the bot runs; alerts are posted only when a Slack token is given."""
+def build(cfg: Config, sender=None) -> Runtime:
+    """Everything the bot runs; alerts are delivered only when there is a sender."""
     store = Store(cfg.store_path)
     intake = Intake(sqs.make_client(cfg.sqs), cfg.sqs, store)
     delivery = None
-    if slack_token:
-        client = slack.make_client(slack_token, cfg.slack.api_base_url, cfg.slack.timeout_seconds)
-        delivery = AlertDelivery(Outbox(store), SlackRenderer(cfg.templates_path), client, cfg)
+    if sender is not None:
+        delivery = AlertDelivery(Outbox(store), SlackRenderer(cfg.templates_path), sender, cfg)
     gate = jobs.StopGate()
     scheduler = jobs.build_scheduler(intake, store, retention_days=cfg.store.retention_days,
                                      prune_interval_minutes=cfg.store.prune_interval_minutes,
@@ -75,13 +74,18 @@ def build(cfg: Config, slack_token: str | None = None) -> Runtime:
     return Runtime(cfg, store, intake, scheduler, gate, delivery)
 
 
-def slack_token() -> str | None:
-    """The bot token, from the environment only; absent means: store events, post nothing."""
-    return os.environ.get("SLACK_BOT_TOKEN") or None
+def slack_client(cfg: Config):
+    """A Web API client with the bot token from the environment (never from config.toml),
+    or None when SLACK_BOT_TOKEN is not set: then events are stored and nothing is posted."""
+    token = os.environ.get("SLACK_BOT_TOKEN")
+    if not token:
+        return None
+    return slack.make_client(token, cfg.slack.api_base_url, cfg.slack.timeout_seconds)
 
 
 def run(cfg: Config, args) -> int:
-    runtime = build(cfg, slack_token())
+    client = slack_client(cfg)
+    runtime = build(cfg, slack.SlackSender(client) if client else None)
     if runtime.delivery is None:
         log.warning("SLACK_BOT_TOKEN is not set: events are stored, no alert is posted")
     elif not cfg.routes and not cfg.slack.default_channel:
@@ -139,16 +143,26 @@ def render_samples(cfg: Config, args) -> int:
 
 
 def run_check(cfg: Config, args) -> int:
-    return check.run(cfg, sqs.make_client(cfg.sqs), out=sys.stdout)
+    return check.run(cfg, sqs.make_client(cfg.sqs), slack_client(cfg), out=sys.stdout)
 
 
 def run_demo(args) -> int:
+    """The demo posts to real Slack when SLACK_BOT_TOKEN and VOISO_DEMO_CHANNEL are set, and
+    to the console otherwise."""
     from voisobot import demo  # imports moto, which only the demo and the tests need
 
-    with demo.embedded_queue(Path(args.store) if args.store else None) as cfg:
+    token, channel = os.environ.get("SLACK_BOT_TOKEN"), os.environ.get("VOISO_DEMO_CHANNEL")
+    if token and not channel:
+        print("error: SLACK_BOT_TOKEN is set: set VOISO_DEMO_CHANNEL to the ID of the channel "
+              "the demo may post in (the bot must be invited there)", file=sys.stderr)
+        return 2
+    store = Path(args.store) if args.store else None
+    with demo.embedded_queue(store, channel if token else None) as cfg:
         configure_logging("ERROR")  # the live view shows rejections and the intake's state
-        runtime = build(cfg)
-        return demo.run(runtime, seconds=args.seconds)
+        console = None if token else demo.ConsoleSender()
+        sender = console or slack.SlackSender(slack.make_client(
+            token, cfg.slack.api_base_url, cfg.slack.timeout_seconds))
+        return demo.run(build(cfg, sender), seconds=args.seconds, console=console)
 
 
 COMMANDS = {"run": run, "check": run_check, "send-sample": send_sample, "render": render_samples}

@@ -6,7 +6,7 @@ from typing import TextIO
 
 import boto3
 
-from voisobot import sqs
+from voisobot import slack, sqs
 from voisobot.config import Config
 from voisobot.errors import VoisoBotError
 from voisobot.store import Store
@@ -14,12 +14,15 @@ from voisobot.store import Store
 _NOT_OK = "problem"
 
 
-def run(cfg: Config, client, *, out: TextIO) -> int:
-    """Print one line per finding; return 0 when everything works, 1 otherwise."""
+def run(cfg: Config, client, slack_client=None, *, out: TextIO) -> int:
+    """Print one line per finding; return 0 when everything works, 1 otherwise.
+
+    ``slack_client`` is None when SLACK_BOT_TOKEN is not set."""
     findings = [("ok", f"config is valid (queue {cfg.sqs.queue_url}, region {cfg.sqs.region})")]
     findings += _credentials()
     if findings[-1][0] == "ok":
         findings += _queue(cfg, client)
+    findings += _slack(cfg, slack_client)
     findings += _store(cfg)
     for status, text in findings:
         print(f"{status:8} {text}", file=out)
@@ -65,6 +68,31 @@ def _redrive(attributes: dict) -> tuple[str, str]:
             f"{target.get('maxReceiveCount')} receives")
 
 
+def _slack(cfg: Config, client) -> list[tuple[str, str]]:
+    if client is None:
+        return [("warning", "SLACK_BOT_TOKEN is not set: events are stored, no alert is posted")]
+    result = slack.auth_test(client)
+    if result.status == "done":
+        findings = [("ok", f"Slack accepts the bot token ({cfg.slack.api_base_url})")]
+    elif result.status == "retry":
+        findings = [(_NOT_OK, f"cannot reach Slack at {cfg.slack.api_base_url} ({result.error}); "
+                     "check the network, a proxy or slack.api_base_url")]
+    else:
+        findings = [(_NOT_OK, f"Slack refused the bot token ({result.error}): {result.advice}")]
+    if not cfg.routes and not cfg.slack.default_channel:
+        findings.append((_NOT_OK, "no [[routes]] and no slack.default_channel: no alert has a "
+                         "channel to go to"))
+    return findings
+
+
+def _failed_alerts(store: Store) -> list[tuple[str, str]]:
+    """Alerts Slack refused for good, by channel and reason: each needs a human."""
+    return [(_NOT_OK, f"{count} alert(s) to {channel} failed: {error}")
+            for channel, error, count in store.connection().execute(
+                "SELECT channel, last_error, count(*) FROM alerts WHERE state = 'failed' "
+                "GROUP BY channel, last_error ORDER BY channel")]
+
+
 def _store(cfg: Config) -> list[tuple[str, str]]:
     try:
         store = Store(cfg.store_path)
@@ -73,7 +101,8 @@ def _store(cfg: Config) -> list[tuple[str, str]]:
                  "and the directory's permissions")]
     try:
         totals = store.totals()
+        failed = _failed_alerts(store)
     finally:
         store.close()
     return [("ok", "store {}: {events} event(s), {duplicates} duplicate(s), {rejected} "
-             "rejected".format(cfg.store_path, **totals))]
+             "rejected".format(cfg.store_path, **totals)), *failed]

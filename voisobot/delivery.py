@@ -34,9 +34,11 @@ BAD_TOKEN_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", 
 
 
 class AlertDelivery:
-    def __init__(self, outbox: Outbox, renderer: SlackRenderer, client, config: Config, *,
+    def __init__(self, outbox: Outbox, renderer: SlackRenderer, sender, config: Config, *,
                  post_interval: float = 1.0, retry_base: float = 1.0, clock=utc_now):
-        self.outbox, self.renderer, self.client, self.config = outbox, renderer, client, config
+        """``sender`` has ``post(channel, message, alert_id)`` and ``find(channel, alert_id,
+        oldest_ts)``, both returning a SlackResult (see slack.SlackSender)."""
+        self.outbox, self.renderer, self.sender, self.config = outbox, renderer, sender, config
         self.post_interval, self.retry_base, self.clock = post_interval, retry_base, clock
         self.next_post_at: dict[str, float] = {}  # channel -> time.monotonic()
         self.paused_until: datetime | None = None
@@ -95,7 +97,7 @@ class AlertDelivery:
         event = events.parse(alert.raw)
         message = self.renderer.render(AlertView(event, alert.severity, alert_id=alert.id))
         self.outbox.mark_trying(alert.id, now)
-        result = slack.post_message(self.client, alert.channel, message, alert_id=alert.id)
+        result = self.sender.post(alert.channel, message, alert.id)
         self.next_post_at[alert.channel] = time.monotonic() + self.post_interval
         if result.status == "done":
             self.outbox.mark_sent(alert.id, result.ts, self.clock())
@@ -106,7 +108,7 @@ class AlertDelivery:
         """A post may have reached Slack: find it rather than post a second copy."""
         since = datetime.fromisoformat(alert.first_tried_at.replace("Z", "+00:00"))
         oldest = since.timestamp() - HISTORY_MARGIN_SECONDS
-        found = slack.find_alert_post(self.client, alert.channel, alert.id, oldest)
+        found = self.sender.find(alert.channel, alert.id, oldest)
         if found.status == "done" and found.ts:
             self.outbox.mark_sent(alert.id, found.ts, self.clock())
             log.info("alert %d was already in %s (ts %s): not posted again", alert.id,

@@ -6,6 +6,7 @@ broken messages; the real intake stores them in SQLite; the console shows the
 store, refreshed every second.
 """
 
+import collections
 import contextlib
 import json
 import logging
@@ -26,9 +27,10 @@ import boto3
 import botocore.config
 from moto.server import ThreadedMotoServer
 
-from voisobot import config, samples
+from voisobot import config, samples, slack
 from voisobot.config import Config
 from voisobot.intake import Intake, utc_now
+from voisobot.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +71,29 @@ HOSTILE_NAMES = (
 )
 
 
+CONSOLE_CHANNEL = "C0CONSOLE1"  # where alerts "go" when the demo has no Slack token
+
+
+class ConsoleSender:
+    """Takes alerts in place of Slack when no token is set: the live view shows them."""
+
+    def __init__(self, keep: int = 6):
+        self.latest: collections.deque[tuple[str, str]] = collections.deque(maxlen=keep)
+        self.count = 0
+
+    def post(self, channel: str, message: dict, alert_id: int) -> slack.SlackResult:
+        self.count += 1
+        self.latest.appendleft((channel, message["text"]))
+        return slack.SlackResult("done", channel, ts=f"{time.time():.6f}")
+
+    def find(self, channel: str, alert_id: int, oldest_ts: float) -> slack.SlackResult:
+        return slack.SlackResult("done", channel, ts=None)  # nothing is ever half-posted here
+
+
 @contextlib.contextmanager
-def embedded_queue(store_path: Path | None) -> Iterator[Config]:
-    """An SQS server on 127.0.0.1 with the demo's queues, and a Config that points at it."""
+def embedded_queue(store_path: Path | None, slack_channel: str | None = None) -> Iterator[Config]:
+    """An SQS server on 127.0.0.1 with the demo's queues, and a Config that points at it.
+    Alerts go to ``slack_channel`` (when posting to real Slack) or to the console."""
     with contextlib.ExitStack() as stack:
         stack.enter_context(_dummy_aws_credentials())
         endpoint_url = stack.enter_context(_sqs_server())
@@ -80,7 +102,7 @@ def embedded_queue(store_path: Path | None) -> Iterator[Config]:
             temp = stack.enter_context(tempfile.TemporaryDirectory(
                 prefix="voisobot-demo-", ignore_cleanup_errors=True))
             store_path = Path(temp) / "demo.sqlite3"
-        yield _demo_config(queue_url, endpoint_url, store_path)
+        yield _demo_config(queue_url, endpoint_url, store_path, slack_channel)
 
 
 @contextlib.contextmanager
@@ -132,18 +154,23 @@ def _create_queues(client) -> str:
                                Attributes={"RedrivePolicy": redrive})["QueueUrl"]
 
 
-def _demo_config(queue_url: str, endpoint_url: str, store_path: Path) -> Config:
+def _demo_config(queue_url: str, endpoint_url: str, store_path: Path,
+                 slack_channel: str | None) -> Config:
     sqs = {"queue_url": queue_url, "endpoint_url": endpoint_url, "region": REGION,
            "wait_time_seconds": 1, "poll_interval_seconds": 0.2,
            "backoff_initial_seconds": 0.2, "backoff_max_seconds": 2.0,
            "request_timeout_seconds": 5.0}
-    return config.from_dict({"sqs": sqs, "store": {"path": str(store_path)}},
+    # Ordinary logins arrive every second: stored, not posted, as a team would configure it.
+    routes = [{"event": "successful_login", "mute": True}]
+    return config.from_dict({"sqs": sqs, "store": {"path": str(store_path)}, "routes": routes,
+                             "slack": {"default_channel": slack_channel or CONSOLE_CHANNEL}},
                             base_dir=Path("."), source="demo")
 
 
-def run(runtime, seconds: float | None) -> int:
+def run(runtime, seconds: float | None, console: ConsoleSender | None = None) -> int:
     """Send traffic, run the intake and show the store live until Ctrl-C, SIGTERM or
-    ``seconds``; then stop cleanly and print a final summary."""
+    ``seconds``; then stop cleanly and print a final summary. ``console`` is the sender
+    standing in for Slack, if any: the view shows its latest alerts."""
     stop = threading.Event()
     print(_introduction(runtime.config, seconds), flush=True)
     traffic = _TrafficThread(runtime.config.sqs, stop)
@@ -151,7 +178,7 @@ def run(runtime, seconds: float | None) -> int:
         try:
             traffic.start()
             runtime.start()
-            _show_live(runtime, stop, seconds)
+            _show_live(runtime, stop, seconds, console)
         except KeyboardInterrupt:
             pass  # Ctrl-C is the ordinary way to end the demo, not an error
         finally:
@@ -338,23 +365,34 @@ class _Snapshot:
     events: list
     rejections: list
     intake: str
+    alerts: str
+    latest_alerts: tuple[tuple[str, str], ...]
 
 
-def _show_live(runtime, stop: threading.Event, seconds: float | None) -> None:
+def _show_live(runtime, stop: threading.Event, seconds: float | None,
+               console: ConsoleSender | None) -> None:
     show = _redraw if sys.stdout.isatty() else _print_block
     started = time.monotonic()
     while True:
         elapsed = time.monotonic() - started
-        show(_snapshot(runtime), elapsed)
+        show(_snapshot(runtime, console), elapsed)
         wait = REFRESH_SECONDS if seconds is None else min(REFRESH_SECONDS, seconds - elapsed)
         if wait <= 0 or stop.wait(wait):
             return
 
 
-def _snapshot(runtime) -> _Snapshot:
+def _snapshot(runtime, console: ConsoleSender | None) -> _Snapshot:
     store = runtime.store
     return _Snapshot(store.totals(), store.counts_by_kind(), store.latest_events(8),
-                     store.latest_rejections(5), _intake_state(runtime.intake))
+                     store.latest_rejections(5), _intake_state(runtime.intake),
+                     _alerts_text(Outbox(store).counts(), console),
+                     tuple(console.latest) if console else ())
+
+
+def _alerts_text(counts: dict[str, int], console: ConsoleSender | None) -> str:
+    where = "the console (set SLACK_BOT_TOKEN to post to Slack)" if console else "Slack"
+    return (f"alerts to {where}: sent {counts['sent']}, waiting "
+            f"{counts['pending'] + counts['uncertain']}, failed {counts['failed']}")
 
 
 def _intake_state(intake: Intake) -> str:
@@ -377,11 +415,17 @@ def _redraw(snapshot: _Snapshot, elapsed: float) -> None:
 def _screen(snapshot: _Snapshot, elapsed: float) -> list[str]:
     lines = [f"Voiso bot demo, {elapsed:.0f} s: fake Voiso traffic -> SQS (moto) -> intake -> "
              "SQLite. Press Ctrl-C to stop.",
-             f"intake: {snapshot.intake}", _totals_text(snapshot.totals), "", "events by kind:"]
+             f"intake: {snapshot.intake}", _totals_text(snapshot.totals), snapshot.alerts,
+             "", "events by kind:"]
     lines += [f"  {kind:<40} {count:>6}" for kind, count in _kind_rows(snapshot.kinds)]
     lines += ["", "latest events (UTC):"] + [f"  {_event_text(row)}" for row in snapshot.events]
     lines += ["", "latest rejections (UTC):"]
-    return lines + [f"  {_rejection_text(row)}" for row in snapshot.rejections]
+    lines += [f"  {_rejection_text(row)}" for row in snapshot.rejections]
+    if snapshot.latest_alerts:
+        lines += ["", "latest alerts (Slack's notification text):"]
+        lines += [f"  {channel}  {_console_text(text, 110)}"
+                  for channel, text in snapshot.latest_alerts]
+    return lines
 
 
 def _print_block(snapshot: _Snapshot, elapsed: float) -> None:
@@ -393,6 +437,9 @@ def _print_block(snapshot: _Snapshot, elapsed: float) -> None:
         lines.append(f"  latest event: {_event_text(snapshot.events[0])}")
     if snapshot.rejections:
         lines.append(f"  latest rejection: {_rejection_text(snapshot.rejections[0])}")
+    lines.append(f"  {snapshot.alerts}")
+    if snapshot.latest_alerts:
+        lines.append(f"  latest alert: {_console_text(snapshot.latest_alerts[0][1], 110)}")
     print("\n".join(lines), flush=True)
 
 

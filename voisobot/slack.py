@@ -252,3 +252,17 @@ def _history_failure(exc: Exception, channel: str) -> SlackResult:
 def _describe(exc: Exception) -> str:
     # Never str() a SlackClientError's request: the token travels in its headers.
     return f"{type(exc).__name__}: {exc}"
+
+
+class SlackSender:
+    """The two questions the outbox asks, answered by the Web API: post this alert, and
+    was this alert already posted? (The demo answers them on the console instead.)"""
+
+    def __init__(self, client: slack_sdk.WebClient):
+        self.client = client
+
+    def post(self, channel: str, message: dict, alert_id: int) -> SlackResult:
+        return post_message(self.client, channel, message, alert_id=alert_id)
+
+    def find(self, channel: str, alert_id: int, oldest_ts: float) -> SlackResult:
+        return find_alert_post(self.client, channel, alert_id, oldest_ts)

@@ -1,5 +1,6 @@
 """``bot.py check`` says in plain words what is wrong with the setup."""
 
+import dataclasses
 import io
 import json
 import subprocess
@@ -8,15 +9,70 @@ from pathlib import Path
 
 import pytest
 
-from voisobot import check, sqs
+from tests.conftest import sqs_message
+from tests.fakes.slack_api import FakeSlack
+from voisobot import check, samples, slack, sqs
+from voisobot.intake import Intake
+from voisobot.store import Store, transaction
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_check(cfg) -> tuple[int, str]:
+def run_check(cfg, slack_client=None) -> tuple[int, str]:
     out = io.StringIO()
-    code = check.run(cfg, sqs.make_client(cfg.sqs), out=out)
+    code = check.run(cfg, sqs.make_client(cfg.sqs), slack_client, out=out)
     return code, out.getvalue()
+
+
+@pytest.fixture
+def fake_slack():
+    fake = FakeSlack(channels={"C0DEFAULT1"}).start()
+    yield fake
+    fake.stop()
+
+
+def with_channel(cfg):
+    return dataclasses.replace(cfg, slack=dataclasses.replace(cfg.slack,
+                                                              default_channel="C0DEFAULT1"))
+
+
+def test_no_slack_token_is_a_warning_not_a_problem(queue_url, make_config):
+    code, out = run_check(make_config(queue_url))
+    assert code == 0 and "warning  SLACK_BOT_TOKEN is not set" in out
+
+
+def test_a_working_slack_token_passes(queue_url, make_config, fake_slack):
+    client = slack.make_client("xoxb-test", fake_slack.base_url, timeout=2)
+    code, out = run_check(with_channel(make_config(queue_url)), client)
+    assert code == 0 and "Slack accepts the bot token" in out
+    assert fake_slack.calls_to("auth.test")
+
+
+def test_a_refused_slack_token_is_a_problem_with_advice(queue_url, make_config, fake_slack):
+    client = slack.make_client("xoxb-revoked", fake_slack.base_url, timeout=2)
+    code, out = run_check(with_channel(make_config(queue_url)), client)
+    assert code == 1 and "Slack refused the bot token (invalid_auth)" in out
+    assert "reinstall the app" in out and "xoxb-revoked" not in out
+
+
+def test_unreachable_slack_and_no_channel_are_problems(queue_url, make_config):
+    client = slack.make_client("xoxb-test", "http://127.0.0.1:9/api/", timeout=1)
+    code, out = run_check(make_config(queue_url), client)
+    assert code == 1 and "cannot reach Slack" in out and "no alert has a channel" in out
+
+
+def test_alerts_slack_refused_are_reported(queue_url, make_config):
+    cfg = make_config(queue_url)
+    store = Store(cfg.store_path)
+    body = json.dumps(samples.example("user/user_added"))
+    Intake(None, cfg.sqs, store).store_messages([sqs_message(body)])
+    with transaction(store.connection()) as conn:
+        conn.execute("INSERT INTO alerts (event_id, channel, severity, state, next_attempt_at, "
+                     "created_at, last_error) VALUES (1, 'C0GONE0001', 'high', 'failed', '', '', "
+                     "'channel_not_found: check the channel id')")
+    store.close()
+    code, out = run_check(cfg)
+    assert code == 1 and "1 alert(s) to C0GONE0001 failed: channel_not_found" in out
 
 
 def test_a_working_setup_passes_and_warns_about_a_missing_dead_letter_queue(queue_url,
@@ -34,7 +90,7 @@ def test_a_dead_letter_queue_is_reported(sqs_admin, make_queue, make_config):
     policy = json.dumps({"deadLetterTargetArn": arn["Attributes"]["QueueArn"],
                          "maxReceiveCount": "5"})
     code, out = run_check(make_config(make_queue(RedrivePolicy=policy)))
-    assert code == 0 and "after 5 receives" in out and "warning" not in out
+    assert code == 0 and "after 5 receives" in out and "no dead-letter queue" not in out
 
 
 def test_no_credentials(queue_url, make_config, monkeypatch):

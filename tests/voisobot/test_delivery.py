@@ -47,9 +47,9 @@ def store_events(store: Store, *kinds: str, **params) -> None:
 
 
 def delivery_for(store, fake, cfg=None, **options) -> AlertDelivery:
-    client = slack.make_client("xoxb-test", fake.base_url, timeout=1)
+    sender = slack.SlackSender(slack.make_client("xoxb-test", fake.base_url, timeout=1))
     options = {"post_interval": 0.0, "retry_base": 0.01, **options}
-    return AlertDelivery(Outbox(store), SlackRenderer(), client, cfg or make_config(), **options)
+    return AlertDelivery(Outbox(store), SlackRenderer(), sender, cfg or make_config(), **options)
 
 
 def posts(fake) -> list[dict]:
@@ -175,8 +175,8 @@ def test_a_channel_problem_is_permanent_reported_once_and_spares_other_channels(
 
 def test_a_bad_token_pauses_delivery_and_loses_nothing(store, fake_slack, caplog):
     store_events(store, "user/user_added", "user/user_deleted")
-    client = slack.make_client("xoxb-wrong", fake_slack.base_url, timeout=1)
-    delivery = AlertDelivery(Outbox(store), SlackRenderer(), client, make_config(),
+    sender = slack.SlackSender(slack.make_client("xoxb-wrong", fake_slack.base_url, timeout=1))
+    delivery = AlertDelivery(Outbox(store), SlackRenderer(), sender, make_config(),
                              post_interval=0.0)
     with caplog.at_level(logging.ERROR, logger="voisobot.delivery"):
         delivery.run()

@@ -30,7 +30,10 @@ def demo_command(store: Path, *extra: str) -> list[str]:
 
 
 def demo_env() -> dict[str, str]:
-    return {**os.environ, **FAKE_AWS_ENV}
+    """The developer's environment without any real Slack identity: tests never post."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "VOISO_DEMO_CHANNEL")}
+    return {**env, **FAKE_AWS_ENV}
 
 
 def query(store: Path, sql: str) -> list[tuple]:
@@ -86,6 +89,16 @@ def test_a_timed_demo_stores_a_hostile_login_name_verbatim(short_demo):
     _, store = short_demo
     users = {user for (user,) in query(store, "SELECT user FROM events")}
     assert HOSTILE_NAME in users
+
+
+def test_without_a_slack_token_the_demo_delivers_alerts_to_the_console(short_demo):
+    result, store = short_demo
+    sent = query(store, "SELECT count(*) FROM alerts WHERE state = 'sent'")[0][0]
+    muted = query(store, "SELECT count(*) FROM alerts a JOIN events e ON e.id = a.event_id "
+                         "WHERE e.event = 'successful_login'")[0][0]
+    assert sent > 0 and muted == 0  # ordinary logins are muted by the demo's route
+    assert "alerts to the console (set SLACK_BOT_TOKEN to post to Slack): sent" in result.stdout
+    assert "latest alert: :" in result.stdout
 
 
 def test_a_timed_demo_prints_no_control_characters(short_demo):
