@@ -29,6 +29,8 @@ _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 _KIND = re.compile(r"^[^/\s]+/[^/\s]+$")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SEVERITIES = ("info", "low", "medium", "high", "critical")  # in rising order
+GROUP_FIELDS = ("type", "event", "user", "who", "ip", "callcenter", "access_group")
+DEFAULT_GROUP_BY = ("type", "event", "user")
 Match = tuple[str, ...]  # a TOML string or list of strings; "*" matches anything
 
 
@@ -40,6 +42,13 @@ def option(default: Any = dataclasses.MISSING, *, expect: str, check=lambda v: T
     if isinstance(default, tuple):
         return field(default_factory=lambda: default, metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+_GROUP_BY_EXPECT = "a list of event fields among " + ", ".join(GROUP_FIELDS)
+
+
+def _group_fields(value: tuple[str, ...]) -> bool:
+    return all(name in GROUP_FIELDS for name in value)
 
 
 def _channel_or_empty(value: str) -> bool:
@@ -108,6 +117,16 @@ class SlackConfig:
     templates_dir: str = option("", expect="a directory of your own templates, or empty")
     timeout_seconds: float = option(10.0, expect="a number of seconds from 1 to 60",
                                     check=_between(1, 60))
+    group_by: tuple[str, ...] = option(DEFAULT_GROUP_BY, check=_group_fields,
+                                       expect=_GROUP_BY_EXPECT)
+    group_window_minutes: int = option(10, expect="a whole number of minutes from 0 to 1440 "
+                                       "(0: no grouping)", check=_between(0, 1440))
+    storm_threshold: int = option(5, expect="a whole number from 1 to 1000",
+                                  check=_between(1, 1000))
+    thread_reply_cap: int = option(20, expect="a whole number from 0 to 500",
+                                   check=_between(0, 500))
+    updates_per_minute: int = option(12, expect="a whole number from 1 to 60",
+                                     check=_between(1, 60))
 
 
 @dataclass(frozen=True)
@@ -126,6 +145,10 @@ class RouteConfig:
                                check=lambda v: v in SEVERITIES)
     continue_matching: bool = option(False, expect="true or false", key="continue")
     mute: bool = option(False, expect="true or false")
+    group_by: tuple[str, ...] = option(DEFAULT_GROUP_BY, check=_group_fields,
+                                       expect=_GROUP_BY_EXPECT)
+    group_window_minutes: int = option(10, expect="a whole number of minutes from 0 to 1440 "
+                                       "(0: no grouping)", check=_between(0, 1440))
 
 
 SECTIONS: dict[str, type] = {"sqs": SqsConfig, "store": StoreConfig, "log": LogConfig,
@@ -250,7 +273,8 @@ def _value(spec: dataclasses.Field, value: Any, where: str):
 def _match_value(spec: dataclasses.Field, value: Any, where: str) -> Match:
     values = (value,) if isinstance(value, str) else value
     if not isinstance(values, list | tuple) or not values \
-            or not all(isinstance(v, str) and v for v in values):
+            or not all(isinstance(v, str) and v for v in values) \
+            or not spec.metadata["check"](tuple(values)):
         raise ConfigError(f"{where}: expected {spec.metadata['expect']}, got {_show(value)}")
     return tuple(values)
 

@@ -1,8 +1,12 @@
 """The delivery job: new events become queued alerts, queued alerts become Slack posts.
 
-Per channel, alerts go out in the order they were queued, at most one post per
-``post_interval`` seconds (Slack allows about one a second per channel), and a
-waiting alert holds back the ones behind it. Slack down, 5xx or 429: the alert
+Related events share one alert (a group: same key, same channel, within a window;
+a storm when too many groups of one kind are open): it is posted once, then
+updated in place as events join, with events as thread replies up to a cap. Per
+channel the job makes at most one Slack write per ``post_interval`` seconds (Slack
+allows about one a second per channel) — a new alert first, else an update within
+``updates_per_minute``, else a thread reply — and a waiting alert holds back the
+ones behind it. Slack down, 5xx or 429: the alert
 waits (honouring Retry-After) and goes out when Slack is back. An alert whose
 post may have reached Slack (a timeout, a crash mid-call) is looked up in the
 channel's history before it is posted again. Channel problems are permanent:
@@ -12,15 +16,16 @@ delivery, losing nothing, until it is fixed.
 
 import logging
 import time
+from collections import defaultdict, deque
 from datetime import datetime, timedelta
 
-from voisobot import events, slack
+from voisobot import events, history, slack
 from voisobot.config import Config
 from voisobot.errors import MalformedEvent
 from voisobot.intake import utc_now
-from voisobot.outbox import Outbox, QueuedAlert
+from voisobot.outbox import GroupingLimits, Outbox, QueuedAlert, QueueItem
 from voisobot.render import AlertView, SlackRenderer
-from voisobot.routing import destinations, severity_of
+from voisobot.routing import destinations, group_key, severity_of, storm_key
 from voisobot.store import time_text
 
 log = logging.getLogger(__name__)
@@ -44,6 +49,8 @@ class AlertDelivery:
         self.paused_until: datetime | None = None
         self.reported: set[tuple[str, str]] = set()
         self.history_unreadable = False
+        self.recent_updates: dict[str, deque[float]] = defaultdict(deque)  # channel -> times
+        self.limits = GroupingLimits(config.slack.storm_threshold, config.slack.thread_reply_cap)
 
     run_interval = 0.5  # seconds between runs; posts are paced per channel, not by this
 
@@ -56,23 +63,25 @@ class AlertDelivery:
         return self.run_interval
 
     def enqueue_new_events(self) -> int:
-        queued = 0
+        created = 0
         while rows := self.outbox.new_events(ENQUEUE_BATCH):
-            alerts = [alert for row in rows for alert in self._alerts_for(row["id"], row["raw"])]
-            queued += self.outbox.enqueue(alerts, rows[-1]["id"], self.clock())
+            items = [item for row in rows for item in self._queue_items(row["id"], row["raw"])]
+            created += self.outbox.enqueue(items, rows[-1]["id"], self.clock(), self.limits)
             if len(rows) < ENQUEUE_BATCH:
                 break
-        return queued
+        return created
 
-    def _alerts_for(self, event_id: int, raw: bytes) -> list[tuple[int, str, str]]:
+    def _queue_items(self, event_id: int, raw: bytes) -> list[QueueItem]:
         try:
             event = events.parse(raw)
         except MalformedEvent as exc:  # stored by an older version that accepted it
             log.error("event %d no longer parses (%s); it raises no alert", event_id, exc)
             return []
         severity = severity_of(event, self.config.severity)
-        return [(event_id, d.channel, severity) for d in destinations(event, severity,
-                                                                      self.config)]
+        return [QueueItem(event_id, event.time, d.channel, severity,
+                          group_key(event, d.group_by), storm_key(event),
+                          timedelta(minutes=d.group_window_minutes))
+                for d in destinations(event, severity, self.config)]
 
     def deliver_due(self) -> None:
         now = self.clock()
@@ -85,6 +94,9 @@ class AlertDelivery:
                 continue
             if self._deliver(alert, now) == "pause":
                 return
+        for channel in self.outbox.channels_with_follow_ups():
+            if self._channel_ready(channel):
+                self._follow_up(channel, now)
 
     def _channel_ready(self, channel: str) -> bool:
         return time.monotonic() >= self.next_post_at.get(channel, 0.0)
@@ -94,15 +106,71 @@ class AlertDelivery:
             found = self._look_for_earlier_post(alert)
             if found != "absent":
                 return found
-        event = events.parse(alert.raw)
-        message = self.renderer.render(AlertView(event, alert.severity, alert_id=alert.id))
+        view = self._view(alert)
+        message = self.renderer.render(view)
         self.outbox.mark_trying(alert.id, now)
         result = self.sender.post(alert.channel, message, alert.id)
         self.next_post_at[alert.channel] = time.monotonic() + self.post_interval
         if result.status == "done":
-            self.outbox.mark_sent(alert.id, result.ts, self.clock())
+            shown = view.group["count"] if view.group else 1
+            self.outbox.mark_sent(alert.id, result.ts, self.clock(), shown)
             return "sent"
         return self._not_sent(alert, result, uncertain=result.maybe_posted)
+
+    def _view(self, alert: QueuedAlert) -> AlertView:
+        """What the alert's message shows: its first event, what the cache knew before it,
+        and, for a group, the whole group as it stands now."""
+        event = events.parse(alert.raw)
+        context = history.context_lines(self.outbox.store.connection(), event, alert.event_id)
+        group = self.outbox.group_summary(alert.id) if alert.event_count > 1 else None
+        return AlertView(event, alert.severity, alert_id=alert.id, context=context, group=group)
+
+    def _follow_up(self, channel: str, now: datetime) -> None:
+        """The channel's one write this interval, when no new alert needs it: bring a
+        group's message up to date, else post the next thread reply."""
+        stale = self.outbox.stale_alert(channel)
+        if stale is not None and self._update_allowed(channel):
+            self._update(stale, now)
+            return
+        reply = self.outbox.pending_reply(channel)
+        if reply is not None:
+            self._reply(channel, *reply)
+
+    def _update_allowed(self, channel: str) -> bool:
+        recent, now = self.recent_updates[channel], time.monotonic()
+        while recent and now - recent[0] > 60.0:
+            recent.popleft()
+        return len(recent) < self.config.slack.updates_per_minute
+
+    def _update(self, alert: QueuedAlert, now: datetime) -> None:
+        view = self._view(alert)
+        result = self.sender.update(alert.channel, alert.slack_ts, self.renderer.render(view))
+        self.recent_updates[alert.channel].append(time.monotonic())
+        self.next_post_at[alert.channel] = time.monotonic() + self.post_interval
+        if result.status == "done":
+            self.outbox.mark_updated(alert.id, view.group["count"] if view.group else 1, now)
+        elif result.status == "retry":
+            self.next_post_at[alert.channel] += result.retry_after or 0.0
+        else:  # e.g. the message was deleted: stop updating it, keep the count
+            self.outbox.mark_updated(alert.id, alert.event_count, now)
+            self._report_once(alert.channel, result)
+
+    def _reply(self, channel: str, event_id: int, severity: str, thread_ts: str,
+               raw: bytes) -> None:
+        """A thread reply for one event of a group: marked before the call, so at most
+        once; the group's own message counts every event in any case."""
+        event = events.parse(raw)
+        message = self.renderer.render_reply(AlertView(event, severity))
+        self.outbox.mark_reply(event_id, channel, "sent")
+        result = self.sender.post(channel, message, None, thread_ts=thread_ts)
+        self.next_post_at[channel] = time.monotonic() + self.post_interval
+        if result.status == "done":
+            self.outbox.mark_reply(event_id, channel, "sent", result.ts)
+        elif result.status == "retry" and not result.maybe_posted:
+            self.outbox.mark_reply(event_id, channel, "pending")
+            self.next_post_at[channel] += result.retry_after or 0.0
+        elif result.status == "give_up":
+            self.outbox.mark_reply(event_id, channel, "failed")
 
     def _look_for_earlier_post(self, alert: QueuedAlert) -> str:
         """A post may have reached Slack: find it rather than post a second copy."""

@@ -81,10 +81,16 @@ class ConsoleSender:
         self.latest: collections.deque[tuple[str, str]] = collections.deque(maxlen=keep)
         self.count = 0
 
-    def post(self, channel: str, message: dict, alert_id: int) -> slack.SlackResult:
+    def post(self, channel: str, message: dict, alert_id: int | None, *,
+             thread_ts: str | None = None) -> slack.SlackResult:
         self.count += 1
-        self.latest.appendleft((channel, message["text"]))
+        where = f"{channel} (thread)" if thread_ts else channel
+        self.latest.appendleft((where, message["text"]))
         return slack.SlackResult("done", channel, ts=f"{time.time():.6f}")
+
+    def update(self, channel: str, ts: str, message: dict) -> slack.SlackResult:
+        self.latest.appendleft((f"{channel} (updated)", message["text"]))
+        return slack.SlackResult("done", channel, ts=ts)
 
     def find(self, channel: str, alert_id: int, oldest_ts: float) -> slack.SlackResult:
         return slack.SlackResult("done", channel, ts=None)  # nothing is ever half-posted here

@@ -7,14 +7,38 @@ never posted twice.
 """
 
 import sqlite3
-from collections.abc import Iterable
+from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from voisobot.store import Store, time_text, transaction
 
 ENQUEUE_CURSOR = "alerts_enqueued"
-OPEN_STATES = ("pending", "uncertain")
+_ALERT_COLUMNS = ("a.id, a.event_id, a.channel, a.severity, a.state, a.attempts, "
+                  "a.next_attempt_at, a.first_tried_at, e.raw, a.event_count, a.slack_ts")
+
+
+def _shown_time(text: str) -> str:
+    return text[:10] + " " + text[11:19] + " UTC"
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One event bound for one channel, with how it may be grouped there."""
+
+    event_id: int
+    event_time: datetime
+    channel: str
+    severity: str
+    group_key: str
+    storm_key: str
+    window: timedelta  # zero: never grouped
+
+
+@dataclass(frozen=True)
+class GroupingLimits:
+    storm_threshold: int  # open groups of one kind in a channel before it becomes a storm
+    thread_reply_cap: int  # events of a group shown as thread replies
 
 
 @dataclass(frozen=True)
@@ -27,7 +51,9 @@ class QueuedAlert:
     attempts: int
     next_attempt_at: str
     first_tried_at: str | None
-    raw: bytes  # the event's body: the alert is rendered from it at send time
+    raw: bytes  # the first event's body: the alert is rendered from it at send time
+    event_count: int = 1
+    slack_ts: str | None = None
 
 
 class Outbox:
@@ -42,37 +68,127 @@ class Outbox:
         return conn.execute("SELECT id, raw FROM events WHERE id > ? ORDER BY id LIMIT ?",
                             (cursor, limit)).fetchall()
 
-    def enqueue(self, rows: Iterable[tuple[int, str, str]], up_to_event: int,
-                now: datetime) -> int:
-        """Queue (event_id, channel, severity) alerts and advance the cursor, atomically."""
-        when = time_text(now)
+    def enqueue(self, items: list[QueueItem], up_to_event: int, now: datetime,
+                limits: GroupingLimits) -> int:
+        """Put each event in exactly one alert per channel — an open group's, or a new
+        one — and advance the cursor, atomically. Returns the number of new alerts."""
+        created = 0
         with transaction(self.store.connection()) as conn:
-            cursor = conn.executemany(
-                "INSERT INTO alerts (event_id, channel, severity, next_attempt_at, created_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [(event_id, channel, severity, when, when)
-                 for event_id, channel, severity in rows])
+            for item in items:
+                if conn.execute("SELECT 1 FROM alert_events WHERE event_id = ? AND channel = ?",
+                                (item.event_id, item.channel)).fetchone():
+                    continue  # queued by an earlier run that stopped before the cursor moved
+                alert_id, key = self._group_for(conn, item, limits.storm_threshold)
+                if alert_id is None:
+                    self._new_alert(conn, item, key, now)
+                    created += 1
+                else:
+                    self._join(conn, alert_id, item, limits.thread_reply_cap)
             conn.execute("UPDATE cursors SET value = max(value, ?) WHERE name = ?",
                          (up_to_event, ENQUEUE_CURSOR))
-        return cursor.rowcount
+        return created
+
+    @staticmethod
+    def _group_for(conn, item: QueueItem, storm_threshold: int) -> tuple[int | None, str]:
+        """The open alert the event joins, or None and the key of the alert to create."""
+        if not item.window:
+            return None, item.group_key
+        at = time_text(item.event_time)
+        for key in (item.storm_key, item.group_key):
+            row = conn.execute(
+                "SELECT id FROM alerts WHERE channel = ? AND group_key = ? "
+                "AND window_ends_at > ? ORDER BY id DESC LIMIT 1",
+                (item.channel, key, at)).fetchone()
+            if row:
+                return row[0], key
+        kind = item.storm_key[:-1]  # "type/event|"
+        (open_groups,) = conn.execute(
+            "SELECT count(*) FROM alerts WHERE channel = ? AND group_key >= ? "
+            "AND group_key < ? AND window_ends_at > ?",
+            (item.channel, kind, kind[:-1] + "}", at)).fetchone()  # "}" sorts right after "|"
+        return None, (item.storm_key if open_groups >= storm_threshold else item.group_key)
+
+    @staticmethod
+    def _new_alert(conn, item: QueueItem, key: str, now: datetime) -> None:
+        when = time_text(now)
+        cursor = conn.execute(
+            "INSERT INTO alerts (event_id, channel, severity, next_attempt_at, created_at, "
+            "group_key, window_ends_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (item.event_id, item.channel, item.severity, when, when, key,
+             time_text(item.event_time + item.window)))
+        conn.execute("INSERT INTO alert_events (event_id, channel, alert_id) VALUES (?, ?, ?)",
+                     (item.event_id, item.channel, cursor.lastrowid))
+
+    @staticmethod
+    def _join(conn, alert_id: int, item: QueueItem, reply_cap: int) -> None:
+        (count,) = conn.execute("SELECT event_count FROM alerts WHERE id = ?",
+                                (alert_id,)).fetchone()
+        reply = "pending" if count - 1 < reply_cap else None  # the first event is the alert
+        conn.execute("INSERT INTO alert_events (event_id, channel, alert_id, reply_state) "
+                     "VALUES (?, ?, ?, ?)", (item.event_id, item.channel, alert_id, reply))
+        conn.execute("UPDATE alerts SET event_count = event_count + 1 WHERE id = ?", (alert_id,))
 
     def open_alerts(self, limit: int) -> list[QueuedAlert]:
         """Pending and uncertain alerts in the order they were queued."""
         rows = self.store.connection().execute(
-            "SELECT a.id, a.event_id, a.channel, a.severity, a.state, a.attempts, "
-            "a.next_attempt_at, a.first_tried_at, e.raw FROM alerts a "
-            "JOIN events e ON e.id = a.event_id "
+            f"SELECT {_ALERT_COLUMNS} FROM alerts a JOIN events e ON e.id = a.event_id "
             "WHERE a.state IN ('pending', 'uncertain') ORDER BY a.id LIMIT ?", (limit,))
         return [QueuedAlert(*row) for row in rows]
+
+    def stale_alert(self, channel: str) -> QueuedAlert | None:
+        """The posted group message of this channel that lags furthest behind its events."""
+        row = self.store.connection().execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts a JOIN events e ON e.id = a.event_id "
+            "WHERE a.channel = ? AND a.state = 'sent' AND a.event_count > a.shown_count "
+            "ORDER BY a.updated_at LIMIT 1", (channel,)).fetchone()
+        return QueuedAlert(*row) if row else None
+
+    def channels_with_follow_ups(self) -> list[str]:
+        conn = self.store.connection()
+        stale = conn.execute("SELECT DISTINCT channel FROM alerts WHERE state = 'sent' "
+                             "AND event_count > shown_count")
+        replies = conn.execute("SELECT DISTINCT channel FROM alert_events "
+                               "WHERE reply_state = 'pending'")
+        return sorted({row[0] for row in stale} | {row[0] for row in replies})
+
+    def pending_reply(self, channel: str) -> tuple[int, str, str, bytes] | None:
+        """(event_id, alert severity, thread ts, event body) of the oldest reply to post
+        under an alert already in Slack."""
+        return self.store.connection().execute(
+            "SELECT ae.event_id, a.severity, a.slack_ts, e.raw FROM alert_events ae "
+            "JOIN alerts a ON a.id = ae.alert_id JOIN events e ON e.id = ae.event_id "
+            "WHERE ae.channel = ? AND ae.reply_state = 'pending' AND a.state = 'sent' "
+            "ORDER BY ae.event_id LIMIT 1", (channel,)).fetchone()
+
+    def mark_reply(self, event_id: int, channel: str, state: str, ts: str | None = None) -> None:
+        with transaction(self.store.connection()) as conn:
+            conn.execute("UPDATE alert_events SET reply_state = ?, reply_ts = ? "
+                         "WHERE event_id = ? AND channel = ?", (state, ts, event_id, channel))
+
+    def group_summary(self, alert_id: int, top: int = 3) -> dict:
+        """What a group message shows: how many events, when, who and from where."""
+        rows = self.store.connection().execute(
+            "SELECT e.user, e.ip, e.event_time FROM alert_events ae "
+            "JOIN events e ON e.id = ae.event_id WHERE ae.alert_id = ?", (alert_id,)).fetchall()
+        users = Counter(row["user"] for row in rows if row["user"] is not None)
+        ips = Counter(row["ip"] for row in rows if row["ip"] is not None)
+        times = sorted(row["event_time"] for row in rows)
+        return {"count": len(rows), "first_seen": _shown_time(times[0]),
+                "last_seen": _shown_time(times[-1]), "users": len(users), "ips": len(ips),
+                "top_users": users.most_common(top), "top_ips": ips.most_common(top)}
 
     def mark_trying(self, alert_id: int, now: datetime) -> None:
         """Before the call: from here until a definite answer, the post may exist."""
         self._update(alert_id, "state = 'uncertain', attempts = attempts + 1, "
                      "first_tried_at = coalesce(first_tried_at, ?)", time_text(now))
 
-    def mark_sent(self, alert_id: int, ts: str, now: datetime) -> None:
-        self._update(alert_id, "state = 'sent', slack_ts = ?, sent_at = ?, last_error = NULL",
-                     ts, time_text(now))
+    def mark_sent(self, alert_id: int, ts: str, now: datetime, shown_count: int = 1) -> None:
+        self._update(alert_id, "state = 'sent', slack_ts = ?, sent_at = ?, updated_at = ?, "
+                     "shown_count = ?, last_error = NULL", ts, time_text(now), time_text(now),
+                     shown_count)
+
+    def mark_updated(self, alert_id: int, shown_count: int, now: datetime) -> None:
+        self._update(alert_id, "shown_count = ?, updated_at = ?", shown_count, time_text(now))
 
     def mark_retry(self, alert_id: int, state: str, at: datetime, error: str) -> None:
         self._update(alert_id, "state = ?, next_attempt_at = ?, last_error = ?",

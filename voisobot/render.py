@@ -124,6 +124,13 @@ class SlackRenderer:
                           if candidate != GENERIC_TEMPLATE else "built-in minimal message")
         return minimal_message(alert)
 
+    def render_reply(self, alert: AlertView) -> dict:
+        """One event of a group, as a thread reply: its summary and facts, no header or
+        button (the group's message has them)."""
+        message = self.render(alert)
+        kept = [block for block in message["blocks"] if block["type"] in ("section", "context")]
+        return {"text": message["text"], "blocks": kept}
+
     def template_for(self, kind: str) -> str:
         """The kind's own template (the user's override first), else the generic one."""
         name = template_name(kind)

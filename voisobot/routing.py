@@ -49,6 +49,22 @@ def rank(severity: str) -> int:
 class Destination:
     channel: str
     route: int | None  # index into config.routes; None for the default channel
+    group_by: tuple[str, ...] = ()
+    group_window_minutes: int = 0
+
+
+def group_key(event: Event, fields: tuple[str, ...]) -> str:
+    """Events with equal keys in one channel and window share one alert. The kind always
+    leads, so a storm of one kind can be recognised by prefix."""
+    values = {"type": event.type, "event": event.event, "user": event.user, "who": event.who,
+              "ip": event.ip, "callcenter": event.callcenter, "access_group": event.access_group}
+    parts = [f"{name}={values[name]}" for name in fields if name not in ("type", "event")]
+    return "|".join([event.kind, *parts])
+
+
+def storm_key(event: Event) -> str:
+    """The one alert that all events of a kind join once a channel is under a storm."""
+    return f"{event.kind}|*"
 
 
 def destinations(event: Event, severity: str, config: Config) -> list[Destination]:
@@ -61,11 +77,13 @@ def destinations(event: Event, severity: str, config: Config) -> list[Destinatio
             continue
         if route.mute:
             return found
-        found.append(Destination(route.channel, index))
+        found.append(Destination(route.channel, index, route.group_by,
+                                 route.group_window_minutes))
         if not route.continue_matching:
             return found
     if not found and config.slack.default_channel:
-        found.append(Destination(config.slack.default_channel, None))
+        found.append(Destination(config.slack.default_channel, None, config.slack.group_by,
+                                 config.slack.group_window_minutes))
     return found
 
 

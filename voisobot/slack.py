@@ -70,7 +70,7 @@ def make_client(token: str, base_url: str, timeout: float) -> slack_sdk.WebClien
 
 
 def post_message(client: slack_sdk.WebClient, channel: str, message: dict, *,
-                 alert_id: int | None = None) -> SlackResult:
+                 alert_id: int | None = None, thread_ts: str | None = None) -> SlackResult:
     """Post ``{"text", "blocks"}``. No ``link_names``/``parse``: untrusted text stays text.
 
     With ``alert_id`` the post carries message metadata naming the alert, which is how
@@ -82,7 +82,8 @@ def post_message(client: slack_sdk.WebClient, channel: str, message: dict, *,
         metadata = {"event_type": ALERT_EVENT_TYPE, "event_payload": {"alert_id": alert_id}}
     try:
         response = client.chat_postMessage(
-            channel=channel, text=message["text"], blocks=message.get("blocks"),
+            channel=channel, thread_ts=thread_ts, text=message["text"],
+            blocks=message.get("blocks"),
             unfurl_links=False, unfurl_media=False, metadata=metadata)
     except (SlackClientError, *NETWORK_ERRORS) as exc:
         return _mark_maybe_posted(classify(exc, channel=channel), exc)
@@ -261,8 +262,13 @@ class SlackSender:
     def __init__(self, client: slack_sdk.WebClient):
         self.client = client
 
-    def post(self, channel: str, message: dict, alert_id: int) -> SlackResult:
-        return post_message(self.client, channel, message, alert_id=alert_id)
+    def post(self, channel: str, message: dict, alert_id: int | None, *,
+             thread_ts: str | None = None) -> SlackResult:
+        return post_message(self.client, channel, message, alert_id=alert_id,
+                            thread_ts=thread_ts)
+
+    def update(self, channel: str, ts: str, message: dict) -> SlackResult:
+        return update_message(self.client, channel, ts, message)
 
     def find(self, channel: str, alert_id: int, oldest_ts: float) -> SlackResult:
         return find_alert_post(self.client, channel, alert_id, oldest_ts)

@@ -167,6 +167,8 @@ class FakeSlack:
         metadata = _json_field(call.payload.get("metadata"))
         if metadata:
             message["metadata"] = metadata
+        if call.payload.get("thread_ts") and call.method == "chat.postMessage":
+            message["thread_ts"] = call.payload["thread_ts"]
         with self._lock:
             stored = self._messages[channel]
             if call.method == "chat.postMessage":
@@ -197,7 +199,8 @@ class FakeSlack:
         with self._lock:
             newest_first = list(reversed(self._messages.get(channel, [])))
         matching = [m for m in newest_first if _ts_value(m["ts"]) > oldest
-                    and (before is None or _ts_value(m["ts"]) <= before)]
+                    and (before is None or _ts_value(m["ts"]) <= before)
+                    and "thread_ts" not in m]  # like Slack: thread replies are not history
         page, rest = matching[:limit], matching[limit:]
         messages = [{key: value for key, value in m.items()
                      if key != "metadata" or with_metadata} for m in page]

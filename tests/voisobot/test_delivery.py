@@ -164,7 +164,9 @@ def test_a_channel_problem_is_permanent_reported_once_and_spares_other_channels(
     cfg = make_config([{"event": "user_added", "channel": channel}],
                       default_channel="C0SECURITY")
     fake_slack.set_not_in_channel("C0ALERTS01")
-    store_events(store, "user/user_added", "user/user_added", "user/user_deleted")
+    store_events(store, "user/user_added", user="one@acme.example")
+    store_events(store, "user/user_added", user="two@acme.example")
+    store_events(store, "user/user_deleted")
     with caplog.at_level(logging.ERROR, logger="voisobot.delivery"):
         run_until_settled(delivery_for(store, fake_slack, cfg))
     states = [(row["channel"], row["state"]) for row in alert_rows(store)]

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from voisobot import config, events, samples
-from voisobot.routing import DEFAULT_SEVERITY, Destination, destinations, severity_of
+from voisobot.routing import DEFAULT_SEVERITY, destinations, group_key, severity_of, storm_key
 
 QUEUE = {"queue_url": "https://sqs.eu-west-1.amazonaws.com/123456789012/voiso"}
 
@@ -49,10 +49,14 @@ def test_unknown_kind_is_medium_and_overrides_win():
         == "low"
 
 
+def where(found) -> list[tuple[str, int | None]]:
+    return [(d.channel, d.route) for d in found]
+
+
 def test_first_matching_route_wins():
     routes = [{"event": "unauthorized_ip", "channel": "C0000001"},
               {"type": "app_login", "channel": "C0000002"}]
-    assert destinations(event(), "high", cfg(routes)) == [Destination("C0000001", 0)]
+    assert where(destinations(event(), "high", cfg(routes))) == [("C0000001", 0)]
 
 
 def test_continue_adds_the_next_matching_routes():
@@ -60,15 +64,15 @@ def test_continue_adds_the_next_matching_routes():
                "continue": True},
               {"callcenter": "other", "channel": "C0000002"},
               {"min_severity": "high", "channel": "C0000003"}]
-    assert destinations(event(), "high", cfg(routes)) == [
-        Destination("C0000001", 0), Destination("C0000003", 2)]
+    assert where(destinations(event(), "high", cfg(routes))) == [
+        ("C0000001", 0), ("C0000003", 2)]
 
 
 def test_min_severity_and_access_group_filter():
     routes = [{"min_severity": "critical", "channel": "C0000001"},
               {"access_group": "admin", "channel": "C0000002"}]
-    assert destinations(event(), "high", cfg(routes, default_channel="C0000009")) == [
-        Destination("C0000009", None)]
+    assert where(destinations(event(), "high", cfg(routes, default_channel="C0000009"))) == [
+        ("C0000009", None)]
 
 
 def test_a_mute_route_means_no_alert_and_no_default():
@@ -79,3 +83,19 @@ def test_a_mute_route_means_no_alert_and_no_default():
 
 def test_no_route_and_no_default_channel_means_stored_only():
     assert destinations(event(), "high", cfg()) == []
+
+
+def test_a_route_carries_its_grouping_and_the_default_channel_the_slack_defaults():
+    routes = [{"event": "unauthorized_ip", "channel": "C0000001", "group_by": ["type", "ip"],
+               "group_window_minutes": 3}]
+    (routed,) = destinations(event(), "high", cfg(routes))
+    (default,) = destinations(event("user/user_added"), "medium", cfg(routes, "C0000009"))
+    assert (routed.group_by, routed.group_window_minutes) == (("type", "ip"), 3)
+    assert (default.group_by, default.group_window_minutes) == (("type", "event", "user"), 10)
+
+
+def test_group_keys_lead_with_the_kind():
+    e = event(params={"user": "a@b.c", "ip": "1.2.3.4"})
+    assert group_key(e, ("type", "event", "user")) == "app_login/unauthorized_ip|user=a@b.c"
+    assert group_key(e, ("ip",)) == "app_login/unauthorized_ip|ip=1.2.3.4"
+    assert storm_key(e) == "app_login/unauthorized_ip|*"
