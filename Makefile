@@ -21,6 +21,7 @@ test: $(STAMP)  ## the whole suite
 
 bench: $(STAMP)  ## benchmarks, printed as tables
 	$(PY) bench/bench_intake.py
+	$(PY) bench/bench_alerts.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -262,3 +262,16 @@ def test_render_command_for_one_kind_and_an_unknown_one(capsys):
     assert bot.main(["render", "unauthorized_ip"]) == 0
     assert "# app_login/unauthorized_ip: severity high" in capsys.readouterr().out
     assert bot.main(["render", "no_such_kind"]) == 2
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_names_in_a_group_summary_stay_text(renderer, value):
+    alert = hostile_alert(value, "app_login/incorrect_password")
+    group = {"count": 3, "first_seen": "2024-01-01 00:00:00 UTC",
+             "last_seen": "2024-01-01 00:05:00 UTC", "users": 2, "ips": 1,
+             "top_users": [(value, 2), ("x@y.z", 1)], "top_ips": [(value, 3)]}
+    grouped = AlertView(alert.event, alert.severity, alert_id=1, group=group)
+    message = renderer.render(grouped)
+    assert "[3 events]" in message["text"]
+    assert_safe(message, value)
+    assert_safe(renderer.render_reply(grouped), value)
