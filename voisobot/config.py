@@ -44,11 +44,16 @@ def option(default: Any = dataclasses.MISSING, *, expect: str, check=lambda v: T
     return field(default=default, metadata=metadata)
 
 
-_GROUP_BY_EXPECT = "a list of event fields among " + ", ".join(GROUP_FIELDS)
+def _group_by_option():
+    """How events group into one alert: [slack] sets it for the default channel, and each
+    route for itself."""
+    return option(DEFAULT_GROUP_BY, expect="a list of event fields among "
+                  + ", ".join(GROUP_FIELDS), check=lambda v: all(f in GROUP_FIELDS for f in v))
 
 
-def _group_fields(value: tuple[str, ...]) -> bool:
-    return all(name in GROUP_FIELDS for name in value)
+def _group_window_option():
+    return option(10, expect="a whole number of minutes from 0 to 1440 (0: no grouping)",
+                  check=_between(0, 1440))
 
 
 def _channel_or_empty(value: str) -> bool:
@@ -117,10 +122,8 @@ class SlackConfig:
     templates_dir: str = option("", expect="a directory of your own templates, or empty")
     timeout_seconds: float = option(10.0, expect="a number of seconds from 1 to 60",
                                     check=_between(1, 60))
-    group_by: tuple[str, ...] = option(DEFAULT_GROUP_BY, check=_group_fields,
-                                       expect=_GROUP_BY_EXPECT)
-    group_window_minutes: int = option(10, expect="a whole number of minutes from 0 to 1440 "
-                                       "(0: no grouping)", check=_between(0, 1440))
+    group_by: tuple[str, ...] = _group_by_option()
+    group_window_minutes: int = _group_window_option()
     storm_threshold: int = option(5, expect="a whole number from 1 to 1000",
                                   check=_between(1, 1000))
     thread_reply_cap: int = option(20, expect="a whole number from 0 to 500",
@@ -145,10 +148,8 @@ class RouteConfig:
                                check=lambda v: v in SEVERITIES)
     continue_matching: bool = option(False, expect="true or false", key="continue")
     mute: bool = option(False, expect="true or false")
-    group_by: tuple[str, ...] = option(DEFAULT_GROUP_BY, check=_group_fields,
-                                       expect=_GROUP_BY_EXPECT)
-    group_window_minutes: int = option(10, expect="a whole number of minutes from 0 to 1440 "
-                                       "(0: no grouping)", check=_between(0, 1440))
+    group_by: tuple[str, ...] = _group_by_option()
+    group_window_minutes: int = _group_window_option()
 
 
 SECTIONS: dict[str, type] = {"sqs": SqsConfig, "store": StoreConfig, "log": LogConfig,

@@ -61,6 +61,30 @@ CONFIG_ERRORS = [
      "sqs.region: 'us-east-1' does not match the queue URL's region 'eu-west-1'"),
     ("region_malformed", sqs_table(region='"Europe"'), "sqs.region: expected an AWS region"),
     ("endpoint_not_http", sqs_table(endpoint_url='"ftp://127.0.0.1"'), "sqs.endpoint_url"),
+    ("slack_url_no_slash", sqs_table() + "[slack]\napi_base_url = 'https://slack.com/api'\n",
+     "slack.api_base_url: expected an http(s) URL ending in /"),
+    ("slack_channel_name", sqs_table() + "[slack]\ndefault_channel = '#security'\n",
+     "slack.default_channel: expected a Slack channel ID"),
+    ("slack_templates_missing", sqs_table() + "[slack]\ntemplates_dir = 'no/such/dir'\n",
+     "slack.templates_dir: expected an existing directory"),
+    ("slack_storm_zero", sqs_table() + "[slack]\nstorm_threshold = 0\n",
+     "slack.storm_threshold: expected a whole number from 1 to 1000"),
+    ("slack_group_by_field", sqs_table() + "[slack]\ngroup_by = ['type', 'password']\n",
+     "slack.group_by: expected a list of event fields among"),
+    ("severity_level", sqs_table() + '[severity]\n"user/user_added" = "urgent"\n',
+     'severity."user/user_added": expected one of info, low, medium, high, critical'),
+    ("severity_kind", sqs_table() + '[severity]\nuser_added = "high"\n',
+     'severity."user_added": unknown key; expected a kind written type/event'),
+    ("route_without_channel", sqs_table() + "[[routes]]\nevent = 'x'\n",
+     "routes[0].channel: missing; expected a Slack channel ID"),
+    ("route_unknown_key", sqs_table() + "[[routes]]\nchannel = 'C0123ABCD'\nchanel = 'x'\n",
+     "routes[0].chanel: unknown key"),
+    ("route_min_severity", sqs_table() + "[[routes]]\nchannel = 'C0123ABCD'\n"
+     "min_severity = 'severe'\n", "routes[0].min_severity: expected one of info"),
+    ("route_group_window", sqs_table() + "[[routes]]\nchannel = 'C0123ABCD'\n"
+     "group_window_minutes = -1\n", "routes[0].group_window_minutes: expected a whole number"),
+    ("routes_not_array", sqs_table() + "[routes]\nchannel = 'C0123ABCD'\n",
+     "routes: expected [[routes]] tables"),
 ]
 
 
