@@ -4,7 +4,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
 from apscheduler.jobstores.base import JobLookupError
@@ -111,11 +111,6 @@ def _run_paced(scheduler: BackgroundScheduler, gate: StopGate, job_id: str,
 def _intake_failed(intake: Intake, exc: Exception) -> float:
     problem = IntakeProblem("internal_error", f"unexpected error: {exc}", "run")
     return intake.backoff.failed(problem)
-
-
-def next_intake_run(scheduler: BackgroundScheduler) -> datetime | None:
-    job = scheduler.get_job(INTAKE_JOB)
-    return job.next_run_time if job else None
 
 
 def prune(store: Store, retention_days: int) -> dict[str, int]:
