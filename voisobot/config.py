@@ -56,6 +56,15 @@ def _group_window_option():
                   check=_between(0, 1440))
 
 
+def _some(values: tuple[str, ...]) -> bool:
+    return bool(values)
+
+
+def _ids(prefixes: str):
+    pattern = re.compile(rf"^[{prefixes}][A-Z0-9]{{6,}}$")
+    return lambda values: all(pattern.match(v) for v in values)
+
+
 def _channel_or_empty(value: str) -> bool:
     return value == "" or bool(_CHANNEL_ID.match(value))
 
@@ -136,13 +145,13 @@ class SlackConfig:
 class RouteConfig:
     channel: str = option("", expect="a Slack channel ID such as C0123ABCD",
                           check=_channel_or_empty)
-    type: tuple[str, ...] = option(("*",), check=all,
+    type: tuple[str, ...] = option(("*",), check=_some,
                                 expect=_any_of("an event type such as app_login"))
-    event: tuple[str, ...] = option(("*",), check=all,
+    event: tuple[str, ...] = option(("*",), check=_some,
                                  expect=_any_of("an event name such as unauthorized_ip"))
-    callcenter: tuple[str, ...] = option(("*",), check=all,
+    callcenter: tuple[str, ...] = option(("*",), check=_some,
                                       expect=_any_of("a call center name"))
-    access_group: tuple[str, ...] = option(("*",), check=all,
+    access_group: tuple[str, ...] = option(("*",), check=_some,
                                         expect=_any_of("an access group such as admin"))
     min_severity: str = option("info", expect="one of " + ", ".join(SEVERITIES),
                                check=lambda v: v in SEVERITIES)
@@ -152,8 +161,20 @@ class RouteConfig:
     group_window_minutes: int = _group_window_option()
 
 
+@dataclass(frozen=True)
+class AccessConfig:
+    """Who may run /voiso and press the alerts' buttons: nobody unless listed here."""
+
+    users: tuple[str, ...] = option((), expect="a list of Slack user IDs such as U0123ABCD",
+                                    check=_ids("UW"))
+    usergroups: tuple[str, ...] = option((), expect="a list of Slack user-group IDs such as "
+                                         "S0123ABCD", check=_ids("S"))
+    channels: tuple[str, ...] = option((), expect="a list of Slack channel IDs such as "
+                                       "C0123ABCD", check=_ids("CG"))
+
+
 SECTIONS: dict[str, type] = {"sqs": SqsConfig, "store": StoreConfig, "log": LogConfig,
-                             "slack": SlackConfig}
+                             "slack": SlackConfig, "access": AccessConfig}
 SPECIAL_SECTIONS = ("severity", "routes")
 
 
@@ -163,6 +184,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     log: LogConfig = field(default_factory=LogConfig)
     slack: SlackConfig = field(default_factory=SlackConfig)
+    access: AccessConfig = field(default_factory=AccessConfig)
     severity: dict[str, str] = field(default_factory=dict)  # "type/event" -> severity
     routes: tuple[RouteConfig, ...] = ()
     base_dir: Path = Path(".")
@@ -273,7 +295,7 @@ def _value(spec: dataclasses.Field, value: Any, where: str):
 
 def _match_value(spec: dataclasses.Field, value: Any, where: str) -> Match:
     values = (value,) if isinstance(value, str) else value
-    if not isinstance(values, list | tuple) or not values \
+    if not isinstance(values, list | tuple) \
             or not all(isinstance(v, str) and v for v in values) \
             or not spec.metadata["check"](tuple(values)):
         raise ConfigError(f"{where}: expected {spec.metadata['expect']}, got {_show(value)}")

@@ -1,0 +1,121 @@
+"""Acknowledgements (one winner in any race, across restarts), the audit trail, and the
+access policy."""
+
+import threading
+
+from tests.conftest import sqs_message
+from tests.voisobot.test_delivery import T0, make_config
+from voisobot import samples
+from voisobot.access import AccessPolicy
+from voisobot.acks import AuditEntry, acknowledge, audit, reopen
+from voisobot.config import AccessConfig
+from voisobot.intake import Intake
+from voisobot.store import Store, transaction
+
+
+def an_alert(store: Store) -> int:
+    Intake(None, make_config().sqs, store).store_messages(
+        [sqs_message(samples.example("app_login/unauthorized_ip", now=T0))])
+    with transaction(store.connection()) as conn:
+        return conn.execute(
+            "INSERT INTO alerts (event_id, channel, severity, state, next_attempt_at, "
+            "created_at, slack_ts) VALUES (1, 'C0SECURITY', 'high', 'sent', '', '', '1.5')"
+        ).lastrowid
+
+
+def test_acknowledge_records_who_and_when_and_where_the_message_is(store):
+    alert = an_alert(store)
+    outcome = acknowledge(store, alert, "U0ALICE01", T0)
+    assert (outcome.status, outcome.by, outcome.channel, outcome.ts) == (
+        "acknowledged", "U0ALICE01", "C0SECURITY", "1.5")
+    assert outcome.at.startswith("2026-11-24T12:00:00")
+
+
+def test_a_second_click_learns_who_was_first(store):
+    alert = an_alert(store)
+    acknowledge(store, alert, "U0ALICE01", T0)
+    again = acknowledge(store, alert, "U0BOB0001", T0)
+    assert (again.status, again.by) == ("already_acknowledged", "U0ALICE01")
+
+
+def test_two_people_at_once_give_one_acknowledgement(tmp_path):
+    path = tmp_path / "race.sqlite3"
+    alert = an_alert(Store(path))
+    outcomes, start = [], threading.Barrier(8)
+
+    def click(user: str) -> None:
+        store = Store(path)  # each analyst's request on its own connection, as in Bolt
+        start.wait()
+        outcomes.append(acknowledge(store, alert, user, T0))
+        store.close()
+
+    threads = [threading.Thread(target=click, args=(f"U0USER{i:03d}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [o for o in outcomes if o.status == "acknowledged"]
+    assert len(winners) == 1
+    assert {o.by for o in outcomes} == {winners[0].by}
+
+
+def test_reopen_then_acknowledge_again_and_it_survives_a_restart(tmp_path):
+    path = tmp_path / "s.sqlite3"
+    store = Store(path)
+    alert = an_alert(store)
+    acknowledge(store, alert, "U0ALICE01", T0)
+    assert reopen(store, alert).status == "reopened"
+    assert reopen(store, alert).status == "not_acknowledged"
+    acknowledge(store, alert, "U0BOB0001", T0)
+    store.close()
+    restarted = Store(path)
+    assert acknowledge(restarted, alert, "U0ALICE01", T0).by == "U0BOB0001"
+    restarted.close()
+
+
+def test_an_alert_the_cache_no_longer_holds_is_missing(store):
+    assert acknowledge(store, 999, "U0ALICE01", T0).status == "missing"
+    assert reopen(store, 999).status == "missing"
+
+
+def test_audit_keeps_allowed_and_denied_entries(store):
+    audit(store, AuditEntry("U0ALICE01", "C0SECURITY", "command", "recent 5", True, "shown"),
+          T0)
+    audit(store, AuditEntry("U0MALLORY", "C0GENERAL", "button", "ack 7", False, "denied"), T0)
+    rows = store.connection().execute("SELECT user_id, allowed, outcome FROM audit ORDER BY id")
+    assert [tuple(r) for r in rows] == [("U0ALICE01", 1, "shown"), ("U0MALLORY", 0, "denied")]
+
+
+def policy(groups=None, **lists) -> AccessPolicy:
+    calls = []
+
+    def members(group: str) -> set[str]:
+        calls.append(group)
+        if groups is None:
+            raise ConnectionError("Slack unreachable")
+        return groups.get(group, set())
+
+    access = AccessPolicy(AccessConfig(**{k: tuple(v) for k, v in lists.items()}), members)
+    access.calls = calls
+    return access
+
+
+def test_nobody_is_allowed_by_default():
+    assert not policy().allows("U0ALICE01", "C0SECURITY")
+
+
+def test_listed_users_channels_and_group_members_are_allowed():
+    access = policy({"S0SECTEAM": {"U0CAROL01"}}, users=["U0ALICE01"],
+                    channels=["C0SECURITY"], usergroups=["S0SECTEAM"])
+    assert access.allows("U0ALICE01", "C0GENERAL")
+    assert access.allows("U0ANYONE1", "C0SECURITY")
+    assert access.allows("U0CAROL01", "C0GENERAL")
+    assert not access.allows("U0MALLORY", "C0GENERAL")
+
+
+def test_group_membership_is_cached_and_unreadable_groups_deny():
+    access = policy({"S0SECTEAM": {"U0CAROL01"}}, usergroups=["S0SECTEAM"])
+    access.allows("U0CAROL01", None)
+    access.allows("U0CAROL01", None)
+    assert access.calls == ["S0SECTEAM"]
+    assert not policy(None, usergroups=["S0SECTEAM"]).allows("U0CAROL01", None)
