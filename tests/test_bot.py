@@ -109,7 +109,10 @@ def test_sigterm_finishes_the_batch_in_hand_and_exits_0(sqs_admin, queue_url, mo
     worker = start_worker(path)
     wait_for(lambda: count(store, "events") > 0, what="the first events")
     worker.send_signal(signal.SIGTERM)
-    _, err = worker.communicate(timeout=30)
+    try:
+        _, err = worker.communicate(timeout=30)
+    finally:
+        worker.kill()  # a worker that did not stop must not outlive the test
     assert worker.returncode == 0, err
     assert "stopping: finishing the batch in hand" in err and "stopped" in err
     # Nothing lost: every message is either committed or still in the queue, never both.
