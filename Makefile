@@ -19,9 +19,10 @@ demo: $(STAMP)  ## everything on embedded defaults: SQS server, traffic, intake,
 test: $(STAMP)  ## the whole suite
 	$(PY) -m pytest -q
 
-bench: $(STAMP)  ## benchmarks, printed as tables
+bench: $(STAMP)  ## benchmarks, printed as tables (about 5 minutes)
 	$(PY) bench/bench_intake.py
 	$(PY) bench/bench_alerts.py
+	$(PY) bench/bench_queries.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

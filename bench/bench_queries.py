@@ -1,0 +1,595 @@
+"""Benchmark of the /voiso queries (voisobot/queries.py) on a large store.
+
+Builds a store of ``--events`` synthetic events (default 1,000,000: 90 days, ~2,000 users
+of very unequal activity, ~5,000 IPs, all 12 kinds, a few hundred allow-list edits, ~5,000
+alerts, ~10,000 audit rows), then times each subcommand's query ~200 times with varied
+arguments, and the same question answered by a full scan a few times. Prints a table; it is
+a report, not a test, so it always exits 0. See bench/README.md.
+
+    python bench/bench_queries.py [--events N] [--repeats R] [--scans S] [--dir DIRECTORY]
+"""
+
+import argparse
+import hashlib
+import ipaddress
+import json
+import multiprocessing
+import os
+import platform
+import random
+import resource
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+# `python bench/bench_queries.py` puts bench/ on the path, not the repo root.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from voisobot import queries, samples  # noqa: E402
+from voisobot import store as voiso_store  # noqa: E402
+from voisobot.store import Store, time_text  # noqa: E402
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+SPAN = timedelta(days=90)
+TARGET_P99_MS = 50.0
+SEED = 20261124
+LOAD_CHUNK = 50_000
+USERS, ADMINS, IPS = 2_000, 20, 5_000
+ALLOW_LIST_EDITS, ALERTS, AUDIT_ROWS = 300, 5_000, 10_000
+REJECTED_SHARE = 0.01
+GROUPS = ("agent", "supervisor", "manager", "admin")
+
+# Shares of the non-allow-list events: logins dominate, user changes are rare.
+KIND_SHARES = {
+    ("app_login", "successful_login"): 0.620,
+    ("app_login", "incorrect_password"): 0.150,
+    ("app_login", "ip_changed"): 0.100,
+    ("app_login", "unauthorized_ip"): 0.080,
+    ("app_login", "deleted_user"): 0.015,
+    ("user", "password_changed"): 0.015,
+    ("user", "privileges_updated"): 0.008,
+    ("user", "user_added"): 0.007,
+    ("user", "user_deleted"): 0.005,
+}
+
+
+# --- the synthetic store: built in a child process, before any timing --------------------
+
+def zipf_weights(count: int, exponent: float = 1.0) -> list[float]:
+    """Cumulative weights: a few very active, a long tail of quiet ones."""
+    total, cumulative = 0.0, []
+    for rank in range(1, count + 1):
+        total += rank ** -exponent
+        cumulative.append(total)
+    return cumulative
+
+
+def make_addresses(rng: random.Random) -> list[str]:
+    """~5,000 addresses, 20 per /24 (so a /24 query finds several), 5% IPv6."""
+    v6_count = IPS // 20
+    prefixes = rng.sample(range(0x0B000000 >> 8, 0xDF000000 >> 8), (IPS - v6_count) // 20)
+    v4 = [str(ipaddress.IPv4Address((prefix << 8) + host))
+          for prefix in prefixes for host in rng.sample(range(1, 255), 20)]
+    v6 = [str(ipaddress.IPv6Address((0x20010DB8 << 96) + (net << 64) + rng.getrandbits(32)))
+          for net in range(v6_count // 25) for _ in range(25)]
+    addresses = v4 + v6
+    rng.shuffle(addresses)
+    return addresses
+
+
+@dataclass
+class Population:
+    users: list[str]
+    user_weights: list[float]
+    groups: dict[str, str]          # each user's access group
+    homes: dict[str, list[str]]     # the addresses each user logs in from
+    admins: list[str]
+    admin_weights: list[float]
+    attackers: list[str]
+    attacker_weights: list[float]
+
+    @classmethod
+    def make(cls, rng: random.Random) -> "Population":
+        users = [f"agent{n}@acme.example" for n in range(USERS)]
+        addresses = make_addresses(rng)
+        offices, attackers = addresses[:3_500], addresses[3_500:]
+        homes = {user: rng.sample(offices[:: rng.choice((1, 7))], rng.randint(1, 3))
+                 for user in users}  # shared office addresses (NAT) are common
+        return cls(users, zipf_weights(USERS), {u: rng.choice(GROUPS) for u in users}, homes,
+                   users[100:100 + ADMINS], zipf_weights(ADMINS), attackers,
+                   zipf_weights(len(attackers)))
+
+
+class EventMaker:
+    """Events of every kind, in event-time order, as rows of store._INSERT_EVENT."""
+
+    def __init__(self, rng: random.Random, people: Population):
+        self.rng, self.people = rng, people
+        self.allow_list: list[str] = []
+        self.alertable: list[tuple[int, str, str]] = []  # (id, kind, time) worth an alert
+
+    def params(self, type_: str, event: str) -> dict:
+        rng, people = self.rng, self.people
+        if type_ == "allowed_ip":
+            return self.allow_list_params(event)
+        # Logins follow activity (and attacks); changes to accounts are spread over all.
+        user = rng.choice(people.users) if type_ == "user" \
+            else rng.choices(people.users, cum_weights=people.user_weights)[0]
+        if rng.random() < 0.02:
+            user = user.capitalize()  # typed differently: the columns match case-insensitively
+        params = {"user": user, "access_group": people.groups[user.lower()]}
+        if type_ == "user":
+            params["who"] = rng.choices(people.admins, cum_weights=people.admin_weights)[0]
+        if event == "incorrect_password":
+            params["count"] = str(rng.randint(4, 12))
+        elif event == "unauthorized_ip":
+            params["ip"] = (rng.choices(people.attackers, cum_weights=people.attacker_weights)[0]
+                            if rng.random() < 0.7 else rng.choice(people.homes[user.lower()]))
+        elif event == "ip_changed":
+            params["from"], params["to"] = self.two_addresses(user.lower())
+        elif event == "privileges_updated":
+            del params["access_group"]
+            params["from"], params["to"] = rng.sample(GROUPS, 2)
+        return params
+
+    def two_addresses(self, user: str) -> tuple[str, str]:
+        homes = self.people.homes[user]
+        if len(homes) > 1:
+            first, second = self.rng.sample(homes, 2)
+            return first, second
+        return homes[0], self.rng.choice(self.people.attackers)
+
+    def allow_list_params(self, event: str) -> dict:
+        rng = self.rng
+        params = {"who": rng.choices(self.people.admins, cum_weights=self.people.admin_weights)[0],
+                  "access_group": rng.choice(GROUPS)}
+        fresh = self.fresh_range()
+        if event == "ip_added":
+            params["ip"] = fresh
+            self.allow_list.append(fresh)
+        elif event == "ip_removed":
+            params["ip"] = self.allow_list.pop(rng.randrange(len(self.allow_list)))
+        else:
+            index = rng.randrange(len(self.allow_list))
+            params["from"], params["to"] = self.allow_list[index], fresh
+            self.allow_list[index] = fresh
+        return params
+
+    def fresh_range(self) -> str:
+        home = self.rng.choice(self.rng.choice(list(self.people.homes.values())))
+        return str(ipaddress.ip_network(f"{home}/{self.rng.choice((32, 32, 24))}", strict=False))
+
+    def allow_list_event(self) -> str:
+        if not self.allow_list:
+            return "ip_added"
+        return self.rng.choices(("ip_added", "ip_removed", "ip_changed"), (5, 2, 3))[0]
+
+    def row(self, event_id: int, when: datetime, type_: str, event: str) -> tuple:
+        params = self.params(type_, event)
+        body = {"timestamp": samples.voiso_timestamp(when),
+                "type": type_, "event": event, "callcenter": "acme", "params": params}
+        raw = json.dumps(body).encode()
+        event_time = time_text(when)
+        if type_ != "app_login" or event in ("unauthorized_ip", "deleted_user"):
+            self.alertable.append((event_id, f"{type_}/{event}", event_time))
+        received = time_text(when + timedelta(milliseconds=self.rng.randint(50, 3_000)))
+        return (f"00000000-0000-4000-8000-{event_id:012x}", hashlib.sha256(raw).digest(),
+                received, received, event_time, type_, event, "acme", params.get("user"),
+                params.get("who"), params.get("access_group"), params.get("ip"),
+                params.get("from"), params.get("to"),
+                int(params["count"]) if "count" in params else None,
+                json.dumps(params, sort_keys=True, separators=(",", ":")), raw)
+
+
+def event_rows(maker: EventMaker, count: int) -> Iterator[list[tuple]]:
+    """``count`` events over SPAN ending at NOW, in chunks; ids follow event time."""
+    rng = maker.rng
+    start = NOW - SPAN
+    # Distinct centiseconds (Voiso's precision): no two bodies are equal, so every row is
+    # stored and ids follow this order.
+    offsets: list[int] = []
+    for offset in sorted(rng.randrange(int(SPAN.total_seconds() * 100)) for _ in range(count)):
+        offsets.append(max(offset, offsets[-1] + 1) if offsets else offset)
+    allow_list_at = set(rng.sample(range(count), min(ALLOW_LIST_EDITS, count // 100)))
+    kinds, shares = list(KIND_SHARES), list(KIND_SHARES.values())
+    chosen = rng.choices(kinds, shares, k=count)
+    chunk = []
+    for index, offset in enumerate(offsets):
+        when = start + timedelta(milliseconds=10 * offset)
+        type_, event = ("allowed_ip", maker.allow_list_event()) if index in allow_list_at \
+            else chosen[index]
+        chunk.append(maker.row(index + 1, when, type_, event))
+        if len(chunk) == LOAD_CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def alert_rows(rng: random.Random, alertable: list[tuple[int, str, str]]) -> list[tuple]:
+    """~ALERTS alerts on the events worth one; the older, the likelier acknowledged."""
+    rows = []
+    for event_id, kind, at in sorted(rng.sample(alertable, min(ALERTS, len(alertable)))):
+        age = (NOW - datetime.fromisoformat(at)) / SPAN
+        state = rng.choices(("sent", "pending", "failed"), (92, 3, 5))[0]
+        acked = state == "sent" and rng.random() < 0.4 + 0.6 * age
+        rows.append((event_id, rng.choice(("C0SECURITY1", "C0LOGINS22")),
+                     "high" if kind.startswith(("allowed_ip", "app_login")) else "medium",
+                     state, 1, at, at, at, f"{1_760_000_000 + event_id}.000100"
+                     if state == "sent" else None, at if state == "sent" else None,
+                     rng.choice((1, 1, 1, 2, 5, 40)), f"U0{rng.randrange(40):08d}"
+                     if acked else None, at if acked else None))
+    return rows
+
+
+def audit_rows(rng: random.Random, people: Population) -> list[tuple]:
+    start = NOW - SPAN
+    rows = []
+    for offset in sorted(rng.random() * SPAN.total_seconds() for _ in range(AUDIT_ROWS)):
+        command = rng.choice(("recent", "unacked", "stats 7d",
+                              f"user {rng.choice(people.users)}",
+                              f"ip {rng.choice(people.attackers)}"))
+        allowed = rng.random() < 0.95
+        rows.append((time_text(start + timedelta(seconds=offset)), f"U0{rng.randrange(40):08d}",
+                     "C0SECURITY1", "command", f"/voiso {command}", int(allowed),
+                     "answered" if allowed else "denied: not in the security group"))
+    return rows
+
+
+def rejected_rows(rng: random.Random, count: int) -> list[tuple]:
+    start = NOW - SPAN
+    rows = []
+    for index, offset in enumerate(sorted(rng.random() * SPAN.total_seconds()
+                                          for _ in range(count))):
+        at = time_text(start + timedelta(seconds=offset))
+        rows.append((f"rejected-{index:012x}", at, at, "body is not JSON (Expecting value at "
+                     "line 1 column 1)", b"not json " + str(index).encode()))
+    return rows
+
+
+_INSERT_ALERT = """
+    INSERT INTO alerts (event_id, channel, severity, state, attempts, next_attempt_at,
+                        first_tried_at, created_at, slack_ts, sent_at, event_count,
+                        acked_by, acked_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+_INSERT_AUDIT = """
+    INSERT INTO audit (at, user_id, channel_id, action, detail, allowed, outcome)
+    VALUES (?, ?, ?, ?, ?, ?, ?)"""
+
+
+def build_store(path: str, count: int) -> None:
+    """Fill a new store (production schema and pragmas) with ``count`` events and the rest.
+
+    Setup, not what is measured: synchronous=OFF and a large page cache for the load only.
+    """
+    rng = random.Random(SEED)
+    people = Population.make(rng)
+    maker = EventMaker(rng, people)
+    store = Store(path)
+    conn = store.connection()
+    conn.execute("PRAGMA synchronous = OFF")
+    conn.execute("PRAGMA cache_size = -1000000")  # 1 GB: the random sha256 keys fit
+    for chunk in event_rows(maker, count):
+        with voiso_store.transaction(conn):
+            conn.executemany(voiso_store._INSERT_EVENT, chunk)
+    with voiso_store.transaction(conn):
+        conn.executemany(_INSERT_ALERT, alert_rows(rng, maker.alertable))
+        conn.executemany(_INSERT_AUDIT, audit_rows(rng, people))
+        conn.executemany(voiso_store._INSERT_REJECTED,
+                         rejected_rows(rng, int(count * REJECTED_SHARE)))
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.execute("PRAGMA synchronous = FULL")
+    store.close()
+
+
+def build_in_child(path: str, count: int) -> float:
+    """Seconds to build the store, in a child process so that its memory (a large load
+    cache) is not counted in this process's peak."""
+    started = time.perf_counter()
+    child = multiprocessing.get_context("fork").Process(target=build_store, args=(path, count))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise SystemExit(f"building the store failed (exit code {child.exitcode})")
+    return time.perf_counter() - started
+
+
+# --- the arguments: drawn from the data, before timing ----------------------------------
+
+def random_rows(conn: sqlite3.Connection, rng: random.Random, columns: str,
+                wanted: Callable[[sqlite3.Row], bool], count: int) -> list[sqlite3.Row]:
+    """Rows of random events (so busy users and addresses come up as often as they act)."""
+    (top,) = conn.execute("SELECT max(id) FROM events").fetchone()
+    found: list[sqlite3.Row] = []
+    while len(found) < count:
+        row = conn.execute(f"SELECT {columns} FROM events WHERE id = ?",
+                           (rng.randint(1, top),)).fetchone()
+        if row is not None and wanted(row):
+            found.append(row)
+    return found
+
+
+def login_addresses(conn: sqlite3.Connection, rng: random.Random, count: int) -> list[str]:
+    rows = random_rows(conn, rng, "type, ip, from_value, to_value",
+                       lambda row: row[0] == "app_login" and (row[1] or row[2]), count)
+    return [rng.choice([v for v in row[1:] if v]) for row in rows]
+
+
+def arguments_for(conn: sqlite3.Connection, rng: random.Random, count: int) -> dict[str, list]:
+    cursors = [None, *[tuple(row) for row in random_rows(
+        conn, rng, "event_time, id", lambda row: True, count - 1)]]
+    addresses = [a for a in login_addresses(conn, rng, count * 2) if "/" not in a][:count]
+    ranges = [str(ipaddress.ip_network(f"{a}/{24 if '.' in a else 64}", strict=False))
+              for a in addresses]
+    (alerts,) = conn.execute("SELECT max(id) FROM alerts").fetchone()
+    (audits,) = conn.execute("SELECT max(id) FROM audit").fetchone()
+    filters = ("app_login/unauthorized_ip", "unauthorized_ip", "user", "allowed_ip",
+               "ip_changed", "app_login", "user/privileges_updated")
+    return {
+        "recent": cursors,
+        "recent KIND": [(rng.choice(filters), rng.choice(cursors[:20])) for _ in range(count)],
+        "user EMAIL": [row[0] for row in random_rows(conn, rng, "user", lambda r: r[0], count)],
+        "ip ADDRESS": addresses,
+        "ip RANGE (/24, /64)": ranges,
+        "unacked": [None, *(rng.randint(0, alerts) for _ in range(count - 1))],
+        "stats 24h": [NOW - timedelta(minutes=rng.randint(0, 7 * 24 * 60)) for _ in range(count)],
+        "stats 30d": [NOW - timedelta(minutes=rng.randint(0, 7 * 24 * 60)) for _ in range(count)],
+        "audit": [None, *(rng.randint(1, audits) for _ in range(count - 1))],
+    }
+
+
+# --- the same questions, answered by a full scan ---------------------------------------
+
+def not_indexed(sql: str) -> str:
+    return sql.replace("FROM events", "FROM events NOT INDEXED")
+
+
+def scan_recent(conn, before):
+    at, last_id = before or queries._END
+    rows = conn.execute(not_indexed(queries.RECENT_SQL), {"at": at, "id": last_id, "limit": 10})
+    return [row["id"] for row in rows]
+
+
+def scan_recent_kind(conn, argument):
+    wanted, before = argument
+    at, last_id = before or queries._END
+    rows = conn.execute(f"""
+        SELECT id, type, event FROM events NOT INDEXED WHERE {queries._BEFORE}
+        {queries._NEWEST_FIRST}""", {"at": at, "id": last_id})
+    chosen = queries.parse_kind_filter(wanted)
+    matching = (row["id"] for row in rows if chosen.matches(row["type"], row["event"]))
+    return [next(matching) for _ in range(10)]
+
+
+def scan_user(conn, email):
+    rows = conn.execute("""
+        SELECT id, event_time, type, event, ip, from_value, to_value,
+               user = :email AS as_user, who = :email AS as_who FROM events NOT INDEXED
+        WHERE user = :email OR who = :email""", {"email": email}).fetchall()
+    newest = sorted(rows, key=lambda row: (row["event_time"], row["id"]), reverse=True)
+    kinds = Counter(f"{r['type']}/{r['event']}" for r in rows if r["as_user"])
+    made = Counter(f"{r['type']}/{r['event']}" for r in rows if r["as_who"])
+    logins = [r for r in newest if r["as_user"] and r["type"] == "app_login"
+              and (r["ip"] or r["from_value"] or r["to_value"])][: queries.IP_SCAN_LIMIT]
+    addresses = Counter(v for r in logins for v in {r["ip"], r["from_value"], r["to_value"]} if v)
+    changes = [r["id"] for r in newest if r["as_user"] and r["type"] == "user"][:10]
+    return ([r["id"] for r in newest[:20]], dict(kinds), dict(made), dict(addresses), changes)
+
+
+def scan_ip(conn, text):
+    target = queries._span(str(queries.parse_ip(text)))
+    rows = conn.execute("""
+        SELECT id, event_time, user, ip, from_value, to_value FROM events NOT INDEXED
+        WHERE ip IS NOT NULL OR from_value IS NOT NULL OR to_value IS NOT NULL""").fetchall()
+    about = [r for r in rows if any(queries._overlap(queries._span(v), target)
+                                    for v in (r["ip"], r["from_value"], r["to_value"]))]
+    about.sort(key=lambda row: (row["event_time"], row["id"]), reverse=True)
+    users = Counter(row["user"].lower() for row in about if row["user"])
+    return [row["id"] for row in about[:20]], len(users)
+
+
+def scan_unacked(conn, after_id):
+    sql = queries.UNACKED_SQL.replace("FROM alerts AS a", "FROM alerts AS a NOT INDEXED")
+    return [row[0] for row in conn.execute(sql, {"after_id": after_id or 0, "limit": 20})]
+
+
+def scan_stats(period: str):
+    def scan(conn, now):
+        window = {"since": time_text(now - queries.PERIODS[period]), "until": time_text(now)}
+        rows = conn.execute(f"""
+            SELECT type, event, user, ip, from_value, to_value FROM events NOT INDEXED
+            WHERE {queries._IN_PERIOD}""", window).fetchall()
+        kinds = Counter(f"{row[0]}/{row[1]}" for row in rows)
+        users = Counter(row[2].lower() for row in rows if row[2])
+        ips = Counter(v for row in rows for v in row[3:] if v and queries._is_address(v))
+        (rejected,) = conn.execute("SELECT count(*) FROM rejected NOT INDEXED WHERE "
+                                   "received_at >= :since AND received_at <= :until",
+                                   window).fetchone()
+        return (dict(kinds), sorted(users.values())[-5:][::-1],
+                sorted(ips.values())[-5:][::-1], rejected)
+    return scan
+
+
+def scan_audit(conn, before_id):
+    sql = queries.AUDIT_SQL.replace("FROM audit", "FROM audit NOT INDEXED").replace(
+        "WHERE id", "WHERE +id")
+    return [row[0] for row in conn.execute(
+        sql, {"before_id": 2**63 - 1 if before_id is None else before_id, "limit": 20})]
+
+
+# What each query returns, in the shape its scan returns, to check that both agree.
+def indexed_cases() -> dict[str, tuple[Callable, Callable, Callable]]:
+    """name: (indexed query, the same question by a full scan, the query's answer in the
+    scan's shape)."""
+    def page_ids(page):
+        return [item.id for item in page.items]
+
+    def user_shape(profile):
+        return (page_ids(profile.events), profile.kinds, profile.made,
+                {a.name: a.count for a in profile.addresses}, [e.id for e in profile.changes_to])
+
+    def stats_shape(result):
+        return (result.kinds, [u.count for u in result.top_users],
+                [i.count for i in result.top_ips], result.rejected)
+
+    return {
+        "recent": (lambda c, a: queries.recent(c, 10, before=a), scan_recent, page_ids),
+        "recent KIND": (lambda c, a: queries.recent(c, 10, a[0], a[1]), scan_recent_kind,
+                        page_ids),
+        "user EMAIL": (lambda c, a: queries.user_profile(c, a), scan_user, user_shape),
+        "ip ADDRESS": (lambda c, a: queries.ip_report(c, a), scan_ip,
+                       lambda r: (page_ids(r.events), r.user_count)),
+        "ip RANGE (/24, /64)": (lambda c, a: queries.ip_report(c, a), scan_ip,
+                                lambda r: (page_ids(r.events), r.user_count)),
+        "unacked": (lambda c, a: queries.unacked(c, 20, a), scan_unacked, page_ids),
+        "stats 24h": (lambda c, a: queries.stats(c, "24h", a), scan_stats("24h"), stats_shape),
+        "stats 30d": (lambda c, a: queries.stats(c, "30d", a), scan_stats("30d"), stats_shape),
+        "audit": (lambda c, a: queries.audit_log(c, 20, a), scan_audit, page_ids),
+    }
+
+
+# --- timing and the report ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    runs: int
+    p50_ms: float
+    p99_ms: float
+    scans: int = 0
+    scan_ms: float = 0.0
+
+
+def timed_ms(call: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    call()
+    return (time.perf_counter() - started) * 1000
+
+
+def time_queries(conn: sqlite3.Connection, name: str, query: Callable, args: list) -> Result:
+    for argument in args[:3]:  # warm the page cache and the statement cache
+        query(conn, argument)
+    samples = [timed_ms(lambda a=argument: query(conn, a)) for argument in args]
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return Result(name, len(samples), cuts[49], cuts[98])
+
+
+def time_scans(conn: sqlite3.Connection, result: Result, cases: tuple, args: list,
+               scans: int) -> Result:
+    """The full scans, and a check on two arguments that both paths give the same answer."""
+    query, scan, shape = cases
+    if any(shape(query(conn, a)) != scan(conn, a) for a in args[:2]):
+        print(f"warning: {result.name}: the indexed answer differs from the full scan's",
+              file=sys.stderr)
+    samples = [timed_ms(lambda a=argument: scan(conn, a)) for argument in args[:scans]]
+    return Result(result.name, result.runs, result.p50_ms, result.p99_ms, len(samples),
+                  statistics.median(samples))
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+COLUMNS = ("query", "runs", "p50 ms", "p99 ms", "full scan ms", "scans", "scan/p50",
+           f"target p99 ≤ {TARGET_P99_MS:.0f} ms")
+
+
+def table_row(result: Result) -> tuple[str, ...]:
+    return (result.name, str(result.runs), f"{result.p50_ms:.2f}", f"{result.p99_ms:.2f}",
+            f"{result.scan_ms:,.1f}", str(result.scans),
+            f"{result.scan_ms / result.p50_ms:,.1f}x",
+            "ok" if result.p99_ms <= TARGET_P99_MS else "MISSED")
+
+
+def print_table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in (COLUMNS, *rows)) for i in range(len(COLUMNS))]
+    for row in (COLUMNS, *rows):
+        cells = [cell.ljust(width) if i == 0 else cell.rjust(width)
+                 for i, (cell, width) in enumerate(zip(row, widths, strict=True))]
+        print("  ".join(cells))
+
+
+def store_bytes(path: str) -> int:
+    return sum(os.path.getsize(p) for p in (path, f"{path}-wal") if os.path.exists(p))
+
+
+def describe_store(conn: sqlite3.Connection, path: str, load_seconds: float) -> None:
+    counts = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+              for table in ("events", "alerts", "audit", "rejected")}
+    (unacked,) = conn.execute("SELECT count(*) FROM alerts "
+                              "WHERE state = 'sent' AND acked_by IS NULL").fetchone()
+    busiest = conn.execute("SELECT count(*) FROM events WHERE user = 'agent0@acme.example'"
+                           ).fetchone()[0]
+    print(f"store: {counts['events']:,} events over {SPAN.days} days, {counts['alerts']:,} "
+          f"alerts ({unacked:,} unacknowledged), {counts['audit']:,} audit rows, "
+          f"{counts['rejected']:,} rejected; the busiest user has {busiest:,} events; "
+          f"built in {load_seconds:.0f} s")
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=positive_count, default=1_000_000,
+                        help="events in the store (default 1000000)")
+    parser.add_argument("--repeats", type=positive_count, default=200,
+                        help="timed runs of each query, each with other arguments (default 200)")
+    parser.add_argument("--scans", type=positive_count, default=5,
+                        help="timed full scans of each question (default 5)")
+    parser.add_argument("--dir", default=None, help="where the temporary store goes")
+    parser.add_argument("--add-index", action="append", default=[], metavar="SQL",
+                        help="a CREATE INDEX to try after the load (the migrations are not "
+                             "changed); may be given more than once")
+    return parser.parse_args()
+
+
+def positive_count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text}")
+    return value
+
+
+def main() -> int:
+    started = time.perf_counter()
+    args = arguments()
+    print(f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+          f"{os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory(prefix="bench-queries-", dir=args.dir) as directory:
+        path = str(Path(directory) / "bench.sqlite3")
+        load_seconds = build_in_child(path, args.events)
+        store = Store(path)  # the production pragmas, and its per-thread connection
+        conn = store.connection()
+        for sql in args.add_index:
+            seconds = timed_ms(lambda s=sql: conn.execute(s)) / 1000
+            print(f"added for this run only ({seconds:.1f} s): {sql}")
+        describe_store(conn, path, load_seconds)
+        every_argument = arguments_for(conn, random.Random(SEED + 1), args.repeats)
+        cases = indexed_cases()
+        results = [time_queries(conn, name, query, every_argument[name])
+                   for name, (query, _, _) in cases.items()]
+        peak_indexed = peak_mib()  # before the scans, which hold many rows at once
+        results = [time_scans(conn, result, cases[result.name], every_argument[result.name],
+                              args.scans) for result in results]
+        size = store_bytes(path)
+        store.close()
+    print()
+    print_table([table_row(result) for result in results])
+    loader = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"\nstore on disk: {size / 2**20:,.0f} MiB (file + -wal); peak memory of this "
+          f"process: {peak_indexed:,.0f} MiB after the indexed queries, {peak_mib():,.0f} MiB "
+          f"after the full scans (the loader, a child process: {loader:,.0f} MiB)")
+    print(f"(ran {time.perf_counter() - started:.0f} s; full scan = the same question with "
+          "every index disabled (NOT INDEXED), scan/p50 = how many times slower)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,577 @@
+"""Answers to the /voiso subcommands, read from the SQLite cache.
+
+Pure functions over one connection (the store's, rows as sqlite3.Row) that return plain
+dataclasses; rendering them for Slack is another module's job. Values stay exactly as
+stored: a login name is whatever a stranger typed, and escaping it is the renderer's work.
+
+Lists are paged by keyset: a page's ``next`` is the (event_time, id) of its last event (an
+alert or audit id for those lists), and passing it back as ``before`` gives the following
+page, with no gap and no repeat however many events arrive in between.
+
+Every query is a module constant (``*_SQL``) that sits on an index; the tests run EXPLAIN
+QUERY PLAN on each. Questions the indexes answer only by walking many rows (a kind's type
+across all its events, the busiest users of a month) are split into many small indexed
+lookups here rather than one scan: see ``KINDS_SQL`` and ``TOP_USERS_SQL``.
+"""
+
+import functools
+import ipaddress
+import itertools
+import json
+import re
+import sqlite3
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from voisobot.store import time_text
+
+T = TypeVar("T")
+Cursor = tuple[str, int]  # (event_time, id) of the last event shown
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+MAX_LIMIT = 50
+CHANGES_SHOWN = 10     # changes made to and by a user, newest first
+TOP_SHOWN = 5          # users and IPs in stats
+IP_USERS_SHOWN = 20    # users of one IP or range, most events first
+IP_SCAN_LIMIT = 500    # a user's newest logins with an address that their IP list is built from
+PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+# Later than any stored event: time_text() never goes past year 9999.
+_END: Cursor = ("9999-12-31T23:59:59.999999Z", 2**63 - 1)
+
+_FIELDS = ("id", "event_time", "type", "event", "callcenter", "user", "who", "access_group",
+           "ip", "from_value", "to_value", "count", "params")
+_COLUMNS = ", ".join(_FIELDS)
+_BEFORE = "event_time <= :at AND (event_time < :at OR id < :id)"
+_NEWEST_FIRST = "ORDER BY event_time DESC, id DESC"
+_IN_VALUES = "IN (SELECT value FROM json_each(:values))"
+
+RECENT_SQL = f"SELECT {_COLUMNS} FROM events WHERE {_BEFORE} {_NEWEST_FIRST} LIMIT :limit"
+RECENT_OF_KIND_SQL = f"""
+    SELECT {_COLUMNS} FROM events WHERE type = :type AND event = :event AND {_BEFORE}
+    {_NEWEST_FIRST} LIMIT :limit"""
+# The distinct (type, event) pairs, one index seek each: past every entry of the pair
+# before ("~" sorts after any event_time, which starts with a digit).
+KINDS_SQL = """
+    WITH RECURSIVE kinds(type, event) AS (
+        SELECT '', ''
+        UNION ALL
+        SELECT (SELECT type FROM events WHERE (type, event, event_time) > (k.type, k.event, '~')
+                ORDER BY type, event LIMIT 1),
+               (SELECT event FROM events WHERE (type, event, event_time) > (k.type, k.event, '~')
+                ORDER BY type, event LIMIT 1)
+        FROM kinds AS k WHERE k.type IS NOT NULL)
+    SELECT type, event FROM kinds WHERE type IS NOT NULL AND type <> ''"""
+
+# A user is in ``user`` (logins, changes made to them) or ``who`` (changes they made);
+# SQLite merges the two index walks, so a page reads only about ``limit`` rows of each.
+USER_EVENTS_SQL = f"""
+    SELECT {_COLUMNS} FROM events WHERE user = :email AND {_BEFORE}
+    UNION
+    SELECT {_COLUMNS} FROM events WHERE who = :email AND {_BEFORE}
+    {_NEWEST_FIRST} LIMIT :limit"""
+USER_KIND_COUNTS_SQL = "SELECT type, event, count(*) FROM events WHERE user = :email GROUP BY 1, 2"
+WHO_KIND_COUNTS_SQL = "SELECT type, event, count(*) FROM events WHERE who = :email GROUP BY 1, 2"
+USER_LOGIN_ADDRESSES_SQL = f"""
+    SELECT ip, from_value, to_value, event_time FROM events
+    WHERE user = :email AND type = 'app_login'
+      AND (ip IS NOT NULL OR from_value IS NOT NULL OR to_value IS NOT NULL)
+    {_NEWEST_FIRST} LIMIT :limit"""
+# All of them, ordered here: with ORDER BY … LIMIT SQLite walks events_by_user newest
+# first, which for a busy login with a few changes reads every row; without, an index on
+# (user, type, event, event_time) would answer it with one seek (see bench/README.md).
+CHANGES_TO_USER_SQL = f"SELECT {_COLUMNS} FROM events WHERE user = :email AND type = 'user'"
+CHANGES_BY_USER_SQL = f"""
+    SELECT {_COLUMNS} FROM events WHERE who = :email {_NEWEST_FIRST} LIMIT :limit"""
+# Four one-row index lookups: min() and max() together in one SELECT would read every row.
+USER_SEEN_SQL = """
+    SELECT (SELECT min(event_time) FROM events WHERE user = :email),
+           (SELECT max(event_time) FROM events WHERE user = :email),
+           (SELECT min(event_time) FROM events WHERE who = :email),
+           (SELECT max(event_time) FROM events WHERE who = :email)"""
+
+# Addresses are text, so a range's addresses are found as the distinct values under the
+# text prefix they all share (see _text_prefix), then tested with ipaddress.
+IP_VALUES_SQL = """
+    SELECT ip FROM events WHERE ip >= :low AND ip < :high
+    UNION SELECT from_value FROM events WHERE from_value >= :low AND from_value < :high
+    UNION SELECT to_value FROM events WHERE to_value >= :low AND to_value < :high"""
+# Keys only (the three indexes cover them); the rows of the page are read by id after.
+IP_EVENT_KEYS_SQL = f"""
+    SELECT event_time, id FROM events WHERE ip {_IN_VALUES} AND {_BEFORE}
+    UNION SELECT event_time, id FROM events WHERE from_value {_IN_VALUES} AND {_BEFORE}
+    UNION SELECT event_time, id FROM events WHERE to_value {_IN_VALUES} AND {_BEFORE}
+    {_NEWEST_FIRST} LIMIT :limit"""
+IP_USERS_SQL = f"""
+    SELECT user, count(*), max(event_time) FROM events
+    WHERE user IS NOT NULL AND id IN (
+        SELECT id FROM events WHERE ip {_IN_VALUES}
+        UNION ALL SELECT id FROM events WHERE from_value {_IN_VALUES}
+        UNION ALL SELECT id FROM events WHERE to_value {_IN_VALUES})
+    GROUP BY user ORDER BY 2 DESC, 3 DESC"""
+EVENTS_BY_ID_SQL = f"SELECT {_COLUMNS} FROM events WHERE id IN (SELECT value FROM json_each(:ids))"
+# The allow-list is what these events did, replayed in order; a few hundred rows.
+ALLOW_LIST_EVENTS_SQL = f"""
+    SELECT {_COLUMNS} FROM events WHERE type = 'allowed_ip' ORDER BY event_time, id"""
+OLDEST_EVENT_SQL = "SELECT min(event_time) FROM events"
+
+UNACKED_SQL = f"""
+    SELECT a.id AS alert_id, a.channel, a.slack_ts, a.severity, a.event_count, a.created_at,
+           a.sent_at, {", ".join(f"e.{name}" for name in _FIELDS)}
+    FROM alerts AS a JOIN events AS e ON e.id = a.event_id
+    WHERE a.state = 'sent' AND a.acked_by IS NULL AND a.id > :after_id
+    ORDER BY a.id LIMIT :limit"""
+AUDIT_SQL = """
+    SELECT id, at, user_id, channel_id, action, detail, allowed, outcome FROM audit
+    WHERE id < :before_id ORDER BY id DESC LIMIT :limit"""
+
+_IN_PERIOD = "event_time >= :since AND event_time <= :until"
+KIND_COUNTS_SQL = f"""
+    SELECT type, event, (SELECT count(*) FROM events AS e
+                         WHERE e.type = kinds.type AND e.event = kinds.event AND {_IN_PERIOD})
+    FROM ({KINDS_SQL}) AS kinds"""
+REJECTED_COUNT_SQL = """
+    SELECT count(*) FROM rejected WHERE received_at >= :since AND received_at <= :until"""
+
+
+def _distinct_counts(column: str) -> str:
+    """(value, events in the period) for every distinct value of an indexed column: one
+    seek per value to find the next, one index range to count it."""
+    return f"""
+        SELECT v, (SELECT count(*) FROM events WHERE {column} = v AND {_IN_PERIOD}) AS n
+        FROM (WITH RECURSIVE vals(v) AS (
+                  SELECT (SELECT min({column}) FROM events WHERE {column} IS NOT NULL)
+                  UNION ALL
+                  SELECT (SELECT {column} FROM events WHERE {column} > vals.v
+                          ORDER BY {column} LIMIT 1)
+                  FROM vals WHERE vals.v IS NOT NULL)
+              SELECT v FROM vals WHERE v IS NOT NULL)"""
+
+
+# No "WHERE n > 0" around these: SQLite would flatten it into a second count per value.
+TOP_USERS_SQL = f"""
+    SELECT v, n FROM ({_distinct_counts("user")}) ORDER BY n DESC, v LIMIT :top"""
+# Every value, most first: from/to also hold access groups (privileges_updated), which
+# only ipaddress tells apart from addresses.
+TOP_IPS_SQL = f"""
+    SELECT v, sum(n) FROM ({_distinct_counts("ip")} UNION ALL {_distinct_counts("from_value")}
+                           UNION ALL {_distinct_counts("to_value")})
+    GROUP BY v HAVING sum(n) > 0 AND instr(v, '/') = 0 ORDER BY 2 DESC, v"""
+
+
+# --- what the functions return -----------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    id: int
+    event_time: str
+    type: str
+    event: str
+    callcenter: str | None
+    user: str | None
+    who: str | None
+    access_group: str | None
+    ip: str | None
+    from_value: str | None
+    to_value: str | None
+    count: int | None
+    params: str  # JSON, as stored
+
+    @property
+    def kind(self) -> str:
+        return f"{self.type}/{self.event}"
+
+    @property
+    def cursor(self) -> Cursor:
+        return (self.event_time, self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: tuple[T, ...]
+    next: Any = None  # pass back as before/after_id for the following page; None: last page
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    name: str
+    count: int
+    last_seen: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserProfile:
+    email: str
+    events: Page[EventRow]
+    kinds: dict[str, int]           # their events as ``user``, per kind, most first
+    made: dict[str, int]            # events with them as ``who`` (changes they made), per kind
+    addresses: tuple[Tally, ...]    # where their logins came from, most used first
+    addresses_complete: bool        # False: from their newest IP_SCAN_LIMIT such logins only
+    changes_to: tuple[EventRow, ...]   # user-type events about them, newest first
+    changes_by: tuple[EventRow, ...]   # events they made, newest first
+    first_seen: str | None
+    last_seen: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AllowListEntry:
+    network: str
+    access_group: str | None
+    who: str | None      # who added it (or edited it into this range)
+    since: str           # event time of that change
+
+
+@dataclass(frozen=True, slots=True)
+class IpReport:
+    query: str                         # normalised: "8.8.8.8" or "8.8.8.0/24"
+    events: Page[EventRow]
+    addresses: tuple[str, ...]         # looked up: the address, or those stored in the range
+    users: tuple[Tally, ...]           # who logged in from it, most events first
+    user_count: int
+    on_allow_list_now: bool
+    allow_list_entries: tuple[AllowListEntry, ...]  # current entries containing/overlapping it
+    history_since: str | None          # the oldest cached event: the replay starts there
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    id: int
+    channel: str
+    slack_ts: str | None
+    severity: str
+    event_count: int
+    created_at: str
+    sent_at: str | None
+    event: EventRow  # the alert's first event
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    id: int
+    at: str
+    user_id: str
+    channel_id: str | None
+    action: str
+    detail: str
+    allowed: bool
+    outcome: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    period: str
+    since: str
+    until: str
+    total: int
+    kinds: dict[str, int]         # most first
+    top_users: tuple[Tally, ...]
+    top_ips: tuple[Tally, ...]
+    rejected: int                 # messages rejected (by receive time) in the period
+
+
+# --- what the user typed ---------------------------------------------------------------
+
+KIND_USAGE = ("a kind is type/event (app_login/unauthorized_ip), an event (unauthorized_ip) "
+              "or a type (app_login, user, allowed_ip)")
+EMAIL_USAGE = "expected an email address, as in /voiso user jane@example.com"
+IP_USAGE = "expected an IP address (8.8.8.8, 2001:db8::1) or a CIDR range (8.8.8.0/24)"
+PERIOD_USAGE = f"the period is one of {', '.join(PERIODS)}"
+_NAME = r"[A-Za-z0-9_.-]{1,64}"
+_KIND_TEXT = re.compile(rf"({_NAME})(?:/({_NAME}))?")
+_MAILTO = re.compile(r"<mailto:([^|>]*)(?:\|[^>]*)?>")
+_SLACK_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))  # &amp; last
+
+
+@dataclass(frozen=True, slots=True)
+class KindFilter:
+    """``type/event``, or one word that names a type or an event (any type)."""
+
+    type: str | None = None
+    event: str | None = None
+    word: str | None = None
+
+    def matches(self, type_: str, event: str) -> bool:
+        if self.word is not None:
+            return self.word in (type_.casefold(), event.casefold())
+        return (self.type, self.event) == (type_.casefold(), event.casefold())
+
+
+def parse_kind_filter(text: str) -> KindFilter:
+    """Raise ValueError (with KIND_USAGE) for anything that cannot be a kind's name; a
+    well-formed name that no stored event has simply matches nothing."""
+    found = _KIND_TEXT.fullmatch(text.strip())
+    if not found:
+        raise ValueError(f"not a kind: {_shown(text)}; {KIND_USAGE}")
+    first, second = (part.casefold() if part else None for part in found.groups())
+    return KindFilter(word=first) if second is None else KindFilter(type=first, event=second)
+
+
+def parse_email(text: str) -> str:
+    """The address in ``jane@example.com`` or Slack's ``<mailto:jane@example.com|…>``, with
+    Slack's &lt; &gt; &amp; undone (a stored login name can hold any character)."""
+    text = text.strip()
+    mailto = _MAILTO.fullmatch(text)
+    address = mailto.group(1) if mailto else text
+    for entity, character in _SLACK_ENTITIES:
+        address = address.replace(entity, character)
+    local, at, domain = address.rpartition("@")
+    if (not mailto and text.startswith("<")) or not (local and at and domain) \
+            or len(address) > 320 or any(c.isspace() or not c.isprintable() for c in address):
+        raise ValueError(f"not an email address: {_shown(text)}; {EMAIL_USAGE}")
+    return address
+
+
+def parse_ip(text: str) -> Address | Network:
+    text = text.strip()
+    try:
+        return ipaddress.ip_network(text, strict=False) if "/" in text \
+            else ipaddress.ip_address(text)
+    except ValueError:
+        raise ValueError(f"not an IP address or range: {_shown(text)}; {IP_USAGE}") from None
+
+
+def parse_period(text: str) -> timedelta:
+    span = PERIODS.get(text.strip().lower())
+    if span is None:
+        raise ValueError(f"not a period: {_shown(text)}; {PERIOD_USAGE}")
+    return span
+
+
+def _checked_limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"a page holds 1 to {MAX_LIMIT} items, not {limit!r}")
+    return limit
+
+
+def _shown(text: str, width: int = 60) -> str:
+    """Untrusted input, quoted and cut short, for an error message (escaped when shown)."""
+    quoted = json.dumps(text, ensure_ascii=False)
+    return quoted if len(quoted) <= width else quoted[: width - 1] + "…"
+
+
+# --- recent ----------------------------------------------------------------------------------
+
+def recent(conn: sqlite3.Connection, limit: int = 10, kind: str | None = None,
+           before: Cursor | None = None) -> Page[EventRow]:
+    """The latest events, newest first by event time; ``kind`` as parse_kind_filter takes."""
+    bound = _bound(before, _checked_limit(limit))
+    if kind is None:
+        return _page(_events(conn, RECENT_SQL, bound), limit)
+    wanted = parse_kind_filter(kind)
+    rows: list[EventRow] = []
+    for type_, event in conn.execute(KINDS_SQL).fetchall():  # each kind is one index walk
+        if wanted.matches(type_, event):
+            rows += _events(conn, RECENT_OF_KIND_SQL, {**bound, "type": type_, "event": event})
+    return _page(_newest_first(rows), limit)
+
+
+def _bound(before: Cursor | None, limit: int) -> dict[str, Any]:
+    at, last_id = _END if before is None else before
+    return {"at": str(at), "id": int(last_id), "limit": limit + 1}
+
+
+def _events(conn: sqlite3.Connection, sql: str, params: dict[str, Any]) -> list[EventRow]:
+    return [EventRow(*row) for row in conn.execute(sql, params)]
+
+
+def _newest_first(rows: list[EventRow]) -> list[EventRow]:
+    return sorted(rows, key=lambda row: row.cursor, reverse=True)
+
+
+def _page(rows: list, limit: int, cursor=lambda row: row.cursor) -> Page:
+    """``rows`` holds up to limit + 1 items: the extra one only says there is more."""
+    items = tuple(rows[:limit])
+    return Page(items, cursor(items[-1]) if len(rows) > limit else None)
+
+
+# --- user ------------------------------------------------------------------------------------
+
+def user_events(conn: sqlite3.Connection, email: str, limit: int = 20,
+                before: Cursor | None = None) -> Page[EventRow]:
+    """Events with the address as ``user`` or ``who``, newest first (case-insensitive)."""
+    return _user_events(conn, parse_email(email), limit, before)
+
+
+def _user_events(conn: sqlite3.Connection, address: str, limit: int,
+                 before: Cursor | None) -> Page[EventRow]:
+    bound = _bound(before, _checked_limit(limit))
+    return _page(_events(conn, USER_EVENTS_SQL, {**bound, "email": address}), limit)
+
+
+def user_profile(conn: sqlite3.Connection, email: str, limit: int = 20,
+                 before: Cursor | None = None) -> UserProfile:
+    """Everything the cache holds about one address; ``before`` pages its events only."""
+    email = parse_email(email)
+    by_email = {"email": email}
+    seen = [at for at in conn.execute(USER_SEEN_SQL, by_email).fetchone() if at is not None]
+    addresses, complete = _login_addresses(conn, email)
+    return UserProfile(
+        email=email, events=_user_events(conn, email, limit, before),
+        kinds=_kind_counts(conn, USER_KIND_COUNTS_SQL, by_email),
+        made=_kind_counts(conn, WHO_KIND_COUNTS_SQL, by_email),
+        addresses=addresses, addresses_complete=complete,
+        changes_to=tuple(_newest_first(
+            _events(conn, CHANGES_TO_USER_SQL, by_email))[:CHANGES_SHOWN]),
+        changes_by=tuple(_events(conn, CHANGES_BY_USER_SQL,
+                                 {"email": email, "limit": CHANGES_SHOWN})),
+        first_seen=min(seen, default=None), last_seen=max(seen, default=None))
+
+
+def _kind_counts(conn: sqlite3.Connection, sql: str, params: dict[str, Any]) -> dict[str, int]:
+    counts = {f"{type_}/{event}": n for type_, event, n in conn.execute(sql, params)}
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def _login_addresses(conn: sqlite3.Connection, email: str) -> tuple[tuple[Tally, ...], bool]:
+    """The addresses in ip/from/to of the user's newest logins that carry one."""
+    rows = conn.execute(USER_LOGIN_ADDRESSES_SQL,
+                        {"email": email, "limit": IP_SCAN_LIMIT}).fetchall()
+    counts: Counter[str] = Counter()
+    last_seen: dict[str, str] = {}
+    for *values, event_time in rows:
+        for value in dict.fromkeys(v for v in values if v is not None):
+            counts[value] += 1
+            last_seen.setdefault(value, event_time)  # newest first
+    tallies = tuple(Tally(value, n, last_seen[value]) for value, n in counts.most_common())
+    return tallies, len(rows) < IP_SCAN_LIMIT
+
+
+# --- ip --------------------------------------------------------------------------------------
+
+def ip_report(conn: sqlite3.Connection, text: str, limit: int = 20,
+              before: Cursor | None = None) -> IpReport:
+    """Events from or about an address (or any address of a range), who used it, and
+    whether the allow-list, as the cached allowed_ip events leave it, covers it now."""
+    bound = _bound(before, _checked_limit(limit))
+    target = parse_ip(text)
+    span = _span(str(target))
+    allow_events = _events(conn, ALLOW_LIST_EVENTS_SQL, {})
+    values = json.dumps(_stored_values(conn, target))
+    keys = {tuple(row) for row in conn.execute(IP_EVENT_KEYS_SQL, {**bound, "values": values})}
+    keys.update(event.cursor for event in allow_events  # stored as ranges: tested here
+                if event.cursor < (bound["at"], bound["id"]) and _mentions(event, span))
+    page_keys = sorted(keys, reverse=True)[: limit + 1]
+    users = [Tally(*row) for row in conn.execute(IP_USERS_SQL, {"values": values})]
+    entries = [entry for entry in _allow_list(allow_events)
+               if _overlap(_span(entry.network), span)]
+    return IpReport(
+        query=str(target), events=_page(_by_ids(conn, [i for _, i in page_keys]), limit),
+        addresses=tuple(json.loads(values)), users=tuple(users[:IP_USERS_SHOWN]),
+        user_count=len(users), on_allow_list_now=bool(entries),
+        allow_list_entries=tuple(entries),
+        history_since=conn.execute(OLDEST_EVENT_SQL).fetchone()[0])
+
+
+def _stored_values(conn: sqlite3.Connection, target: Address | Network) -> list[str]:
+    """The ip/from/to values to look up by equality: the address as the intake writes it,
+    or every stored value inside the range (found under its text prefix)."""
+    if not isinstance(target, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return [str(target)]
+    prefix = _text_prefix(target)
+    high = prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else "\U0010ffff"
+    found = conn.execute(IP_VALUES_SQL, {"low": prefix, "high": high}).fetchall()
+    return [value for (value,) in found if _overlap(_span(str(target)), _span(value))]
+
+
+def _text_prefix(network: Network) -> str:
+    """Text that every address of ``network`` starts with as str() writes it ("" when
+    nothing is certain): IPv4's whole fixed octets; IPv6's fixed groups up to the first zero
+    one, since a zero group may be written as "::"."""
+    if network.version == 4:
+        octets = str(network.network_address).split(".")[: min(network.prefixlen // 8, 3)]
+        return "".join(f"{octet}." for octet in octets)
+    prefix = ""
+    for group in network.network_address.exploded.split(":")[: min(network.prefixlen // 16, 7)]:
+        if int(group, 16) == 0:
+            break
+        prefix += f"{int(group, 16):x}:"
+    return prefix
+
+
+Span = tuple[int, int, int]  # IP version, first and last address as integers
+
+
+@functools.lru_cache(maxsize=4096)  # the allow-list's ranges: parsed once, not per report
+def _span(text: str | None) -> Span | None:
+    """An address or a range as a Span; None for any other text."""
+    try:
+        network = ipaddress.ip_network(text, strict=False) if text else None
+    except ValueError:
+        return None
+    if network is None:
+        return None
+    return network.version, int(network.network_address), int(network.broadcast_address)
+
+
+def _overlap(one: Span | None, other: Span | None) -> bool:
+    """Whether two addresses or ranges share an address (of the same IP version)."""
+    return one is not None and other is not None and one[0] == other[0] \
+        and one[1] <= other[2] and other[1] <= one[2]
+
+
+def _is_address(text: str) -> bool:
+    span = _span(text)
+    return span is not None and span[1] == span[2] and "/" not in text
+
+
+def _mentions(event: EventRow, span: Span | None) -> bool:
+    return any(_overlap(_span(value), span)
+               for value in (event.ip, event.from_value, event.to_value))
+
+
+def _allow_list(events: list[EventRow]) -> list[AllowListEntry]:
+    """The entries the allow-list events leave, replayed in (event_time, id) order."""
+    entries: dict[str, AllowListEntry] = {}
+    for event in events:
+        removed, added = {"ip_added": (None, event.ip), "ip_removed": (event.ip, None),
+                          "ip_changed": (event.from_value, event.to_value)
+                          }.get(event.event, (None, None))
+        entries.pop(removed or "", None)
+        if added:
+            entries[added] = AllowListEntry(added, event.access_group, event.who,
+                                            event.event_time)
+    return list(entries.values())
+
+
+def _by_ids(conn: sqlite3.Connection, ids: list[int]) -> list[EventRow]:
+    return _newest_first(_events(conn, EVENTS_BY_ID_SQL, {"ids": json.dumps(ids)}))
+
+
+# --- unacked, audit -----------------------------------------------------------------------
+
+def unacked(conn: sqlite3.Connection, limit: int = 20,
+            after_id: int | None = None) -> Page[AlertRow]:
+    """Posted alerts nobody has acknowledged, oldest first."""
+    params = {"after_id": after_id or 0, "limit": _checked_limit(limit) + 1}
+    alerts = [AlertRow(*tuple(row)[:7], event=EventRow(*tuple(row)[7:]))
+              for row in conn.execute(UNACKED_SQL, params)]
+    return _page(alerts, limit, cursor=lambda alert: alert.id)
+
+
+def audit_log(conn: sqlite3.Connection, limit: int = 20,
+              before_id: int | None = None) -> Page[AuditRow]:
+    """Commands and button presses, newest first."""
+    params = {"before_id": 2**63 - 1 if before_id is None else before_id,
+              "limit": _checked_limit(limit) + 1}
+    rows = [AuditRow(*row[:6], bool(row[6]), row[7]) for row in conn.execute(AUDIT_SQL, params)]
+    return _page(rows, limit, cursor=lambda row: row.id)
+
+
+# --- stats -----------------------------------------------------------------------------------
+
+def stats(conn: sqlite3.Connection, period: str, now: datetime) -> Stats:
+    """Counts per kind, the busiest users and IPs, and rejections over the last period."""
+    window = {"since": time_text(now - parse_period(period)), "until": time_text(now),
+              "top": TOP_SHOWN}
+    kinds = {f"{type_}/{event}": n for type_, event, n in conn.execute(KIND_COUNTS_SQL, window)
+             if n}
+    return Stats(
+        period=period.strip().lower(), since=window["since"], until=window["until"],
+        total=sum(kinds.values()),
+        kinds=dict(sorted(kinds.items(), key=lambda item: (-item[1], item[0]))),
+        top_users=tuple(Tally(*row) for row in conn.execute(TOP_USERS_SQL, window) if row[1]),
+        top_ips=tuple(itertools.islice((Tally(*row) for row in conn.execute(TOP_IPS_SQL, window)
+                                        if _is_address(row[0])), TOP_SHOWN)),
+        rejected=conn.execute(REJECTED_COUNT_SQL, window).fetchone()[0])
