@@ -35,7 +35,6 @@ OPEN_ALERTS_PER_RUN = 500
 MAX_RETRY_DELAY_SECONDS = 300.0
 TOKEN_PAUSE_SECONDS = 300.0
 HISTORY_MARGIN_SECONDS = 120.0  # look this far before the first try for a possible post
-BAD_TOKEN_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked"})
 
 
 class AlertDelivery:
@@ -85,12 +84,13 @@ class AlertDelivery:
 
     def deliver_due(self) -> None:
         now = self.clock()
+        now_text = time_text(now)
         waiting: set[str] = set()  # channels whose next alert must not be overtaken
         for alert in self.outbox.open_alerts(OPEN_ALERTS_PER_RUN):
             if alert.channel in waiting:
                 continue
             waiting.add(alert.channel)
-            if alert.next_attempt_at > time_text(now) or not self._channel_ready(alert.channel):
+            if alert.next_attempt_at > now_text or not self._channel_ready(alert.channel):
                 continue
             if self._deliver(alert, now) == "pause":
                 return
@@ -112,8 +112,7 @@ class AlertDelivery:
         result = self.sender.post(alert.channel, message, alert.id)
         self.next_post_at[alert.channel] = time.monotonic() + self.post_interval
         if result.status == "done":
-            shown = view.group["count"] if view.group else 1
-            self.outbox.mark_sent(alert.id, result.ts, self.clock(), shown)
+            self.outbox.mark_sent(alert.id, result.ts, self.clock(), view.event_count)
             return "sent"
         return self._not_sent(alert, result, uncertain=result.maybe_posted)
 
@@ -148,7 +147,7 @@ class AlertDelivery:
         self.recent_updates[alert.channel].append(time.monotonic())
         self.next_post_at[alert.channel] = time.monotonic() + self.post_interval
         if result.status == "done":
-            self.outbox.mark_updated(alert.id, view.group["count"] if view.group else 1, now)
+            self.outbox.mark_updated(alert.id, view.event_count, now)
         elif result.status == "retry":
             self.next_post_at[alert.channel] += result.retry_after or 0.0
         else:  # e.g. the message was deleted: stop updating it, keep the count
@@ -174,7 +173,7 @@ class AlertDelivery:
 
     def _look_for_earlier_post(self, alert: QueuedAlert) -> str:
         """A post may have reached Slack: find it rather than post a second copy."""
-        since = datetime.fromisoformat(alert.first_tried_at.replace("Z", "+00:00"))
+        since = datetime.fromisoformat(alert.first_tried_at)
         oldest = since.timestamp() - HISTORY_MARGIN_SECONDS
         found = self.sender.find(alert.channel, alert.id, oldest)
         if found.status == "done" and found.ts:
@@ -195,7 +194,7 @@ class AlertDelivery:
         if result.status == "retry":
             self._retry_later(alert, result, "uncertain" if uncertain else "pending")
             return "retry"
-        if result.error in BAD_TOKEN_ERRORS:
+        if result.error in slack.BAD_TOKEN_ERRORS:
             self._pause_for_token(alert, result)
             return "pause"
         self.outbox.mark_failed(alert.id, f"{result.error}: {result.advice}")

@@ -79,11 +79,9 @@ class ConsoleSender:
 
     def __init__(self, keep: int = 6):
         self.latest: collections.deque[tuple[str, str]] = collections.deque(maxlen=keep)
-        self.count = 0
 
     def post(self, channel: str, message: dict, alert_id: int | None, *,
              thread_ts: str | None = None) -> slack.SlackResult:
-        self.count += 1
         where = f"{channel} (thread)" if thread_ts else channel
         self.latest.appendleft((where, message["text"]))
         return slack.SlackResult("done", channel, ts=f"{time.time():.6f}")

@@ -18,10 +18,6 @@ _ALERT_COLUMNS = ("a.id, a.event_id, a.channel, a.severity, a.state, a.attempts,
                   "a.next_attempt_at, a.first_tried_at, e.raw, a.event_count, a.slack_ts")
 
 
-def _shown_time(text: str) -> str:
-    return text[:10] + " " + text[11:19] + " UTC"
-
-
 @dataclass(frozen=True)
 class QueueItem:
     """One event bound for one channel, with how it may be grouped there."""
@@ -173,8 +169,9 @@ class Outbox:
         users = Counter(row["user"] for row in rows if row["user"] is not None)
         ips = Counter(row["ip"] for row in rows if row["ip"] is not None)
         times = sorted(row["event_time"] for row in rows)
-        return {"count": len(rows), "first_seen": _shown_time(times[0]),
-                "last_seen": _shown_time(times[-1]), "users": len(users), "ips": len(ips),
+        return {"count": len(rows), "first_seen": datetime.fromisoformat(times[0]),
+                "last_seen": datetime.fromisoformat(times[-1]),
+                "users": len(users), "ips": len(ips),
                 "top_users": users.most_common(top), "top_ips": ips.most_common(top)}
 
     def mark_trying(self, alert_id: int, now: datetime) -> None:

@@ -18,7 +18,7 @@ Safety does not depend on the templates:
 import json
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,11 @@ class AlertView:
     alert_id: int | None = None
     context: tuple[str, ...] = ()  # what the cache knows, one line each
     group: dict[str, Any] | None = None  # a storm's summary, when grouped
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def event_count(self) -> int:
+        """How many events the rendered message stands for."""
+        return self.group["count"] if self.group else 1
 
 
 def slack_text(value: Any) -> str:
@@ -160,7 +164,7 @@ def _template_context(alert: AlertView) -> dict[str, Any]:
         "severity": alert.severity,
         "severity_emoji": SEVERITY_EMOJI.get(alert.severity, ":grey_question:"),
         "ack_value": json.dumps({"alert": alert.alert_id}, separators=(",", ":")),
-        "context": alert.context, "group": alert.group, **alert.extra,
+        "context": alert.context, "group": alert.group,
     }
 
 

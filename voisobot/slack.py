@@ -25,7 +25,7 @@ CONNECT_RETRY_PAUSE_SECONDS = 0.5
 NETWORK_ERRORS = (URLError, TimeoutError, ConnectionError, http.client.HTTPException)
 RETRYABLE_CODES = frozenset({"ratelimited", "internal_error", "fatal_error",
                              "service_unavailable", "request_timeout"})
-_BAD_TOKEN = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked"})
+BAD_TOKEN_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked"})
 _RENDERING_BUG = frozenset({"msg_too_long", "invalid_blocks", "invalid_blocks_format"})
 
 # Failures that can come after the whole request went out: Slack may have acted on it.
@@ -192,7 +192,7 @@ def _advice(code: str, data: Mapping, channel: str | None) -> str:
         return f"invite the bot to {where}: type /invite @<the bot's name> in that channel"
     if code == "is_archived":
         return f"{where} is archived: unarchive it or route its alerts elsewhere in config.toml"
-    if code in _BAD_TOKEN:
+    if code in BAD_TOKEN_ERRORS:
         return ("SLACK_BOT_TOKEN is wrong or revoked; reinstall the app and set the new "
                 "xoxb- token")
     if code == "missing_scope":
