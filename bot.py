@@ -22,7 +22,13 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from voisobot import check, config, events, jobs, routing, samples, slack, sqs
+from slack_bolt import App
+
+import handlers
+from voisobot import check, config, events, jobs, routing, samples, serve, slack, sqs
+from voisobot.access import AccessPolicy
+from voisobot.buttons import AlertButtons
+from voisobot.commands import Commands
 from voisobot.config import Config
 from voisobot.delivery import AlertDelivery
 from voisobot.errors import ConfigError, VoisoBotError
@@ -44,12 +50,18 @@ class Runtime:
     scheduler: object
     gate: jobs.StopGate
     delivery: AlertDelivery | None = None
+    slack_server: serve.SocketMode | serve.HttpServer | None = None  # /voiso and buttons
 
     def start(self) -> None:
         self.scheduler.start()
+        if self.slack_server is not None:
+            self.slack_server.start()
 
     def stop(self) -> None:
-        """Finish the batch in hand, then stop: nothing received is left uncommitted."""
+        """Stop taking requests from Slack, finish the batch in hand, then stop: nothing
+        received is left uncommitted."""
+        if self.slack_server is not None:
+            self.slack_server.stop()
         self.intake.stop()
         grace = self.config.sqs.wait_time_seconds + self.config.sqs.read_timeout_seconds
         finished = self.gate.close(timeout=grace)
@@ -60,18 +72,60 @@ class Runtime:
         self.store.close()
 
 
-def build(cfg: Config, sender=None) -> Runtime:
-    """Everything the bot runs; alerts are delivered only when there is a sender."""
+def build(cfg: Config, sender=None, client=None, secrets: dict[str, str] | None = None
+          ) -> Runtime:
+    """Everything the bot runs: alerts are delivered when there is a sender, and /voiso
+    and the buttons are served when there is a Web API client too (the Slack tokens and
+    secrets come from ``secrets``, the environment by default)."""
+    env = os.environ if secrets is None else secrets
+    if client is not None and cfg.slack.mode == "http" and not env.get("SLACK_SIGNING_SECRET"):
+        raise ConfigError('slack.mode is "http": set SLACK_SIGNING_SECRET in the environment '
+                          "(Slack app → Basic Information → Signing Secret)")
     store = Store(cfg.store_path)
     intake = Intake(sqs.make_client(cfg.sqs), cfg.sqs, store)
+    renderer = SlackRenderer(cfg.templates_path)
     delivery = None
     if sender is not None:
-        delivery = AlertDelivery(Outbox(store), SlackRenderer(cfg.templates_path), sender, cfg)
+        delivery = AlertDelivery(Outbox(store), renderer, sender, cfg)
     gate = jobs.StopGate()
     scheduler = jobs.build_scheduler(intake, store, retention_days=cfg.store.retention_days,
                                      prune_interval_minutes=cfg.store.prune_interval_minutes,
                                      gate=gate, delivery=delivery)
-    return Runtime(cfg, store, intake, scheduler, gate, delivery)
+    runtime = Runtime(cfg, store, intake, scheduler, gate, delivery)
+    if client is not None and sender is not None:
+        runtime.slack_server = slack_server(cfg, slack_app(cfg, client, runtime, renderer, env),
+                                            runtime, env)
+    return runtime
+
+
+def slack_app(cfg: Config, client, runtime: Runtime, renderer: SlackRenderer, env) -> App:
+    """The Bolt app with every listener registered; in HTTP mode it checks each request's
+    signature with SLACK_SIGNING_SECRET (Socket Mode needs no secret)."""
+    # No auth.test at start-up: Slack being down must not stop the intake.
+    app = App(client=client, signing_secret=env.get("SLACK_SIGNING_SECRET", ""),
+              token_verification_enabled=False, logger=logging.getLogger("voisobot.bolt"))
+    policy = AccessPolicy(cfg.access, lambda group: slack.usergroup_members(client, group))
+    outbox = runtime.delivery.outbox
+    handlers.register(app, Commands(runtime.store, renderer, policy, utc_now),
+                      AlertButtons(outbox, renderer, runtime.delivery.sender, policy, utc_now))
+    return app
+
+
+def slack_server(cfg: Config, app: App, runtime: Runtime, env):
+    """How Slack reaches the app: Socket Mode, or waitress in HTTP mode."""
+    if cfg.slack.mode == "http":
+        silence = cfg.sqs.read_timeout_seconds + cfg.sqs.backoff_max_seconds \
+            + cfg.sqs.poll_interval_seconds + 60
+        health = serve.Health(runtime.intake, runtime.delivery.outbox, silence, utc_now)
+        port = int(env.get("PORT") or cfg.http.port)
+        return serve.HttpServer(serve.wsgi_app(app, health), cfg.http.host, port,
+                                cfg.http.threads)
+    app_token = env.get("SLACK_APP_TOKEN", "")
+    if not app_token:
+        log.warning("SLACK_APP_TOKEN is not set: alerts are posted, but /voiso and the "
+                    "buttons get no answer (set it, or use slack.mode = \"http\")")
+        return None
+    return serve.SocketMode(app, app_token)
 
 
 def slack_client(cfg: Config):
@@ -85,7 +139,7 @@ def slack_client(cfg: Config):
 
 def run(cfg: Config, args) -> int:
     client = slack_client(cfg)
-    runtime = build(cfg, slack.SlackSender(client) if client else None)
+    runtime = build(cfg, slack.SlackSender(client) if client else None, client)
     if runtime.delivery is None:
         log.warning("SLACK_BOT_TOKEN is not set: events are stored, no alert is posted")
     elif not cfg.routes and not cfg.slack.default_channel:
@@ -147,8 +201,8 @@ def run_check(cfg: Config, args) -> int:
 
 
 def run_demo(args) -> int:
-    """The demo posts to real Slack when SLACK_BOT_TOKEN and VOISO_DEMO_CHANNEL are set, and
-    to the console otherwise."""
+    """The demo posts to real Slack when SLACK_BOT_TOKEN and VOISO_DEMO_CHANNEL are set (with
+    SLACK_APP_TOKEN, /voiso and the buttons work there too), and to the console otherwise."""
     from voisobot import demo  # imports moto, which only the demo and the tests need
 
     token, channel = os.environ.get("SLACK_BOT_TOKEN"), os.environ.get("VOISO_DEMO_CHANNEL")
@@ -156,13 +210,17 @@ def run_demo(args) -> int:
         print("error: SLACK_BOT_TOKEN is set: set VOISO_DEMO_CHANNEL to the ID of the channel "
               "the demo may post in (the bot must be invited there)", file=sys.stderr)
         return 2
+    if token and not os.environ.get("SLACK_APP_TOKEN"):
+        print("note: SLACK_APP_TOKEN is not set: alerts are posted, but /voiso and the buttons "
+              "get no answer", file=sys.stderr)
     store = Path(args.store) if args.store else None
     with demo.embedded_queue(store, channel if token else None) as cfg:
         configure_logging("ERROR")  # the live view shows rejections and the intake's state
-        console = None if token else demo.ConsoleSender()
-        sender = console or slack.SlackSender(slack.make_client(
-            token, cfg.slack.api_base_url, cfg.slack.timeout_seconds))
-        return demo.run(build(cfg, sender), seconds=args.seconds, console=console)
+        if not token:
+            console = demo.ConsoleSender()
+            return demo.run(build(cfg, console), seconds=args.seconds, console=console)
+        client = slack.make_client(token, cfg.slack.api_base_url, cfg.slack.timeout_seconds)
+        return demo.run(build(cfg, slack.SlackSender(client), client), seconds=args.seconds)
 
 
 COMMANDS = {"run": run, "check": run_check, "send-sample": send_sample, "render": render_samples}
@@ -214,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(cfg.log.level)
     try:
         return COMMANDS[args.command](cfg, args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except VoisoBotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

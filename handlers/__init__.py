@@ -1,5 +1,14 @@
-"""Slack listeners, registered in one place (slash commands and buttons arrive in a later issue)."""
+"""Slack listeners, registered in one place: the only code that knows the slash
+command's name and the buttons' action ids. Each listener acknowledges Slack at once
+(Slack waits 3 seconds at most), hands the request to the core, and sends the answer."""
+
+from handlers import actions, commands
+from voisobot.buttons import AlertButtons
+from voisobot.commands import Commands
+
+SLASH_COMMAND = "/voiso"
 
 
-def register(app) -> None:
-    """Attach every listener to a Bolt app; nothing to attach until Slack commands exist."""
+def register(app, answers: Commands, buttons: AlertButtons) -> None:
+    commands.register(app, SLASH_COMMAND, answers)
+    actions.register(app, answers, buttons)

@@ -1,7 +1,9 @@
 """``bot.py check``: look at the setup the way the bot will use it, and say what is wrong."""
 
 import json
+import os
 import sqlite3
+from collections.abc import Mapping
 from typing import TextIO
 
 import boto3
@@ -14,7 +16,8 @@ from voisobot.store import Store
 _NOT_OK = "problem"
 
 
-def run(cfg: Config, client, slack_client=None, *, out: TextIO) -> int:
+def run(cfg: Config, client, slack_client=None, *, out: TextIO,
+        env: Mapping[str, str] = os.environ) -> int:
     """Print one line per finding; return 0 when everything works, 1 otherwise.
 
     ``slack_client`` is None when SLACK_BOT_TOKEN is not set."""
@@ -23,6 +26,8 @@ def run(cfg: Config, client, slack_client=None, *, out: TextIO) -> int:
     if findings[-1][0] == "ok":
         findings += _queue(cfg, client)
     findings += _slack(cfg, slack_client)
+    if slack_client is not None:
+        findings += _slack_mode(cfg, env)
     findings += _store(cfg)
     for status, text in findings:
         print(f"{status:8} {text}", file=out)
@@ -83,6 +88,23 @@ def _slack(cfg: Config, client) -> list[tuple[str, str]]:
         findings.append((_NOT_OK, "no [[routes]] and no slack.default_channel: no alert has a "
                          "channel to go to"))
     return findings
+
+
+def _slack_mode(cfg: Config, env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Whether /voiso and the buttons can work in the configured mode."""
+    if cfg.slack.mode == "http":
+        if not env.get("SLACK_SIGNING_SECRET"):
+            return [(_NOT_OK, 'slack.mode is "http" and SLACK_SIGNING_SECRET is not set: the '
+                     "bot will not start (Slack app → Basic Information → Signing Secret)")]
+        return [("ok", f"HTTP mode: Slack must reach http://{cfg.http.host}:"
+                 f"{env.get('PORT') or cfg.http.port}/slack/events through your HTTPS proxy")]
+    if not env.get("SLACK_APP_TOKEN"):
+        return [("warning", "SLACK_APP_TOKEN is not set: alerts are posted, but /voiso and the "
+                 "buttons get no answer (README: Slack setup)")]
+    if not env["SLACK_APP_TOKEN"].startswith("xapp-"):
+        return [(_NOT_OK, "SLACK_APP_TOKEN is not an app-level token (xapp-…); create one "
+                 "with connections:write under Basic Information → App-Level Tokens")]
+    return [("ok", "Socket Mode: SLACK_APP_TOKEN is set")]
 
 
 def _failed_alerts(store: Store) -> list[tuple[str, str]]:

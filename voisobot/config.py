@@ -139,6 +139,20 @@ class SlackConfig:
                                    check=_between(0, 500))
     updates_per_minute: int = option(12, expect="a whole number from 1 to 60",
                                      check=_between(1, 60))
+    mode: str = option("socket", expect='"socket" (Socket Mode, no public URL) or "http" '
+                       "(Slack calls /slack/events)", check=lambda v: v in ("socket", "http"))
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """Where HTTP mode listens (slack.mode = "http"); the PORT environment variable, set
+    by platforms such as Heroku, takes the place of port."""
+
+    host: str = option("0.0.0.0", expect="an address to listen on, e.g. 0.0.0.0 or 127.0.0.1",
+                       check=bool)
+    port: int = option(3000, expect="a TCP port from 1 to 65535 (0: any free port)",
+                       check=_between(0, 65535))
+    threads: int = option(8, expect="a whole number from 1 to 64", check=_between(1, 64))
 
 
 @dataclass(frozen=True)
@@ -174,7 +188,7 @@ class AccessConfig:
 
 
 SECTIONS: dict[str, type] = {"sqs": SqsConfig, "store": StoreConfig, "log": LogConfig,
-                             "slack": SlackConfig, "access": AccessConfig}
+                             "slack": SlackConfig, "http": HttpConfig, "access": AccessConfig}
 SPECIAL_SECTIONS = ("severity", "routes")
 
 
@@ -184,6 +198,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     log: LogConfig = field(default_factory=LogConfig)
     slack: SlackConfig = field(default_factory=SlackConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     access: AccessConfig = field(default_factory=AccessConfig)
     severity: dict[str, str] = field(default_factory=dict)  # "type/event" -> severity
     routes: tuple[RouteConfig, ...] = ()

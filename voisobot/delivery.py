@@ -106,7 +106,7 @@ class AlertDelivery:
             found = self._look_for_earlier_post(alert)
             if found != "absent":
                 return found
-        view = self._view(alert)
+        view = alert_view(self.outbox, alert)
         message = self.renderer.render(view)
         self.outbox.mark_trying(alert.id, now)
         result = self.sender.post(alert.channel, message, alert.id)
@@ -115,14 +115,6 @@ class AlertDelivery:
             self.outbox.mark_sent(alert.id, result.ts, self.clock(), view.event_count)
             return "sent"
         return self._not_sent(alert, result, uncertain=result.maybe_posted)
-
-    def _view(self, alert: QueuedAlert) -> AlertView:
-        """What the alert's message shows: its first event, what the cache knew before it,
-        and, for a group, the whole group as it stands now."""
-        event = events.parse(alert.raw)
-        context = history.context_lines(self.outbox.store.connection(), event, alert.event_id)
-        group = self.outbox.group_summary(alert.id) if alert.event_count > 1 else None
-        return AlertView(event, alert.severity, alert_id=alert.id, context=context, group=group)
 
     def _follow_up(self, channel: str, now: datetime) -> None:
         """The channel's one write this interval, when no new alert needs it: bring a
@@ -142,11 +134,13 @@ class AlertDelivery:
         return len(recent) < self.config.slack.updates_per_minute
 
     def _update(self, alert: QueuedAlert, now: datetime) -> None:
-        view = self._view(alert)
+        view = alert_view(self.outbox, alert)
         result = self.sender.update(alert.channel, alert.slack_ts, self.renderer.render(view))
         self.recent_updates[alert.channel].append(time.monotonic())
         self.next_post_at[alert.channel] = time.monotonic() + self.post_interval
-        if result.status == "done":
+        if result.status == "done" and _ack_changed(self.outbox, alert):
+            self.outbox.mark_stale(alert.id)  # a click landed mid-update: show it again
+        elif result.status == "done":
             self.outbox.mark_updated(alert.id, view.event_count, now)
         elif result.status == "retry":
             self.next_post_at[alert.channel] += result.retry_after or 0.0
@@ -222,3 +216,19 @@ class AlertDelivery:
             return
         self.reported.add((channel, result.error))
         log.error("Slack refused alerts for %s (%s): %s", channel, result.error, result.advice)
+
+
+def alert_view(outbox: Outbox, alert: QueuedAlert) -> AlertView:
+    """What the alert's message shows: its first event, what the cache knew before it,
+    for a group the whole group as it stands now, and who acknowledged it."""
+    event = events.parse(alert.raw)
+    context = history.context_lines(outbox.store.connection(), event, alert.event_id)
+    group = outbox.group_summary(alert.id) if alert.event_count > 1 else None
+    acked_at = datetime.fromisoformat(alert.acked_at) if alert.acked_at else None
+    return AlertView(event, alert.severity, alert_id=alert.id, context=context, group=group,
+                     acked_by=alert.acked_by, acked_at=acked_at)
+
+
+def _ack_changed(outbox: Outbox, shown: QueuedAlert) -> bool:
+    now = outbox.alert(shown.id)
+    return now is not None and (now.acked_by, now.acked_at) != (shown.acked_by, shown.acked_at)

@@ -166,9 +166,11 @@ def _demo_config(queue_url: str, endpoint_url: str, store_path: Path,
            "request_timeout_seconds": 5.0}
     # Ordinary logins arrive every second: stored, not posted, as a team would configure it.
     routes = [{"event": "successful_login", "mute": True}]
+    # In real Slack, anyone in the demo's channel may use /voiso and the buttons there.
+    access = {"channels": [slack_channel]} if slack_channel else {}
     return config.from_dict({"sqs": sqs, "store": {"path": str(store_path)}, "routes": routes,
-                             "slack": {"default_channel": slack_channel or CONSOLE_CHANNEL}},
-                            base_dir=Path("."), source="demo")
+                             "slack": {"default_channel": slack_channel or CONSOLE_CHANNEL},
+                             "access": access}, base_dir=Path("."), source="demo")
 
 
 def run(runtime, seconds: float | None, console: ConsoleSender | None = None) -> int:

@@ -15,7 +15,8 @@ from voisobot.store import Store, time_text, transaction
 
 ENQUEUE_CURSOR = "alerts_enqueued"
 _ALERT_COLUMNS = ("a.id, a.event_id, a.channel, a.severity, a.state, a.attempts, "
-                  "a.next_attempt_at, a.first_tried_at, e.raw, a.event_count, a.slack_ts")
+                  "a.next_attempt_at, a.first_tried_at, e.raw, a.event_count, a.slack_ts, "
+                  "a.acked_by, a.acked_at")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class QueuedAlert:
     raw: bytes  # the first event's body: the alert is rendered from it at send time
     event_count: int = 1
     slack_ts: str | None = None
+    acked_by: str | None = None
+    acked_at: str | None = None
 
 
 class Outbox:
@@ -131,6 +134,12 @@ class Outbox:
             "WHERE a.state IN ('pending', 'uncertain') ORDER BY a.id LIMIT ?", (limit,))
         return [QueuedAlert(*row) for row in rows]
 
+    def alert(self, alert_id: int) -> QueuedAlert | None:
+        row = self.store.connection().execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts a JOIN events e ON e.id = a.event_id "
+            "WHERE a.id = ?", (alert_id,)).fetchone()
+        return QueuedAlert(*row) if row else None
+
     def stale_alert(self, channel: str) -> QueuedAlert | None:
         """The posted group message of this channel that lags furthest behind its events."""
         row = self.store.connection().execute(
@@ -186,6 +195,12 @@ class Outbox:
 
     def mark_updated(self, alert_id: int, shown_count: int, now: datetime) -> None:
         self._update(alert_id, "shown_count = ?, updated_at = ?", shown_count, time_text(now))
+
+    def mark_stale(self, alert_id: int) -> None:
+        """The posted message no longer shows the alert as it is (an acknowledgement that
+        could not be shown, or one made while an update was in flight): the delivery job
+        updates it again."""
+        self._update(alert_id, "shown_count = 0")
 
     def mark_retry(self, alert_id: int, state: str, at: datetime, error: str) -> None:
         self._update(alert_id, "state = ?, next_attempt_at = ?, last_error = ?",

@@ -66,6 +66,8 @@ class AlertView:
     alert_id: int | None = None
     context: tuple[str, ...] = ()  # what the cache knows, one line each
     group: dict[str, Any] | None = None  # a storm's summary, when grouped
+    acked_by: str | None = None  # Slack user ID of who acknowledged it
+    acked_at: datetime | None = None
 
     @property
     def event_count(self) -> int:
@@ -78,10 +80,38 @@ def slack_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        value = value.strftime("%Y-%m-%d %H:%M:%S UTC")
+        value = when(value)
     text = _INVISIBLE.sub(_visible, str(value))
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+def when(value: Any) -> str:
+    """A stored time ("2026-11-24T14:02:03.000000Z") or a datetime, as people read it."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if isinstance(value, datetime) else value
+
+
+_SLACK_ID = re.compile(r"[UWCG][A-Z0-9]{2,30}")
+
+
+def mention(slack_id: Any) -> Markup:
+    """``<@U…>`` or ``<#C…>`` for a user or channel ID that Slack or the config gave us
+    (a click's user, an alert's channel); anything else is shown as escaped text, so no
+    event field can become a mention."""
+    if isinstance(slack_id, str) and _SLACK_ID.fullmatch(slack_id):
+        return Markup(f"<{'#' if slack_id[0] in 'CG' else '@'}{slack_id}>")
+    return _finalize(slack_id)
+
+
+def button_value(value: Any) -> Markup:
+    """A button's value, which Slack hands back and never shows or formats: JSON-escaped
+    only (mrkdwn escaping would change what comes back)."""
+    return Markup(json.dumps(str(value), ensure_ascii=True)[1:-1])
 
 
 def _finalize(value: Any) -> Markup:
@@ -114,6 +144,7 @@ class SlackRenderer:
         for name in _UNSAFE_FILTERS:
             self.env.filters.pop(name, None)
         self.env.filters["e"] = self.env.filters["escape"] = _finalize
+        self.env.filters.update(when=when, mention=mention, button_value=button_value)
 
     def render(self, alert: AlertView) -> dict:
         """The message for an alert: its kind's template, else the generic one, else a
@@ -127,6 +158,18 @@ class SlackRenderer:
                           alert.event.kind, exc, "generic template"
                           if candidate != GENERIC_TEMPLATE else "built-in minimal message")
         return minimal_message(alert)
+
+    def render_answer(self, name: str, **context: Any) -> dict:
+        """The answer to a /voiso command from ``commands/<name>.json.j2``; values in
+        ``context`` are escaped like event fields. A failing template gives a short
+        message that points at the log, never a stack trace in Slack."""
+        template = f"commands/{name}.json.j2"
+        try:
+            return self._checked_json(self.env.get_template(template).render(**context))
+        except (RenderError, jinja2.TemplateError, ValueError) as exc:
+            log.error("template %s failed: %s", template, exc)
+            return {"text": f"The answer could not be shown: template {template} failed "
+                            "(the error is in the bot's log)."}
 
     def render_reply(self, alert: AlertView) -> dict:
         """One event of a group, as a thread reply: its summary and facts, no header or
@@ -145,7 +188,10 @@ class SlackRenderer:
         return name
 
     def render_with(self, name: str, alert: AlertView) -> dict:
-        text = self.env.get_template(name).render(**_template_context(alert))
+        return self._checked_json(self.env.get_template(name).render(**_template_context(alert)))
+
+    @staticmethod
+    def _checked_json(text: str) -> dict:
         try:
             message = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -165,6 +211,7 @@ def _template_context(alert: AlertView) -> dict[str, Any]:
         "severity_emoji": SEVERITY_EMOJI.get(alert.severity, ":grey_question:"),
         "ack_value": json.dumps({"alert": alert.alert_id}, separators=(",", ":")),
         "context": alert.context, "group": alert.group,
+        "ack": {"by": alert.acked_by, "at": alert.acked_at} if alert.acked_by else None,
     }
 
 

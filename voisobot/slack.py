@@ -255,6 +255,12 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def usergroup_members(client: slack_sdk.WebClient, group_id: str) -> set[str]:
+    """The user IDs in a Slack user group (scope usergroups:read); raises on any failure,
+    so that the access policy refuses rather than guesses."""
+    return set(client.usergroups_users_list(usergroup=group_id)["users"])
+
+
 class SlackSender:
     """The two questions the outbox asks, answered by the Web API: post this alert, and
     was this alert already posted? (The demo answers them on the console instead.)"""

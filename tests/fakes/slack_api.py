@@ -1,7 +1,8 @@
 """A fake Slack Web API over HTTP: a recorder with faults on demand.
 
 slack_sdk's WebClient reaches it through ``base_url``, like Slack itself. It answers
-``chat.postMessage``, ``chat.update``, ``conversations.history`` and ``auth.test`` the
+``chat.postMessage``, ``chat.update``, ``conversations.history``, ``auth.test``,
+``usergroups.users.list`` and ``apps.connections.open`` (with the app-level token) the
 way Slack does, accepts POSTs to ``/response/<anything>`` (a response_url), and records
 every call. Posted messages (with their metadata) are kept per channel, so history
 reads see them, newest first, in cursor-linked pages. It checks only what Slack's
@@ -41,8 +42,13 @@ class Call:
 class FakeSlack:
     def __init__(self, *, token: str = "xoxb-test", channels=DEFAULT_CHANNELS,
                  retry_after: float = 1, hang_seconds: float = 5.0,
-                 history_max_limit: int = 999, first_ts: float | None = None):
+                 history_max_limit: int = 999, first_ts: float | None = None,
+                 usergroups: dict[str, list[str]] | None = None,
+                 app_token: str = "xapp-test", socket_url: str | None = None):
         self.token = token
+        self.usergroups = dict(usergroups or {})  # user-group ID -> member user IDs
+        self.app_token = app_token  # Socket Mode's app-level token
+        self.socket_url = socket_url  # what apps.connections.open hands out
         self.channels = set(channels)
         self.retry_after = retry_after
         self.hang_seconds = hang_seconds
@@ -144,8 +150,17 @@ class FakeSlack:
         token = _bearer(call.headers) or call.payload.get("token")
         if not token:
             return _error("not_authed")
+        if call.method == "apps.connections.open":
+            if token != self.app_token:
+                return _error("invalid_auth")
+            return {"ok": True, "url": self.socket_url} if self.socket_url \
+                else _error("internal_error")
         if token != self.token:
             return _error("invalid_auth")
+        if call.method == "usergroups.users.list":
+            group = call.payload.get("usergroup")
+            return {"ok": True, "users": self.usergroups[group]} if group in self.usergroups \
+                else _error("no_such_subteam")
         if call.method == "auth.test":
             return {"ok": True, "url": "https://test.slack.com/", "team": "Test",
                     "user": "voiso-bot", "team_id": "T1", "user_id": "UBOT", "bot_id": "B1"}

@@ -18,9 +18,10 @@ from voisobot.store import Store, transaction
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_check(cfg, slack_client=None) -> tuple[int, str]:
+def run_check(cfg, slack_client=None, env=None) -> tuple[int, str]:
     out = io.StringIO()
-    code = check.run(cfg, sqs.make_client(cfg.sqs), slack_client, out=out)
+    code = check.run(cfg, sqs.make_client(cfg.sqs), slack_client, out=out,
+                     env={} if env is None else env)
     return code, out.getvalue()
 
 
@@ -53,6 +54,24 @@ def test_a_refused_slack_token_is_a_problem_with_advice(queue_url, make_config, 
     code, out = run_check(with_channel(make_config(queue_url)), client)
     assert code == 1 and "Slack refused the bot token (invalid_auth)" in out
     assert "reinstall the app" in out and "xoxb-revoked" not in out
+
+
+@pytest.mark.parametrize(("mode", "env", "status", "says"), [
+    ("socket", {}, "warning", "SLACK_APP_TOKEN is not set"),
+    ("socket", {"SLACK_APP_TOKEN": "xoxb-wrong-kind"}, "problem", "not an app-level token"),
+    ("socket", {"SLACK_APP_TOKEN": "xapp-1"}, "ok", "Socket Mode: SLACK_APP_TOKEN is set"),
+    ("http", {}, "problem", "SLACK_SIGNING_SECRET is not set"),
+    ("http", {"SLACK_SIGNING_SECRET": "s", "PORT": "8080"}, "ok", ":8080/slack/events"),
+])
+def test_the_secrets_of_the_slack_mode_are_checked(queue_url, make_config, fake_slack, mode,
+                                                   env, status, says):
+    cfg = with_channel(make_config(queue_url))
+    cfg = dataclasses.replace(cfg, slack=dataclasses.replace(cfg.slack, mode=mode))
+    client = slack.make_client("xoxb-test", fake_slack.base_url, timeout=2)
+    code, out = run_check(cfg, client, env)
+    (line,) = [line for line in out.splitlines() if says in line]
+    assert line.startswith(status) and code == (1 if status == "problem" else 0)
+    assert "xapp-1" not in out and "xoxb-wrong-kind" not in out
 
 
 def test_unreachable_slack_and_no_channel_are_problems(queue_url, make_config):

@@ -1,0 +1,13 @@
+"""The /voiso slash command."""
+
+from voisobot.commands import Commands
+
+
+def register(app, name: str, answers: Commands) -> None:
+    def voiso(ack, command, respond):
+        ack()
+        answer = answers.command(command["user_id"], command.get("channel_id"),
+                                 command.get("text") or "")
+        respond(**answer.reply())
+
+    app.command(name)(voiso)

@@ -1,0 +1,53 @@
+"""manifest.yml creates the Slack app the code needs: the slash command it registers,
+interactivity for its buttons, Socket Mode, and exactly the scopes of the Web API
+methods it calls."""
+
+import re
+from pathlib import Path
+
+import yaml
+from slack_sdk import WebClient
+
+import handlers
+
+ROOT = Path(__file__).resolve().parents[1]
+# The scope each Web API method the bot may call needs (api.slack.com/methods).
+SCOPES_OF = {"chat_postMessage": {"chat:write"}, "chat_update": {"chat:write"},
+             "conversations_history": {"channels:history", "groups:history"},
+             "usergroups_users_list": {"usergroups:read"}, "auth_test": set(),
+             "apps_connections_open": set()}  # the app-level token's connections:write
+
+
+def manifest() -> dict:
+    return yaml.safe_load((ROOT / "manifest.yml").read_text(encoding="utf-8"))
+
+
+def web_api_calls() -> set[str]:
+    """WebClient methods called anywhere in the bot's code."""
+    sources = [ROOT / "bot.py", *(ROOT / "voisobot").glob("*.py"),
+               *(ROOT / "handlers").glob("*.py")]
+    names = {name for path in sources
+             for name in re.findall(r"\.([a-z]+_[A-Za-z_]+)\(", path.read_text("utf-8"))}
+    return {name for name in names if callable(getattr(WebClient, name, None))}
+
+
+def test_the_scopes_are_exactly_those_of_the_methods_called():
+    calls = web_api_calls()
+    assert {"chat_postMessage", "chat_update", "conversations_history",
+            "usergroups_users_list"} <= calls
+    assert calls <= set(SCOPES_OF), f"a method without a known scope: {calls - set(SCOPES_OF)}"
+    needed = {"commands"}.union(*(SCOPES_OF[name] for name in calls))
+    assert set(manifest()["oauth_config"]["scopes"]["bot"]) == needed
+
+
+def test_the_slash_command_buttons_and_socket_mode_are_declared():
+    app = manifest()
+    assert [c["command"] for c in app["features"]["slash_commands"]] == [handlers.SLASH_COMMAND]
+    assert app["settings"]["interactivity"]["is_enabled"] is True
+    assert app["settings"]["socket_mode_enabled"] is True
+
+
+def test_the_readme_names_every_scope():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for scope in manifest()["oauth_config"]["scopes"]["bot"]:
+        assert f"`{scope}`" in readme

@@ -1,0 +1,380 @@
+"""The whole bot in HTTP mode, as Slack sees it: the real Bolt app behind waitress, reached
+over HTTP with requests signed by the test's signing secret; SQS is moto's server, Slack's
+Web API and response_url are the fake Slack server."""
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from urllib.parse import urlencode
+
+import pytest
+from slack_sdk.signature import SignatureVerifier
+
+import bot
+from tests.fakes.slack_api import RESPONSE_URL, FakeSlack
+from voisobot import config, samples, slack
+from voisobot.intake import utc_now
+
+SECRET = "test-signing-secret"
+ALLOWED, OTHER_ANALYST, STRANGER = "UALICE0001", "UBOB000001", "UMALLORY01"
+CHANNEL, ALERTS = "CSECURITY1", "C0ALERTS01"
+HOSTILE_USER = "<!channel><https://evil.example|Voiso-login>{{7*7}}@x.com"  # one word
+
+
+@pytest.fixture
+def fake_slack():
+    fake = FakeSlack(channels={CHANNEL, ALERTS}).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def make_bot(tmp_path, moto_server, queue_url, fake_slack):
+    """Build and start the bot in HTTP mode (again after a stop: a restart)."""
+    started = []
+
+    def make(**slack_overrides):
+        cfg = config.from_dict({
+            "sqs": {"queue_url": queue_url, "endpoint_url": moto_server["url"],
+                    "wait_time_seconds": 1, "poll_interval_seconds": 0.1,
+                    "backoff_initial_seconds": 0.05, "backoff_max_seconds": 0.5,
+                    "request_timeout_seconds": 2.0},
+            "store": {"path": "store.sqlite3"},
+            "slack": {"api_base_url": fake_slack.base_url, "default_channel": ALERTS,
+                      "timeout_seconds": 2, "mode": "http", **slack_overrides},
+            "http": {"host": "127.0.0.1", "port": 0},
+            "access": {"users": [ALLOWED, OTHER_ANALYST]},
+        }, base_dir=tmp_path)
+        client = slack.make_client("xoxb-test", fake_slack.base_url, 2)
+        runtime = bot.build(cfg, slack.SlackSender(client), client,
+                            secrets={"SLACK_SIGNING_SECRET": SECRET})
+        runtime.start()
+        started.append(runtime)
+        return Bot(runtime, fake_slack)
+
+    yield make
+    for runtime in started:
+        runtime.stop()
+
+
+class Bot:
+    """The running bot and what a test does to it: Slack's requests, and waiting."""
+
+    def __init__(self, runtime, fake: FakeSlack):
+        self.runtime, self.fake = runtime, fake
+        self.url = f"http://127.0.0.1:{runtime.slack_server.port}"
+
+    def post(self, body: bytes, *, timestamp: int | None = None, signature: str | None = None,
+             path: str = "/slack/events") -> tuple[int, float]:
+        """POST as Slack does; (HTTP status, seconds until the answer)."""
+        stamp = str(timestamp if timestamp is not None else int(time.time()))
+        signature = signature or SignatureVerifier(SECRET).generate_signature(
+            timestamp=stamp, body=body)
+        request = urllib.request.Request(self.url + path, data=body, method="POST", headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature})
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, time.monotonic() - started
+        except urllib.error.HTTPError as exc:
+            return exc.code, time.monotonic() - started
+
+    def command(self, text: str, user: str = ALLOWED, response: str = "c1", **kwargs):
+        return self.post(slash_body(text, user, self.fake.response_url(response)), **kwargs)
+
+    def click(self, action_id: str, value: str, user: str = ALLOWED, response: str = "b1",
+              message_ts: str = "1.000000"):
+        payload = {"type": "block_actions", "user": {"id": user, "team_id": "T1"},
+                   "team": {"id": "T1"}, "api_app_id": "A1", "token": "legacy",
+                   "channel": {"id": ALERTS}, "trigger_id": "1.2.3",
+                   "container": {"type": "message", "message_ts": message_ts,
+                                 "channel_id": ALERTS},
+                   "response_url": self.fake.response_url(response),
+                   "actions": [{"type": "button", "action_id": action_id, "block_id": "b",
+                                "value": value, "action_ts": "1.5"}]}
+        return self.post(urlencode({"payload": json.dumps(payload)}).encode())
+
+    def answers(self, response: str = "c1", count: int = 1, timeout: float = 10.0) -> list:
+        """The payloads POSTed to one response_url, once ``count`` have come."""
+        path = f"/response/{response}"
+        return wait_for(lambda: [c.payload for c in self.fake.calls_to(RESPONSE_URL)
+                                 if c.path == path], count, timeout)
+
+    def audit(self) -> list[dict]:
+        rows = self.runtime.store.connection().execute("SELECT * FROM audit ORDER BY id")
+        return [dict(row) for row in rows]
+
+
+def wait_for(read, count: int = 1, timeout: float = 10.0) -> list:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = read()
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
+
+
+def slash_body(text: str, user: str, response_url: str) -> bytes:
+    return urlencode({"token": "legacy", "team_id": "T1", "team_domain": "acme",
+                      "channel_id": CHANNEL, "channel_name": "security", "user_id": user,
+                      "user_name": "someone", "command": "/voiso", "text": text,
+                      "api_app_id": "A1", "response_url": response_url,
+                      "trigger_id": "1.2.3"}).encode()
+
+
+def send_event(sqs_admin, queue_url: str, kind: str, **params) -> None:
+    body = samples.example(kind, now=utc_now())
+    body["params"].update(params)
+    sqs_admin.send_message(QueueUrl=queue_url, MessageBody=samples.body_text(body))
+
+
+def posted_alert(bot_: Bot, timeout: float = 15.0) -> tuple[int, dict]:
+    """Wait for the delivery job to post an alert; (alert id, the message in Slack)."""
+    (message,) = wait_for(lambda: bot_.fake.messages(ALERTS), 1, timeout)[:1]
+    alert_id = message["metadata"]["event_payload"]["alert_id"]
+    return alert_id, message
+
+
+def buttons(message: dict) -> list[str]:
+    return [element["action_id"] for block in message["blocks"] if block["type"] == "actions"
+            for element in block["elements"]]
+
+
+def shown(message: dict) -> str:
+    return json.dumps(message, ensure_ascii=False)
+
+
+# --- signatures -------------------------------------------------------------------------------
+
+def test_a_signed_command_gets_200_within_3_seconds_then_its_answer(make_bot):
+    running = make_bot()
+    status, seconds = running.command("help")
+    assert status == 200 and seconds < 3.0
+    (answer,) = running.answers()
+    assert answer["response_type"] == "ephemeral" and "/voiso recent" in answer["text"]
+    assert [row["detail"] for row in running.audit()] == ["help"]
+
+
+def test_a_forged_signature_gets_401_and_nothing_is_recorded(make_bot):
+    running = make_bot()
+    status, _ = running.command("recent", signature="v0=" + "0" * 64)
+    assert status == 401
+    time.sleep(0.5)  # time enough for a listener that should not run
+    assert running.fake.calls_to(RESPONSE_URL) == [] and running.audit() == []
+
+
+def test_a_request_signed_six_minutes_ago_gets_401_and_nothing_is_recorded(make_bot):
+    running = make_bot()
+    status, _ = running.command("recent", timestamp=int(time.time()) - 6 * 60)
+    assert status == 401
+    time.sleep(0.5)
+    assert running.fake.calls_to(RESPONSE_URL) == [] and running.audit() == []
+
+
+def test_a_body_changed_after_signing_gets_401(make_bot):
+    running = make_bot()
+    body = slash_body("help", STRANGER, running.fake.response_url("c1"))
+    signature = SignatureVerifier(SECRET).generate_signature(
+        timestamp=str(int(time.time())), body=body)
+    status, _ = running.post(body.replace(STRANGER.encode(), ALLOWED.encode()),
+                             signature=signature)
+    assert status == 401 and running.audit() == []
+
+
+# --- commands --------------------------------------------------------------------------------
+
+def test_a_stranger_is_told_no_and_the_attempt_is_audited(make_bot, sqs_admin, queue_url):
+    running = make_bot()
+    status, _ = running.command("recent", user=STRANGER)
+    assert status == 200
+    (answer,) = running.answers()
+    assert "not allowed" in answer["text"] and answer["response_type"] == "ephemeral"
+    assert [(r["user_id"], r["allowed"], r["outcome"]) for r in running.audit()] == [
+        (STRANGER, 0, "denied")]
+
+
+@pytest.mark.parametrize("command", ["recent", "recent 5 unauthorized_ip",
+                                     "user {user}", "ip 198.51.100.23", "unacked",
+                                     "stats 24h", "stats 7d", "audit"])
+def test_every_subcommand_answers_with_stored_hostile_text_escaped(make_bot, sqs_admin,
+                                                                   queue_url, command):
+    running = make_bot()
+    send_event(sqs_admin, queue_url, "app_login/unauthorized_ip", user=HOSTILE_USER,
+               ip="198.51.100.23")
+    posted_alert(running)
+    escaped = HOSTILE_USER.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    running.command(command.format(user=escaped))
+    (answer,) = running.answers()
+    text = shown(answer)
+    assert "<!channel>" not in text and "<https://evil" not in text
+    if command != "audit":  # the others all show the stored login name, escaped
+        assert "&lt;!channel&gt;&lt;https://evil.example|Voiso-login&gt;{{7*7}}@x.com" in text
+    assert answer["response_type"] == "ephemeral"
+
+
+def test_public_shows_the_answer_to_the_channel(make_bot):
+    running = make_bot()
+    running.command("stats public")
+    (answer,) = running.answers()
+    assert answer["response_type"] == "in_channel"
+
+
+def test_more_over_http_gives_the_next_page(make_bot, sqs_admin, queue_url):
+    running = make_bot()
+    for i in range(3):
+        send_event(sqs_admin, queue_url, "user/user_added", user=f"new{i}@x.com")
+    wait_for(lambda: running.runtime.store.latest_events(3), 3)
+    running.command("recent 2")
+    (first,) = running.answers()
+    (more,) = [e for b in first["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    running.click("voiso_more", more["value"], response="m1")
+    (second,) = running.answers("m1")
+    names = [f"new{i}@x.com" for i in range(3)]
+    assert sum(name in shown(first) for name in names) == 2
+    assert sum(name in shown(second) for name in names) == 1
+
+
+# --- the Acknowledge button --------------------------------------------------------------------
+
+def test_acknowledge_updates_the_alert_in_place_and_swaps_the_button(make_bot, sqs_admin,
+                                                                     queue_url):
+    running = make_bot()
+    send_event(sqs_admin, queue_url, "app_login/unauthorized_ip")
+    alert_id, message = posted_alert(running)
+    assert buttons(message) == ["voiso_ack"]
+    status, seconds = running.click("voiso_ack", json.dumps({"alert": alert_id}))
+    assert status == 200 and seconds < 3.0
+    (update,) = wait_for(lambda: running.fake.calls_to("chat.update"))
+    assert (update.payload["channel"], update.payload["ts"]) == (ALERTS, message["ts"])
+    (now,) = running.fake.messages(ALERTS)
+    assert f"Acknowledged by <@{ALLOWED}> at " in shown(now) and " UTC" in shown(now)
+    assert buttons(now) == ["voiso_reopen"]
+    row = running.runtime.store.connection().execute(
+        "SELECT acked_by, acked_at FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+    assert row["acked_by"] == ALLOWED and row["acked_at"]
+    assert running.audit()[-1]["outcome"] == f"acknowledged (by {ALLOWED})"
+
+
+def test_reopen_brings_the_acknowledge_button_back(make_bot, sqs_admin, queue_url):
+    running = make_bot()
+    send_event(sqs_admin, queue_url, "user/user_deleted")
+    alert_id, _ = posted_alert(running)
+    value = json.dumps({"alert": alert_id})
+    running.click("voiso_ack", value)
+    wait_for(lambda: running.fake.calls_to("chat.update"))
+    running.click("voiso_reopen", value, user=OTHER_ANALYST)
+    wait_for(lambda: running.fake.calls_to("chat.update"), 2)
+    (now,) = running.fake.messages(ALERTS)
+    assert buttons(now) == ["voiso_ack"] and "Acknowledged by" not in shown(now)
+    running.command("unacked")
+    assert f"#{alert_id}" in shown(running.answers()[0])
+
+
+def test_two_analysts_at_once_give_one_acknowledgement(make_bot, sqs_admin, queue_url):
+    running = make_bot()
+    send_event(sqs_admin, queue_url, "app_login/unauthorized_ip")
+    alert_id, _ = posted_alert(running)
+    value = json.dumps({"alert": alert_id})
+    clicks = [threading.Thread(target=running.click, args=("voiso_ack", value, user),
+                               kwargs={"response": user}) for user in (ALLOWED, OTHER_ANALYST)]
+    for click in clicks:
+        click.start()
+    for click in clicks:
+        click.join()
+    wait_for(lambda: running.fake.calls_to("chat.update"), 2)
+    winner = running.runtime.store.connection().execute(
+        "SELECT acked_by FROM alerts WHERE id = ?", (alert_id,)).fetchone()[0]
+    loser = OTHER_ANALYST if winner == ALLOWED else ALLOWED
+    (note,) = running.answers(loser)
+    assert f"Already acknowledged by <@{winner}>" in note["text"]
+    assert running.fake.calls_to(RESPONSE_URL)[0].path == f"/response/{loser}"  # only theirs
+    (now,) = running.fake.messages(ALERTS)
+    assert f"Acknowledged by <@{winner}>" in shown(now)
+    outcomes = sorted(row["outcome"] for row in running.audit())
+    assert outcomes == [f"acknowledged (by {winner})", f"already acknowledged (by {winner})"]
+
+
+def test_a_double_click_by_one_analyst_is_one_acknowledgement(make_bot, sqs_admin, queue_url):
+    running = make_bot()
+    send_event(sqs_admin, queue_url, "app_login/unauthorized_ip")
+    alert_id, _ = posted_alert(running)
+    value = json.dumps({"alert": alert_id})
+    running.click("voiso_ack", value)
+    running.click("voiso_ack", value, response="b2")
+    (note,) = running.answers("b2")
+    assert f"Already acknowledged by <@{ALLOWED}>" in note["text"]
+    acked = running.runtime.store.connection().execute(
+        "SELECT count(*) FROM alerts WHERE acked_by IS NOT NULL").fetchone()[0]
+    assert acked == 1
+
+
+def test_an_acknowledgement_holds_across_a_restart(make_bot, sqs_admin, queue_url):
+    running = make_bot()
+    send_event(sqs_admin, queue_url, "app_login/unauthorized_ip")
+    alert_id, _ = posted_alert(running)
+    value = json.dumps({"alert": alert_id})
+    running.click("voiso_ack", value)
+    wait_for(lambda: running.fake.calls_to("chat.update"))
+    running.runtime.stop()
+    restarted = make_bot()
+    restarted.click("voiso_ack", value, user=OTHER_ANALYST, response="again")
+    (note,) = restarted.answers("again")
+    assert f"Already acknowledged by <@{ALLOWED}>" in note["text"]
+
+
+def test_a_click_on_an_alert_the_cache_no_longer_holds_gets_a_polite_private_answer(make_bot):
+    running = make_bot()
+    running.click("voiso_ack", json.dumps({"alert": 999}))
+    (note,) = running.answers("b1")
+    assert "no longer in the bot's cache" in note["text"]
+    assert note["response_type"] == "ephemeral" and note["replace_original"] is False
+    assert running.fake.calls_to("chat.update") == []
+    assert running.audit()[-1]["outcome"] == "missing"
+
+
+def test_a_stranger_cannot_acknowledge(make_bot, sqs_admin, queue_url):
+    running = make_bot()
+    send_event(sqs_admin, queue_url, "app_login/unauthorized_ip")
+    alert_id, _ = posted_alert(running)
+    running.click("voiso_ack", json.dumps({"alert": alert_id}), user=STRANGER)
+    (note,) = running.answers("b1")
+    assert "not allowed" in note["text"]
+    assert running.fake.calls_to("chat.update") == []
+    assert [(r["action"], r["allowed"]) for r in running.audit()] == [("button", 0)]
+
+
+# --- health and stopping --------------------------------------------------------------------------
+
+def test_healthz_reports_the_last_poll_and_the_outbox(make_bot):
+    running = make_bot()
+    wait_for(lambda: [1] if running.runtime.intake.health.last_successful_poll else [])
+    with urllib.request.urlopen(running.url + "/healthz", timeout=5) as response:
+        report = json.loads(response.read())
+        assert response.status == 200
+    assert report["status"] == "ok" and report["intake"]["alive"] is True
+    assert report["intake"]["last_successful_poll"]
+    assert report["outbox"]["depth"] == 0 and "failed" in report["outbox"]
+
+
+def test_other_paths_are_not_found(make_bot):
+    running = make_bot()
+    status, _ = running.command("help", path="/admin")
+    assert status == 404
+
+
+def test_stop_closes_the_port(make_bot):
+    running = make_bot()
+    running.runtime.stop()
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(running.url + "/healthz", timeout=2)
+
+
+def test_http_mode_without_a_signing_secret_does_not_start(tmp_path, queue_url, moto_server):
+    cfg = config.from_dict({"sqs": {"queue_url": queue_url, "endpoint_url": moto_server["url"]},
+                            "slack": {"mode": "http"}}, base_dir=tmp_path)
+    client = slack.make_client("xoxb-test", "http://127.0.0.1:9/api/", 1)
+    with pytest.raises(config.ConfigError, match="SLACK_SIGNING_SECRET"):
+        bot.build(cfg, slack.SlackSender(client), client, secrets={})

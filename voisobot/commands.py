@@ -1,0 +1,254 @@
+"""The /voiso slash command and its "more" button: who may ask, what they asked, the
+answer from the cache, and the audit trail of it all.
+
+Every request is written to the audit table, allowed or not, before it is answered.
+What the user typed is parsed here and nowhere else; a mistake gets the usage line
+that says what was expected, and an unexpected error a short apology (the details go
+to the log), never a stack trace in Slack.
+"""
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from voisobot import queries
+from voisobot.access import AccessPolicy
+from voisobot.acks import AuditEntry, audit
+from voisobot.render import SlackRenderer
+from voisobot.store import Store
+
+log = logging.getLogger(__name__)
+
+RECENT_DEFAULT = 10
+PAGE = 20          # events of a user or an IP, alerts and audit entries per page
+PROFILE_EVENTS = 10
+MAX_DETAIL = 500   # characters of the typed command kept in the audit table
+MORE_ACTION = "voiso_more"
+PUBLIC_WORD = "public"
+SUBCOMMANDS = ("recent", "user", "ip", "unacked", "stats", "audit", "help")
+
+
+@dataclass(frozen=True)
+class Query:
+    """A parsed request: the subcommand, its argument and where the page starts."""
+
+    name: str
+    arg: str = ""
+    limit: int = PAGE
+    public: bool = False
+    before: Any = None  # a queries cursor: (event_time, id), or an id
+
+
+@dataclass(frozen=True)
+class Answer:
+    message: dict
+    public: bool = False
+
+    def reply(self) -> dict:
+        """Keyword arguments for Bolt's respond(): a new message, private unless public."""
+        message = {key: value for key, value in self.message.items() if value != []}
+        return {**message, "replace_original": False,
+                "response_type": "in_channel" if self.public else "ephemeral"}
+
+
+class UsageError(ValueError):
+    """What the user typed is not a command; the message says what was expected."""
+
+
+def parse(text: str) -> Query:
+    """``recent [N] [kind]``, ``user <email>``, ``ip <address or CIDR>``, ``unacked``,
+    ``stats [24h|7d|30d]``, ``audit``, ``help``; ``public`` anywhere shows the answer to
+    the channel."""
+    words = text.split()
+    public = any(word.lower() == PUBLIC_WORD for word in words)
+    words = [word for word in words if word.lower() != PUBLIC_WORD]
+    name = words[0].lower() if words else "help"
+    rest = words[1:]
+    if name not in SUBCOMMANDS:
+        raise UsageError(f"there is no /voiso {_quoted(name)}")
+    parser = _ARGUMENTS.get(name, _no_argument)
+    return Query(name, *parser(name, rest), public=public)
+
+
+def _recent_arguments(name: str, rest: list[str]) -> tuple[str, int]:
+    numbers = [word for word in rest if word.isdigit()]
+    kinds = [word for word in rest if not word.isdigit()]
+    if len(numbers) > 1 or len(kinds) > 1:
+        raise UsageError("recent takes at most a number and a kind")
+    limit = int(numbers[0]) if numbers else RECENT_DEFAULT
+    if not 1 <= limit <= queries.MAX_LIMIT:
+        raise UsageError(f"recent shows 1 to {queries.MAX_LIMIT} events")
+    if kinds:
+        queries.parse_kind_filter(kinds[0])
+    return (kinds[0] if kinds else "", limit)
+
+
+def _one_argument(parse_value: Callable[[str], Any]):
+    def arguments(name: str, rest: list[str]) -> tuple[str, int]:
+        if len(rest) != 1:
+            raise UsageError(f"{name} takes one argument")
+        parse_value(rest[0])  # raises ValueError with the usage of this argument
+        return (rest[0], PAGE)
+    return arguments
+
+
+def _stats_arguments(name: str, rest: list[str]) -> tuple[str, int]:
+    if len(rest) > 1:
+        raise UsageError("stats takes at most a period")
+    period = rest[0].lower() if rest else "24h"
+    queries.parse_period(period)
+    return (period, PAGE)
+
+
+def _no_argument(name: str, rest: list[str]) -> tuple[str, int]:
+    if rest:
+        raise UsageError(f"{name} takes no argument")
+    return ("", PAGE)
+
+
+_ARGUMENTS = {"recent": _recent_arguments, "user": _one_argument(queries.parse_email),
+              "ip": _one_argument(queries.parse_ip), "stats": _stats_arguments}
+
+
+def _quoted(text: str) -> str:
+    return json.dumps(text[:40], ensure_ascii=False)
+
+
+class Commands:
+    def __init__(self, store: Store, renderer: SlackRenderer, policy: AccessPolicy,
+                 clock: Callable[[], datetime]):
+        self.store, self.renderer, self.policy, self.clock = store, renderer, policy, clock
+
+    def command(self, user_id: str, channel_id: str | None, text: str) -> Answer:
+        """Answer ``/voiso <text>`` typed by a user in a channel."""
+        return self._handle(user_id, channel_id, "command", text, lambda: parse(text))
+
+    def more(self, user_id: str, channel_id: str | None, value: str) -> Answer:
+        """The next page, for a press of a "more" button whose value we rendered."""
+        return self._handle(user_id, channel_id, "button", f"{MORE_ACTION} {value}",
+                            lambda: query_from_button(value))
+
+    def _handle(self, user_id: str, channel_id: str | None, action: str, detail: str,
+                read_query: Callable[[], Query]) -> Answer:
+        entry = AuditEntry(user_id, channel_id, action, detail[:MAX_DETAIL], True, "")
+        if not self.policy.allows(user_id, channel_id):
+            self._audit(entry, allowed=False, outcome="denied")
+            return Answer(self.renderer.render_answer("denied", user=user_id))
+        try:
+            query = read_query()
+            answer, outcome = self._answer(query)
+        except ValueError as exc:  # UsageError and the queries' input errors
+            answer, outcome = self.usage(str(exc)), f"usage: {exc}"
+        except Exception:
+            log.exception("/voiso %s failed", detail[:MAX_DETAIL])
+            answer = Answer(self.renderer.render_answer("failed"))
+            outcome = "failed (see the log)"
+        self._audit(entry, allowed=True, outcome=outcome)
+        return answer
+
+    def usage(self, problem: str = "") -> Answer:
+        return Answer(self.renderer.render_answer("help", problem=problem))
+
+    def _audit(self, entry: AuditEntry, *, allowed: bool, outcome: str) -> None:
+        audit(self.store, AuditEntry(entry.user_id, entry.channel_id, entry.action,
+                                     entry.detail, allowed, outcome), self.clock())
+
+    def _answer(self, query: Query) -> tuple[Answer, str]:
+        conn = self.store.connection()
+        name, context = ANSWERS[query.name](conn, query, self.clock())
+        message = self.renderer.render_answer(name, **context, public=query.public)
+        return Answer(message, query.public), f"answered {query.name}"
+
+
+# --- the answers: (template name, what it shows) for each subcommand ----------------------
+
+def _recent(conn, query: Query, now: datetime) -> tuple[str, dict]:
+    page = queries.recent(conn, query.limit, query.arg or None, query.before)
+    title = f"Latest {query.arg} events" if query.arg else "Latest events"
+    return "events", {"title": title, "page": page, "more": more_value(query, page)}
+
+
+def _user(conn, query: Query, now: datetime) -> tuple[str, dict]:
+    if query.before is not None:  # a further page: the events only
+        page = queries.user_events(conn, query.arg, PAGE, query.before)
+        return "events", {"title": f"More events of {queries.parse_email(query.arg)}",
+                          "page": page, "more": more_value(query, page)}
+    profile = queries.user_profile(conn, query.arg, PROFILE_EVENTS)
+    return "user", {"profile": profile, "more": more_value(query, profile.events)}
+
+
+def _ip(conn, query: Query, now: datetime) -> tuple[str, dict]:
+    report = queries.ip_report(conn, query.arg, PAGE if query.before else PROFILE_EVENTS,
+                               query.before)
+    if query.before is not None:
+        return "events", {"title": f"More events of {report.query}", "page": report.events,
+                          "more": more_value(query, report.events)}
+    return "ip", {"report": report, "more": more_value(query, report.events)}
+
+
+def _unacked(conn, query: Query, now: datetime) -> tuple[str, dict]:
+    page = queries.unacked(conn, PAGE, query.before)
+    return "unacked", {"page": page, "more": more_value(query, page)}
+
+
+def _stats(conn, query: Query, now: datetime) -> tuple[str, dict]:
+    return "stats", {"stats": queries.stats(conn, query.arg or "24h", now)}
+
+
+def _audit_log(conn, query: Query, now: datetime) -> tuple[str, dict]:
+    page = queries.audit_log(conn, PAGE, query.before)
+    return "audit", {"page": page, "more": more_value(query, page)}
+
+
+def _help(conn, query: Query, now: datetime) -> tuple[str, dict]:
+    return "help", {"problem": ""}
+
+
+ANSWERS = {"recent": _recent, "user": _user, "ip": _ip, "unacked": _unacked,
+           "stats": _stats, "audit": _audit_log, "help": _help}
+
+
+# --- the "more" button ------------------------------------------------------------------
+
+def more_value(query: Query, page: queries.Page) -> str | None:
+    """The button value that asks for the page after ``page``, or None on the last page.
+    It holds what was asked, never an answer: the next page is read afresh."""
+    if page.next is None:
+        return None
+    cursor = list(page.next) if isinstance(page.next, tuple) else page.next
+    value = json.dumps({"q": query.name, "a": query.arg, "n": query.limit,
+                        "p": query.public, "b": cursor}, separators=(",", ":"))
+    return value if len(value) <= 2000 else None  # Slack's limit for a button value
+
+
+def query_from_button(value: str) -> Query:
+    """The Query a "more" button stands for, checked as strictly as typed input: a
+    button's value comes back from Slack, and is read as untrusted."""
+    try:
+        fields = json.loads(value)
+        name, arg, limit, public, cursor = (fields[k] for k in ("q", "a", "n", "p", "b"))
+    except (ValueError, TypeError, KeyError):
+        raise UsageError("that button is not one of ours") from None
+    typed = parse(f"{name} {arg}".strip())
+    if name not in ANSWERS or typed.name == "help" or not _is_int(limit) \
+            or not 1 <= limit <= queries.MAX_LIMIT:
+        raise UsageError("that button is not one of ours")
+    return Query(typed.name, typed.arg, limit if typed.name == "recent" else typed.limit,
+                 bool(public), _cursor(typed.name, cursor))
+
+
+def _cursor(name: str, cursor: Any) -> Any:
+    """An id for the alert and audit lists, (event_time, id) for lists of events."""
+    if name in ("unacked", "audit") and _is_int(cursor):
+        return cursor
+    if name in ("recent", "user", "ip") and isinstance(cursor, list) and len(cursor) == 2 \
+            and isinstance(cursor[0], str) and _is_int(cursor[1]):
+        return (cursor[0], cursor[1])
+    raise UsageError("that button is not one of ours")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

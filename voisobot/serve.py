@@ -1,0 +1,157 @@
+"""How Slack reaches the bot: Socket Mode (the default: an outbound WebSocket, no public
+URL) or HTTP mode (Bolt's /slack/events behind waitress, a production WSGI server,
+with /healthz beside it). Either runs beside the scheduler and stops with it.
+"""
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from slack_bolt import App
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk.errors import SlackApiError
+from waitress.server import create_server
+
+from voisobot.errors import VoisoBotError
+from voisobot.intake import Intake
+from voisobot.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+RECONNECT_INITIAL_SECONDS = 2.0
+RECONNECT_MAX_SECONDS = 120.0
+# Slack refuses the app-level token for good: trying again changes nothing.
+BAD_APP_TOKEN_ERRORS = frozenset({"invalid_auth", "not_authed", "not_allowed_token_type",
+                                  "token_revoked", "account_inactive", "missing_scope"})
+
+
+class SlackConnectionError(VoisoBotError):
+    pass
+
+
+# --- health ---------------------------------------------------------------------------------
+
+class Health:
+    """What /healthz reports: whether the intake polls SQS, and the outbox's depth."""
+
+    def __init__(self, intake: Intake, outbox: Outbox | None, max_silence_seconds: float,
+                 clock: Callable[[], datetime]):
+        self.intake, self.outbox, self.clock = intake, outbox, clock
+        self.max_silence = max_silence_seconds
+        self.started_at = clock()
+
+    def report(self) -> tuple[bool, dict]:
+        """(healthy, details): unhealthy when no poll has worked for ``max_silence``."""
+        now = self.clock()
+        last = self.intake.health.last_successful_poll
+        silent = (now - (last or self.started_at)).total_seconds()
+        healthy = silent <= self.max_silence
+        details = {
+            "status": "ok" if healthy else "intake not polling",
+            "intake": {"alive": healthy,
+                       "last_successful_poll": last.isoformat() if last else None,
+                       "seconds_since_last_poll": round(silent, 1) if last else None},
+        }
+        if self.outbox is not None:
+            counts = self.outbox.counts()
+            details["outbox"] = {**counts, "depth": counts["pending"] + counts["uncertain"]}
+        return healthy, details
+
+
+# --- HTTP mode ------------------------------------------------------------------------------
+
+def wsgi_app(app: App, health: Health):
+    """/slack/events to Bolt (which verifies Slack's signature), GET /healthz to the report,
+    anything else 404."""
+    slack_events = SlackRequestHandler(app, path=EVENTS_PATH)
+
+    def application(environ, start_response):
+        if environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") == "GET":
+            healthy, details = health.report()
+            body = json.dumps(details).encode()
+            start_response("200 OK" if healthy else "503 Service Unavailable",
+                           [("Content-Type", "application/json"),
+                            ("Content-Length", str(len(body)))])
+            return [body]
+        return slack_events(environ, start_response)
+
+    return application
+
+
+class HttpServer:
+    """waitress in a thread of this process, so the scheduler runs beside it."""
+
+    def __init__(self, application, host: str, port: int, threads: int = 8):
+        self.server = create_server(application, host=host, port=port, threads=threads,
+                                    ident="voisobot")
+        self.thread = threading.Thread(target=self.server.run, name="http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.server.effective_port
+
+    def start(self) -> None:
+        self.thread.start()
+        log.info("HTTP mode: Slack requests on http://%s:%s%s, health on %s",
+                 self.server.effective_host, self.port, EVENTS_PATH, HEALTH_PATH)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop accepting, let requests in hand finish (their answers go through
+        response_url), then end the loop."""
+        self.server.close()
+        self.server.task_dispatcher.shutdown(timeout=timeout)
+        for channel in list(self.server._map.values()):  # idle keep-alive connections
+            channel.close()
+        self.thread.join(timeout)
+
+
+# --- Socket Mode ----------------------------------------------------------------------------
+
+class SocketMode:
+    """The Socket Mode connection, opened in the background and retried with backoff, so
+    a Slack outage at start-up does not stop the intake; a token Slack refuses is
+    reported once in words and not retried."""
+
+    def __init__(self, app: App, app_token: str):
+        self.handler = SocketModeHandler(app, app_token)
+        self.stopping = threading.Event()
+        self.connected = threading.Event()
+        self.thread = threading.Thread(target=self._connect, name="socket-mode", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _connect(self) -> None:
+        delay = RECONNECT_INITIAL_SECONDS
+        while not self.stopping.is_set():
+            try:
+                self.handler.connect()
+            except SlackApiError as exc:
+                code = exc.response.get("error", "")
+                if code in BAD_APP_TOKEN_ERRORS:
+                    log.error("Slack refused SLACK_APP_TOKEN (%s): create an app-level token "
+                              "with the connections:write scope (Basic Information → "
+                              "App-Level Tokens) and restart; /voiso and the buttons are off "
+                              "until then", code)
+                    return
+                log.warning("Socket Mode: Slack answered %s; retrying in %.0f s", code, delay)
+            except Exception as exc:
+                log.warning("Socket Mode: cannot reach Slack (%s); retrying in %.0f s",
+                            exc, delay)
+            else:
+                self.connected.set()
+                log.info("Socket Mode: connected; /voiso and the buttons are live")
+                return
+            self.stopping.wait(delay)
+            delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
+        if self.connected.is_set():
+            self.handler.close()
