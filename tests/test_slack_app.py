@@ -3,10 +3,16 @@ over HTTP with requests signed by the test's signing secret; SQS is moto's serve
 Web API and response_url are the fake Slack server."""
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -17,6 +23,7 @@ from tests.fakes.slack_api import RESPONSE_URL, FakeSlack
 from voisobot import config, samples, slack
 from voisobot.intake import utc_now
 
+ROOT = Path(__file__).resolve().parents[1]
 SECRET = "test-signing-secret"
 ALLOWED, OTHER_ANALYST, STRANGER = "UALICE0001", "UBOB000001", "UMALLORY01"
 CHANNEL, ALERTS = "CSECURITY1", "C0ALERTS01"
@@ -131,9 +138,9 @@ def send_event(sqs_admin, queue_url: str, kind: str, **params) -> None:
     sqs_admin.send_message(QueueUrl=queue_url, MessageBody=samples.body_text(body))
 
 
-def posted_alert(bot_: Bot, timeout: float = 15.0) -> tuple[int, dict]:
+def posted_alert(fake: FakeSlack, timeout: float = 15.0) -> tuple[int, dict]:
     """Wait for the delivery job to post an alert; (alert id, the message in Slack)."""
-    (message,) = wait_for(lambda: bot_.fake.messages(ALERTS), 1, timeout)[:1]
+    (message,) = wait_for(lambda: fake.messages(ALERTS), 1, timeout)[:1]
     alert_id = message["metadata"]["event_payload"]["alert_id"]
     return alert_id, message
 
@@ -204,7 +211,7 @@ def test_every_subcommand_answers_with_stored_hostile_text_escaped(make_bot, sqs
     running = make_bot()
     send_event(sqs_admin, queue_url, "app_login/unauthorized_ip", user=HOSTILE_USER,
                ip="198.51.100.23")
-    posted_alert(running)
+    posted_alert(running.fake)
     escaped = HOSTILE_USER.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     running.command(command.format(user=escaped))
     (answer,) = running.answers()
@@ -243,7 +250,7 @@ def test_acknowledge_updates_the_alert_in_place_and_swaps_the_button(make_bot, s
                                                                      queue_url):
     running = make_bot()
     send_event(sqs_admin, queue_url, "app_login/unauthorized_ip")
-    alert_id, message = posted_alert(running)
+    alert_id, message = posted_alert(running.fake)
     assert buttons(message) == ["voiso_ack"]
     status, seconds = running.click("voiso_ack", json.dumps({"alert": alert_id}))
     assert status == 200 and seconds < 3.0
@@ -261,7 +268,7 @@ def test_acknowledge_updates_the_alert_in_place_and_swaps_the_button(make_bot, s
 def test_reopen_brings_the_acknowledge_button_back(make_bot, sqs_admin, queue_url):
     running = make_bot()
     send_event(sqs_admin, queue_url, "user/user_deleted")
-    alert_id, _ = posted_alert(running)
+    alert_id, _ = posted_alert(running.fake)
     value = json.dumps({"alert": alert_id})
     running.click("voiso_ack", value)
     wait_for(lambda: running.fake.calls_to("chat.update"))
@@ -276,7 +283,7 @@ def test_reopen_brings_the_acknowledge_button_back(make_bot, sqs_admin, queue_ur
 def test_two_analysts_at_once_give_one_acknowledgement(make_bot, sqs_admin, queue_url):
     running = make_bot()
     send_event(sqs_admin, queue_url, "app_login/unauthorized_ip")
-    alert_id, _ = posted_alert(running)
+    alert_id, _ = posted_alert(running.fake)
     value = json.dumps({"alert": alert_id})
     clicks = [threading.Thread(target=running.click, args=("voiso_ack", value, user),
                                kwargs={"response": user}) for user in (ALLOWED, OTHER_ANALYST)]
@@ -300,7 +307,7 @@ def test_two_analysts_at_once_give_one_acknowledgement(make_bot, sqs_admin, queu
 def test_a_double_click_by_one_analyst_is_one_acknowledgement(make_bot, sqs_admin, queue_url):
     running = make_bot()
     send_event(sqs_admin, queue_url, "app_login/unauthorized_ip")
-    alert_id, _ = posted_alert(running)
+    alert_id, _ = posted_alert(running.fake)
     value = json.dumps({"alert": alert_id})
     running.click("voiso_ack", value)
     running.click("voiso_ack", value, response="b2")
@@ -314,7 +321,7 @@ def test_a_double_click_by_one_analyst_is_one_acknowledgement(make_bot, sqs_admi
 def test_an_acknowledgement_holds_across_a_restart(make_bot, sqs_admin, queue_url):
     running = make_bot()
     send_event(sqs_admin, queue_url, "app_login/unauthorized_ip")
-    alert_id, _ = posted_alert(running)
+    alert_id, _ = posted_alert(running.fake)
     value = json.dumps({"alert": alert_id})
     running.click("voiso_ack", value)
     wait_for(lambda: running.fake.calls_to("chat.update"))
@@ -338,7 +345,7 @@ def test_a_click_on_an_alert_the_cache_no_longer_holds_gets_a_polite_private_ans
 def test_a_stranger_cannot_acknowledge(make_bot, sqs_admin, queue_url):
     running = make_bot()
     send_event(sqs_admin, queue_url, "app_login/unauthorized_ip")
-    alert_id, _ = posted_alert(running)
+    alert_id, _ = posted_alert(running.fake)
     running.click("voiso_ack", json.dumps({"alert": alert_id}), user=STRANGER)
     (note,) = running.answers("b1")
     assert "not allowed" in note["text"]
@@ -378,3 +385,50 @@ def test_http_mode_without_a_signing_secret_does_not_start(tmp_path, queue_url, 
     client = slack.make_client("xoxb-test", "http://127.0.0.1:9/api/", 1)
     with pytest.raises(config.ConfigError, match="SLACK_SIGNING_SECRET"):
         bot.build(cfg, slack.SlackSender(client), client, secrets={})
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_worker_serves_slack_beside_the_intake_and_sigterm_stops_both(
+        tmp_path, moto_server, queue_url, sqs_admin, fake_slack):
+    """python bot.py run in HTTP mode, as deployed: answers a signed command while polling,
+    then SIGTERM stops the server and the intake and exits 0."""
+    port = free_port()
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[sqs]\nqueue_url = "{queue_url}"\nendpoint_url = "{moto_server["url"]}"\n'
+        "wait_time_seconds = 1\npoll_interval_seconds = 0.1\nrequest_timeout_seconds = 2\n"
+        '[store]\npath = "store.sqlite3"\n'
+        f'[slack]\napi_base_url = "{fake_slack.base_url}"\ndefault_channel = "{ALERTS}"\n'
+        'mode = "http"\n[http]\nhost = "127.0.0.1"\n'
+        f'[access]\nusers = ["{ALLOWED}"]\n', encoding="utf-8")
+    env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SECRET,
+           "PORT": str(port)}
+    worker = subprocess.Popen([sys.executable, "bot.py", "--config", str(path), "run"],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        running = Bot.__new__(Bot)
+        running.fake, running.url = fake_slack, f"http://127.0.0.1:{port}"
+        assert wait_for(lambda: [1] if _listening(port) else [], timeout=20), "no server"
+        send_event(sqs_admin, queue_url, "app_login/unauthorized_ip")
+        assert wait_for(lambda: fake_slack.messages(ALERTS), timeout=20), "no alert posted"
+        assert running.command("recent")[0] == 200
+        assert "unauthorized_ip" in shown(running.answers()[0])
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=30)
+    finally:
+        worker.kill()
+    assert worker.returncode == 0, err
+    assert "stopped" in err and "xoxb-test" not in err and SECRET not in err
+    assert not _listening(port)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0

@@ -139,9 +139,9 @@ class SocketMode:
                               "App-Level Tokens) and restart; /voiso and the buttons are off "
                               "until then", code)
                     return
-                log.warning("Socket Mode: Slack answered %s; retrying in %.0f s", code, delay)
+                log.warning("Socket Mode: Slack answered %s; retrying in %.1f s", code, delay)
             except Exception as exc:
-                log.warning("Socket Mode: cannot reach Slack (%s); retrying in %.0f s",
+                log.warning("Socket Mode: cannot reach Slack (%s); retrying in %.1f s",
                             exc, delay)
             else:
                 self.connected.set()

@@ -1,0 +1,135 @@
+"""The bot in Socket Mode (the default): the real Bolt app and slack_sdk's Socket Mode
+client, connected through apps.connections.open on the fake Slack Web API to a local
+WebSocket server that hands it envelopes as Slack does."""
+
+import json
+import logging
+import time
+
+import pytest
+
+import bot
+from tests.fakes.slack_api import RESPONSE_URL, FakeSlack
+from tests.fakes.socket_mode import FakeSocketMode
+from tests.test_slack_app import ALERTS, ALLOWED, CHANNEL, posted_alert, send_event, wait_for
+from voisobot import config, serve, slack
+
+APP_TOKEN = "xapp-test"
+
+
+@pytest.fixture
+def socket_server():
+    server = FakeSocketMode().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_bot(tmp_path, moto_server, queue_url):
+    """Start the bot in Socket Mode against a fake Slack; stopped after the test."""
+    started, fakes = [], []
+
+    def make(socket_url: str | None, app_token: str = APP_TOKEN):
+        fake = FakeSlack(channels={CHANNEL, ALERTS}, app_token=APP_TOKEN,
+                         socket_url=socket_url).start()
+        fakes.append(fake)
+        cfg = config.from_dict({
+            "sqs": {"queue_url": queue_url, "endpoint_url": moto_server["url"],
+                    "wait_time_seconds": 1, "poll_interval_seconds": 0.1,
+                    "request_timeout_seconds": 2.0},
+            "store": {"path": "store.sqlite3"},
+            "slack": {"api_base_url": fake.base_url, "default_channel": ALERTS,
+                      "timeout_seconds": 2},
+            "access": {"users": [ALLOWED]},
+        }, base_dir=tmp_path)
+        client = slack.make_client("xoxb-test", fake.base_url, 2)
+        runtime = bot.build(cfg, slack.SlackSender(client), client,
+                            secrets={"SLACK_APP_TOKEN": app_token})
+        runtime.start()
+        started.append(runtime)
+        return runtime, fake
+
+    yield make
+    for runtime in started:
+        runtime.stop()
+    for fake in fakes:
+        fake.stop()
+
+
+def slash_command(text: str, response_url: str) -> dict:
+    return {"token": "legacy", "team_id": "T1", "team_domain": "acme", "channel_id": CHANNEL,
+            "channel_name": "security", "user_id": ALLOWED, "user_name": "alice",
+            "command": "/voiso", "text": text, "api_app_id": "A1",
+            "is_enterprise_install": "false", "response_url": response_url,
+            "trigger_id": "1.2.3"}
+
+
+def test_socket_mode_is_the_default_and_connects_with_the_app_token(make_bot, socket_server):
+    runtime, fake = make_bot(socket_server.url)
+    assert isinstance(runtime.slack_server, serve.SocketMode)
+    assert socket_server.wait_connected(10)
+    (opened,) = fake.calls_to("apps.connections.open")
+    assert opened.headers.get("Authorization") == f"Bearer {APP_TOKEN}"
+
+
+def test_a_command_over_socket_mode_is_acked_then_answered(make_bot, socket_server):
+    runtime, fake = make_bot(socket_server.url)
+    assert socket_server.wait_connected(10)
+    ack = socket_server.send("slash_commands", slash_command("help", fake.response_url("s1")))
+    assert ack is not None, "the app did not ack the envelope"
+    (answer,) = wait_for(lambda: [c.payload for c in fake.calls_to(RESPONSE_URL)])
+    assert "/voiso recent" in answer["text"] and answer["response_type"] == "ephemeral"
+    rows = runtime.store.connection().execute("SELECT user_id, detail FROM audit").fetchall()
+    assert [tuple(row) for row in rows] == [(ALLOWED, "help")]
+
+
+def test_a_button_over_socket_mode_acknowledges_the_alert(make_bot, socket_server, sqs_admin,
+                                                          queue_url):
+    _, fake = make_bot(socket_server.url)
+    assert socket_server.wait_connected(10)
+    send_event(sqs_admin, queue_url, "app_login/unauthorized_ip")
+    alert_id, message = posted_alert(fake)
+    press = {"type": "block_actions", "user": {"id": ALLOWED, "team_id": "T1"},
+             "team": {"id": "T1"}, "api_app_id": "A1", "token": "legacy",
+             "channel": {"id": ALERTS}, "trigger_id": "1.2.4",
+             "container": {"type": "message", "message_ts": message["ts"],
+                           "channel_id": ALERTS},
+             "response_url": fake.response_url("b1"),
+             "actions": [{"type": "button", "action_id": "voiso_ack", "block_id": "b",
+                          "value": json.dumps({"alert": alert_id}), "action_ts": "1.5"}]}
+    assert socket_server.send("interactive", press) is not None
+    assert wait_for(lambda: fake.calls_to("chat.update"))
+    (now,) = fake.messages(ALERTS)
+    assert f"Acknowledged by <@{ALLOWED}>" in json.dumps(now)
+
+
+def test_an_app_token_slack_refuses_is_reported_once_and_the_intake_goes_on(
+        make_bot, socket_server, caplog):
+    caplog.set_level(logging.ERROR, logger="voisobot.serve")
+    runtime, fake = make_bot(socket_server.url, app_token="xapp-revoked")
+    assert wait_for(lambda: [r for r in caplog.records if "SLACK_APP_TOKEN" in r.message])
+    (record,) = [r for r in caplog.records if "SLACK_APP_TOKEN" in r.message]
+    assert "invalid_auth" in record.message and "connections:write" in record.message
+    assert "xapp-revoked" not in caplog.text
+    time.sleep(0.5)
+    assert len(fake.calls_to("apps.connections.open")) == 1  # not retried: it cannot work
+    assert wait_for(lambda: [1] if runtime.intake.health.last_successful_poll else [])
+
+
+def test_slack_unreachable_at_start_is_retried_in_the_background(make_bot, socket_server,
+                                                                 monkeypatch):
+    monkeypatch.setattr(serve, "RECONNECT_INITIAL_SECONDS", 0.05)
+    runtime, fake = make_bot(None)  # apps.connections.open answers internal_error
+    assert wait_for(lambda: fake.calls_to("apps.connections.open"), 2)
+    fake.socket_url = socket_server.url
+    assert socket_server.wait_connected(10)
+    assert runtime.slack_server.connected.wait(5)
+
+
+def test_without_an_app_token_alerts_still_go_out_and_the_log_says_why_commands_do_not(
+        make_bot, socket_server, sqs_admin, queue_url, caplog):
+    runtime, fake = make_bot(socket_server.url, app_token="")
+    assert runtime.slack_server is None
+    assert "SLACK_APP_TOKEN is not set" in caplog.text
+    send_event(sqs_admin, queue_url, "user/user_deleted")
+    assert wait_for(lambda: fake.messages(ALERTS), timeout=15)
