@@ -145,6 +145,15 @@ def posted_alert(fake: FakeSlack, timeout: float = 15.0) -> tuple[int, dict]:
     return alert_id, message
 
 
+def alert_in_slack(fake: FakeSlack, sqs_admin, queue_url: str, kind: str
+                   ) -> tuple[int, str, dict]:
+    """Send an event through SQS and wait for its alert in Slack: (alert id, the value of
+    its buttons, the message)."""
+    send_event(sqs_admin, queue_url, kind)
+    alert_id, message = posted_alert(fake)
+    return alert_id, json.dumps({"alert": alert_id}), message
+
+
 def buttons(message: dict) -> list[str]:
     return [element["action_id"] for block in message["blocks"] if block["type"] == "actions"
             for element in block["elements"]]
@@ -267,9 +276,7 @@ def test_acknowledge_updates_the_alert_in_place_and_swaps_the_button(make_bot, s
 
 def test_reopen_brings_the_acknowledge_button_back(make_bot, sqs_admin, queue_url):
     running = make_bot()
-    send_event(sqs_admin, queue_url, "user/user_deleted")
-    alert_id, _ = posted_alert(running.fake)
-    value = json.dumps({"alert": alert_id})
+    alert_id, value, _ = alert_in_slack(running.fake, sqs_admin, queue_url, "user/user_deleted")
     running.click("voiso_ack", value)
     wait_for(lambda: running.fake.calls_to("chat.update"))
     running.click("voiso_reopen", value, user=OTHER_ANALYST)
@@ -282,9 +289,8 @@ def test_reopen_brings_the_acknowledge_button_back(make_bot, sqs_admin, queue_ur
 
 def test_two_analysts_at_once_give_one_acknowledgement(make_bot, sqs_admin, queue_url):
     running = make_bot()
-    send_event(sqs_admin, queue_url, "app_login/unauthorized_ip")
-    alert_id, _ = posted_alert(running.fake)
-    value = json.dumps({"alert": alert_id})
+    alert_id, value, _ = alert_in_slack(running.fake, sqs_admin, queue_url,
+                                         "app_login/unauthorized_ip")
     clicks = [threading.Thread(target=running.click, args=("voiso_ack", value, user),
                                kwargs={"response": user}) for user in (ALLOWED, OTHER_ANALYST)]
     for click in clicks:
@@ -306,9 +312,8 @@ def test_two_analysts_at_once_give_one_acknowledgement(make_bot, sqs_admin, queu
 
 def test_a_double_click_by_one_analyst_is_one_acknowledgement(make_bot, sqs_admin, queue_url):
     running = make_bot()
-    send_event(sqs_admin, queue_url, "app_login/unauthorized_ip")
-    alert_id, _ = posted_alert(running.fake)
-    value = json.dumps({"alert": alert_id})
+    _, value, _ = alert_in_slack(running.fake, sqs_admin, queue_url,
+                                  "app_login/unauthorized_ip")
     running.click("voiso_ack", value)
     running.click("voiso_ack", value, response="b2")
     (note,) = running.answers("b2")
@@ -320,9 +325,8 @@ def test_a_double_click_by_one_analyst_is_one_acknowledgement(make_bot, sqs_admi
 
 def test_an_acknowledgement_holds_across_a_restart(make_bot, sqs_admin, queue_url):
     running = make_bot()
-    send_event(sqs_admin, queue_url, "app_login/unauthorized_ip")
-    alert_id, _ = posted_alert(running.fake)
-    value = json.dumps({"alert": alert_id})
+    _, value, _ = alert_in_slack(running.fake, sqs_admin, queue_url,
+                                  "app_login/unauthorized_ip")
     running.click("voiso_ack", value)
     wait_for(lambda: running.fake.calls_to("chat.update"))
     running.runtime.stop()
