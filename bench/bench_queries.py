@@ -46,6 +46,9 @@ LOAD_CHUNK = 50_000
 USERS, ADMINS, IPS = 2_000, 20, 5_000
 ALLOW_LIST_EDITS, ALERTS, AUDIT_ROWS = 300, 5_000, 10_000
 REJECTED_SHARE = 0.01
+# The load writes rows as the intake would, but not daily_counts: it fills a store at this
+# schema version, and the bot's own migrations upgrade it (0005 backfills daily_counts).
+LOADED_AT_VERSION = 4
 GROUPS = ("agent", "supervisor", "manager", "admin")
 
 # Shares of the non-allow-list events: logins dominate, user changes are rare.
@@ -274,8 +277,9 @@ def build_store(path: str, count: int) -> None:
     rng = random.Random(SEED)
     people = Population.make(rng)
     maker = EventMaker(rng, people)
-    store = Store(path)
-    conn = store.connection()
+    conn = voiso_store.connect(path)
+    voiso_store.migrate(conn, [step for step in voiso_store.migrations()
+                               if step[0] <= LOADED_AT_VERSION])
     conn.execute("PRAGMA synchronous = OFF")
     conn.execute("PRAGMA cache_size = -1000000")  # 1 GB: the random sha256 keys fit
     for chunk in event_rows(maker, count):
@@ -288,18 +292,23 @@ def build_store(path: str, count: int) -> None:
                          rejected_rows(rng, int(count * REJECTED_SHARE)))
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.execute("PRAGMA synchronous = FULL")
-    store.close()
+    conn.close()
 
 
-def build_in_child(path: str, count: int) -> float:
-    """Seconds to build the store, in a child process so that its memory (a large load
-    cache) is not counted in this process's peak."""
+def upgrade_store(path: str) -> None:
+    """What the bot does on start-up with a store of an older version."""
+    Store(path).close()
+
+
+def in_child(target: Callable, *args) -> float:
+    """Seconds to run ``target``, in a child process so that its memory (a large load
+    cache, the migration's sorts) is not counted in this process's peak."""
     started = time.perf_counter()
-    child = multiprocessing.get_context("fork").Process(target=build_store, args=(path, count))
+    child = multiprocessing.get_context("fork").Process(target=target, args=args)
     child.start()
     child.join()
     if child.exitcode != 0:
-        raise SystemExit(f"building the store failed (exit code {child.exitcode})")
+        raise SystemExit(f"{target.__name__} failed (exit code {child.exitcode})")
     return time.perf_counter() - started
 
 
@@ -342,6 +351,7 @@ def arguments_for(conn: sqlite3.Connection, rng: random.Random, count: int) -> d
         "ip RANGE (/24, /64)": ranges,
         "unacked": [None, *(rng.randint(0, alerts) for _ in range(count - 1))],
         "stats 24h": [NOW - timedelta(minutes=rng.randint(0, 7 * 24 * 60)) for _ in range(count)],
+        "stats 7d": [NOW - timedelta(minutes=rng.randint(0, 7 * 24 * 60)) for _ in range(count)],
         "stats 30d": [NOW - timedelta(minutes=rng.randint(0, 7 * 24 * 60)) for _ in range(count)],
         "audit": [None, *(rng.randint(1, audits) for _ in range(count - 1))],
     }
@@ -402,9 +412,20 @@ def scan_unacked(conn, after_id):
     return [row[0] for row in conn.execute(sql, {"after_id": after_id or 0, "limit": 20})]
 
 
+def stats_window(period: str, now: datetime) -> dict[str, str]:
+    """As queries.stats promises: 24h up to now; 7d and 30d whole UTC days, today's included."""
+    span = queries.PERIODS[period]
+    if span <= timedelta(days=1):
+        return {"since": time_text(now - span), "until": time_text(now)}
+    tomorrow = datetime.combine(now.astimezone(UTC).date() + timedelta(days=1),
+                                datetime.min.time(), UTC)
+    return {"since": time_text(tomorrow - span),
+            "until": time_text(tomorrow - timedelta(microseconds=1))}
+
+
 def scan_stats(period: str):
     def scan(conn, now):
-        window = {"since": time_text(now - queries.PERIODS[period]), "until": time_text(now)}
+        window = stats_window(period, now)
         rows = conn.execute(f"""
             SELECT type, event, user, ip, from_value, to_value FROM events NOT INDEXED
             WHERE {queries._IN_PERIOD}""", window).fetchall()
@@ -452,6 +473,7 @@ def indexed_cases() -> dict[str, tuple[Callable, Callable, Callable]]:
                                 lambda r: (page_ids(r.events), r.user_count)),
         "unacked": (lambda c, a: queries.unacked(c, 20, a), scan_unacked, page_ids),
         "stats 24h": (lambda c, a: queries.stats(c, "24h", a), scan_stats("24h"), stats_shape),
+        "stats 7d": (lambda c, a: queries.stats(c, "7d", a), scan_stats("7d"), stats_shape),
         "stats 30d": (lambda c, a: queries.stats(c, "30d", a), scan_stats("30d"), stats_shape),
         "audit": (lambda c, a: queries.audit_log(c, 20, a), scan_audit, page_ids),
     }
@@ -522,7 +544,8 @@ def store_bytes(path: str) -> int:
     return sum(os.path.getsize(p) for p in (path, f"{path}-wal") if os.path.exists(p))
 
 
-def describe_store(conn: sqlite3.Connection, path: str, load_seconds: float) -> None:
+def describe_store(conn: sqlite3.Connection, path: str, load_seconds: float,
+                   upgrade_seconds: float) -> None:
     counts = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
               for table in ("events", "alerts", "audit", "rejected")}
     (unacked,) = conn.execute("SELECT count(*) FROM alerts "
@@ -532,7 +555,8 @@ def describe_store(conn: sqlite3.Connection, path: str, load_seconds: float) -> 
     print(f"store: {counts['events']:,} events over {SPAN.days} days, {counts['alerts']:,} "
           f"alerts ({unacked:,} unacknowledged), {counts['audit']:,} audit rows, "
           f"{counts['rejected']:,} rejected; the busiest user has {busiest:,} events; "
-          f"built in {load_seconds:.0f} s")
+          f"loaded at schema {LOADED_AT_VERSION} in {load_seconds:.0f} s, upgraded to "
+          f"{voiso_store.migrations()[-1][0]} by Store(path) in {upgrade_seconds:.1f} s")
 
 
 def arguments() -> argparse.Namespace:
@@ -564,13 +588,14 @@ def main() -> int:
           f"{os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="bench-queries-", dir=args.dir) as directory:
         path = str(Path(directory) / "bench.sqlite3")
-        load_seconds = build_in_child(path, args.events)
+        load_seconds = in_child(build_store, path, args.events)
+        upgrade_seconds = in_child(upgrade_store, path)
         store = Store(path)  # the production pragmas, and its per-thread connection
         conn = store.connection()
         for sql in args.add_index:
             seconds = timed_ms(lambda s=sql: conn.execute(s)) / 1000
             print(f"added for this run only ({seconds:.1f} s): {sql}")
-        describe_store(conn, path, load_seconds)
+        describe_store(conn, path, load_seconds, upgrade_seconds)
         every_argument = arguments_for(conn, random.Random(SEED + 1), args.repeats)
         cases = indexed_cases()
         results = [time_queries(conn, name, query, every_argument[name])

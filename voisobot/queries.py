@@ -10,8 +10,9 @@ page, with no gap and no repeat however many events arrive in between.
 
 Every query is a module constant (``*_SQL``) that sits on an index; the tests run EXPLAIN
 QUERY PLAN on each. Questions the indexes answer only by walking many rows (a kind's type
-across all its events, the busiest users of a month) are split into many small indexed
-lookups here rather than one scan: see ``KINDS_SQL`` and ``TOP_USERS_SQL``.
+across all its events, the busiest users of a day) are split into many small indexed
+lookups here rather than one scan: see ``KINDS_SQL`` and ``TOP_USERS_SQL``. Counts over 7
+and 30 days come from the per-day totals the store keeps (``DAILY_TOTALS_SQL``).
 """
 
 import functools
@@ -22,10 +23,10 @@ import re
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from voisobot.store import time_text
+from voisobot.store import day_text, time_text
 
 T = TypeVar("T")
 Cursor = tuple[str, int]  # (event_time, id) of the last event shown
@@ -72,16 +73,19 @@ USER_EVENTS_SQL = f"""
     UNION
     SELECT {_COLUMNS} FROM events WHERE who = :email AND {_BEFORE}
     {_NEWEST_FIRST} LIMIT :limit"""
+# Read from events_by_user_kind alone, already in (type, event) order: no table rows, no sort.
 USER_KIND_COUNTS_SQL = "SELECT type, event, count(*) FROM events WHERE user = :email GROUP BY 1, 2"
 WHO_KIND_COUNTS_SQL = "SELECT type, event, count(*) FROM events WHERE who = :email GROUP BY 1, 2"
+# On events_by_user, walked newest first: it stops after :limit logins with an address.
+# events_by_user_kind would find the user's logins but leave them all to sort, by kind.
 USER_LOGIN_ADDRESSES_SQL = f"""
     SELECT ip, from_value, to_value, event_time FROM events
     WHERE user = :email AND type = 'app_login'
       AND (ip IS NOT NULL OR from_value IS NOT NULL OR to_value IS NOT NULL)
     {_NEWEST_FIRST} LIMIT :limit"""
-# All of them, ordered here: with ORDER BY … LIMIT SQLite walks events_by_user newest
-# first, which for a busy login with a few changes reads every row; without, an index on
-# (user, type, event, event_time) would answer it with one seek (see bench/README.md).
+# All of them, ordered here: they are few, and events_by_user_kind (user, type, …) finds
+# them with one seek. With ORDER BY … LIMIT SQLite would rather walk events_by_user newest
+# first, reading every row of a busy login that has a few changes.
 CHANGES_TO_USER_SQL = f"SELECT {_COLUMNS} FROM events WHERE user = :email AND type = 'user'"
 CHANGES_BY_USER_SQL = f"""
     SELECT {_COLUMNS} FROM events WHERE who = :email {_NEWEST_FIRST} LIMIT :limit"""
@@ -134,6 +138,16 @@ KIND_COUNTS_SQL = f"""
     FROM ({KINDS_SQL}) AS kinds"""
 REJECTED_COUNT_SQL = """
     SELECT count(*) FROM rejected WHERE received_at >= :since AND received_at <= :until"""
+# 7d and 30d: whole UTC days from daily_counts (migration 0005), whose key starts
+# (dimension, day), so a window is one range of it.
+DAILY_TOTALS_SQL = """
+    SELECT value, sum(n) FROM daily_counts
+    WHERE dimension = :dimension AND day >= :first_day AND day <= :last_day
+    GROUP BY value ORDER BY 2 DESC, value"""
+# daily_counts holds a user with ASCII letters in lower case (as NOCASE folds them); the 24h
+# stats show the spelling of their oldest cached event (the first in events_by_user), and so
+# does this.
+USER_SPELLING_SQL = "SELECT user FROM events WHERE user = :user ORDER BY event_time LIMIT 1"
 
 
 def _distinct_counts(column: str) -> str:
@@ -262,8 +276,8 @@ class AuditRow:
 @dataclass(frozen=True, slots=True)
 class Stats:
     period: str
-    since: str
-    until: str
+    since: str                    # the window counted, both ends included: for 7d and 30d
+    until: str                    # whole UTC days, so until may be later than now
     total: int
     kinds: dict[str, int]         # most first
     top_users: tuple[Tally, ...]
@@ -420,7 +434,10 @@ def user_profile(conn: sqlite3.Connection, email: str, limit: int = 20,
 
 
 def _kind_counts(conn: sqlite3.Connection, sql: str, params: dict[str, Any]) -> dict[str, int]:
-    counts = {f"{type_}/{event}": n for type_, event, n in conn.execute(sql, params)}
+    return _most_first({f"{type_}/{event}": n for type_, event, n in conn.execute(sql, params)})
+
+
+def _most_first(counts: dict[str, int]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
@@ -561,17 +578,62 @@ def audit_log(conn: sqlite3.Connection, limit: int = 20,
 
 # --- stats -----------------------------------------------------------------------------------
 
+Counts = tuple[dict[str, int], tuple[Tally, ...], tuple[Tally, ...]]  # kinds, users, IPs
+
+
 def stats(conn: sqlite3.Connection, period: str, now: datetime) -> Stats:
-    """Counts per kind, the busiest users and IPs, and rejections over the last period."""
-    window = {"since": time_text(now - parse_period(period)), "until": time_text(now),
-              "top": TOP_SHOWN}
-    kinds = {f"{type_}/{event}": n for type_, event, n in conn.execute(KIND_COUNTS_SQL, window)
-             if n}
+    """Counts per kind, the busiest users and IPs, and rejections over the last period.
+
+    24h is exact, up to ``now``. 7d and 30d are whole UTC days, today's included (the store
+    keeps their counts per day): since is the start of the oldest day, until the end of
+    today, and events of today after ``now`` count too.
+    """
+    span = parse_period(period)
+    if span <= PERIODS["24h"]:
+        window = {"since": time_text(now - span), "until": time_text(now)}
+        kinds, users, ips = _exact_counts(conn, window)
+    else:
+        window = _whole_days(now, span.days)
+        kinds, users, ips = _daily_counts(conn, window)
     return Stats(
         period=period.strip().lower(), since=window["since"], until=window["until"],
-        total=sum(kinds.values()),
-        kinds=dict(sorted(kinds.items(), key=lambda item: (-item[1], item[0]))),
-        top_users=tuple(Tally(*row) for row in conn.execute(TOP_USERS_SQL, window) if row[1]),
-        top_ips=tuple(itertools.islice((Tally(*row) for row in conn.execute(TOP_IPS_SQL, window)
-                                        if _is_address(row[0])), TOP_SHOWN)),
+        total=sum(kinds.values()), kinds=_most_first(kinds), top_users=users, top_ips=ips,
         rejected=conn.execute(REJECTED_COUNT_SQL, window).fetchone()[0])
+
+
+def _exact_counts(conn: sqlite3.Connection, window: dict[str, str]) -> Counts:
+    """From the events indexes: one range per kind and per user, short for a day."""
+    params = {**window, "top": TOP_SHOWN}
+    kinds = {f"{type_}/{event}": n
+             for type_, event, n in conn.execute(KIND_COUNTS_SQL, params) if n}
+    users = tuple(Tally(*row) for row in conn.execute(TOP_USERS_SQL, params) if row[1])
+    return kinds, users, _top_ips(conn.execute(TOP_IPS_SQL, params))
+
+
+def _whole_days(now: datetime, days: int) -> dict[str, str]:
+    """The last ``days`` UTC days, today's included, as days and as times."""
+    last = day_text(now)
+    first = (date.fromisoformat(last) - timedelta(days=days - 1)).isoformat()
+    return {"first_day": first, "last_day": last,
+            "since": f"{first}T00:00:00.000000Z", "until": f"{last}T23:59:59.999999Z"}
+
+
+def _daily_counts(conn: sqlite3.Connection, window: dict[str, str]) -> Counts:
+    def totals(dimension: str) -> sqlite3.Cursor:  # most first
+        return conn.execute(DAILY_TOTALS_SQL, {**window, "dimension": dimension})
+
+    users = tuple(Tally(_spelling(conn, user), n)
+                  for user, n in itertools.islice(totals("user"), TOP_SHOWN))
+    return dict(totals("kind").fetchall()), users, _top_ips(totals("ip"))
+
+
+def _spelling(conn: sqlite3.Connection, user: str) -> str:
+    row = conn.execute(USER_SPELLING_SQL, {"user": user}).fetchone()
+    return user if row is None else row[0]  # its events pruned, its counts not yet
+
+
+def _top_ips(rows: sqlite3.Cursor) -> tuple[Tally, ...]:
+    """The first TOP_SHOWN (value, count) rows that are addresses: from/to also hold CIDRs
+    and access groups (privileges_updated), which only ipaddress tells apart."""
+    return tuple(itertools.islice((Tally(*row) for row in rows if _is_address(row[0])),
+                                  TOP_SHOWN))

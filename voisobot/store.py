@@ -8,7 +8,9 @@ run work on thread pools).
 
 import logging
 import sqlite3
+import string
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,11 +22,22 @@ log = logging.getLogger(__name__)
 
 PRUNE_CHUNK = 5000
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+DIMENSIONS = ("kind", "user", "ip")  # of daily_counts (migration 0005 says what each holds)
+# Each dimension named, so that the prune seeks its old days in the key instead of scanning.
+_OLD_DAYS = f"dimension IN ({', '.join(repr(d) for d in DIMENSIONS)}) AND day < ?"
+# What SQLite's lower() and NOCASE fold: ASCII letters only ("Ä" stays "Ä").
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 def time_text(moment: datetime) -> str:
     """UTC as fixed-width text, so that text order is time order in SQL."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def day_text(moment: datetime) -> str:
+    """The UTC date, as daily_counts.day holds it: the date part of time_text (built
+    without the rest, which would double what the intake spends on counting)."""
+    return moment.astimezone(UTC).date().isoformat()
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +80,10 @@ _INSERT_DUPLICATE = """
     INSERT INTO duplicates (sqs_message_id, event_id, received_at)
     VALUES (?, ?, ?) ON CONFLICT DO NOTHING
 """
+_ADD_DAILY_COUNTS = """
+    INSERT INTO daily_counts (dimension, day, value, n) VALUES (?, ?, ?, ?)
+    ON CONFLICT (dimension, day, value) DO UPDATE SET n = n + excluded.n
+"""
 
 
 def event_row(delivery: Delivery, received_at: str) -> tuple:
@@ -75,6 +92,22 @@ def event_row(delivery: Delivery, received_at: str) -> tuple:
     return (delivery.message_id, e.fingerprint, received_at, delivery.sent_at, time_text(e.time),
             e.type, e.event, e.callcenter, e.user, e.who, e.access_group, e.ip, e.from_value,
             e.to_value, e.count, e.params_json, delivery.raw)
+
+
+def daily_counts(events: list[Event]) -> list[tuple[str, str, str, int]]:
+    """(dimension, day, value, n) to add to daily_counts for newly stored events, summed
+    here so that a batch costs one upsert per distinct key; the same values as the
+    backfill in migration 0005 computes in SQL."""
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for e in events:
+        day = day_text(e.time)
+        counts["kind", day, f"{e.type}/{e.event}"] += 1
+        if e.user is not None:
+            counts["user", day, e.user.translate(_ASCII_LOWER)] += 1
+        for value in (e.ip, e.from_value, e.to_value):
+            if value is not None:
+                counts["ip", day, value] += 1
+    return [(*key, n) for key, n in counts.items()]
 
 
 class Store:
@@ -103,9 +136,14 @@ class Store:
         self._local = threading.local()
 
     def record_batch(self, deliveries: list[Delivery], received_at: datetime) -> BatchOutcome:
-        """Store a received batch in one transaction; idempotent on the SQS message id."""
+        """Store a received batch in one transaction; idempotent on the SQS message id.
+
+        daily_counts gains the events stored here, and only those: a duplicate, a
+        redelivery or a rejection adds nothing, and a rollback takes the counts with it.
+        """
         when = time_text(received_at)
         outcome = BatchOutcome()
+        new_events: list[Event] = []
         with transaction(self.connection()) as conn:
             for delivery in deliveries:
                 if delivery.event is None:
@@ -118,8 +156,10 @@ class Store:
                 cursor = conn.execute(_INSERT_EVENT, event_row(delivery, when))
                 if cursor.rowcount:
                     outcome.stored.append(cursor.lastrowid)
+                    new_events.append(delivery.event)
                 else:
                     self._record_conflict(conn, delivery, when, outcome)
+            conn.executemany(_ADD_DAILY_COUNTS, daily_counts(new_events))
         return outcome
 
     @staticmethod
@@ -136,24 +176,31 @@ class Store:
         outcome.redelivered += 1 - cursor.rowcount
 
     def prune(self, older_than: datetime) -> dict[str, int]:
-        """Delete events (by event time) and rejections (by receive time) before a moment.
+        """Delete events (by event time) and rejections (by receive time) before a moment,
+        and the daily_counts rows of the days wholly before it.
 
-        Deletes in chunks so the intake is never locked out for long.
+        The cutoff's own day keeps its counts, including those of its events deleted here:
+        a count is per day and cannot be split. With the default retention (90 days) that
+        day is older than any stats window (30 days at most); with a retention shorter than
+        a window, the window's oldest days may count events no longer cached. Deletes in
+        chunks so the intake is never locked out for long.
         """
         cutoff = time_text(older_than)
         return {
-            "events": self._delete_chunks("events", "event_time", cutoff),
-            "rejected": self._delete_chunks("rejected", "received_at", cutoff),
-            "duplicates": self._delete_chunks("duplicates", "received_at", cutoff),
+            "events": self._delete_chunks("events", "event_time < ?", cutoff),
+            "rejected": self._delete_chunks("rejected", "received_at < ?", cutoff),
+            "duplicates": self._delete_chunks("duplicates", "received_at < ?", cutoff),
+            "daily_counts": self._delete_chunks(
+                "daily_counts", _OLD_DAYS, day_text(older_than), key="dimension, day, value"),
         }
 
-    def _delete_chunks(self, table: str, column: str, cutoff: str) -> int:
+    def _delete_chunks(self, table: str, where: str, cutoff: str, key: str = "rowid") -> int:
         deleted = 0
         while True:
             with transaction(self.connection()) as conn:
                 cursor = conn.execute(
-                    f"DELETE FROM {table} WHERE rowid IN "
-                    f"(SELECT rowid FROM {table} WHERE {column} < ? LIMIT {PRUNE_CHUNK})",
+                    f"DELETE FROM {table} WHERE ({key}) IN "
+                    f"(SELECT {key} FROM {table} WHERE {where} LIMIT {PRUNE_CHUNK})",
                     (cutoff,))
             deleted += cursor.rowcount
             if cursor.rowcount < PRUNE_CHUNK:

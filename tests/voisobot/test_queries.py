@@ -1,7 +1,11 @@
 """The /voiso queries: what each answers, paging without gaps or repeats, bad input, indexes."""
 
 import ipaddress
+import json
+import random
 import re
+import string
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -512,6 +516,87 @@ def test_stats_of_an_empty_store_are_zero(store):
         0, {}, (), (), 0)
 
 
+def test_stats_over_days_count_whole_utc_days_with_all_of_today(store):
+    first_day = datetime(2026, 11, 18, tzinfo=UTC)  # 7d at NOW: the 18th to the 24th
+    for when in (first_day - timedelta(milliseconds=10), first_day, NOW + 11 * HOUR,
+                 first_day + 7 * DAY):
+        record(store, "app_login/unauthorized_ip", when)
+    for n, when in enumerate((first_day - SECOND, first_day, NOW + HOUR)):
+        store.record_batch([to_delivery(sqs_message("not json", f"bad-{n}"))], when)
+    result = stats(store.connection(), "7d", NOW)
+    assert (result.since, result.until) == ("2026-11-18T00:00:00.000000Z",
+                                            "2026-11-24T23:59:59.999999Z")
+    assert (result.total, result.rejected) == (2, 2)  # the first moment, and later today
+
+
+ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)  # as NOCASE
+
+
+def direct_stats(conn, since: str, until: str) -> tuple:
+    """A stats answer counted straight from the events and rejections of a window."""
+    rows = conn.execute("SELECT type, event, lower(user), ip, from_value, to_value FROM events "
+                        "WHERE event_time >= ? AND event_time <= ?", (since, until)).fetchall()
+    users = Counter(row[2] for row in rows if row[2] is not None)
+    ips = Counter(v for row in rows for v in row[3:] if v and queries._is_address(v))
+    (rejected,) = conn.execute("SELECT count(*) FROM rejected WHERE received_at >= ? AND "
+                               "received_at <= ?", (since, until)).fetchone()
+    def top(counts):
+        return sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:5]
+    return Counter(f"{row[0]}/{row[1]}" for row in rows), top(users), top(ips), rejected
+
+
+def seed_forty_days(store) -> None:
+    """Events of every sort over 40 days and into tomorrow, in batches with duplicates,
+    redeliveries and rejections: users in several cases, addresses, ranges, groups."""
+    rng = random.Random(4)
+    users = ["Jane@Acme.example", "jane@acme.example", "JANE@ACME.EXAMPLE", "ärger@x.example",
+             "Ärger@x.example", "bob@acme.example", "eve@evil.example"]
+    addresses = ["1.1.1.1", "2.2.2.2", "2001:db8::1", "10.0.0.7"]
+    for batch in range(60):
+        deliveries = []
+        for n in range(8):
+            when = NOW - rng.uniform(-1.5, 40) * DAY
+            kind, params = rng.choice([
+                ("app_login/unauthorized_ip", {"ip": rng.choice(addresses)}),
+                ("app_login/ip_changed", {"from": rng.choice(addresses),
+                                          "to": rng.choice(addresses)}),
+                ("app_login/successful_login", {}), ("user/privileges_updated", {}),
+                ("allowed_ip/ip_added", {"ip": "10.0.0.0/24"})])
+            document = samples.example(kind, now=when)
+            document["params"].update(params, user=rng.choice(users))
+            deliveries.append(to_delivery(sqs_message(document, f"m-{batch}-{n}")))
+        deliveries.append(to_delivery(sqs_message(json.loads(deliveries[0].raw))))  # resent
+        deliveries.append(to_delivery(sqs_message("not json", f"bad-{batch}")))
+        store.record_batch(deliveries, NOW - rng.uniform(0, 40) * DAY)
+        store.record_batch(deliveries[:3], NOW)  # redelivered
+
+
+@pytest.mark.parametrize("period", ["7d", "30d"])
+@pytest.mark.parametrize("now", [NOW, datetime(2026, 11, 20, tzinfo=UTC),
+                                 datetime(2026, 11, 21, 23, 59, 59, tzinfo=UTC)])
+def test_stats_over_days_agree_with_a_direct_count_of_their_window(store, period, now):
+    seed_forty_days(store)
+    result = stats(store.connection(), period, now)
+    kinds, users, ips, rejected = direct_stats(store.connection(), result.since, result.until)
+    assert result.since == time_text(datetime.combine(
+        now.date() - timedelta(days=int(period[:-1]) - 1), datetime.min.time(), UTC))
+    assert result.kinds == kinds and result.total == kinds.total()
+    assert [(u.name.translate(ASCII_LOWER), u.count) for u in result.top_users] == users
+    assert [(i.name, i.count) for i in result.top_ips] == ips
+    assert result.rejected == rejected
+
+
+@pytest.mark.parametrize("period", ["24h", "7d"])
+def test_stats_count_a_user_in_any_ascii_case_as_one_shown_as_first_seen(store, period):
+    for n, user in enumerate(["Jane@Acme.example", "JANE@acme.example", "jane@acme.example",
+                              "Ärger@x.example", "ärger@x.example", "Ärger@X.example"]):
+        record(store, "app_login/successful_login", NOW - (6 - n) * HOUR, user=user)
+    result = stats(store.connection(), period, NOW)
+    # NOCASE folds ASCII letters only: Ä and ä are different users, as in the events table
+    assert [(u.name, u.count) for u in result.top_users] == [
+        ("Jane@Acme.example", 3), ("Ärger@x.example", 2), ("ärger@x.example", 1)]
+
+
 @pytest.mark.parametrize(("typed", "span"), [("24h", DAY), ("7d", 7 * DAY), (" 30D ", 30 * DAY)])
 def test_periods(typed, span):
     assert parse_period(typed) == span
@@ -548,10 +633,10 @@ QUERY_INDEXES = {
     "RECENT_OF_KIND_SQL": ["events_by_kind"],
     "KINDS_SQL": ["events_by_kind"],
     "USER_EVENTS_SQL": ["events_by_user", "events_by_who"],
-    "USER_KIND_COUNTS_SQL": ["events_by_user"],
+    "USER_KIND_COUNTS_SQL": ["COVERING INDEX events_by_user_kind (user=?)"],
     "WHO_KIND_COUNTS_SQL": ["events_by_who"],
-    "USER_LOGIN_ADDRESSES_SQL": ["events_by_user"],
-    "CHANGES_TO_USER_SQL": ["events_by_user"],
+    "USER_LOGIN_ADDRESSES_SQL": ["INDEX events_by_user (user=?)"],
+    "CHANGES_TO_USER_SQL": ["INDEX events_by_user_kind (user=? AND type=?)"],
     "CHANGES_BY_USER_SQL": ["events_by_who"],
     "USER_SEEN_SQL": ["events_by_user", "events_by_who"],
     "IP_VALUES_SQL": ["events_by_ip", "events_by_from", "events_by_to"],
@@ -566,13 +651,16 @@ QUERY_INDEXES = {
     "REJECTED_COUNT_SQL": ["rejected_by_received"],
     "TOP_USERS_SQL": ["events_by_user"],
     "TOP_IPS_SQL": ["events_by_ip", "events_by_from", "events_by_to"],
+    "DAILY_TOTALS_SQL": ["PRIMARY KEY (dimension=? AND day>? AND day<?)"],
+    "USER_SPELLING_SQL": ["INDEX events_by_user (user=?)"],
 }
 PARAMS = {"at": "2026-11-24T12:00:00.000000Z", "id": 1, "limit": 10, "type": "app_login",
           "event": "unauthorized_ip", "email": USER, "low": "8.8.8.", "high": "8.8.8/",
           "values": '["8.8.8.8"]', "ids": "[1, 2]", "after_id": 0, "before_id": 10,
           "since": "2026-11-23T12:00:00.000000Z", "until": "2026-11-24T12:00:00.000000Z",
-          "top": 5}
-TABLES = {"events", "alerts", "audit", "rejected", "e", "a"}  # and the aliases used
+          "top": 5, "dimension": "user", "first_day": "2026-10-26", "last_day": "2026-11-24",
+          "user": USER}
+TABLES = {"events", "alerts", "audit", "rejected", "daily_counts", "e", "a"}  # and aliases
 
 
 def test_every_query_of_the_module_is_checked_below():
@@ -586,5 +674,6 @@ def test_every_query_searches_its_indexes_and_scans_no_table(store, name, indexe
     scanned = [step for step in plan if step.startswith("SCAN ")
                and step.split()[1] in TABLES]
     assert not scanned, plan
-    for index in indexes:
-        assert any(step.startswith("SEARCH ") and index in step for step in plan), (index, plan)
+    for index in indexes:  # the whole name: events_by_user is not events_by_user_kind
+        assert any(step.startswith("SEARCH ") and re.search(re.escape(index) + r"(?!\w)", step)
+                   for step in plan), (index, plan)

@@ -1,16 +1,28 @@
 """The SQLite store: idempotent batches, migrations, retention, indexes."""
 
 import json
+import re
 import sqlite3
 import threading
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.conftest import sqs_message
 from voisobot import samples
+from voisobot import store as store_module
 from voisobot.intake import to_delivery
-from voisobot.store import SchemaTooNew, Store, connect, migrate, migrations
+from voisobot.store import (
+    _INSERT_EVENT,
+    SchemaTooNew,
+    Store,
+    connect,
+    event_row,
+    migrate,
+    migrations,
+    time_text,
+)
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -111,13 +123,15 @@ def test_prune_removes_what_is_older_than_the_cutoff(store):
     store.record_batch([to_delivery(sqs_message("x", "bad-old"))], old)
     store.record_batch([to_delivery(sqs_message("x", "bad-new"))], new)
     deleted = store.prune(NOW - timedelta(days=90))
-    assert deleted == {"events": 1, "rejected": 1, "duplicates": 0}  # cascaded with its event
+    # the duplicate cascaded with its event; the old day's counts: its kind and its user
+    assert deleted == {"events": 1, "rejected": 1, "duplicates": 0, "daily_counts": 2}
     assert store.totals() == {"events": 1, "duplicates": 0, "rejected": 1}
     assert store.counts_by_kind() == {"user/user_added": 1}
 
 
 @pytest.mark.parametrize("where, index", [
     ("user = 'foo@bar.com'", "events_by_user"),
+    ("user = 'foo@bar.com' AND type = 'user' AND event = 'user_added'", "events_by_user_kind"),
     ("who = 'admin@voiso.com'", "events_by_who"),
     ("ip = '8.8.8.8'", "events_by_ip"),
     ("from_value = '8.8.8.8'", "events_by_from"),
@@ -129,10 +143,109 @@ def test_lookups_use_an_index(store, where, index):
     plan = store.connection().execute(
         f"EXPLAIN QUERY PLAN SELECT * FROM events WHERE {where} ORDER BY event_time DESC"
     ).fetchall()
-    assert index in " ".join(row["detail"] for row in plan)
+    assert re.search(rf"{index}(?!\w)", " ".join(row["detail"] for row in plan))
 
 
 def test_user_lookup_ignores_case(store):
     store.record_batch([delivery(user="Foo@Bar.COM")], NOW)
     assert store.connection().execute(
         "SELECT count(*) FROM events WHERE user = 'foo@bar.com'").fetchone()[0] == 1
+
+
+# --- daily_counts ----------------------------------------------------------------------------
+
+# What daily_counts must hold: the stored events counted per UTC day, straight from events.
+COUNTED_FROM_EVENTS_SQL = """
+    SELECT 'kind', substr(event_time, 1, 10), type || '/' || event, count(*)
+    FROM events GROUP BY 2, 3
+    UNION ALL SELECT 'user', substr(event_time, 1, 10), lower(user), count(*)
+    FROM events WHERE user IS NOT NULL GROUP BY 2, 3
+    UNION ALL SELECT 'ip', substr(event_time, 1, 10), ip, count(*)
+    FROM events WHERE ip IS NOT NULL GROUP BY 2, 3
+    UNION ALL SELECT 'ip', substr(event_time, 1, 10), from_value, count(*)
+    FROM events WHERE from_value IS NOT NULL GROUP BY 2, 3
+    UNION ALL SELECT 'ip', substr(event_time, 1, 10), to_value, count(*)
+    FROM events WHERE to_value IS NOT NULL GROUP BY 2, 3"""
+
+
+def counted_from_events(conn) -> Counter:
+    counts = Counter()
+    for dimension, day, value, n in conn.execute(COUNTED_FROM_EVENTS_SQL):
+        counts[dimension, day, value] += n  # an address in ip and in to is counted twice
+    return counts
+
+
+def kept(conn) -> Counter:
+    return Counter({(dimension, day, value): n for dimension, day, value, n
+                    in conn.execute("SELECT dimension, day, value, n FROM daily_counts")})
+
+
+def mixed_deliveries(tag: str, when: datetime) -> list:
+    """One of every sort that daily_counts treats differently, on two UTC days."""
+    return [
+        delivery(message_id=f"{tag}-1", when=when, user="Jane@Acme.example"),
+        delivery(message_id=f"{tag}-2", when=when - timedelta(hours=13), user="jane@ACME.example"),
+        delivery(message_id=f"{tag}-3", when=when, user="Ärger@x.example"),  # Ä is not folded
+        delivery(message_id=f"{tag}-4", when=when, user="ärger@x.example"),
+        delivery("app_login/ip_changed", f"{tag}-5", when, **{"from": "1.1.1.1", "to": "2.2.2.2"}),
+        delivery("app_login/unauthorized_ip", f"{tag}-6", when, ip="1.1.1.1"),
+        delivery("allowed_ip/ip_added", f"{tag}-7", when, ip="10.0.0.0/24"),
+        delivery("user/privileges_updated", f"{tag}-8", when),  # access groups in from/to
+        to_delivery(sqs_message({"timestamp": "2026-11-24T01:00:00Z", "type": "sso",
+                                 "event": "login", "params": {"ip": "3.3.3.3"}}, f"{tag}-9")),
+    ]
+
+
+def test_record_batch_counts_per_day_only_the_events_it_stores(store):
+    first = mixed_deliveries("a", NOW)
+    resent = to_delivery(sqs_message(json.loads(first[0].raw), "resent"))
+    store.record_batch([*first, resent, to_delivery(sqs_message("{", "bad"))], NOW)
+    store.record_batch([*first[:4], resent], NOW)  # redelivered: nothing new
+    second = [delivery(message_id=f"b-{n}", when=NOW - timedelta(days=1, minutes=n),
+                       user="JANE@acme.example") for n in range(3)]
+    store.record_batch([*second, first[5]], NOW)
+    broken = type(first[0])(None, first[0].raw, None, event=delivery(when=NOW).event)
+    with pytest.raises(sqlite3.IntegrityError):  # rolled back, counts and all
+        store.record_batch([delivery(message_id="c", when=NOW - timedelta(days=2)), broken], NOW)
+    conn = store.connection()
+    assert kept(conn) == counted_from_events(conn)
+    assert kept(conn)["user", "2026-11-24", "jane@acme.example"] == 1
+    assert kept(conn)["user", "2026-11-23", "jane@acme.example"] == 4
+    assert kept(conn)["ip", "2026-11-24", "1.1.1.1"] == 2
+    assert not any(day == "2026-11-22" for _, day, _ in kept(conn))
+
+
+def test_upgrading_a_version_4_store_counts_its_events_per_day(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    conn = connect(str(path))
+    migrate(conn, [step for step in migrations() if step[0] <= 4])  # written by version 4
+    for item in mixed_deliveries("old", NOW - timedelta(days=3)):
+        conn.execute(_INSERT_EVENT, event_row(item, time_text(NOW)))
+    conn.close()
+    upgraded = Store(path)
+    conn = upgraded.connection()
+    assert kept(conn) == counted_from_events(conn)
+    assert kept(conn)["kind", "2026-11-21", "app_login/successful_login"] == 3
+    assert conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events_by_user_kind'"
+                        ).fetchone()
+    # the intake's counts (Python) join the backfill's (SQL) under the same values
+    upgraded.record_batch(mixed_deliveries("new", NOW - timedelta(days=3, seconds=1)), NOW)
+    assert kept(conn) == counted_from_events(conn)
+    assert kept(conn)["kind", "2026-11-21", "app_login/successful_login"] == 6
+    assert kept(conn)["user", "2026-11-21", "Ärger@x.example"] == 2
+    upgraded.close()
+
+
+def test_prune_drops_the_counts_of_whole_days_before_the_cutoffs_day(store, monkeypatch):
+    monkeypatch.setattr(store_module, "PRUNE_CHUNK", 2)  # several chunks
+    cutoff = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    for n, when in enumerate([cutoff - timedelta(days=2), cutoff - timedelta(days=1),
+                              cutoff - timedelta(hours=6), cutoff + timedelta(hours=6), NOW]):
+        store.record_batch([delivery(message_id=f"m-{n}", when=when, user=f"u{n}@x.example")],
+                           when)
+    deleted = store.prune(cutoff)
+    conn = store.connection()
+    assert deleted["events"] == 3 and deleted["daily_counts"] == 4  # kind and user, 2 days
+    assert sorted({day for _, day, _ in kept(conn)}) == ["2026-11-22", "2026-11-24"]
+    # the cutoff's day keeps its count of the event just deleted
+    assert kept(conn)["kind", "2026-11-22", "app_login/successful_login"] == 2
