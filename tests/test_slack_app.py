@@ -20,7 +20,7 @@ from slack_sdk.signature import SignatureVerifier
 
 import bot
 from tests.fakes.slack_api import RESPONSE_URL, FakeSlack
-from voisobot import config, samples, slack
+from voisobot import config, jobs, samples, slack
 from voisobot.intake import utc_now
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -436,3 +436,14 @@ def _listening(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(0.5)
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_the_scheduler_counts_new_events_per_day_for_the_stats(make_bot, sqs_admin, queue_url,
+                                                              monkeypatch):
+    monkeypatch.setattr(jobs, "DAILY_COUNT_SECONDS", 0.2)
+    running = make_bot()
+    send_event(sqs_admin, queue_url, "user/user_added")
+    conn = running.runtime.store.connection()
+    counted = wait_for(lambda: conn.execute(
+        "SELECT value, n FROM daily_counts WHERE dimension = 'kind'").fetchall())
+    assert [tuple(row) for row in counted] == [("user/user_added", 1)]

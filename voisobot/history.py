@@ -36,8 +36,9 @@ _SINCE = f"event_time >= :since AND {_BEFORE}"
 _NEWEST_FIRST = "ORDER BY event_time DESC, id DESC"
 
 # A user's own events are few next to all events of a kind (a password-guessing storm
-# spreads over many users), so per-user questions are answered from events_by_user
-# (user, event_time); SQLite picks it for these shapes, and the tests hold it to that.
+# spreads over many users), so per-user questions are answered from a per-user index:
+# events_by_user_kind (user, type, event, event_time) where the kind is known, else
+# events_by_user (user, event_time); the tests hold each query to its index.
 IP_SIGHTINGS_SQL = f"""
     SELECT count(*) FROM events
     WHERE user = :user AND :ip IN (ip, from_value, to_value) AND {_SINCE}"""

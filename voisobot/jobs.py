@@ -14,13 +14,15 @@ from apscheduler.triggers.interval import IntervalTrigger
 from voisobot.delivery import AlertDelivery
 from voisobot.errors import IntakeProblem
 from voisobot.intake import Intake, utc_now
-from voisobot.store import Store
+from voisobot.store import Store, count_all_new_events
 
 log = logging.getLogger(__name__)
 
 INTAKE_JOB = "intake"
 DELIVERY_JOB = "delivery"
 PRUNE_JOB = "prune"
+DAILY_COUNT_JOB = "daily_counts"
+DAILY_COUNT_SECONDS = 5.0
 MIN_DELAY_SECONDS = 0.1  # keeps the next run strictly after this one has returned
 
 
@@ -70,6 +72,8 @@ def build_scheduler(intake: Intake, store: Store, *, retention_days: int,
     if delivery is not None:
         _add_paced_job(scheduler, gate, DELIVERY_JOB, "Slack delivery", delivery.run,
                        lambda exc: delivery.run_interval, delivery.run_interval)
+    scheduler.add_job(count_days, IntervalTrigger(seconds=DAILY_COUNT_SECONDS),
+                      args=(store,), id=DAILY_COUNT_JOB, name="daily counts")
     scheduler.add_job(prune, IntervalTrigger(minutes=prune_interval_minutes),
                       args=(store, retention_days), id=PRUNE_JOB, name="retention",
                       next_run_time=utc_now())
@@ -111,6 +115,11 @@ def _run_paced(scheduler: BackgroundScheduler, gate: StopGate, job_id: str,
 def _intake_failed(intake: Intake, exc: Exception) -> float:
     problem = IntakeProblem("internal_error", f"unexpected error: {exc}", "run")
     return intake.backoff.failed(problem)
+
+
+def count_days(store: Store) -> int:
+    """Bring the per-day counts behind /voiso stats 7d and 30d up to the events stored."""
+    return count_all_new_events(store.connection())
 
 
 def prune(store: Store, retention_days: int) -> dict[str, int]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from voisobot.store import day_text, time_text
+from voisobot.store import count_all_new_events, day_text, time_text
 
 T = TypeVar("T")
 Cursor = tuple[str, int]  # (event_time, id) of the last event shown
@@ -594,6 +594,7 @@ def stats(conn: sqlite3.Connection, period: str, now: datetime) -> Stats:
         kinds, users, ips = _exact_counts(conn, window)
     else:
         window = _whole_days(now, span.days)
+        count_all_new_events(conn)  # the few stored since the stats job last ran
         kinds, users, ips = _daily_counts(conn, window)
     return Stats(
         period=period.strip().lower(), since=window["since"], until=window["until"],

@@ -35,8 +35,7 @@ def time_text(moment: datetime) -> str:
 
 
 def day_text(moment: datetime) -> str:
-    """The UTC date, as daily_counts.day holds it: the date part of time_text (built
-    without the rest, which would double what the intake spends on counting)."""
+    """The UTC date, as daily_counts.day holds it: the date part of time_text."""
     return moment.astimezone(UTC).date().isoformat()
 
 
@@ -94,20 +93,51 @@ def event_row(delivery: Delivery, received_at: str) -> tuple:
             e.to_value, e.count, e.params_json, delivery.raw)
 
 
-def daily_counts(events: list[Event]) -> list[tuple[str, str, str, int]]:
-    """(dimension, day, value, n) to add to daily_counts for newly stored events, summed
-    here so that a batch costs one upsert per distinct key; the same values as the
-    backfill in migration 0005 computes in SQL."""
+DAILY_COUNT_CURSOR = "daily_counted"
+DAILY_COUNT_BATCH = 5000
+_UNCOUNTED_EVENTS = """
+    SELECT id, event_time, type, event, user, ip, from_value, to_value FROM events
+    WHERE id > (SELECT value FROM cursors WHERE name = 'daily_counted') ORDER BY id LIMIT ?
+"""
+
+
+def daily_counts(rows: list[sqlite3.Row]) -> list[tuple[str, str, str, int]]:
+    """(dimension, day, value, n) to add to daily_counts for events rows, summed here so
+    that a batch costs one upsert per distinct key; the same values as the backfill in
+    migration 0005 computes in SQL."""
     counts: Counter[tuple[str, str, str]] = Counter()
-    for e in events:
-        day = day_text(e.time)
-        counts["kind", day, f"{e.type}/{e.event}"] += 1
-        if e.user is not None:
-            counts["user", day, e.user.translate(_ASCII_LOWER)] += 1
-        for value in (e.ip, e.from_value, e.to_value):
+    for row in rows:
+        day = row["event_time"][:10]  # time_text's date part is the UTC date
+        counts["kind", day, f"{row['type']}/{row['event']}"] += 1
+        if row["user"] is not None:
+            counts["user", day, row["user"].translate(_ASCII_LOWER)] += 1
+        for value in (row["ip"], row["from_value"], row["to_value"]):
             if value is not None:
                 counts["ip", day, value] += 1
     return [(*key, n) for key, n in counts.items()]
+
+
+def count_new_events(conn: sqlite3.Connection, limit: int) -> int:
+    """Add up to ``limit`` events stored since the last call to daily_counts, moving the
+    cursor in the same transaction: each event is counted exactly once. Off the intake's
+    path (its commit gates the SQS delete); the stats job and the 7d/30d stats call it."""
+    with transaction(conn):
+        rows = conn.execute(_UNCOUNTED_EVENTS, (limit,)).fetchall()
+        if rows:
+            conn.executemany(_ADD_DAILY_COUNTS, daily_counts(rows))
+            conn.execute("UPDATE cursors SET value = ? WHERE name = ?",
+                         (rows[-1]["id"], DAILY_COUNT_CURSOR))
+    return len(rows)
+
+
+def count_all_new_events(conn: sqlite3.Connection) -> int:
+    """count_new_events until every stored event is counted; returns how many were."""
+    counted = 0
+    while True:
+        done = count_new_events(conn, DAILY_COUNT_BATCH)
+        counted += done
+        if done < DAILY_COUNT_BATCH:
+            return counted
 
 
 class Store:
@@ -136,14 +166,9 @@ class Store:
         self._local = threading.local()
 
     def record_batch(self, deliveries: list[Delivery], received_at: datetime) -> BatchOutcome:
-        """Store a received batch in one transaction; idempotent on the SQS message id.
-
-        daily_counts gains the events stored here, and only those: a duplicate, a
-        redelivery or a rejection adds nothing, and a rollback takes the counts with it.
-        """
+        """Store a received batch in one transaction; idempotent on the SQS message id."""
         when = time_text(received_at)
         outcome = BatchOutcome()
-        new_events: list[Event] = []
         with transaction(self.connection()) as conn:
             for delivery in deliveries:
                 if delivery.event is None:
@@ -156,10 +181,8 @@ class Store:
                 cursor = conn.execute(_INSERT_EVENT, event_row(delivery, when))
                 if cursor.rowcount:
                     outcome.stored.append(cursor.lastrowid)
-                    new_events.append(delivery.event)
                 else:
                     self._record_conflict(conn, delivery, when, outcome)
-            conn.executemany(_ADD_DAILY_COUNTS, daily_counts(new_events))
         return outcome
 
     @staticmethod

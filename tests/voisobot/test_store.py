@@ -18,6 +18,8 @@ from voisobot.store import (
     SchemaTooNew,
     Store,
     connect,
+    count_all_new_events,
+    count_new_events,
     event_row,
     migrate,
     migrations,
@@ -122,6 +124,7 @@ def test_prune_removes_what_is_older_than_the_cutoff(store):
     store.record_batch([to_delivery(sqs_message(json.loads(old_event.raw), "dup"))], old)
     store.record_batch([to_delivery(sqs_message("x", "bad-old"))], old)
     store.record_batch([to_delivery(sqs_message("x", "bad-new"))], new)
+    count_all_new_events(store.connection())
     deleted = store.prune(NOW - timedelta(days=90))
     # the duplicate cascaded with its event; the old day's counts: its kind and its user
     assert deleted == {"events": 1, "rejected": 1, "duplicates": 0, "daily_counts": 2}
@@ -196,18 +199,23 @@ def mixed_deliveries(tag: str, when: datetime) -> list:
     ]
 
 
-def test_record_batch_counts_per_day_only_the_events_it_stores(store):
+def test_the_days_count_each_stored_event_exactly_once(store, monkeypatch):
+    monkeypatch.setattr(store_module, "DAILY_COUNT_BATCH", 4)  # several steps of the cursor
+    conn = store.connection()
     first = mixed_deliveries("a", NOW)
     resent = to_delivery(sqs_message(json.loads(first[0].raw), "resent"))
     store.record_batch([*first, resent, to_delivery(sqs_message("{", "bad"))], NOW)
+    assert kept(conn) == Counter()  # not in the intake's transaction: counted after
+    assert count_new_events(conn, 4) == 4
+    assert count_all_new_events(conn) == 5 and count_all_new_events(conn) == 0
     store.record_batch([*first[:4], resent], NOW)  # redelivered: nothing new
     second = [delivery(message_id=f"b-{n}", when=NOW - timedelta(days=1, minutes=n),
                        user="JANE@acme.example") for n in range(3)]
     store.record_batch([*second, first[5]], NOW)
     broken = type(first[0])(None, first[0].raw, None, event=delivery(when=NOW).event)
-    with pytest.raises(sqlite3.IntegrityError):  # rolled back, counts and all
+    with pytest.raises(sqlite3.IntegrityError):  # rolled back: nothing stored to count
         store.record_batch([delivery(message_id="c", when=NOW - timedelta(days=2)), broken], NOW)
-    conn = store.connection()
+    count_all_new_events(conn)
     assert kept(conn) == counted_from_events(conn)
     assert kept(conn)["user", "2026-11-24", "jane@acme.example"] == 1
     assert kept(conn)["user", "2026-11-23", "jane@acme.example"] == 4
@@ -228,8 +236,11 @@ def test_upgrading_a_version_4_store_counts_its_events_per_day(tmp_path):
     assert kept(conn)["kind", "2026-11-21", "app_login/successful_login"] == 3
     assert conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events_by_user_kind'"
                         ).fetchone()
-    # the intake's counts (Python) join the backfill's (SQL) under the same values
-    upgraded.record_batch(mixed_deliveries("new", NOW - timedelta(days=3, seconds=1)), NOW)
+    # the job's counts (Python) join the backfill's (SQL) under the same values, and it
+    # starts after the events the backfill counted
+    outcome = upgraded.record_batch(mixed_deliveries("new", NOW - timedelta(days=3, seconds=1)),
+                                    NOW)
+    assert count_all_new_events(conn) == len(outcome.stored)
     assert kept(conn) == counted_from_events(conn)
     assert kept(conn)["kind", "2026-11-21", "app_login/successful_login"] == 6
     assert kept(conn)["user", "2026-11-21", "Ärger@x.example"] == 2
@@ -243,6 +254,7 @@ def test_prune_drops_the_counts_of_whole_days_before_the_cutoffs_day(store, monk
                               cutoff - timedelta(hours=6), cutoff + timedelta(hours=6), NOW]):
         store.record_batch([delivery(message_id=f"m-{n}", when=when, user=f"u{n}@x.example")],
                            when)
+    count_all_new_events(store.connection())
     deleted = store.prune(cutoff)
     conn = store.connection()
     assert deleted["events"] == 3 and deleted["daily_counts"] == 4  # kind and user, 2 days

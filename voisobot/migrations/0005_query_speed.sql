@@ -8,7 +8,8 @@ CREATE INDEX events_by_user_kind ON events (user, type, event, event_time)
 
 -- Events per UTC day, for the 7d and 30d stats: counting a month from the events indexes
 -- reads a third of a million entries per kind and again per user. Kept by
--- Store.record_batch in the transaction that stores the events; Store.prune drops days.
+-- store.count_new_events behind the 'daily_counted' cursor (the stats job, and the 7d/30d
+-- stats before they read), off the intake's transaction; Store.prune drops days.
 --   dimension 'kind': value type || '/' || event.
 --   dimension 'user': value lower(user). SQLite's lower() folds ASCII letters only, exactly
 --     what events.user's NOCASE collation ignores, so each NOCASE-equal user is one value.
@@ -41,3 +42,6 @@ INSERT INTO daily_counts (dimension, day, value, n)
         UNION ALL
         SELECT substr(event_time, 1, 10), to_value FROM events WHERE to_value IS NOT NULL)
     GROUP BY day, value;
+
+-- Every event stored so far is counted above; count_new_events goes on from here.
+INSERT INTO cursors (name, value) SELECT 'daily_counted', coalesce(max(id), 0) FROM events;
