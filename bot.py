@@ -1,6 +1,7 @@
 """The Voiso security bot: the composition root and its command line.
 
-    python bot.py [--config PATH] [run]          poll SQS into the SQLite cache (the worker)
+    python bot.py [--config PATH] [run]          the worker: poll SQS into the SQLite cache, post
+                                                 alerts, answer /voiso and the buttons
     python bot.py [--config PATH] check          say in plain words what is wrong with the setup
     python bot.py [--config PATH] send-sample [KIND]
                                                  send the vendor's example of every kind (or one)

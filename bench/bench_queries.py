@@ -3,8 +3,9 @@
 Builds a store of ``--events`` synthetic events (default 1,000,000: 90 days, ~2,000 users
 of very unequal activity, ~5,000 IPs, all 12 kinds, a few hundred allow-list edits, ~5,000
 alerts, ~10,000 audit rows), then times each subcommand's query ~200 times with varied
-arguments, and the same question answered by a full scan a few times. Prints a table; it is
-a report, not a test, so it always exits 0. See bench/README.md.
+arguments, and the same question answered by a full scan a few times; then the whole answer
+to each /voiso command as the handler gets it (access, audit, query, template). Prints two
+tables; it is a report, not a test, so it always exits 0. See bench/README.md.
 
     python bench/bench_queries.py [--events N] [--repeats R] [--scans S] [--dir DIRECTORY]
 """
@@ -36,6 +37,10 @@ if str(REPO_ROOT) not in sys.path:
 
 from voisobot import queries, samples  # noqa: E402
 from voisobot import store as voiso_store  # noqa: E402
+from voisobot.access import AccessPolicy  # noqa: E402
+from voisobot.commands import Commands  # noqa: E402
+from voisobot.config import AccessConfig  # noqa: E402
+from voisobot.render import SlackRenderer  # noqa: E402
 from voisobot.store import Store, time_text  # noqa: E402
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -532,12 +537,49 @@ def table_row(result: Result) -> tuple[str, ...]:
             "ok" if result.p99_ms <= TARGET_P99_MS else "MISSED")
 
 
-def print_table(rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(row[i]) for row in (COLUMNS, *rows)) for i in range(len(COLUMNS))]
-    for row in (COLUMNS, *rows):
+def print_table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = COLUMNS) -> None:
+    widths = [max(len(row[i]) for row in (columns, *rows)) for i in range(len(columns))]
+    for row in (columns, *rows):
         cells = [cell.ljust(width) if i == 0 else cell.rjust(width)
                  for i, (cell, width) in enumerate(zip(row, widths, strict=True))]
         print("  ".join(cells))
+
+
+# --- the whole answer: what an analyst waits for after Slack's ack ----------------------
+
+BENCH_USER = "UBENCH0001"
+# command text, and the query row whose arguments (and p50) it shares
+ANSWERS = {"recent": ("recent", lambda a: "recent"),
+           "recent KIND": ("recent 10 unauthorized_ip", None),
+           "user EMAIL": ("user", lambda a: f"user {a}"),
+           "ip ADDRESS": ("ip", lambda a: f"ip {a}"),
+           "ip RANGE (/24, /64)": ("ip", lambda a: f"ip {a}"),
+           "unacked": ("unacked", lambda a: "unacked"),
+           "stats 24h": ("stats 24h", lambda a: "stats 24h"),
+           "stats 30d": ("stats 30d", lambda a: "stats 30d"),
+           "audit": ("audit", lambda a: "audit")}
+ANSWER_COLUMNS = ("/voiso command", "runs", "p50 ms", "p99 ms", "query p50 ms",
+                  "answer/query", f"target p99 ≤ {TARGET_P99_MS:.0f} ms")
+
+
+def time_answers(store: Store, every_argument: dict[str, list], query_results: list[Result]
+                 ) -> list[tuple[str, ...]]:
+    """Commands.command(): the access check, the audit row committed (fsync), the query,
+    and the answer rendered from its template and validated as Block Kit."""
+    policy = AccessPolicy(AccessConfig(users=(BENCH_USER,)), lambda group: set())
+    answers = Commands(store, SlackRenderer(), policy, clock=lambda: NOW)
+    query_p50 = {result.name: result.p50_ms for result in query_results}
+    rows = []
+    for name, (label, text_of) in ANSWERS.items():
+        texts = [text_of(a) if text_of else label for a in every_argument[name]]
+        result = time_queries(None, name, lambda _, text: answers.command(
+            BENCH_USER, "CBENCH0001", text), texts)
+        rows.append((label if name not in ("ip ADDRESS", "ip RANGE (/24, /64)") else
+                     f"ip {name.split()[1].lower()}", str(result.runs),
+                     f"{result.p50_ms:.2f}", f"{result.p99_ms:.2f}", f"{query_p50[name]:.2f}",
+                     f"{result.p50_ms / query_p50[name]:,.1f}x",
+                     "ok" if result.p99_ms <= TARGET_P99_MS else "MISSED"))
+    return rows
 
 
 def store_bytes(path: str) -> int:
@@ -603,10 +645,13 @@ def main() -> int:
         peak_indexed = peak_mib()  # before the scans, which hold many rows at once
         results = [time_scans(conn, result, cases[result.name], every_argument[result.name],
                               args.scans) for result in results]
+        answers = time_answers(store, every_argument, results)
         size = store_bytes(path)
         store.close()
     print()
     print_table([table_row(result) for result in results])
+    print()
+    print_table(answers, ANSWER_COLUMNS)
     loader = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"\nstore on disk: {size / 2**20:,.0f} MiB (file + -wal); peak memory of this "
           f"process: {peak_indexed:,.0f} MiB after the indexed queries, {peak_mib():,.0f} MiB "
