@@ -5,7 +5,9 @@
     python bot.py [--config PATH] check          say in plain words what is wrong with the setup
     python bot.py [--config PATH] send-sample [KIND]
                                                  send the vendor's example of every kind (or one)
-    python bot.py [--config PATH] render [KIND]   print the Slack alert of each example (or one)
+    python bot.py [--config PATH] render [--teams] [KIND]
+                                                 print the Slack alert (or Teams card) of each
+                                                 example (or one)
     python bot.py demo [--seconds N]             everything on embedded defaults, no AWS needed
 
 Configuration is read and validated once here; every object is built here and
@@ -31,12 +33,14 @@ from voisobot.access import AccessPolicy
 from voisobot.buttons import AlertButtons
 from voisobot.commands import Commands
 from voisobot.config import Config
-from voisobot.delivery import AlertDelivery
+from voisobot.delivery import AlertDelivery, TeamsOutput
 from voisobot.errors import ConfigError, VoisoBotError
 from voisobot.intake import Intake, utc_now
 from voisobot.outbox import Outbox
 from voisobot.render import AlertView, SlackRenderer
 from voisobot.store import Store
+from voisobot.teams import TeamsSender
+from voisobot.teams_cards import TeamsRenderer
 
 log = logging.getLogger("voisobot")
 
@@ -85,9 +89,10 @@ def build(cfg: Config, sender=None, client=None, secrets: dict[str, str] | None 
     store = Store(cfg.store_path)
     intake = Intake(sqs.make_client(cfg.sqs), cfg.sqs, store)
     renderer = SlackRenderer(cfg.templates_path)
+    cards = teams_output(cfg, env)
     delivery = None
-    if sender is not None:
-        delivery = AlertDelivery(Outbox(store), renderer, sender, cfg)
+    if sender is not None or cards is not None:
+        delivery = AlertDelivery(Outbox(store), renderer, sender, cfg, teams=cards)
     gate = jobs.StopGate()
     scheduler = jobs.build_scheduler(intake, store, retention_days=cfg.store.retention_days,
                                      prune_interval_minutes=cfg.store.prune_interval_minutes,
@@ -97,6 +102,18 @@ def build(cfg: Config, sender=None, client=None, secrets: dict[str, str] | None 
         runtime.slack_server = slack_server(cfg, slack_app(cfg, client, runtime, renderer, env),
                                             runtime, env)
     return runtime
+
+
+def teams_output(cfg: Config, env) -> TeamsOutput | None:
+    """Cards for the Teams destinations, if any; their webhook URLs come from ``env``."""
+    if not cfg.teams.destinations:
+        return None
+    sender = TeamsSender(cfg.teams, env)
+    for name, variable in sender.missing().items():
+        log.error("Teams destination %s: %s is not set; its alerts wait until it is set to "
+                  "the flow's webhook URL and the bot restarted", name, variable)
+    renderer = TeamsRenderer(cfg.teams_templates_path, ip_lookup_url=cfg.teams.ip_lookup_url)
+    return TeamsOutput(renderer, sender)
 
 
 def slack_app(cfg: Config, client, runtime: Runtime, renderer: SlackRenderer, env) -> App:
@@ -141,10 +158,13 @@ def slack_client(cfg: Config):
 def run(cfg: Config, args) -> int:
     client = slack_client(cfg)
     runtime = build(cfg, slack.SlackSender(client) if client else None, client)
-    if runtime.delivery is None:
-        log.warning("SLACK_BOT_TOKEN is not set: events are stored, no alert is posted")
-    elif not cfg.routes and not cfg.slack.default_channel:
-        log.warning("no [[routes]] and no slack.default_channel: no alert has a channel to go to")
+    if client is None:
+        log.warning("SLACK_BOT_TOKEN is not set: events are stored, no Slack alert is posted%s",
+                    " (Teams cards are)" if cfg.teams.destinations else "")
+    if runtime.delivery is not None and not cfg.routes and not cfg.slack.default_channel \
+            and not cfg.teams.default_destination:
+        log.warning("no [[routes]], no slack.default_channel and no teams.default_destination: "
+                    "no alert has a channel to go to")
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -183,11 +203,13 @@ def send_sample(cfg: Config, args) -> int:
 
 
 def render_samples(cfg: Config, args) -> int:
-    """Print the Slack message of the vendor's example of each kind, for template authors."""
+    """Print the Slack message (or with --teams the Teams post) of the vendor's example of
+    each kind, for template authors."""
     kinds = selected_kinds(args.kind)
     if kinds is None:
         return 2
-    renderer = SlackRenderer(cfg.templates_path)
+    renderer = TeamsRenderer(cfg.teams_templates_path, ip_lookup_url=cfg.teams.ip_lookup_url) \
+        if args.teams else SlackRenderer(cfg.templates_path)
     for kind in kinds:
         event = events.parse(samples.body_text(samples.EXAMPLES[kind]).encode())
         severity = routing.severity_of(event, cfg.severity)
@@ -237,6 +259,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     sample = commands.add_parser("send-sample", help="send the vendor's example events")
     sample.add_argument("kind", nargs="?", help="one kind, e.g. app_login/unauthorized_ip")
     render = commands.add_parser("render", help="print the Slack alert for the vendor's examples")
+    render.add_argument("--teams", action="store_true", help="the Teams card instead")
     render.add_argument("kind", nargs="?", help="one kind, e.g. user/privileges_updated")
     demo = commands.add_parser("demo", help="run everything on embedded defaults")
     demo.add_argument("--seconds", type=float, default=None, help="stop after this long")

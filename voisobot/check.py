@@ -28,6 +28,7 @@ def run(cfg: Config, client, slack_client=None, *, out: TextIO,
     findings += _slack(cfg, slack_client)
     if slack_client is not None:
         findings += _slack_mode(cfg, env)
+    findings += _teams(cfg, env)
     findings += _store(cfg)
     for status, text in findings:
         print(f"{status:8} {text}", file=out)
@@ -105,6 +106,23 @@ def _slack_mode(cfg: Config, env: Mapping[str, str]) -> list[tuple[str, str]]:
         return [(_NOT_OK, "SLACK_APP_TOKEN is not an app-level token (xapp-…); create one "
                  "with connections:write under Basic Information → App-Level Tokens")]
     return [("ok", "Socket Mode: SLACK_APP_TOKEN is set")]
+
+
+def _teams(cfg: Config, env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Each Teams destination's webhook URL, from its variable (never printed: a secret)."""
+    findings = []
+    for name, destination in cfg.teams.destinations.items():
+        variable = destination.webhook_url_env
+        url = env.get(variable, "")
+        if not url:
+            findings.append((_NOT_OK, f"Teams destination {name}: {variable} is not set; put "
+                             "the flow's webhook URL in it (README: Teams setup)"))
+        elif not url.startswith("https://"):
+            findings.append((_NOT_OK, f"Teams destination {name}: {variable} is not an "
+                             "https URL; copy the URL from the flow's trigger"))
+        else:
+            findings.append(("ok", f"Teams destination {name}: webhook URL set in {variable}"))
+    return findings
 
 
 def _failed_alerts(store: Store) -> list[tuple[str, str]]:

@@ -27,6 +27,9 @@ _ANY_QUEUE_PATH = re.compile(r"^/[^/]+/[A-Za-z0-9_-]{1,80}(?:\.fifo)?$")
 _REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d+$")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 _KIND = re.compile(r"^[^/\s]+/[^/\s]+$")
+_TEAMS_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,99}$")
+TEAMS_PREFIX = "teams:"  # an alert's channel for a Teams destination: "teams:<name>"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SEVERITIES = ("info", "low", "medium", "high", "critical")  # in rising order
 GROUP_FIELDS = ("type", "event", "user", "who", "ip", "callcenter", "access_group")
@@ -169,6 +172,8 @@ class RouteConfig:
                                         expect=_any_of("an access group such as admin"))
     min_severity: str = option("info", expect="one of " + ", ".join(SEVERITIES),
                                check=lambda v: v in SEVERITIES)
+    teams: tuple[str, ...] = option((), expect="a list of Teams destination names from "
+                                    "[teams.destinations]", check=lambda v: True)
     continue_matching: bool = option(False, expect="true or false", key="continue")
     mute: bool = option(False, expect="true or false")
     group_by: tuple[str, ...] = _group_by_option()
@@ -187,9 +192,32 @@ class AccessConfig:
                                        "C0123ABCD", check=_ids("CG"))
 
 
+@dataclass(frozen=True)
+class TeamsDestinationConfig:
+    """A Teams channel, reached through a Workflows webhook whose URL is a secret: it
+    lives in the environment variable named here, never in config.toml."""
+
+    webhook_url_env: str = option(expect="the name of the environment variable holding the "
+                                  "webhook URL, e.g. VOISO_TEAMS_SECOPS_URL",
+                                  check=lambda v: bool(_ENV_NAME.match(v)))
+
+
+@dataclass(frozen=True)
+class TeamsConfig:
+    default_destination: str = option("", expect="a name from [teams.destinations], or empty")
+    templates_dir: str = option("", expect="a directory of your own Teams templates, or empty")
+    timeout_seconds: float = option(10.0, expect="a number of seconds from 1 to 60",
+                                    check=_between(1, 60))
+    ip_lookup_url: str = option(
+        "https://www.abuseipdb.com/check/{ip}",
+        expect='an https URL with "{ip}" in it, or empty (no link)',
+        check=lambda v: v == "" or (v.startswith("https://") and "{ip}" in v))
+    destinations: dict[str, TeamsDestinationConfig] = field(default_factory=dict)
+
+
 SECTIONS: dict[str, type] = {"sqs": SqsConfig, "store": StoreConfig, "log": LogConfig,
                              "slack": SlackConfig, "http": HttpConfig, "access": AccessConfig}
-SPECIAL_SECTIONS = ("severity", "routes")
+SPECIAL_SECTIONS = ("severity", "routes", "teams")
 
 
 @dataclass(frozen=True)
@@ -200,6 +228,7 @@ class Config:
     slack: SlackConfig = field(default_factory=SlackConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     access: AccessConfig = field(default_factory=AccessConfig)
+    teams: TeamsConfig = field(default_factory=TeamsConfig)
     severity: dict[str, str] = field(default_factory=dict)  # "type/event" -> severity
     routes: tuple[RouteConfig, ...] = ()
     base_dir: Path = Path(".")
@@ -211,9 +240,14 @@ class Config:
     @property
     def templates_path(self) -> Path | None:
         """The user's own templates, which override the built-in ones file by file."""
-        if not self.slack.templates_dir:
-            return None
-        return self.base_dir / Path(self.slack.templates_dir).expanduser()
+        return self._relative(self.slack.templates_dir)
+
+    @property
+    def teams_templates_path(self) -> Path | None:
+        return self._relative(self.teams.templates_dir)
+
+    def _relative(self, path: str) -> Path | None:
+        return self.base_dir / Path(path).expanduser() if path else None
 
 
 def load(path: Path = DEFAULT_PATH) -> Config:
@@ -242,11 +276,15 @@ def from_dict(data: dict, *, base_dir: Path = Path("."), source: str = "config")
                           + _expect(SqsConfig, "queue_url"))
     sections = {name: _section(cls, data.get(name, {}), name, source)
                 for name, cls in SECTIONS.items()}
+    teams = _teams(data.get("teams", {}), source)
     config = Config(**sections, severity=_severities(data.get("severity", {}), source),
-                    routes=_routes(data.get("routes", []), source), base_dir=base_dir)
-    if config.templates_path and not config.templates_path.is_dir():
-        raise ConfigError(f"{source}: slack.templates_dir: expected an existing directory, "
-                          f"got {_show(config.slack.templates_dir)} ({config.templates_path})")
+                    routes=_routes(data.get("routes", []), source, teams), teams=teams,
+                    base_dir=base_dir)
+    for where, path, key in (("slack", config.templates_path, config.slack.templates_dir),
+                             ("teams", config.teams_templates_path, config.teams.templates_dir)):
+        if path and not path.is_dir():
+            raise ConfigError(f"{source}: {where}.templates_dir: expected an existing "
+                              f"directory, got {_show(key)} ({path})")
     if config.sqs.backoff_max_seconds < config.sqs.backoff_initial_seconds:
         raise ConfigError(f"{source}: sqs.backoff_max_seconds: expected at least "
                           f"sqs.backoff_initial_seconds ({config.sqs.backoff_initial_seconds})")
@@ -256,7 +294,8 @@ def from_dict(data: dict, *, base_dir: Path = Path("."), source: str = "config")
 def _section(cls: type, table: Any, name: str, source: str):
     if not isinstance(table, dict):
         raise ConfigError(f"{source}: {name}: expected a table [{name}], got {_show(table)}")
-    fields = {f.metadata["key"] or f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.metadata["key"] or f.name: f for f in dataclasses.fields(cls)
+              if "expect" in f.metadata}  # others (teams.destinations) are read apart
     for key in table:
         if key not in fields:
             raise ConfigError(f"{source}: {name}.{key}: unknown key; expected one of "
@@ -284,16 +323,61 @@ def _severities(table: Any, source: str) -> dict[str, str]:
     return dict(table)
 
 
-def _routes(items: Any, source: str) -> tuple[RouteConfig, ...]:
+def _routes(items: Any, source: str, teams: TeamsConfig) -> tuple[RouteConfig, ...]:
     if not isinstance(items, list):
         raise ConfigError(f"{source}: routes: expected [[routes]] tables, got {_show(items)}")
     routes = tuple(_section(RouteConfig, item, f"routes[{i}]", source)
                    for i, item in enumerate(items))
     for i, route in enumerate(routes):
-        if not route.channel and not route.mute:
+        if not route.channel and not route.teams and not route.mute:
             raise ConfigError(f"{source}: routes[{i}].channel: missing; expected a Slack "
-                              "channel ID such as C0123ABCD (or mute = true)")
+                              "channel ID such as C0123ABCD, teams = [\"<destination>\"], "
+                              "or mute = true")
+        for name in route.teams:
+            _known_destination(teams, name, f"{source}: routes[{i}].teams")
     return routes
+
+
+def _teams(table: Any, source: str) -> TeamsConfig:
+    """[teams] and its [teams.destinations.<name>] tables."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: teams: expected a table [teams], got {_show(table)}")
+    plain = {key: value for key, value in table.items() if key != "destinations"}
+    if unknown := [key for key in plain if key not in _field_keys(TeamsConfig)]:
+        raise ConfigError(f"{source}: teams.{unknown[0]}: unknown key; expected one of "
+                          + ", ".join([*_field_keys(TeamsConfig), "destinations"]))
+    found = table.get("destinations", {})
+    if not isinstance(found, dict):
+        raise ConfigError(f"{source}: teams.destinations: expected tables "
+                          f"[teams.destinations.<name>], got {_show(found)}")
+    destinations = {}
+    for name, item in found.items():
+        if not _TEAMS_NAME.match(name):
+            raise ConfigError(f"{source}: teams.destinations.{name}: expected a name of "
+                              "lower-case letters, digits, - and _ (at most 40)")
+        if isinstance(item, dict) and "webhook_url" in item:
+            raise ConfigError(f"{source}: teams.destinations.{name}.webhook_url: the webhook "
+                              "URL is a secret and never goes in config.toml: put it in an "
+                              "environment variable and name that with webhook_url_env")
+        destinations[name] = _section(TeamsDestinationConfig, item,
+                                      f"teams.destinations.{name}", source)
+    teams = dataclasses.replace(_section(TeamsConfig, plain, "teams", source),
+                                destinations=destinations)
+    if teams.default_destination:
+        _known_destination(teams, teams.default_destination,
+                           f"{source}: teams.default_destination")
+    return teams
+
+
+def _field_keys(cls: type) -> list[str]:
+    return [f.metadata["key"] or f.name for f in dataclasses.fields(cls) if "expect" in f.metadata]
+
+
+def _known_destination(teams: TeamsConfig, name: str, where: str) -> None:
+    if name not in teams.destinations:
+        known = ", ".join(teams.destinations) or "none is defined"
+        raise ConfigError(f"{where}: unknown Teams destination {name!r}; expected a name "
+                          f"from [teams.destinations] ({known})")
 
 
 def _value(spec: dataclasses.Field, value: Any, where: str):

@@ -17,6 +17,7 @@ delivery, losing nothing, until it is fixed.
 import logging
 import time
 from collections import defaultdict, deque
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from voisobot import events, history, slack
@@ -25,8 +26,16 @@ from voisobot.errors import MalformedEvent
 from voisobot.intake import utc_now
 from voisobot.outbox import GroupingLimits, Outbox, QueuedAlert, QueueItem
 from voisobot.render import AlertView, SlackRenderer
-from voisobot.routing import destinations, group_key, severity_of, storm_key
+from voisobot.routing import (
+    destinations,
+    group_key,
+    is_teams,
+    severity_of,
+    storm_key,
+    teams_name,
+)
 from voisobot.store import time_text
+from voisobot.teams import PACE_SECONDS as TEAMS_PACE_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +46,24 @@ TOKEN_PAUSE_SECONDS = 300.0
 HISTORY_MARGIN_SECONDS = 120.0  # look this far before the first try for a possible post
 
 
+@dataclass(frozen=True)
+class TeamsOutput:
+    """How cards reach Teams: ``renderer.render(view)`` builds the post, and
+    ``sender.post(name, post)`` sends it (teams.TeamsSender)."""
+
+    renderer: object
+    sender: object
+
+
 class AlertDelivery:
     def __init__(self, outbox: Outbox, renderer: SlackRenderer, sender, config: Config, *,
-                 post_interval: float = 1.0, retry_base: float = 1.0, clock=utc_now):
+                 post_interval: float = 1.0, retry_base: float = 1.0, clock=utc_now,
+                 teams: TeamsOutput | None = None):
         """``sender`` has ``post(channel, message, alert_id)`` and ``find(channel, alert_id,
-        oldest_ts)``, both returning a SlackResult (see slack.SlackSender)."""
+        oldest_ts)``, both returning a SlackResult (see slack.SlackSender); ``teams``
+        posts the alerts of Teams destinations ("teams:<name>" channels)."""
         self.outbox, self.renderer, self.sender, self.config = outbox, renderer, sender, config
+        self.teams = teams
         self.post_interval, self.retry_base, self.clock = post_interval, retry_base, clock
         self.next_post_at: dict[str, float] = {}  # channel -> time.monotonic()
         self.paused_until: datetime | None = None
@@ -99,9 +120,26 @@ class AlertDelivery:
                 self._follow_up(channel, now)
 
     def _channel_ready(self, channel: str) -> bool:
-        return time.monotonic() >= self.next_post_at.get(channel, 0.0)
+        return time.monotonic() >= self.next_post_at.get(self._pace_key(channel), 0.0)
+
+    def _pace_key(self, channel: str) -> str:
+        """Slack paces per channel; Teams per webhook URL (two destinations may share one)."""
+        if is_teams(channel) and self.teams is not None:
+            return self.teams.sender.pace_key(teams_name(channel))
+        return channel
+
+    def _paced(self, channel: str, extra: float = 0.0) -> None:
+        interval = TEAMS_PACE_SECONDS if is_teams(channel) else self.post_interval
+        self.next_post_at[self._pace_key(channel)] = time.monotonic() + interval + extra
 
     def _deliver(self, alert: QueuedAlert, now: datetime) -> str:
+        if is_teams(alert.channel):
+            return self._deliver_card(alert, now)
+        if self.sender is None:  # a Teams-only run: Slack alerts wait for a token
+            result = slack.SlackResult("retry", error="no_slack_token",
+                                       advice="set SLACK_BOT_TOKEN and restart")
+            self._report_once(alert.channel, result)
+            return self._not_sent(alert, result, uncertain=False)
         if alert.state == "uncertain" and not self.history_unreadable:
             found = self._look_for_earlier_post(alert)
             if found != "absent":
@@ -110,15 +148,46 @@ class AlertDelivery:
         message = self.renderer.render(view)
         self.outbox.mark_trying(alert.id, now)
         result = self.sender.post(alert.channel, message, alert.id)
-        self.next_post_at[alert.channel] = time.monotonic() + self.post_interval
+        self._paced(alert.channel)
         if result.status == "done":
             self.outbox.mark_sent(alert.id, result.ts, self.clock(), view.event_count)
             return "sent"
         return self._not_sent(alert, result, uncertain=result.maybe_posted)
 
+    def _deliver_card(self, alert: QueuedAlert, now: datetime) -> str:
+        """A Teams card. A webhook cannot be searched, so a card whose post may have
+        reached Teams is posted again: at least once rather than lose it."""
+        if self.teams is None:
+            return self._not_sent(alert, slack.SlackResult(
+                "give_up", error="teams_not_configured",
+                advice="no Teams destinations are configured in this run"), uncertain=False)
+        view = alert_view(self.outbox, alert)
+        post = self.teams.renderer.render(view)
+        self.outbox.mark_trying(alert.id, now)
+        result = self.teams.sender.post(teams_name(alert.channel), post)
+        self._paced(alert.channel)
+        if result.status == "done":
+            self.outbox.mark_sent(alert.id, None, self.clock(), view.event_count)
+            return "sent"
+        if result.error == "webhook_url_missing":
+            return self._wait_for_url(alert, result)
+        return self._not_sent(alert, result, uncertain=result.maybe_posted)
+
+    def _wait_for_url(self, alert: QueuedAlert, result: slack.SlackResult) -> str:
+        """No URL in the destination's variable: nothing to try until a restart sets it."""
+        self.outbox.mark_retry(alert.id, "pending", self.clock() + timedelta(
+            seconds=MAX_RETRY_DELAY_SECONDS), result.error)
+        if (alert.channel, result.error) not in self.reported:
+            self.reported.add((alert.channel, result.error))
+            log.error("Teams destination %s: %s", teams_name(alert.channel), result.advice)
+        return "retry"
+
     def _follow_up(self, channel: str, now: datetime) -> None:
         """The channel's one write this interval, when no new alert needs it: bring a
         group's message up to date, else post the next thread reply."""
+        if is_teams(channel):
+            self._summary_card(channel, now)
+            return
         stale = self.outbox.stale_alert(channel)
         if stale is not None and self._update_allowed(channel):
             self._update(stale, now)
@@ -126,6 +195,20 @@ class AlertDelivery:
         reply = self.outbox.pending_reply(channel)
         if reply is not None:
             self._reply(channel, *reply)
+
+    def _summary_card(self, channel: str, now: datetime) -> None:
+        """A posted card cannot be edited: once a group's window has closed, one more card
+        sums up every event of it (counts, first and last seen, top users and IPs)."""
+        group = self.outbox.closed_group(channel, now)
+        if group is None or self.teams is None:
+            return
+        view = alert_view(self.outbox, group)
+        result = self.teams.sender.post(teams_name(channel), self.teams.renderer.render(view))
+        self._paced(channel, result.retry_after or 0.0)
+        if result.status == "done" or result.status == "give_up":  # give_up: shown in log
+            self.outbox.mark_updated(group.id, view.event_count, now)
+        if result.status == "give_up":
+            self._report_once(channel, result)
 
     def _update_allowed(self, channel: str) -> bool:
         recent, now = self.recent_updates[channel], time.monotonic()
@@ -137,13 +220,13 @@ class AlertDelivery:
         view = alert_view(self.outbox, alert)
         result = self.sender.update(alert.channel, alert.slack_ts, self.renderer.render(view))
         self.recent_updates[alert.channel].append(time.monotonic())
-        self.next_post_at[alert.channel] = time.monotonic() + self.post_interval
+        self._paced(alert.channel)
         if result.status == "done" and _ack_changed(self.outbox, alert):
             self.outbox.mark_stale(alert.id)  # a click landed mid-update: show it again
         elif result.status == "done":
             self.outbox.mark_updated(alert.id, view.event_count, now)
         elif result.status == "retry":
-            self.next_post_at[alert.channel] += result.retry_after or 0.0
+            self._paced(alert.channel, result.retry_after or 0.0)
         else:  # e.g. the message was deleted: stop updating it, keep the count
             self.outbox.mark_updated(alert.id, alert.event_count, now)
             self._report_once(alert.channel, result)
@@ -156,12 +239,12 @@ class AlertDelivery:
         message = self.renderer.render_reply(AlertView(event, severity))
         self.outbox.mark_reply(event_id, channel, "sent")
         result = self.sender.post(channel, message, None, thread_ts=thread_ts)
-        self.next_post_at[channel] = time.monotonic() + self.post_interval
+        self._paced(channel)
         if result.status == "done":
             self.outbox.mark_reply(event_id, channel, "sent", result.ts)
         elif result.status == "retry" and not result.maybe_posted:
             self.outbox.mark_reply(event_id, channel, "pending")
-            self.next_post_at[channel] += result.retry_after or 0.0
+            self._paced(channel, result.retry_after or 0.0)
         elif result.status == "give_up":
             self.outbox.mark_reply(event_id, channel, "failed")
 
@@ -202,9 +285,10 @@ class AlertDelivery:
             delay = max(delay, self.config.slack.timeout_seconds)
         self.outbox.mark_retry(alert.id, state, self.clock() + timedelta(seconds=delay),
                                result.error or "retry")
-        self.next_post_at[alert.channel] = time.monotonic() + delay
-        log.warning("alert %d to %s: Slack did not take it (%s); retrying in %.0f s",
-                    alert.id, alert.channel, result.error, delay)
+        self.next_post_at[self._pace_key(alert.channel)] = time.monotonic() + delay
+        log.warning("alert %d to %s: %s did not take it (%s); retrying in %.0f s",
+                    alert.id, alert.channel, "Teams" if is_teams(alert.channel) else "Slack",
+                    result.error, delay)
 
     def _pause_for_token(self, alert: QueuedAlert, result: slack.SlackResult) -> None:
         self.paused_until = self.clock() + timedelta(seconds=TOKEN_PAUSE_SECONDS)
@@ -215,7 +299,8 @@ class AlertDelivery:
         if (channel, result.error) in self.reported:
             return
         self.reported.add((channel, result.error))
-        log.error("Slack refused alerts for %s (%s): %s", channel, result.error, result.advice)
+        log.error("%s refused alerts for %s (%s): %s", "Teams" if is_teams(channel) else
+                  "Slack", channel, result.error, result.advice)
 
 
 def alert_view(outbox: Outbox, alert: QueuedAlert) -> AlertView:

@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from voisobot.routing import is_teams
 from voisobot.store import Store, time_text, transaction
 
 ENQUEUE_CURSOR = "alerts_enqueued"
@@ -81,8 +82,9 @@ class Outbox:
                 if alert_id is None:
                     self._new_alert(conn, item, key, now)
                     created += 1
-                else:
-                    self._join(conn, alert_id, item, limits.thread_reply_cap)
+                else:  # a Teams card cannot have thread replies
+                    self._join(conn, alert_id, item,
+                               0 if is_teams(item.channel) else limits.thread_reply_cap)
             conn.execute("UPDATE cursors SET value = max(value, ?) WHERE name = ?",
                          (up_to_event, ENQUEUE_CURSOR))
         return created
@@ -146,6 +148,16 @@ class Outbox:
             f"SELECT {_ALERT_COLUMNS} FROM alerts a JOIN events e ON e.id = a.event_id "
             "WHERE a.channel = ? AND a.state = 'sent' AND a.event_count > a.shown_count "
             "ORDER BY a.updated_at LIMIT 1", (channel,)).fetchone()
+        return QueuedAlert(*row) if row else None
+
+    def closed_group(self, channel: str, now: datetime) -> QueuedAlert | None:
+        """A posted group whose window has closed with events its card did not show: for a
+        destination that cannot edit a post (Teams), the summary card to post next."""
+        row = self.store.connection().execute(
+            f"SELECT {_ALERT_COLUMNS} FROM alerts a JOIN events e ON e.id = a.event_id "
+            "WHERE a.channel = ? AND a.state = 'sent' AND a.event_count > a.shown_count "
+            "AND a.window_ends_at <= ? ORDER BY a.id LIMIT 1",
+            (channel, time_text(now))).fetchone()
         return QueuedAlert(*row) if row else None
 
     def channels_with_follow_ups(self) -> list[str]:

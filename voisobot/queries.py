@@ -126,6 +126,7 @@ UNACKED_SQL = f"""
            a.sent_at, {", ".join(f"e.{name}" for name in _FIELDS)}
     FROM alerts AS a JOIN events AS e ON e.id = a.event_id
     WHERE a.state = 'sent' AND a.acked_by IS NULL AND a.id > :after_id
+      AND a.channel NOT LIKE 'teams:%' -- a Teams card has no button to acknowledge it
     ORDER BY a.id LIMIT :limit"""
 AUDIT_SQL = """
     SELECT id, at, user_id, channel_id, action, detail, allowed, outcome FROM audit

@@ -49,7 +49,7 @@ MAX_FALLBACK_TEXT = 3000
 MAX_BUTTON_VALUE = 2000
 MAX_ID = 255
 
-_INVISIBLE = re.compile(r"[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069"
+INVISIBLE = re.compile(r"[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069"
                         r"\ufeff\ud800-\udfff]")
 
 
@@ -81,7 +81,7 @@ def slack_text(value: Any) -> str:
         return ""
     if isinstance(value, datetime):
         value = when(value)
-    text = _INVISIBLE.sub(_visible, str(value))
+    text = INVISIBLE.sub(visible, str(value))
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return json.dumps(text, ensure_ascii=False)[1:-1]
 
@@ -123,7 +123,7 @@ def _finalize(value: Any) -> Markup:
 _UNSAFE_FILTERS = ("safe", "urlize", "xmlattr", "forceescape")
 
 
-def _visible(match: re.Match) -> str:
+def visible(match: re.Match) -> str:
     char = match.group()
     if char in "\n\r\t":
         return " "
@@ -134,30 +134,56 @@ def template_name(kind: str) -> str:
     return kind.replace("/", ".") + ".json.j2"
 
 
+def safe_environment(override_dir: Path | None, builtin_dir: Path,
+                     finalize) -> SandboxedEnvironment:
+    """A sandboxed Jinja environment whose every expression goes through ``finalize`` (the
+    escaping of one output format), with no filter that could bypass it. The user's
+    directory, if any, overrides the built-in templates file by file."""
+    paths = [str(p) for p in (override_dir, builtin_dir) if p]
+    env = SandboxedEnvironment(loader=jinja2.FileSystemLoader(paths), finalize=finalize,
+                               autoescape=True, undefined=jinja2.StrictUndefined,
+                               trim_blocks=True, lstrip_blocks=True)
+    for name in _UNSAFE_FILTERS:
+        env.filters.pop(name, None)
+    env.filters["e"] = env.filters["escape"] = finalize
+    env.filters["when"] = when
+    return env
+
+
+def existing_template(env: SandboxedEnvironment, kind: str) -> str:
+    """The kind's own template (the user's override first), else the generic one."""
+    name = template_name(kind)
+    try:
+        env.loader.get_source(env, name)  # exists? (compiling is render's job)
+    except jinja2.TemplateNotFound:
+        return GENERIC_TEMPLATE
+    return name
+
+
+def rendered_or_fallback(render_with, name: str, alert: AlertView, last_resort,
+                         what: str) -> dict:
+    """``render_with(name, alert)``, else with the generic template, else ``last_resort``:
+    a template's error is logged with its file name and never loses the alert."""
+    for candidate in dict.fromkeys((name, GENERIC_TEMPLATE)):
+        try:
+            return render_with(candidate, alert)
+        except (RenderError, jinja2.TemplateError, ValueError) as exc:
+            log.error("%s %s failed for %s alert: %s; using the %s", what, candidate,
+                      alert.event.kind, exc, "generic template"
+                      if candidate != GENERIC_TEMPLATE else "built-in minimal one")
+    return last_resort(alert)
+
+
 class SlackRenderer:
     def __init__(self, override_dir: Path | None = None, builtin_dir: Path = BUILTIN_TEMPLATES):
-        paths = [str(p) for p in (override_dir, builtin_dir) if p]
-        self.env = SandboxedEnvironment(loader=jinja2.FileSystemLoader(paths),
-                                        finalize=_finalize, autoescape=True,
-                                        undefined=jinja2.StrictUndefined,
-                                        trim_blocks=True, lstrip_blocks=True)
-        for name in _UNSAFE_FILTERS:
-            self.env.filters.pop(name, None)
-        self.env.filters["e"] = self.env.filters["escape"] = _finalize
-        self.env.filters.update(when=when, mention=mention, button_value=button_value)
+        self.env = safe_environment(override_dir, builtin_dir, _finalize)
+        self.env.filters.update(mention=mention, button_value=button_value)
 
     def render(self, alert: AlertView) -> dict:
         """The message for an alert: its kind's template, else the generic one, else a
         minimal message built here — an alert is never lost to a template."""
-        name = self.template_for(alert.event.kind)
-        for candidate in dict.fromkeys((name, GENERIC_TEMPLATE)):
-            try:
-                return self.render_with(candidate, alert)
-            except (RenderError, jinja2.TemplateError, ValueError) as exc:
-                log.error("template %s failed for %s alert: %s; using the %s", candidate,
-                          alert.event.kind, exc, "generic template"
-                          if candidate != GENERIC_TEMPLATE else "built-in minimal message")
-        return minimal_message(alert)
+        return rendered_or_fallback(self.render_with, self.template_for(alert.event.kind),
+                                    alert, minimal_message, "template")
 
     def render_answer(self, name: str, **context: Any) -> dict:
         """The answer to a /voiso command from ``commands/<name>.json.j2``; values in
@@ -179,16 +205,10 @@ class SlackRenderer:
         return {"text": message["text"], "blocks": kept}
 
     def template_for(self, kind: str) -> str:
-        """The kind's own template (the user's override first), else the generic one."""
-        name = template_name(kind)
-        try:
-            self.env.loader.get_source(self.env, name)  # exists? (compiling is render's job)
-        except jinja2.TemplateNotFound:
-            return GENERIC_TEMPLATE
-        return name
+        return existing_template(self.env, kind)
 
     def render_with(self, name: str, alert: AlertView) -> dict:
-        return self._checked_json(self.env.get_template(name).render(**_template_context(alert)))
+        return self._checked_json(self.env.get_template(name).render(**template_context(alert)))
 
     @staticmethod
     def _checked_json(text: str) -> dict:
@@ -200,7 +220,7 @@ class SlackRenderer:
         return checked_message(message)
 
 
-def _template_context(alert: AlertView) -> dict[str, Any]:
+def template_context(alert: AlertView) -> dict[str, Any]:
     e = alert.event
     return {
         "event": {"kind": e.kind, "type": e.type, "event": e.event, "time": e.time,

@@ -9,7 +9,7 @@ config.toml overrides any kind.
 
 from dataclasses import dataclass
 
-from voisobot.config import SEVERITIES, Config, RouteConfig
+from voisobot.config import SEVERITIES, TEAMS_PREFIX, Config, RouteConfig
 from voisobot.events import Event
 
 DEFAULT_SEVERITY: dict[str, str] = {
@@ -47,10 +47,22 @@ def rank(severity: str) -> int:
 
 @dataclass(frozen=True)
 class Destination:
-    channel: str
+    channel: str  # a Slack channel ID, or "teams:<name>" for a Teams destination
     route: int | None  # index into config.routes; None for the default channel
     group_by: tuple[str, ...] = ()
     group_window_minutes: int = 0
+
+
+def is_teams(channel: str) -> bool:
+    return channel.startswith(TEAMS_PREFIX)
+
+
+def teams_channel(name: str) -> str:
+    return TEAMS_PREFIX + name
+
+
+def teams_name(channel: str) -> str:
+    return channel.removeprefix(TEAMS_PREFIX)
 
 
 def group_key(event: Event, fields: tuple[str, ...]) -> str:
@@ -69,22 +81,28 @@ def storm_key(event: Event) -> str:
 
 def destinations(event: Event, severity: str, config: Config) -> list[Destination]:
     """Where the event's alert goes: the first matching route, and those after it while
-    matching routes say ``continue``. A matching ``mute`` route stops with no alert. No
-    match: the default channel, if one is set."""
+    matching routes say ``continue`` — each to its Slack channel and its Teams destinations.
+    A matching ``mute`` route stops with no alert. No match: the default Slack channel and
+    the default Teams destination, those that are set."""
     found: list[Destination] = []
     for index, route in enumerate(config.routes):
         if not matches(route, event, severity):
             continue
         if route.mute:
             return found
-        found.append(Destination(route.channel, index, route.group_by,
-                                 route.group_window_minutes))
+        channels = [route.channel] if route.channel else []
+        channels += [teams_channel(name) for name in route.teams]
+        found += [Destination(channel, index, route.group_by, route.group_window_minutes)
+                  for channel in channels if channel not in {d.channel for d in found}]
         if not route.continue_matching:
             return found
-    if not found and config.slack.default_channel:
-        found.append(Destination(config.slack.default_channel, None, config.slack.group_by,
-                                 config.slack.group_window_minutes))
-    return found
+    if found:
+        return found
+    defaults = [config.slack.default_channel]
+    if config.teams.default_destination:
+        defaults.append(teams_channel(config.teams.default_destination))
+    return [Destination(channel, None, config.slack.group_by, config.slack.group_window_minutes)
+            for channel in defaults if channel]
 
 
 def matches(route: RouteConfig, event: Event, severity: str) -> bool:

@@ -1,5 +1,6 @@
 """config.toml: every kind of error names its key and exits 2; valid files load."""
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -108,8 +109,8 @@ def test_the_shipped_config_is_valid_and_commented():
     cfg = config.load(ROOT / "config.toml")
     assert cfg.sqs.region == "eu-west-1"
     text = (ROOT / "config.toml").read_text()
-    for section, cls in config.SECTIONS.items():
-        for field in cls.__dataclass_fields__:
+    for section, cls in {**config.SECTIONS, "teams": config.TeamsConfig}.items():
+        for field in (f.name for f in dataclasses.fields(cls) if "expect" in f.metadata):
             line = f"\n{field} = "
             assert line in text, f"{section}.{field} is missing from config.toml"
             before = text.split(line)[0].rstrip().splitlines()[-1]

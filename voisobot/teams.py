@@ -1,0 +1,90 @@
+"""Posting cards to Teams through Workflows webhooks, and what each answer means.
+
+A destination's webhook URL is a secret (it alone authorises posting into the channel):
+it is read from the environment variable the config names, and never logged — messages
+name the destination and the variable instead. 202 is success (accepted; Teams delivers
+it later). 429 (honouring Retry-After) and 5xx are retried through the outbox; other 4xx
+are permanent, with what to do in words. A timeout after the request was sent may have
+posted: the outbox then posts again, since a webhook cannot be searched (at least once
+rather than lose an alert).
+"""
+
+import http.client
+import json
+import logging
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+
+from voisobot.config import TeamsConfig
+from voisobot.slack import SlackResult, retry_after
+
+log = logging.getLogger(__name__)
+
+PACE_SECONDS = 0.25  # at most 4 requests/s per webhook URL (the old connector limit)
+_ADVICE = {
+    400: "the flow refused the card: check that the flow posts an Adaptive Card from the "
+         "request body (README: Teams setup)",
+    401: "the webhook URL's signature is not accepted: copy the URL from the flow again",
+    403: "the flow is not allowed to post: check the flow's owner and its connection",
+    404: "no such flow: it was deleted, or the URL is wrong; copy it from the flow again",
+    413: "the card is too large for Teams",
+}
+
+
+class TeamsSender:
+    def __init__(self, config: TeamsConfig, env: Mapping[str, str]):
+        """``env`` is where the webhook URLs are read from (the environment)."""
+        self.config = config
+        self.urls = {name: env.get(dest.webhook_url_env, "")
+                     for name, dest in config.destinations.items()}
+
+    def missing(self) -> dict[str, str]:
+        """Destination name → the environment variable that should hold its URL, unset."""
+        return {name: self.config.destinations[name].webhook_url_env
+                for name, url in self.urls.items() if not url}
+
+    def pace_key(self, name: str) -> str:
+        """Two destinations with one URL share its throttle; the URL itself is not kept
+        in the key, which may be logged."""
+        return f"teams-url-{hash(self.urls.get(name, name)) & 0xFFFFFFFF:08x}"
+
+    def post(self, name: str, payload: dict) -> SlackResult:
+        url = self.urls.get(name)
+        if not url:
+            variable = self.config.destinations[name].webhook_url_env
+            return SlackResult("retry", channel=name, error="webhook_url_missing",
+                               advice=f"{variable} is not set; set it to the flow's webhook "
+                                      "URL and restart (the alerts wait)")
+        return post_card(url, payload, self.config.timeout_seconds, name)
+
+
+def post_card(url: str, payload: dict, timeout: float, name: str) -> SlackResult:
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return classify(response.status, response.headers, name)
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return classify(exc.code, exc.headers, name)
+    except (TimeoutError, http.client.RemoteDisconnected, ConnectionResetError) as exc:
+        # sent, and no answer: it may have been posted
+        return SlackResult("retry", channel=name, error="no_answer", maybe_posted=True,
+                           advice=f"no answer from the flow ({type(exc).__name__})")
+    except (urllib.error.URLError, OSError) as exc:  # never reached it: certainly not posted
+        reason = getattr(exc, "reason", exc)
+        return SlackResult("retry", channel=name, error="unreachable",
+                           advice=f"cannot reach Teams ({type(reason).__name__}: {reason})")
+
+
+def classify(status: int, headers: Mapping[str, str], name: str) -> SlackResult:
+    if 200 <= status < 300:
+        return SlackResult("done", channel=name)
+    if status == 429 or status >= 500 or status == 408:
+        return SlackResult("retry", channel=name, error=f"http_{status}",
+                           retry_after=retry_after(headers) if status == 429 else None,
+                           advice="Teams is busy or failing; retrying")
+    return SlackResult("give_up", channel=name, error=f"http_{status}",
+                       advice=_ADVICE.get(status, f"Teams refused the post (HTTP {status})"))

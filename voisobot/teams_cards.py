@@ -1,0 +1,236 @@
+"""Alerts as Adaptive Cards (1.4) for Microsoft Teams, rendered from Jinja templates in
+templates/teams/ with the same guarantee as in Slack: untrusted text stays text.
+
+Whatever a template says:
+- every ``{{ expression }}`` passes through ``finalize``: control and bidi characters are
+  shown as ``\\uXXXX``, the line is made one line, every character Teams' markdown reacts
+  to (``* _ ~ ` [ ] ( ) < > # | ! { }`` and a leading list marker) is backslash-escaped,
+  ``://`` is defanged to ``[:]//`` (no bare URL is linked), and the result is escaped for
+  JSON. So ``[Voiso login](https://evil.example)`` cannot become a link, ``<at>x</at>`` a
+  mention or ``<b>`` HTML, even in a client that ignores the backslashes: the characters
+  that would make them are never next to each other;
+- links (Action.OpenUrl) are only those the bot builds from validated values (an IP
+  address parsed by ipaddress); a card holding any other URL is refused;
+- after rendering, the card is checked (type, version, text in every TextBlock, title and
+  value in every fact) and the post kept under Teams' 28 KB with a visible ``…``.
+A template that fails never loses the alert: the generic template renders it, then a
+minimal built-in card, and the error is logged with the file name.
+"""
+
+import ipaddress
+import json
+import logging
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from markupsafe import Markup
+
+from voisobot.render import (
+    INVISIBLE,
+    AlertView,
+    RenderError,
+    existing_template,
+    rendered_or_fallback,
+    safe_environment,
+    template_context,
+    visible,
+    when,
+)
+
+log = logging.getLogger(__name__)
+
+BUILTIN_TEAMS_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "teams"
+CARD_VERSION = "1.4"
+CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+MAX_POST_BYTES = 28 * 1024  # Teams refuses larger posts
+ELLIPSIS = "…"
+# Teams' colours and container styles per severity.
+SEVERITY_COLOR = {"critical": "Attention", "high": "Attention", "medium": "Warning",
+                  "low": "Accent", "info": "Default"}
+SEVERITY_STYLE = {"critical": "attention", "high": "attention", "medium": "warning",
+                  "low": "accent", "info": "emphasis"}
+
+_MARKDOWN = re.compile(r"([\\`*_~\[\]()<>#|!{}])")
+_LIST_MARKER = re.compile(r"^(\s*)([-+]|\d+\.)(?=\s|$)")
+
+
+def teams_text(value: Any) -> str:
+    """Any value as text safe inside Teams markdown inside a JSON string literal."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = when(value)
+    text = INVISIBLE.sub(visible, str(value))
+    text = _MARKDOWN.sub(r"\\\1", text)
+    text = _LIST_MARKER.sub(_escaped_marker, text)
+    text = text.replace("://", "[:]//")
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+def _escaped_marker(match: re.Match) -> str:
+    """A leading "- ", "+ " or "12. " would start a list: "\\- ", "\\+ ", "12\\. "."""
+    space, marker = match.groups()
+    return space + ("\\" + marker if marker in "-+" else marker[:-1] + "\\.")
+
+
+def _finalize(value: Any) -> Markup:
+    return value if isinstance(value, Markup) else Markup(teams_text(value))
+
+
+class SafeUrl(str):
+    """A URL the bot built from validated values; the only kind a card may link to."""
+
+
+def _url(value: Any) -> Markup:
+    if not isinstance(value, SafeUrl):
+        raise RenderError("a link's URL must come from the bot (the links list), never "
+                          "from an event field")
+    return Markup(json.dumps(str(value))[1:-1])
+
+
+def ip_lookup(template: str, ip: str | None) -> SafeUrl | None:
+    """The lookup link of one IP address, or None (no template, or not a single address)."""
+    if not template or not ip or "/" in ip:
+        return None
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    return SafeUrl(template.replace("{ip}", quote(str(address), safe="")))
+
+
+class TeamsRenderer:
+    def __init__(self, override_dir: Path | None = None,
+                 builtin_dir: Path = BUILTIN_TEAMS_TEMPLATES, ip_lookup_url: str = ""):
+        self.env = safe_environment(override_dir, builtin_dir, _finalize)
+        self.env.filters["url"] = _url
+        self.ip_lookup_url = ip_lookup_url
+
+    def template_for(self, kind: str) -> str:
+        return existing_template(self.env, kind)
+
+    def render(self, alert: AlertView) -> dict:
+        """The post for an alert: the envelope Teams expects around the card."""
+        return envelope(self.card(alert))
+
+    def card(self, alert: AlertView) -> dict:
+        """The kind's template, else the generic one, else a minimal card built here."""
+        return rendered_or_fallback(self.render_with, self.template_for(alert.event.kind),
+                                    alert, minimal_card, "Teams template")
+
+    def render_with(self, name: str, alert: AlertView) -> dict:
+        context = self._context(alert)
+        text = self.env.get_template(name).render(**context)
+        try:
+            card = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RenderError(f"not valid JSON ({exc.msg} at line {exc.lineno} column "
+                              f"{exc.colno})") from None
+        return fitted(checked_card(card, {str(link["url"]) for link in context["links"]}))
+
+    def _context(self, alert: AlertView) -> dict[str, Any]:
+        e = alert.event
+        links = [{"title": f"Look up {address}", "url": url}
+                 for address in dict.fromkeys(v for v in (e.ip, e.from_value, e.to_value) if v)
+                 if (url := ip_lookup(self.ip_lookup_url, address))]
+        return {**template_context(alert), "links": links,
+                "severity_color": SEVERITY_COLOR.get(alert.severity, "Default"),
+                "severity_style": SEVERITY_STYLE.get(alert.severity, "default")}
+
+
+def envelope(card: dict) -> dict:
+    return {"type": "message", "attachments": [
+        {"contentType": CARD_CONTENT_TYPE, "contentUrl": None, "content": card}]}
+
+
+def post_size(card: dict) -> int:
+    return len(json.dumps(envelope(card), ensure_ascii=False).encode())
+
+
+# --- checks and limits ---------------------------------------------------------------------
+
+def checked_card(card: Any, allowed_urls: set[str]) -> dict:
+    """What Teams needs of a card, and no link the bot did not build."""
+    if not isinstance(card, dict) or card.get("type") != "AdaptiveCard":
+        raise RenderError('expected an object with "type": "AdaptiveCard"')
+    if card.get("version") != CARD_VERSION:
+        raise RenderError(f'expected "version": "{CARD_VERSION}"')
+    if not isinstance(card.get("body"), list) or not card["body"]:
+        raise RenderError('expected a non-empty "body" list')
+    for node in _nodes(card):
+        _check_node(node, allowed_urls)
+    return card
+
+
+def _nodes(node: Any):
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _nodes(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _nodes(item)
+
+
+def _check_node(node: dict, allowed_urls: set[str]) -> None:
+    kind = node.get("type")
+    if kind in ("TextBlock", "TextRun") and not isinstance(node.get("text"), str):
+        raise RenderError(f"a {kind} needs a text string")
+    if kind == "FactSet" and not all(
+            isinstance(f, dict) and isinstance(f.get("title"), str)
+            and isinstance(f.get("value"), str) for f in node.get("facts", [])):
+        raise RenderError("every fact needs a title and a value string")
+    for key in ("url", "selectAction", "backgroundImage"):
+        if key == "url" and kind == "Action.OpenUrl" and node.get("url") in allowed_urls:
+            continue
+        if key in node:
+            raise RenderError(f"{kind or 'an element'}.{key} is not allowed: links come "
+                              "only from the bot's own list")
+
+
+def fitted(card: dict, limit: int = MAX_POST_BYTES) -> dict:
+    """The card as it is, or with its longest texts cut (visibly) until the post fits."""
+    while post_size(card) > limit:
+        holder, key = _longest_text(card)
+        text = holder[key]
+        if len(text) <= 40:
+            raise RenderError(f"the card is over {limit} bytes even with every text cut")
+        holder[key] = cut(text, max(40, len(text) - (post_size(card) - limit) - 64))
+    return card
+
+
+def _longest_text(card: dict) -> tuple[dict, str]:
+    found = [(node, key) for node in _nodes(card)
+             for key in ("text", "value", "title") if isinstance(node.get(key), str)
+             and node.get("type") not in ("AdaptiveCard",)]
+    return max(found, key=lambda item: len(item[0][item[1]]))
+
+
+def cut(text: str, length: int) -> str:
+    """Cut to about ``length`` characters with a visible ``…``, never leaving a lone
+    escaping backslash at the end (it would escape the ellipsis, or the JSON quote)."""
+    kept = text[: max(0, length - 1)]
+    trailing = len(kept) - len(kept.rstrip("\\"))
+    if trailing % 2:
+        kept = kept[:-1]
+    return kept + ELLIPSIS
+
+
+def minimal_card(alert: AlertView) -> dict:
+    """The last resort when even the generic template fails: built here, still escaped."""
+    e = alert.event
+
+    def plain(value: Any) -> str:
+        return json.loads(f'"{teams_text(value)}"')
+    return fitted({"type": "AdaptiveCard", "version": CARD_VERSION, "body": [
+        {"type": "TextBlock", "weight": "Bolder", "wrap": True,
+         "color": SEVERITY_COLOR.get(alert.severity, "Default"),
+         "text": f"{alert.severity.upper()} · Voiso {plain(e.kind)}"},
+        {"type": "FactSet", "facts": [
+            {"title": "Time (UTC)", "value": plain(e.time)},
+            {"title": "User", "value": plain(e.user or "-")},
+            {"title": "By", "value": plain(e.who or "-")},
+            {"title": "IP", "value": plain(e.ip or e.to_value or "-")}]}]})
