@@ -15,6 +15,7 @@ import logging
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from voisobot.config import TeamsConfig
 from voisobot.slack import SlackResult, retry_after
@@ -61,8 +62,14 @@ class TeamsSender:
 
 def post_card(url: str, payload: dict, timeout: float, name: str) -> SlackResult:
     body = json.dumps(payload, ensure_ascii=False).encode()
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
+    try:  # the URL's own errors quote it, and it is a secret: say so without it
+        if urlsplit(url).scheme not in ("https", "http"):
+            raise ValueError("not http(s)")
+        request = urllib.request.Request(url, data=body, method="POST",
+                                         headers={"Content-Type": "application/json"})
+    except ValueError:
+        return SlackResult("give_up", channel=name, error="bad_webhook_url",
+                           advice="the webhook URL is not a URL: copy it from the flow again")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return classify(response.status, response.headers, name)
@@ -73,6 +80,9 @@ def post_card(url: str, payload: dict, timeout: float, name: str) -> SlackResult
         # sent, and no answer: it may have been posted
         return SlackResult("retry", channel=name, error="no_answer", maybe_posted=True,
                            advice=f"no answer from the flow ({type(exc).__name__})")
+    except http.client.InvalidURL:
+        return SlackResult("give_up", channel=name, error="bad_webhook_url",
+                           advice="the webhook URL is not valid: copy it from the flow again")
     except (urllib.error.URLError, OSError) as exc:  # never reached it: certainly not posted
         reason = getattr(exc, "reason", exc)
         return SlackResult("retry", channel=name, error="unreachable",

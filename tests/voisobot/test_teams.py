@@ -140,6 +140,14 @@ def test_an_unreachable_webhook_certainly_did_not_post(webhook):
     assert (result.status, result.error, result.maybe_posted) == ("retry", "unreachable", False)
 
 
+@pytest.mark.parametrize("url", ["not a url?sig=s3cret", "https://host:port/x?sig=s3cret",
+                                 "ftp://host/x?sig=s3cret"])
+def test_a_malformed_url_fails_for_good_without_quoting_the_secret(url):
+    result = TeamsSender(teams_config().teams, {VARIABLE: url}).post("secops", {})
+    assert (result.status, result.error) == ("give_up", "bad_webhook_url")
+    assert "s3cret" not in repr(result)
+
+
 def test_429_carries_retry_after(webhook):
     webhook.retry_after = 7
     webhook.fail("rate_limited")
