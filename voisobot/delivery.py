@@ -44,6 +44,7 @@ OPEN_ALERTS_PER_RUN = 500
 MAX_RETRY_DELAY_SECONDS = 300.0
 TOKEN_PAUSE_SECONDS = 300.0
 HISTORY_MARGIN_SECONDS = 120.0  # look this far before the first try for a possible post
+SUMMARY_RETRY_SECONDS = 10.0  # a Teams summary card that did not go out waits this long
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,9 @@ class AlertDelivery:
             return
         view = alert_view(self.outbox, group)
         result = self.teams.sender.post(teams_name(channel), self.teams.renderer.render(view))
-        self._paced(channel, result.retry_after or 0.0)
+        pause = max(result.retry_after or 0.0, SUMMARY_RETRY_SECONDS) \
+            if result.status == "retry" else 0.0
+        self._paced(channel, pause)  # an outage is not hammered at 4 posts a second
         if result.status == "done" or result.status == "give_up":  # give_up: shown in log
             self.outbox.mark_updated(group.id, view.event_count, now)
         if result.status == "give_up":

@@ -328,3 +328,20 @@ def test_render_teams_prints_the_card(tmp_path, capsys):
                           "app_login.unauthorized_ip.json.j2")
     post = json.loads(out.split("\n", 1)[1])
     validate_card(post["attachments"][0]["content"])
+
+
+def test_a_summary_card_that_meets_an_outage_goes_out_once_after_it(store, webhook):
+    job = delivery(store, webhook)
+    start = utc_now() - timedelta(minutes=5)
+    store_many(store, "app_login/incorrect_password", 1, start)
+    run_until_settled(job)
+    store_many(store, "app_login/incorrect_password", 3, start + timedelta(seconds=5))
+    webhook.set_down(True)
+    job.next_post_at.clear()
+    job.run()  # queues the three into the group, then the summary meets the outage
+    assert len(webhook.calls) == 1 and alert_states(store) == [("teams:secops", "sent", 4, 1)]
+    webhook.set_down(False)
+    for _ in range(3):
+        job.next_post_at.clear()
+        job.run()
+    assert len(cards(webhook)) == 2 and alert_states(store) == [("teams:secops", "sent", 4, 4)]
