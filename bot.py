@@ -225,7 +225,8 @@ def run_check(cfg: Config, args) -> int:
 
 def run_demo(args) -> int:
     """The demo posts to real Slack when SLACK_BOT_TOKEN and VOISO_DEMO_CHANNEL are set (with
-    SLACK_APP_TOKEN, /voiso and the buttons work there too), and to the console otherwise."""
+    SLACK_APP_TOKEN, /voiso and the buttons work there too), and to the console otherwise;
+    with VOISO_DEMO_TEAMS_URL (a Workflows webhook) its cards go to Teams as well."""
     from voisobot import demo  # imports moto, which only the demo and the tests need
 
     token, channel = os.environ.get("SLACK_BOT_TOKEN"), os.environ.get("VOISO_DEMO_CHANNEL")
@@ -237,7 +238,8 @@ def run_demo(args) -> int:
         print("note: SLACK_APP_TOKEN is not set: alerts are posted, but /voiso and the buttons "
               "get no answer", file=sys.stderr)
     store = Path(args.store) if args.store else None
-    with demo.embedded_queue(store, channel if token else None) as cfg:
+    teams = bool(os.environ.get(demo.TEAMS_URL_VARIABLE))
+    with demo.embedded_queue(store, channel if token else None, teams) as cfg:
         configure_logging("ERROR")  # the live view shows rejections and the intake's state
         if not token:
             console = demo.ConsoleSender()

@@ -29,7 +29,7 @@ def aws_test_env(monkeypatch):
     """Fake credentials only: no test can pick up a developer's real AWS or Slack identity."""
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
                 "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "PORT",
-                "VOISO_DEMO_CHANNEL"):  # never post for real
+                "VOISO_DEMO_CHANNEL", "VOISO_DEMO_TEAMS_URL"):  # never post for real
         monkeypatch.delenv(key, raising=False)
     for key, value in TEST_ENV.items():
         monkeypatch.setenv(key, value)

@@ -95,9 +95,11 @@ class ConsoleSender:
 
 
 @contextlib.contextmanager
-def embedded_queue(store_path: Path | None, slack_channel: str | None = None) -> Iterator[Config]:
+def embedded_queue(store_path: Path | None, slack_channel: str | None = None,
+                   teams: bool = False) -> Iterator[Config]:
     """An SQS server on 127.0.0.1 with the demo's queues, and a Config that points at it.
-    Alerts go to ``slack_channel`` (when posting to real Slack) or to the console."""
+    Alerts go to ``slack_channel`` (when posting to real Slack) or to the console, and with
+    ``teams`` also to the Teams channel whose webhook URL is in TEAMS_URL_VARIABLE."""
     with contextlib.ExitStack() as stack:
         stack.enter_context(_dummy_aws_credentials())
         endpoint_url = stack.enter_context(_sqs_server())
@@ -106,7 +108,7 @@ def embedded_queue(store_path: Path | None, slack_channel: str | None = None) ->
             temp = stack.enter_context(tempfile.TemporaryDirectory(
                 prefix="voisobot-demo-", ignore_cleanup_errors=True))
             store_path = Path(temp) / "demo.sqlite3"
-        yield _demo_config(queue_url, endpoint_url, store_path, slack_channel)
+        yield _demo_config(queue_url, endpoint_url, store_path, slack_channel, teams)
 
 
 @contextlib.contextmanager
@@ -158,8 +160,11 @@ def _create_queues(client) -> str:
                                Attributes={"RedrivePolicy": redrive})["QueueUrl"]
 
 
+TEAMS_URL_VARIABLE = "VOISO_DEMO_TEAMS_URL"  # a Teams Workflows webhook for the demo's cards
+
+
 def _demo_config(queue_url: str, endpoint_url: str, store_path: Path,
-                 slack_channel: str | None) -> Config:
+                 slack_channel: str | None, teams: bool = False) -> Config:
     sqs = {"queue_url": queue_url, "endpoint_url": endpoint_url, "region": REGION,
            "wait_time_seconds": 1, "poll_interval_seconds": 0.2,
            "backoff_initial_seconds": 0.2, "backoff_max_seconds": 2.0,
@@ -168,9 +173,12 @@ def _demo_config(queue_url: str, endpoint_url: str, store_path: Path,
     routes = [{"event": "successful_login", "mute": True}]
     # In real Slack, anyone in the demo's channel may use /voiso and the buttons there.
     access = {"channels": [slack_channel]} if slack_channel else {}
+    cards = {"default_destination": "demo", "destinations": {
+        "demo": {"webhook_url_env": TEAMS_URL_VARIABLE}}} if teams else {}
     return config.from_dict({"sqs": sqs, "store": {"path": str(store_path)}, "routes": routes,
                              "slack": {"default_channel": slack_channel or CONSOLE_CHANNEL},
-                             "access": access}, base_dir=Path("."), source="demo")
+                             "access": access, "teams": cards}, base_dir=Path("."),
+                            source="demo")
 
 
 def run(runtime, seconds: float | None, console: ConsoleSender | None = None) -> int:

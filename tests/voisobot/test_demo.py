@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.adaptive_card_schema import validate_card
+from tests.fakes.teams_webhook import FakeTeamsWebhook
 from voisobot import samples
 from voisobot.demo import _console_text
 
@@ -32,7 +34,8 @@ def demo_command(store: Path, *extra: str) -> list[str]:
 def demo_env() -> dict[str, str]:
     """The developer's environment without any real Slack identity: tests never post."""
     env = {key: value for key, value in os.environ.items()
-           if key not in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "VOISO_DEMO_CHANNEL")}
+           if key not in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "VOISO_DEMO_CHANNEL",
+                          "VOISO_DEMO_TEAMS_URL")}
     return {**env, **FAKE_AWS_ENV}
 
 
@@ -99,6 +102,23 @@ def test_without_a_slack_token_the_demo_delivers_alerts_to_the_console(short_dem
     assert sent > 0 and muted == 0  # ordinary logins are muted by the demo's route
     assert "alerts to the console (set SLACK_BOT_TOKEN to post to Slack): sent" in result.stdout
     assert "latest alert: :" in result.stdout
+
+
+def test_with_a_teams_webhook_the_demo_posts_its_cards_there_too(tmp_path):
+    webhook = FakeTeamsWebhook().start()
+    try:
+        result = subprocess.run(
+            demo_command(tmp_path / "demo.sqlite3", "--seconds", "5"), cwd=REPO_ROOT,
+            env={**demo_env(), "VOISO_DEMO_TEAMS_URL": webhook.url("demo")},
+            capture_output=True, text=True, timeout=60)
+    finally:
+        webhook.stop()
+    assert result.returncode == 0, result.stderr
+    cards = [post["attachments"][0]["content"] for post in webhook.posts("demo")]
+    assert cards, result.stdout
+    for card in cards:
+        validate_card(card)
+    assert "test-secret" not in result.stdout + result.stderr
 
 
 def test_a_timed_demo_prints_no_control_characters(short_demo):
