@@ -8,6 +8,8 @@
     python bot.py [--config PATH] render [--teams] [KIND]
                                                  print the Slack alert (or Teams card) of each
                                                  example (or one)
+    python bot.py [--config PATH] redeliver [CHANNEL]
+                                                 queue alerts that failed (after the fix) again
     python bot.py demo [--seconds N]             everything on embedded defaults, no AWS needed
 
 Configuration is read and validated once here; every object is built here and
@@ -248,7 +250,20 @@ def run_demo(args) -> int:
         return demo.run(build(cfg, slack.SlackSender(client), client), seconds=args.seconds)
 
 
-COMMANDS = {"run": run, "check": run_check, "send-sample": send_sample, "render": render_samples}
+def redeliver(cfg: Config, args) -> int:
+    """Queue the failed alerts (of one channel, or all) again; the running worker posts them."""
+    store = Store(cfg.store_path)
+    try:
+        count = Outbox(store).redeliver_failed(args.channel)
+    finally:
+        store.close()
+    where = f" to {args.channel}" if args.channel else ""
+    print(f"queued {count} failed alert(s){where} again; the running bot posts them")
+    return 0
+
+
+COMMANDS = {"run": run, "check": run_check, "send-sample": send_sample, "render": render_samples,
+            "redeliver": redeliver}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -263,6 +278,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     render = commands.add_parser("render", help="print the Slack alert for the vendor's examples")
     render.add_argument("--teams", action="store_true", help="the Teams card instead")
     render.add_argument("kind", nargs="?", help="one kind, e.g. user/privileges_updated")
+    again = commands.add_parser("redeliver", help="queue the alerts that failed again")
+    again.add_argument("channel", nargs="?",
+                       help="only those of one channel (a Slack ID, or teams:NAME)")
     demo = commands.add_parser("demo", help="run everything on embedded defaults")
     demo.add_argument("--seconds", type=float, default=None, help="stop after this long")
     demo.add_argument("--store", help="keep the demo's SQLite file here (default: a temp dir)")

@@ -127,7 +127,8 @@ def _teams(cfg: Config, env: Mapping[str, str]) -> list[tuple[str, str]]:
 
 def _failed_alerts(store: Store) -> list[tuple[str, str]]:
     """Alerts Slack refused for good, by channel and reason: each needs a human."""
-    return [(_NOT_OK, f"{count} alert(s) to {channel} failed: {error}")
+    return [(_NOT_OK, f"{count} alert(s) to {channel} failed: {error}; once that is fixed, "
+             f"python bot.py redeliver {channel}")
             for channel, error, count in store.connection().execute(
                 "SELECT channel, last_error, count(*) FROM alerts WHERE state = 'failed' "
                 "GROUP BY channel, last_error ORDER BY channel")]

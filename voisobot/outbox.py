@@ -225,6 +225,17 @@ class Outbox:
         with transaction(self.store.connection()) as conn:
             conn.execute(f"UPDATE alerts SET {assignments} WHERE id = ?", (*values, alert_id))
 
+    def redeliver_failed(self, channel: str | None = None) -> int:
+        """Queue again the alerts Slack or Teams refused for good (of one channel, or all),
+        once the cause is fixed (the bot invited, the flow restored). A refused post never
+        reached the channel, so posting it now cannot double it."""
+        with transaction(self.store.connection()) as conn:
+            return conn.execute(
+                "UPDATE alerts SET state = 'pending', attempts = 0, next_attempt_at = '', "
+                "first_tried_at = NULL, last_error = NULL "
+                "WHERE state = 'failed' AND (:channel IS NULL OR channel = :channel)",
+                {"channel": channel}).rowcount
+
     def counts(self) -> dict[str, int]:
         rows = self.store.connection().execute(
             "SELECT state, count(*) FROM alerts GROUP BY state")

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+import bot
 from tests.conftest import sqs_message
 from tests.fakes.slack_api import FakeSlack
 from voisobot import config, samples, slack
@@ -14,7 +15,16 @@ from voisobot.delivery import AlertDelivery
 from voisobot.intake import Intake, to_delivery
 from voisobot.outbox import Outbox
 from voisobot.render import SlackRenderer
-from voisobot.store import _INSERT_EVENT, Store, connect, event_row, migrate, migrations, time_text
+from voisobot.store import (
+    _INSERT_EVENT,
+    Store,
+    connect,
+    event_row,
+    migrate,
+    migrations,
+    time_text,
+    transaction,
+)
 
 QUEUE = {"queue_url": "https://sqs.eu-west-1.amazonaws.com/123456789012/voiso"}
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -173,6 +183,39 @@ def test_a_channel_problem_is_permanent_reported_once_and_spares_other_channels(
     assert states == [(channel, "failed"), (channel, "failed"), ("C0SECURITY", "sent")]
     errors = [r.getMessage() for r in caplog.records]
     assert len(errors) == 1 and advice in errors[0] and "xoxb" not in errors[0]
+
+
+def test_failed_alerts_go_out_once_redelivered_after_the_fix(store, fake_slack):
+    cfg = make_config([{"event": "user_added", "channel": "C0ALERTS01"}],
+                      default_channel="C0SECURITY")
+    fake_slack.set_not_in_channel("C0ALERTS01")
+    store_events(store, "user/user_added", user="one@acme.example")
+    store_events(store, "user/user_deleted")
+    job = delivery_for(store, fake_slack, cfg)
+    run_until_settled(job)
+    assert Outbox(store).redeliver_failed("C0OTHER001") == 0  # another channel's: untouched
+    fake_slack.clear()  # the bot was invited
+    assert Outbox(store).redeliver_failed("C0ALERTS01") == 1
+    run_until_settled(job)
+    assert [(row["channel"], row["state"], row["last_error"]) for row in alert_rows(store)] == [
+        ("C0ALERTS01", "sent", None), ("C0SECURITY", "sent", None)]
+    assert len(fake_slack.messages("C0ALERTS01")) == 1
+    assert Outbox(store).redeliver_failed() == 0  # nothing failed is left
+
+
+def test_redeliver_on_the_command_line(tmp_path, capsys):
+    path = tmp_path / "config.toml"
+    path.write_text('[sqs]\nqueue_url = "https://sqs.eu-west-1.amazonaws.com/123456789012/v"\n'
+                    '[store]\npath = "s.sqlite3"\n', encoding="utf-8")
+    store = Store(tmp_path / "s.sqlite3")
+    store_events(store, "user/user_added")
+    with transaction(store.connection()) as conn:
+        conn.execute("INSERT INTO alerts (event_id, channel, severity, state, next_attempt_at, "
+                     "created_at, last_error) VALUES (1, 'C0GONE0001', 'high', 'failed', '', "
+                     "'', 'channel_not_found')")
+    store.close()
+    assert bot.main(["--config", str(path), "redeliver", "C0GONE0001"]) == 0
+    assert "queued 1 failed alert(s) to C0GONE0001 again" in capsys.readouterr().out
 
 
 def test_a_bad_token_pauses_delivery_and_loses_nothing(store, fake_slack, caplog):
