@@ -57,7 +57,7 @@ def alert_id_of(value: str) -> int:
 class AlertButtons:
     def __init__(self, outbox: Outbox, renderer: SlackRenderer, sender, policy: AccessPolicy,
                  clock: Callable[[], datetime]):
-        """``sender.update(channel, ts, message)`` returns a slack.SlackResult."""
+        """``sender.update(channel, ts, message)`` returns a SendResult."""
         self.outbox, self.renderer, self.sender = outbox, renderer, sender
         self.policy, self.clock = policy, clock
 

@@ -34,6 +34,7 @@ from voisobot.routing import (
     storm_key,
     teams_name,
 )
+from voisobot.sending import SendResult
 from voisobot.store import time_text
 from voisobot.teams import PACE_SECONDS as TEAMS_PACE_SECONDS
 
@@ -61,7 +62,7 @@ class AlertDelivery:
                  post_interval: float = 1.0, retry_base: float = 1.0, clock=utc_now,
                  teams: TeamsOutput | None = None):
         """``sender`` has ``post(channel, message, alert_id)`` and ``find(channel, alert_id,
-        oldest_ts)``, both returning a SlackResult (see slack.SlackSender); ``teams``
+        oldest_ts)``, both returning a SendResult (see slack.SlackSender); ``teams``
         posts the alerts of Teams destinations ("teams:<name>" channels)."""
         self.outbox, self.renderer, self.sender, self.config = outbox, renderer, sender, config
         self.teams = teams
@@ -137,7 +138,7 @@ class AlertDelivery:
         if is_teams(alert.channel):
             return self._deliver_card(alert, now)
         if self.sender is None:  # a Teams-only run: Slack alerts wait for a token
-            result = slack.SlackResult("retry", error="no_slack_token",
+            result = SendResult("retry", error="no_slack_token",
                                        advice="set SLACK_BOT_TOKEN and restart")
             self._report_once(alert.channel, result)
             return self._not_sent(alert, result, uncertain=False)
@@ -159,7 +160,7 @@ class AlertDelivery:
         """A Teams card. A webhook cannot be searched, so a card whose post may have
         reached Teams is posted again: at least once rather than lose it."""
         if self.teams is None:
-            return self._not_sent(alert, slack.SlackResult(
+            return self._not_sent(alert, SendResult(
                 "give_up", error="teams_not_configured",
                 advice="no Teams destinations are configured in this run"), uncertain=False)
         view = alert_view(self.outbox, alert)
@@ -174,7 +175,7 @@ class AlertDelivery:
             return self._wait_for_url(alert, result)
         return self._not_sent(alert, result, uncertain=result.maybe_posted)
 
-    def _wait_for_url(self, alert: QueuedAlert, result: slack.SlackResult) -> str:
+    def _wait_for_url(self, alert: QueuedAlert, result: SendResult) -> str:
         """No URL in the destination's variable: nothing to try until a restart sets it."""
         self.outbox.mark_retry(alert.id, "pending", self.clock() + timedelta(
             seconds=MAX_RETRY_DELAY_SECONDS), result.error)
@@ -270,7 +271,7 @@ class AlertDelivery:
             return "absent"
         return self._not_sent(alert, found, uncertain=True)  # the earlier post may still exist
 
-    def _not_sent(self, alert: QueuedAlert, result: slack.SlackResult, *, uncertain: bool) -> str:
+    def _not_sent(self, alert: QueuedAlert, result: SendResult, *, uncertain: bool) -> str:
         if result.status == "retry":
             self._retry_later(alert, result, "uncertain" if uncertain else "pending")
             return "retry"
@@ -281,7 +282,7 @@ class AlertDelivery:
         self._report_once(alert.channel, result)
         return "failed"
 
-    def _retry_later(self, alert: QueuedAlert, result: slack.SlackResult, state: str) -> None:
+    def _retry_later(self, alert: QueuedAlert, result: SendResult, state: str) -> None:
         backoff = min(MAX_RETRY_DELAY_SECONDS, self.retry_base * 2.0 ** alert.attempts)
         delay = max(result.retry_after or 0.0, backoff)
         if state == "uncertain":  # let a post still in flight land before looking for it
@@ -293,12 +294,12 @@ class AlertDelivery:
                     alert.id, alert.channel, "Teams" if is_teams(alert.channel) else "Slack",
                     result.error, delay)
 
-    def _pause_for_token(self, alert: QueuedAlert, result: slack.SlackResult) -> None:
+    def _pause_for_token(self, alert: QueuedAlert, result: SendResult) -> None:
         self.paused_until = self.clock() + timedelta(seconds=TOKEN_PAUSE_SECONDS)
         self.outbox.mark_retry(alert.id, "pending", self.paused_until, result.error)
         self._report_once("*", result)
 
-    def _report_once(self, channel: str, result: slack.SlackResult) -> None:
+    def _report_once(self, channel: str, result: SendResult) -> None:
         if (channel, result.error) in self.reported:
             return
         self.reported.add((channel, result.error))

@@ -27,10 +27,11 @@ import boto3
 import botocore.config
 from moto.server import ThreadedMotoServer
 
-from voisobot import config, samples, slack
+from voisobot import config, samples
 from voisobot.config import Config
 from voisobot.intake import Intake, utc_now
 from voisobot.outbox import Outbox
+from voisobot.sending import SendResult
 
 log = logging.getLogger(__name__)
 
@@ -81,17 +82,17 @@ class ConsoleSender:
         self.latest: collections.deque[tuple[str, str]] = collections.deque(maxlen=keep)
 
     def post(self, channel: str, message: dict, alert_id: int | None, *,
-             thread_ts: str | None = None) -> slack.SlackResult:
+             thread_ts: str | None = None) -> SendResult:
         where = f"{channel} (thread)" if thread_ts else channel
         self.latest.appendleft((where, message["text"]))
-        return slack.SlackResult("done", channel, ts=f"{time.time():.6f}")
+        return SendResult("done", channel, ts=f"{time.time():.6f}")
 
-    def update(self, channel: str, ts: str, message: dict) -> slack.SlackResult:
+    def update(self, channel: str, ts: str, message: dict) -> SendResult:
         self.latest.appendleft((f"{channel} (updated)", message["text"]))
-        return slack.SlackResult("done", channel, ts=ts)
+        return SendResult("done", channel, ts=ts)
 
-    def find(self, channel: str, alert_id: int, oldest_ts: float) -> slack.SlackResult:
-        return slack.SlackResult("done", channel, ts=None)  # nothing is ever half-posted here
+    def find(self, channel: str, alert_id: int, oldest_ts: float) -> SendResult:
+        return SendResult("done", channel, ts=None)  # nothing is ever half-posted here
 
 
 @contextlib.contextmanager

@@ -1,16 +1,15 @@
 """The Slack sender: send an already-rendered message, and classify the outcome.
 
 Payloads are built (and escaped) elsewhere; this module only talks to the Web API.
-Every outcome becomes a SlackResult: ``done``, ``retry`` (later, after
+Every outcome becomes a SendResult: ``done``, ``retry`` (later, after
 ``retry_after`` seconds if Slack said so) or ``give_up`` (with advice for a human).
 ``classify`` is the one place that decides which. A post that may have reached Slack
 anyway is marked ``maybe_posted``; ``find_alert_post`` settles whether it did.
 """
 
 import http.client
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from urllib.error import HTTPError, URLError
 
 import slack_sdk
@@ -18,7 +17,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, FixedValueRetryIntervalCalculator
 from slack_sdk.web import SlackResponse
 
-DEFAULT_RETRY_AFTER_SECONDS = 1.0
+from voisobot.sending import SendResult, retry_after
+
 CONNECT_RETRY_PAUSE_SECONDS = 0.5
 
 # Failures of the network or of Slack's servers: the same call can work later.
@@ -37,17 +37,6 @@ ALERT_EVENT_TYPE = "voiso_alert"  # the metadata event_type of every alert post
 HISTORY_PAGE_SIZE = 200
 HISTORY_MAX_PAGES = 5
 HISTORY_SCOPES = "channels:history,groups:history"
-
-
-@dataclass(frozen=True)
-class SlackResult:
-    status: str                         # "done" | "retry" | "give_up"
-    channel: str | None = None
-    ts: str | None = None               # the posted message's ts (done)
-    retry_after: float | None = None    # seconds, from Retry-After on 429
-    error: str | None = None            # Slack's error code or a short description
-    advice: str | None = None           # for give_up: what the user should do
-    maybe_posted: bool = False          # retry of a post that Slack may have made anyway
 
 
 def make_client(token: str, base_url: str, timeout: float) -> slack_sdk.WebClient:
@@ -70,7 +59,7 @@ def make_client(token: str, base_url: str, timeout: float) -> slack_sdk.WebClien
 
 
 def post_message(client: slack_sdk.WebClient, channel: str, message: dict, *,
-                 alert_id: int | None = None, thread_ts: str | None = None) -> SlackResult:
+                 alert_id: int | None = None, thread_ts: str | None = None) -> SendResult:
     """Post ``{"text", "blocks"}``. No ``link_names``/``parse``: untrusted text stays text.
 
     With ``alert_id`` the post carries message metadata naming the alert, which is how
@@ -91,7 +80,7 @@ def post_message(client: slack_sdk.WebClient, channel: str, message: dict, *,
 
 
 def update_message(client: slack_sdk.WebClient, channel: str, ts: str,
-                   message: dict) -> SlackResult:
+                   message: dict) -> SendResult:
     try:
         response = client.chat_update(
             channel=channel, ts=ts, text=message["text"], blocks=message.get("blocks"))
@@ -100,7 +89,7 @@ def update_message(client: slack_sdk.WebClient, channel: str, ts: str,
     return classify(response, channel=channel)
 
 
-def auth_test(client: slack_sdk.WebClient) -> SlackResult:
+def auth_test(client: slack_sdk.WebClient) -> SendResult:
     """For ``bot.py check``: done if the token works, else give_up (or retry) with advice."""
     try:
         response = client.auth_test()
@@ -110,7 +99,7 @@ def auth_test(client: slack_sdk.WebClient) -> SlackResult:
 
 
 def find_alert_post(client: slack_sdk.WebClient, channel: str, alert_id: int,
-                    oldest_ts: float) -> SlackResult:
+                    oldest_ts: float) -> SendResult:
     """Look for the post of alert ``alert_id`` in ``channel`` since ``oldest_ts`` (epoch
     seconds; start a margin before the first try, since Slack's clock is not ours).
 
@@ -131,56 +120,46 @@ def find_alert_post(client: slack_sdk.WebClient, channel: str, alert_id: int,
             return _history_failure(exc, channel)
         ts = _alert_ts(response.get("messages") or [], alert_id)
         if ts:
-            return SlackResult("done", channel, ts)
+            return SendResult("done", channel, ts)
         cursor = (response.get("response_metadata") or {}).get("next_cursor")
         if not cursor:
             if response.get("has_more"):
                 break  # more history that cannot be paged to: not a "no"
-            return SlackResult("done", channel)
-    return SlackResult(
+            return SendResult("done", channel)
+    return SendResult(
         "give_up", channel, error="history_too_long",
         advice=f"could not read all of channel {channel}'s history since the alert's first "
                f"try to check whether alert {alert_id} was posted: look for it by hand and "
                "post it if it is missing")
 
 
-def classify(outcome: SlackResponse | Exception, *, channel: str | None = None) -> SlackResult:
+def classify(outcome: SlackResponse | Exception, *, channel: str | None = None) -> SendResult:
     """done / retry / give_up for a response or a failure of one Web API call."""
     if isinstance(outcome, SlackApiError):
         outcome = outcome.response
     if isinstance(outcome, SlackResponse):
         return _classify_response(outcome, channel)
     if isinstance(outcome, NETWORK_ERRORS):
-        return SlackResult("retry", channel, error=_describe(outcome))
-    return SlackResult("give_up", channel, error=_describe(outcome),
+        return SendResult("retry", channel, error=_describe(outcome))
+    return SendResult("give_up", channel, error=_describe(outcome),
                        advice="an unexpected error calling Slack; check slack's base URL and "
                               "proxy settings, and report it if they are right")
 
 
-def _classify_response(response: SlackResponse, channel: str | None) -> SlackResult:
+def _classify_response(response: SlackResponse, channel: str | None) -> SendResult:
     status = response.status_code
     data = response.data if isinstance(response.data, Mapping) else {}
     if status == 429:
-        return SlackResult("retry", channel, retry_after=retry_after(response.headers),
+        return SendResult("retry", channel, retry_after=retry_after(response.headers),
                            error=data.get("error") or "ratelimited")
     if status >= 500:
-        return SlackResult("retry", channel, error=f"HTTP {status} from Slack")
+        return SendResult("retry", channel, error=f"HTTP {status} from Slack")
     if 200 <= status < 300 and data.get("ok"):
-        return SlackResult("done", data.get("channel") or channel, data.get("ts"))
+        return SendResult("done", data.get("channel") or channel, data.get("ts"))
     code = data.get("error") or f"HTTP {status} from Slack"
     if code in RETRYABLE_CODES:
-        return SlackResult("retry", channel, error=code)
-    return SlackResult("give_up", channel, error=code, advice=_advice(code, data, channel))
-
-
-def retry_after(headers: Mapping[str, str]) -> float:
-    """Seconds from a Retry-After header; the default if it is absent or not a number."""
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return DEFAULT_RETRY_AFTER_SECONDS
-    return seconds if math.isfinite(seconds) and seconds >= 0 else DEFAULT_RETRY_AFTER_SECONDS
+        return SendResult("retry", channel, error=code)
+    return SendResult("give_up", channel, error=code, advice=_advice(code, data, channel))
 
 
 def _advice(code: str, data: Mapping, channel: str | None) -> str:
@@ -206,7 +185,7 @@ def _advice(code: str, data: Mapping, channel: str | None) -> str:
     return f"Slack answered {code!r}, which the bot does not expect; this call is not retried"
 
 
-def _mark_maybe_posted(result: SlackResult, outcome: SlackResponse | Exception) -> SlackResult:
+def _mark_maybe_posted(result: SendResult, outcome: SlackResponse | Exception) -> SendResult:
     if result.status == "retry" and _may_have_posted(outcome):
         return replace(result, maybe_posted=True)
     return result
@@ -237,7 +216,7 @@ def _alert_ts(messages: list, alert_id: int) -> str | None:
     return None
 
 
-def _history_failure(exc: Exception, channel: str) -> SlackResult:
+def _history_failure(exc: Exception, channel: str) -> SendResult:
     result = classify(exc, channel=channel)
     if result.error != "missing_scope":
         return result
@@ -269,12 +248,12 @@ class SlackSender:
         self.client = client
 
     def post(self, channel: str, message: dict, alert_id: int | None, *,
-             thread_ts: str | None = None) -> SlackResult:
+             thread_ts: str | None = None) -> SendResult:
         return post_message(self.client, channel, message, alert_id=alert_id,
                             thread_ts=thread_ts)
 
-    def update(self, channel: str, ts: str, message: dict) -> SlackResult:
+    def update(self, channel: str, ts: str, message: dict) -> SendResult:
         return update_message(self.client, channel, ts, message)
 
-    def find(self, channel: str, alert_id: int, oldest_ts: float) -> SlackResult:
+    def find(self, channel: str, alert_id: int, oldest_ts: float) -> SendResult:
         return find_alert_post(self.client, channel, alert_id, oldest_ts)

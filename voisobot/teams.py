@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from voisobot.config import TeamsConfig
-from voisobot.slack import SlackResult, retry_after
+from voisobot.sending import SendResult, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +50,17 @@ class TeamsSender:
         in the key, which may be logged."""
         return f"teams-url-{hash(self.urls.get(name, name)) & 0xFFFFFFFF:08x}"
 
-    def post(self, name: str, payload: dict) -> SlackResult:
+    def post(self, name: str, payload: dict) -> SendResult:
         url = self.urls.get(name)
         if not url:
             variable = self.config.destinations[name].webhook_url_env
-            return SlackResult("retry", channel=name, error="webhook_url_missing",
+            return SendResult("retry", channel=name, error="webhook_url_missing",
                                advice=f"{variable} is not set; set it to the flow's webhook "
                                       "URL and restart (the alerts wait)")
         return post_card(url, payload, self.config.timeout_seconds, name)
 
 
-def post_card(url: str, payload: dict, timeout: float, name: str) -> SlackResult:
+def post_card(url: str, payload: dict, timeout: float, name: str) -> SendResult:
     body = json.dumps(payload, ensure_ascii=False).encode()
     try:  # the URL's own errors quote it, and it is a secret: say so without it
         if urlsplit(url).scheme not in ("https", "http"):
@@ -68,7 +68,7 @@ def post_card(url: str, payload: dict, timeout: float, name: str) -> SlackResult
         request = urllib.request.Request(url, data=body, method="POST",
                                          headers={"Content-Type": "application/json"})
     except ValueError:
-        return SlackResult("give_up", channel=name, error="bad_webhook_url",
+        return SendResult("give_up", channel=name, error="bad_webhook_url",
                            advice="the webhook URL is not a URL: copy it from the flow again")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -78,23 +78,23 @@ def post_card(url: str, payload: dict, timeout: float, name: str) -> SlackResult
             return classify(exc.code, exc.headers, name)
     except (TimeoutError, http.client.RemoteDisconnected, ConnectionResetError) as exc:
         # sent, and no answer: it may have been posted
-        return SlackResult("retry", channel=name, error="no_answer", maybe_posted=True,
+        return SendResult("retry", channel=name, error="no_answer", maybe_posted=True,
                            advice=f"no answer from the flow ({type(exc).__name__})")
     except http.client.InvalidURL:
-        return SlackResult("give_up", channel=name, error="bad_webhook_url",
+        return SendResult("give_up", channel=name, error="bad_webhook_url",
                            advice="the webhook URL is not valid: copy it from the flow again")
     except (urllib.error.URLError, OSError) as exc:  # never reached it: certainly not posted
         reason = getattr(exc, "reason", exc)
-        return SlackResult("retry", channel=name, error="unreachable",
+        return SendResult("retry", channel=name, error="unreachable",
                            advice=f"cannot reach Teams ({type(reason).__name__}: {reason})")
 
 
-def classify(status: int, headers: Mapping[str, str], name: str) -> SlackResult:
+def classify(status: int, headers: Mapping[str, str], name: str) -> SendResult:
     if 200 <= status < 300:
-        return SlackResult("done", channel=name)
+        return SendResult("done", channel=name)
     if status == 429 or status >= 500 or status == 408:
-        return SlackResult("retry", channel=name, error=f"http_{status}",
+        return SendResult("retry", channel=name, error=f"http_{status}",
                            retry_after=retry_after(headers) if status == 429 else None,
                            advice="Teams is busy or failing; retrying")
-    return SlackResult("give_up", channel=name, error=f"http_{status}",
+    return SendResult("give_up", channel=name, error=f"http_{status}",
                        advice=_ADVICE.get(status, f"Teams refused the post (HTTP {status})"))

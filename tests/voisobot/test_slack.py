@@ -8,6 +8,7 @@ import slack_sdk
 
 from tests.fakes.slack_api import FakeSlack
 from voisobot import slack
+from voisobot.sending import DEFAULT_RETRY_AFTER_SECONDS, SendResult
 
 TOKEN = "xoxb-test"
 MESSAGE = {"text": "<!channel> login from 198.51.100.23",
@@ -58,7 +59,7 @@ def full_port():
             sock.close()
 
 
-def assert_no_token(result: slack.SlackResult, token: str = TOKEN) -> None:
+def assert_no_token(result: SendResult, token: str = TOKEN) -> None:
     assert token not in repr(result)
 
 
@@ -73,7 +74,7 @@ def post_alerts(client, alert_ids, channel: str = "C_ALERTS") -> list[str]:
 def test_post_returns_done_with_channel_and_ts(fake_slack, client):
     result = slack.post_message(client, "C_ALERTS", MESSAGE)
 
-    assert result == slack.SlackResult("done", "C_ALERTS", "1700000000.000100")
+    assert result == SendResult("done", "C_ALERTS", "1700000000.000100")
     [call] = fake_slack.calls_to("chat.postMessage")
     assert call.payload["text"] == MESSAGE["text"]
     assert call.payload["blocks"] == MESSAGE["blocks"]
@@ -101,7 +102,7 @@ def test_update_returns_done_with_the_same_ts(fake_slack, client):
     updated = slack.update_message(client, "C_ALERTS", posted.ts, {"text": "resolved",
                                                                     "blocks": []})
 
-    assert updated == slack.SlackResult("done", "C_ALERTS", posted.ts)
+    assert updated == SendResult("done", "C_ALERTS", posted.ts)
     [call] = fake_slack.calls_to("chat.update")
     assert call.payload["ts"] == posted.ts
     assert call.payload["text"] == "resolved"
@@ -130,7 +131,7 @@ def test_rate_limited_with_a_garbled_header_waits_the_default(fake_slack, client
     result = slack.post_message(client, "C_ALERTS", MESSAGE)
 
     assert result.status == "retry"
-    assert result.retry_after == slack.DEFAULT_RETRY_AFTER_SECONDS
+    assert result.retry_after == DEFAULT_RETRY_AFTER_SECONDS
 
 
 def test_server_error_is_retried_by_the_outbox_not_the_client(fake_slack, client):
@@ -296,7 +297,7 @@ def test_post_slack_made_without_answering_is_maybe_posted_and_then_found(
     assert (result.status, result.maybe_posted) == ("retry", True)
     assert result.error.startswith(error)
     [posted] = fake_slack.messages("C_ALERTS")
-    assert found == slack.SlackResult("done", "C_ALERTS", posted["ts"])  # not posted twice
+    assert found == SendResult("done", "C_ALERTS", posted["ts"])  # not posted twice
     assert len(fake_slack.calls_to("chat.postMessage")) == 1
 
 
@@ -309,7 +310,7 @@ def test_post_lost_before_slack_made_it_is_maybe_posted_and_not_found(fake_slack
 
     assert (result.status, result.maybe_posted) == ("retry", True)
     assert slack.find_alert_post(client, "C_ALERTS", ALERT_ID, SINCE) == \
-        slack.SlackResult("done", "C_ALERTS")  # safe to post
+        SendResult("done", "C_ALERTS")  # safe to post
 
 
 def test_post_timing_out_inside_urlopen_is_maybe_posted(full_port):
@@ -356,7 +357,7 @@ def test_find_alert_post_returns_the_alerts_ts(fake_slack, client):
 
     result = slack.find_alert_post(client, "C_ALERTS", ALERT_ID, SINCE)
 
-    assert result == slack.SlackResult("done", "C_ALERTS", ts)
+    assert result == SendResult("done", "C_ALERTS", ts)
     [call] = fake_slack.calls_to("conversations.history")
     assert call.payload == {"channel": "C_ALERTS", "oldest": str(SINCE),
                             "include_all_metadata": "1", "limit": "200"}
@@ -369,7 +370,7 @@ def test_find_alert_post_follows_the_cursor_to_a_later_page(fake_slack, client):
 
     result = slack.find_alert_post(client, "C_ALERTS", ALERT_ID, SINCE)
 
-    assert result == slack.SlackResult("done", "C_ALERTS", ts)
+    assert result == SendResult("done", "C_ALERTS", ts)
     pages = fake_slack.calls_to("conversations.history")
     assert len(pages) == 3
     assert "cursor" not in pages[0].payload
@@ -385,13 +386,13 @@ def test_find_alert_post_reads_all_pages_before_saying_absent(fake_slack, client
 
     result = slack.find_alert_post(client, "C_ALERTS", ALERT_ID, float(older))
 
-    assert result == slack.SlackResult("done", "C_ALERTS")
+    assert result == SendResult("done", "C_ALERTS")
     assert len(fake_slack.calls_to("conversations.history")) == 2
 
 
 def test_find_alert_post_in_a_quiet_channel_says_absent(client):
     assert slack.find_alert_post(client, "C_DEFAULT", ALERT_ID, SINCE) == \
-        slack.SlackResult("done", "C_DEFAULT")
+        SendResult("done", "C_DEFAULT")
 
 
 def test_find_alert_post_never_says_absent_about_history_it_did_not_read(fake_slack, client):
@@ -439,7 +440,7 @@ def test_find_alert_post_in_an_unknown_channel_gives_up(client):
 # --- auth.test -------------------------------------------------------------------------------
 
 def test_auth_test_with_the_right_token_is_done(client):
-    assert slack.auth_test(client) == slack.SlackResult("done")
+    assert slack.auth_test(client) == SendResult("done")
 
 
 def test_auth_test_with_a_bad_token_gives_up_with_advice(make_client):
