@@ -135,13 +135,11 @@ class AlertDelivery:
         self.next_post_at[self._pace_key(channel)] = time.monotonic() + interval + extra
 
     def _deliver(self, alert: QueuedAlert, now: datetime) -> str:
+        blocked = self._blocked(alert.channel)
+        if blocked is not None:
+            return self._hold(alert, blocked)
         if is_teams(alert.channel):
             return self._deliver_card(alert, now)
-        if self.sender is None:  # a Teams-only run: Slack alerts wait for a token
-            result = SendResult("retry", error="no_slack_token",
-                                       advice="set SLACK_BOT_TOKEN and restart")
-            self._report_once(alert.channel, result)
-            return self._not_sent(alert, result, uncertain=False)
         if alert.state == "uncertain" and not self.history_unreadable:
             found = self._look_for_earlier_post(alert)
             if found != "absent":
@@ -159,10 +157,6 @@ class AlertDelivery:
     def _deliver_card(self, alert: QueuedAlert, now: datetime) -> str:
         """A Teams card. A webhook cannot be searched, so a card whose post may have
         reached Teams is posted again: at least once rather than lose it."""
-        if self.teams is None:
-            return self._not_sent(alert, SendResult(
-                "give_up", error="teams_not_configured",
-                advice="no Teams destinations are configured in this run"), uncertain=False)
         view = alert_view(self.outbox, alert)
         post = self.teams.renderer.render(view)
         self.outbox.mark_trying(alert.id, now)
@@ -171,17 +165,32 @@ class AlertDelivery:
         if result.status == "done":
             self.outbox.mark_sent(alert.id, None, self.clock(), view.event_count)
             return "sent"
-        if result.error == "webhook_url_missing":
-            return self._wait_for_url(alert, result)
         return self._not_sent(alert, result, uncertain=result.maybe_posted)
 
-    def _wait_for_url(self, alert: QueuedAlert, result: SendResult) -> str:
-        """No URL in the destination's variable: nothing to try until a restart sets it."""
+    def _blocked(self, channel: str) -> SendResult | None:
+        """Why no alert to this channel can be sent in this run, or None: no Slack token (a
+        Teams-only run), no Teams at all, or a Teams destination gone or without its URL."""
+        if not is_teams(channel):
+            return None if self.sender is not None else SendResult(
+                "retry", channel, error="no_slack_token",
+                advice="SLACK_BOT_TOKEN is not set; set it and restart (the alerts wait)")
+        if self.teams is None:
+            return SendResult("give_up", channel, error="teams_not_configured",
+                              advice="no Teams destinations are configured in this run")
+        return self.teams.sender.unavailable(teams_name(channel))
+
+    def _hold(self, alert: QueuedAlert, result: SendResult) -> str:
+        """Nothing is tried: a destination that is gone fails the alert (reported once);
+        one that lacks a secret keeps it pending until a restart can set it."""
+        if result.status == "give_up":
+            return self._not_sent(alert, result, uncertain=False)
         self.outbox.mark_retry(alert.id, "pending", self.clock() + timedelta(
             seconds=MAX_RETRY_DELAY_SECONDS), result.error)
         if (alert.channel, result.error) not in self.reported:
             self.reported.add((alert.channel, result.error))
-            log.error("Teams destination %s: %s", teams_name(alert.channel), result.advice)
+            where = f"Teams destination {teams_name(alert.channel)}" \
+                if is_teams(alert.channel) else f"Slack channel {alert.channel}"
+            log.error("%s: %s", where, result.advice)
         return "retry"
 
     def _follow_up(self, channel: str, now: datetime) -> None:

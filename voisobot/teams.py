@@ -50,14 +50,22 @@ class TeamsSender:
         in the key, which may be logged."""
         return f"teams-url-{hash(self.urls.get(name, name)) & 0xFFFFFFFF:08x}"
 
-    def post(self, name: str, payload: dict) -> SendResult:
-        url = self.urls.get(name)
-        if not url:
+    def unavailable(self, name: str) -> SendResult | None:
+        """Why nothing can be posted to this destination in this run (None: it can): no
+        longer in config.toml (for good), or its variable unset (until a restart)."""
+        if name not in self.config.destinations:
+            return SendResult("give_up", channel=name, error="unknown_destination",
+                              advice=f"Teams destination {name} is no longer in config.toml")
+        if not self.urls[name]:
             variable = self.config.destinations[name].webhook_url_env
             return SendResult("retry", channel=name, error="webhook_url_missing",
-                               advice=f"{variable} is not set; set it to the flow's webhook "
-                                      "URL and restart (the alerts wait)")
-        return post_card(url, payload, self.config.timeout_seconds, name)
+                              advice=f"{variable} is not set; set it to the flow's webhook "
+                                     "URL and restart (the alerts wait)")
+        return None
+
+    def post(self, name: str, payload: dict) -> SendResult:
+        return self.unavailable(name) or post_card(self.urls[name], payload,
+                                                   self.config.timeout_seconds, name)
 
 
 def post_card(url: str, payload: dict, timeout: float, name: str) -> SendResult:

@@ -241,6 +241,39 @@ def test_a_missing_variable_holds_the_alerts_and_says_so(store, webhook, caplog)
                     "webhook URL and restart (the alerts wait)")
 
 
+def test_alerts_for_a_destination_removed_from_the_config_fail_once_and_say_why(
+        store, webhook, caplog):
+    store_events(store, "app_login/unauthorized_ip", "user/user_added")
+    run_until_settled(delivery(store, webhook, teams_config(default="soc")))  # to soc
+    _force_due(store)
+    with transaction(store.connection()) as conn:  # queued before soc left the config
+        conn.execute("UPDATE alerts SET state = 'pending', channel = 'teams:gone'")
+    with caplog.at_level(logging.ERROR):
+        run_until_settled(delivery(store, webhook))
+    assert [s for _, s, *_ in alert_states(store)] == ["failed", "failed"]
+    (line,) = [r.message for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "Teams destination gone is no longer in config.toml" in line
+
+
+def test_a_teams_only_run_holds_slack_alerts_and_posts_the_cards(store, webhook, caplog):
+    cfg = config.from_dict({"sqs": QUEUE, "slack": {"default_channel": "C0SECURITY"},
+                            "teams": {"default_destination": "secops", "destinations": {
+                                "secops": {"webhook_url_env": VARIABLE}}}})
+    store_events(store, "app_login/unauthorized_ip")
+    job = delivery(store, webhook, cfg)  # no Slack sender
+    with caplog.at_level(logging.ERROR):
+        for _ in range(3):
+            job.run()
+            job.next_post_at.clear()
+            _force_due(store)
+    assert len(cards(webhook)) == 1
+    assert [(c, s) for c, s, *_ in alert_states(store)] == [("C0SECURITY", "pending"),
+                                                            ("teams:secops", "sent")]
+    (line,) = [r.message for r in caplog.records if r.levelno >= logging.ERROR]
+    assert line == ("Slack channel C0SECURITY: SLACK_BOT_TOKEN is not set; set it and "
+                    "restart (the alerts wait)")
+
+
 def test_posts_to_one_webhook_are_throttled_to_four_a_second(store, webhook):
     store_many(store, "user/user_added", 12, utc_now())
     job = delivery(store, webhook, teams_config(window=0))  # twelve cards, not a storm
