@@ -49,7 +49,7 @@ MAX_FALLBACK_TEXT = 3000
 MAX_BUTTON_VALUE = 2000
 MAX_ID = 255
 
-INVISIBLE = re.compile(r"[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069"
+_INVISIBLE = re.compile(r"[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069"
                         r"\ufeff\ud800-\udfff]")
 
 
@@ -75,15 +75,30 @@ class AlertView:
         return self.group["count"] if self.group else 1
 
 
-def slack_text(value: Any) -> str:
-    """Any value as text safe inside a mrkdwn string inside a JSON string literal."""
+def one_line(value: Any) -> str:
+    """Any value as the text people should see, before a format's own escaping: nothing
+    for None, a time in UTC, one line with control and bidi characters shown as \\uXXXX
+    (shown, not obeyed)."""
     if value is None:
         return ""
     if isinstance(value, datetime):
         value = when(value)
-    text = INVISIBLE.sub(visible, str(value))
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _INVISIBLE.sub(_visible, str(value))
+
+
+def json_fragment(text: str) -> str:
+    """Text as the inside of a JSON string literal."""
     return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+def slack_mrkdwn(value: Any) -> str:
+    """Any value as text safe inside Slack mrkdwn: no mention, no link."""
+    return one_line(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_text(value: Any) -> str:
+    """Any value as text safe inside a mrkdwn string inside a JSON string literal."""
+    return json_fragment(slack_mrkdwn(value))
 
 
 def when(value: Any) -> str:
@@ -123,7 +138,7 @@ def _finalize(value: Any) -> Markup:
 _UNSAFE_FILTERS = ("safe", "urlize", "xmlattr", "forceescape")
 
 
-def visible(match: re.Match) -> str:
+def _visible(match: re.Match) -> str:
     char = match.group()
     if char in "\n\r\t":
         return " "
@@ -320,8 +335,9 @@ def minimal_message(alert: AlertView) -> dict:
     """The last resort when even the generic template fails: built here, still escaped."""
     e = alert.event
     summary = (f"{SEVERITY_EMOJI.get(alert.severity, '')} [{alert.severity.upper()}] "
-               f"Voiso {e.kind} at {slack_text(e.time)}: user {slack_text(e.user or '-')}, "
-               f"by {slack_text(e.who or '-')}, ip {slack_text(e.ip or e.to_value or '-')}")
-    text = truncate(json.loads(f'"{summary}"'), MAX_TEXT["section"])
+               f"Voiso {slack_mrkdwn(e.kind)} at {slack_mrkdwn(e.time)}: "
+               f"user {slack_mrkdwn(e.user or '-')}, by {slack_mrkdwn(e.who or '-')}, "
+               f"ip {slack_mrkdwn(e.ip or e.to_value or '-')}")
+    text = truncate(summary, MAX_TEXT["section"])
     return {"text": truncate(text, MAX_FALLBACK_TEXT), "blocks": [
         {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}]}

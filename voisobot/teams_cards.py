@@ -21,7 +21,6 @@ import ipaddress
 import json
 import logging
 import re
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -29,15 +28,14 @@ from urllib.parse import quote
 from markupsafe import Markup
 
 from voisobot.render import (
-    INVISIBLE,
     AlertView,
     RenderError,
     existing_template,
+    json_fragment,
+    one_line,
     rendered_or_fallback,
     safe_environment,
     template_context,
-    visible,
-    when,
 )
 
 log = logging.getLogger(__name__)
@@ -57,17 +55,16 @@ _MARKDOWN = re.compile(r"([\\`*_~\[\]()<>#|!{}])")
 _LIST_MARKER = re.compile(r"^(\s*)([-+]|\d+\.)(?=\s|$)")
 
 
+def teams_markdown(value: Any) -> str:
+    """Any value as text safe inside Teams markdown: no link, mention, HTML or list."""
+    text = _MARKDOWN.sub(r"\\\1", one_line(value))
+    text = _LIST_MARKER.sub(_escaped_marker, text)
+    return text.replace("://", "[:]//")
+
+
 def teams_text(value: Any) -> str:
     """Any value as text safe inside Teams markdown inside a JSON string literal."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        value = when(value)
-    text = INVISIBLE.sub(visible, str(value))
-    text = _MARKDOWN.sub(r"\\\1", text)
-    text = _LIST_MARKER.sub(_escaped_marker, text)
-    text = text.replace("://", "[:]//")
-    return json.dumps(text, ensure_ascii=False)[1:-1]
+    return json_fragment(teams_markdown(value))
 
 
 def _escaped_marker(match: re.Match) -> str:
@@ -222,15 +219,12 @@ def cut(text: str, length: int) -> str:
 def minimal_card(alert: AlertView) -> dict:
     """The last resort when even the generic template fails: built here, still escaped."""
     e = alert.event
-
-    def plain(value: Any) -> str:
-        return json.loads(f'"{teams_text(value)}"')
     return fitted({"type": "AdaptiveCard", "version": CARD_VERSION, "body": [
         {"type": "TextBlock", "weight": "Bolder", "wrap": True,
          "color": SEVERITY_COLOR.get(alert.severity, "Default"),
-         "text": f"{alert.severity.upper()} · Voiso {plain(e.kind)}"},
+         "text": f"{alert.severity.upper()} · Voiso {teams_markdown(e.kind)}"},
         {"type": "FactSet", "facts": [
-            {"title": "Time (UTC)", "value": plain(e.time)},
-            {"title": "User", "value": plain(e.user or "-")},
-            {"title": "By", "value": plain(e.who or "-")},
-            {"title": "IP", "value": plain(e.ip or e.to_value or "-")}]}]})
+            {"title": "Time (UTC)", "value": teams_markdown(e.time)},
+            {"title": "User", "value": teams_markdown(e.user or "-")},
+            {"title": "By", "value": teams_markdown(e.who or "-")},
+            {"title": "IP", "value": teams_markdown(e.ip or e.to_value or "-")}]}]})

@@ -231,6 +231,16 @@ def test_a_broken_generic_template_still_delivers_a_minimal_message(tmp_path, ca
     assert caplog.text.count("failed") == 2
 
 
+def test_the_minimal_message_escapes_an_unknown_kinds_name_too(tmp_path, caplog):
+    (tmp_path / GENERIC_TEMPLATE).write_text("{{ broken")
+    body = {"timestamp": "2024-01-01T00:00:00Z", "type": "<!channel>", "event": '"x\\',
+            "params": {}}
+    message = SlackRenderer(tmp_path).render(AlertView(events.parse(json.dumps(body).encode()),
+                                                       "medium"))
+    assert "Voiso &lt;!channel&gt;/\"x\\ at" in message["text"]
+    assert "<" not in json.dumps(message)
+
+
 def test_the_users_template_overrides_the_builtin_one(tmp_path):
     renderer = override(tmp_path, "user/user_added",
                         '{% extends "_base.json.j2" %}{% block title %}Welcome aboard'
