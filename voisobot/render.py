@@ -18,6 +18,7 @@ Safety does not depend on the templates:
 import json
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -248,6 +249,17 @@ def template_context(alert: AlertView) -> dict[str, Any]:
         "context": alert.context, "group": alert.group,
         "ack": {"by": alert.acked_by, "at": alert.acked_at} if alert.acked_by else None,
     }
+
+
+def nodes(tree: Any) -> Iterator[dict]:
+    """Every object of a JSON tree (a message, a card), depth first, the tree's own first."""
+    if isinstance(tree, dict):
+        yield tree
+        for value in tree.values():
+            yield from nodes(value)
+    elif isinstance(tree, list):
+        for item in tree:
+            yield from nodes(item)
 
 
 def checked_message(message: Any) -> dict:

@@ -32,6 +32,7 @@ from voisobot.render import (
     RenderError,
     existing_template,
     json_fragment,
+    nodes,
     one_line,
     rendered_or_fallback,
     safe_environment,
@@ -157,19 +158,9 @@ def checked_card(card: Any, allowed_urls: set[str]) -> dict:
         raise RenderError(f'expected "version": "{CARD_VERSION}"')
     if not isinstance(card.get("body"), list) or not card["body"]:
         raise RenderError('expected a non-empty "body" list')
-    for node in _nodes(card):
+    for node in nodes(card):
         _check_node(node, allowed_urls)
     return card
-
-
-def _nodes(node: Any):
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _nodes(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _nodes(item)
 
 
 def _check_node(node: dict, allowed_urls: set[str]) -> None:
@@ -200,7 +191,7 @@ def fitted(card: dict, limit: int = MAX_POST_BYTES) -> dict:
 
 
 def _longest_text(card: dict) -> tuple[dict, str]:
-    found = [(node, key) for node in _nodes(card)
+    found = [(node, key) for node in nodes(card)
              for key in ("text", "value", "title") if isinstance(node.get(key), str)
              and node.get("type") not in ("AdaptiveCard",)]
     return max(found, key=lambda item: len(item[0][item[1]]))

@@ -10,7 +10,7 @@ from voisobot import commands, queries
 from voisobot.access import AccessPolicy
 from voisobot.commands import Commands, parse, query_from_button
 from voisobot.config import AccessConfig
-from voisobot.render import SlackRenderer
+from voisobot.render import SlackRenderer, nodes
 
 ALLOWED, STRANGER, CHANNEL = "UALLOWED1", "USTRANGER1", "CSECURITY1"
 
@@ -26,28 +26,13 @@ def audit_rows(store) -> list[dict]:
 
 def all_text(message: dict) -> str:
     """Everything Slack would show: the fallback text and every text object."""
-    texts = [message.get("text", "")]
-
-    def walk(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("text"), str):
-                texts.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-    walk(message.get("blocks", []))
-    return "\n".join(texts)
+    texts = [node["text"] for node in nodes(message.get("blocks", []))
+             if isinstance(node.get("text"), str)]
+    return "\n".join([message.get("text", ""), *texts])
 
 
-def text_objects(node, kind: str) -> list[dict]:
-    if isinstance(node, list):
-        return [found for item in node for found in text_objects(item, kind)]
-    if not isinstance(node, dict):
-        return []
-    own = [node] if node.get("type") == kind and "text" in node else []
-    return own + [found for value in node.values() for found in text_objects(value, kind)]
+def text_objects(tree, kind: str) -> list[dict]:
+    return [node for node in nodes(tree) if node.get("type") == kind and "text" in node]
 
 
 def more_buttons(message: dict) -> list[dict]:

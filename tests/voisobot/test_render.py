@@ -20,6 +20,7 @@ from voisobot.render import (
     GENERIC_TEMPLATE,
     AlertView,
     SlackRenderer,
+    nodes,
     slack_text,
     template_name,
     truncate,
@@ -143,14 +144,7 @@ _INVISIBLE_OR_BREAK = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u
 
 
 def _text_objects(value):
-    if isinstance(value, dict):
-        if "type" in value and "text" in value and isinstance(value["text"], str):
-            yield value
-        for item in value.values():
-            yield from _text_objects(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _text_objects(item)
+    return [node for node in nodes(value) if "type" in node and isinstance(node.get("text"), str)]
 
 
 @pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))

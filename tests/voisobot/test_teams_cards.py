@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tests.fakes.adaptive_card_schema import SCHEMA_VERSION, validate_card
 from tests.voisobot.test_render import HOSTILE, hostile_alert
 from voisobot import events, routing, samples
-from voisobot.render import AlertView
+from voisobot.render import AlertView, nodes
 from voisobot.teams_cards import (
     CARD_CONTENT_TYPE,
     MAX_POST_BYTES,
@@ -39,17 +39,10 @@ def example(kind: str, **params) -> AlertView:
     return AlertView(event, routing.severity_of(event, {}), alert_id=7)
 
 
-def texts(card: dict):
+def texts(card: dict) -> list[str]:
     """Every string Teams shows: texts, fact titles and values, the fallback, action titles."""
-    if isinstance(card, dict):
-        for key in ("text", "value", "title", "fallbackText"):
-            if isinstance(card.get(key), str):
-                yield card[key]
-        for value in card.values():
-            yield from texts(value)
-    elif isinstance(card, list):
-        for item in card:
-            yield from texts(item)
+    return [node[key] for node in nodes(card) for key in ("text", "value", "title", "fallbackText")
+            if isinstance(node.get(key), str)]
 
 
 def unescaped(text: str) -> str:
