@@ -43,27 +43,35 @@ def make_bot(tmp_path, moto_server, queue_url, fake_slack):
     started = []
 
     def make(**slack_overrides):
-        cfg = config.from_dict({
-            "sqs": {"queue_url": queue_url, "endpoint_url": moto_server["url"],
-                    "wait_time_seconds": 1, "poll_interval_seconds": 0.1,
-                    "backoff_initial_seconds": 0.05, "backoff_max_seconds": 0.5,
-                    "request_timeout_seconds": 2.0},
-            "store": {"path": "store.sqlite3"},
-            "slack": {"api_base_url": fake_slack.base_url, "default_channel": ALERTS,
-                      "timeout_seconds": 2, "mode": "http", **slack_overrides},
-            "http": {"host": "127.0.0.1", "port": 0},
-            "access": {"users": [ALLOWED, OTHER_ANALYST]},
-        }, base_dir=tmp_path)
-        client = slack.make_client("xoxb-test", fake_slack.base_url, 2)
-        runtime = bot.build(cfg, slack.SlackSender(client), client,
-                            secrets={"SLACK_SIGNING_SECRET": SECRET})
-        runtime.start()
+        runtime = started_bot(tmp_path, queue_url, moto_server["url"], fake_slack,
+                              {"SLACK_SIGNING_SECRET": SECRET},
+                              slack_settings={"mode": "http", **slack_overrides},
+                              http={"host": "127.0.0.1", "port": 0},
+                              access={"users": [ALLOWED, OTHER_ANALYST]})
         started.append(runtime)
         return Bot(runtime, fake_slack)
 
     yield make
     for runtime in started:
         runtime.stop()
+
+
+def started_bot(tmp_path, queue_url: str, sqs_url: str, fake: FakeSlack,
+                secrets: dict[str, str], slack_settings: dict, **sections):
+    """The whole bot, built as `bot.py run` builds it, against moto's SQS and the fake
+    Slack (the caller stops it)."""
+    cfg = config.from_dict({
+        "sqs": {"queue_url": queue_url, "endpoint_url": sqs_url, "wait_time_seconds": 1,
+                "poll_interval_seconds": 0.1, "backoff_initial_seconds": 0.05,
+                "backoff_max_seconds": 0.5, "request_timeout_seconds": 2.0},
+        "store": {"path": "store.sqlite3"},
+        "slack": {"api_base_url": fake.base_url, "default_channel": ALERTS,
+                  "timeout_seconds": 2, **slack_settings},
+        **sections}, base_dir=tmp_path)
+    client = slack.make_client("xoxb-test", fake.base_url, 2)
+    runtime = bot.build(cfg, slack.SlackSender(client), client, secrets=secrets)
+    runtime.start()
+    return runtime
 
 
 class Bot:

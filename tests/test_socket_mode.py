@@ -8,11 +8,18 @@ import time
 
 import pytest
 
-import bot
 from tests.fakes.slack_api import RESPONSE_URL, FakeSlack
 from tests.fakes.socket_mode import FakeSocketMode
-from tests.test_slack_app import ALERTS, ALLOWED, CHANNEL, posted_alert, send_event, wait_for
-from voisobot import config, serve, slack
+from tests.test_slack_app import (
+    ALERTS,
+    ALLOWED,
+    CHANNEL,
+    posted_alert,
+    send_event,
+    started_bot,
+    wait_for,
+)
+from voisobot import serve
 
 APP_TOKEN = "xapp-test"
 
@@ -33,19 +40,9 @@ def make_bot(tmp_path, moto_server, queue_url):
         fake = FakeSlack(channels={CHANNEL, ALERTS}, app_token=APP_TOKEN,
                          socket_url=socket_url).start()
         fakes.append(fake)
-        cfg = config.from_dict({
-            "sqs": {"queue_url": queue_url, "endpoint_url": moto_server["url"],
-                    "wait_time_seconds": 1, "poll_interval_seconds": 0.1,
-                    "request_timeout_seconds": 2.0},
-            "store": {"path": "store.sqlite3"},
-            "slack": {"api_base_url": fake.base_url, "default_channel": ALERTS,
-                      "timeout_seconds": 2},
-            "access": {"users": [ALLOWED]},
-        }, base_dir=tmp_path)
-        client = slack.make_client("xoxb-test", fake.base_url, 2)
-        runtime = bot.build(cfg, slack.SlackSender(client), client,
-                            secrets={"SLACK_APP_TOKEN": app_token})
-        runtime.start()
+        runtime = started_bot(tmp_path, queue_url, moto_server["url"], fake,
+                              {"SLACK_APP_TOKEN": app_token}, slack_settings={},
+                              access={"users": [ALLOWED]})
         started.append(runtime)
         return runtime, fake
 

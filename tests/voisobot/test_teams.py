@@ -287,11 +287,7 @@ def test_posts_to_one_webhook_are_throttled_to_four_a_second(store, webhook):
 
 
 def test_a_storm_is_one_card_then_one_summary_card_when_its_window_closes(store, webhook):
-    job = delivery(store, webhook)
-    start = utc_now() - timedelta(minutes=5)
-    store_many(store, "app_login/incorrect_password", 1, start)
-    run_until_settled(job)
-    store_many(store, "app_login/incorrect_password", 7, start + timedelta(seconds=5))
+    job = posted_group_joined_by(store, webhook, 7)
     job.next_post_at.clear()
     job.run()
     job.next_post_at.clear()
@@ -304,6 +300,17 @@ def test_a_storm_is_one_card_then_one_summary_card_when_its_window_closes(store,
     job.next_post_at.clear()
     job.run()
     assert len(cards(webhook)) == 2  # summed up once
+
+
+def posted_group_joined_by(store, webhook, joining: int) -> AlertDelivery:
+    """A group's first card posted, then ``joining`` more of its events stored, five
+    minutes ago: its one-minute window has closed. Returns the delivery job."""
+    job = delivery(store, webhook)
+    start = utc_now() - timedelta(minutes=5)
+    store_many(store, "app_login/incorrect_password", 1, start)
+    run_until_settled(job)
+    store_many(store, "app_login/incorrect_password", joining, start + timedelta(seconds=5))
+    return job
 
 
 def _force_due(store) -> None:
@@ -364,11 +371,7 @@ def test_render_teams_prints_the_card(tmp_path, capsys):
 
 
 def test_a_summary_card_that_meets_an_outage_goes_out_once_after_it(store, webhook):
-    job = delivery(store, webhook)
-    start = utc_now() - timedelta(minutes=5)
-    store_many(store, "app_login/incorrect_password", 1, start)
-    run_until_settled(job)
-    store_many(store, "app_login/incorrect_password", 3, start + timedelta(seconds=5))
+    job = posted_group_joined_by(store, webhook, 3)
     webhook.set_down(True)
     job.next_post_at.clear()
     job.run()  # queues the three into the group, then the summary meets the outage
