@@ -31,6 +31,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from report import positive_count, print_table  # noqa: E402  (bench/report.py)
+
 from voisobot import config as voiso_config  # noqa: E402
 from voisobot import samples  # noqa: E402
 from voisobot import store as voiso_store  # noqa: E402
@@ -273,21 +275,6 @@ def table_row(scenario: Scenario, result: Measurement) -> tuple[str, ...]:
             "ok" if result.ratio >= TARGET_RATIO else "below")
 
 
-def print_table(rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(row[i]) for row in (COLUMNS, *rows)) for i in range(len(COLUMNS))]
-    for row in (COLUMNS, *rows):
-        cells = [cell.ljust(width) if i < 3 else cell.rjust(width)
-                 for i, (cell, width) in enumerate(zip(row, widths, strict=True))]
-        print("  ".join(cells))
-
-
-def positive_count(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text}")
-    return value
-
-
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=positive_count, default=20_000,
@@ -315,7 +302,7 @@ def main() -> int:
     warm_up(messages, args.dir)
     rows = [table_row(scenario, measure(scenario, messages, args.repeats, args.dir))
             for scenario in SCENARIOS]
-    print_table(rows)
+    print_table(COLUMNS, rows, left=3)
     print(f"\n(ran {time.perf_counter() - started:.0f} s; ratio = median of each core/baseline "
           "pair's ratio, range = lowest-highest pair)")
     return 0

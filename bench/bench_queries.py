@@ -35,6 +35,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from report import positive_count, print_table  # noqa: E402  (bench/report.py)
+
 from voisobot import queries, samples  # noqa: E402
 from voisobot import store as voiso_store  # noqa: E402
 from voisobot.access import AccessPolicy  # noqa: E402
@@ -537,14 +539,6 @@ def table_row(result: Result) -> tuple[str, ...]:
             "ok" if result.p99_ms <= TARGET_P99_MS else "MISSED")
 
 
-def print_table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = COLUMNS) -> None:
-    widths = [max(len(row[i]) for row in (columns, *rows)) for i in range(len(columns))]
-    for row in (columns, *rows):
-        cells = [cell.ljust(width) if i == 0 else cell.rjust(width)
-                 for i, (cell, width) in enumerate(zip(row, widths, strict=True))]
-        print("  ".join(cells))
-
-
 # --- the whole answer: what an analyst waits for after Slack's ack ----------------------
 
 BENCH_USER = "UBENCH0001"
@@ -616,13 +610,6 @@ def arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def positive_count(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text}")
-    return value
-
-
 def main() -> int:
     started = time.perf_counter()
     args = arguments()
@@ -649,9 +636,9 @@ def main() -> int:
         size = store_bytes(path)
         store.close()
     print()
-    print_table([table_row(result) for result in results])
+    print_table(COLUMNS, [table_row(result) for result in results])
     print()
-    print_table(answers, ANSWER_COLUMNS)
+    print_table(ANSWER_COLUMNS, answers)
     loader = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"\nstore on disk: {size / 2**20:,.0f} MiB (file + -wal); peak memory of this "
           f"process: {peak_indexed:,.0f} MiB after the indexed queries, {peak_mib():,.0f} MiB "
