@@ -111,11 +111,14 @@ def teams_output(cfg: Config, env) -> TeamsOutput | None:
     if not cfg.teams.destinations:
         return None
     sender = TeamsSender(cfg.teams, env)
-    for name, variable in sender.missing().items():
-        log.error("Teams destination %s: %s is not set; its alerts wait until it is set to "
-                  "the flow's webhook URL and the bot restarted", name, variable)
-    renderer = TeamsRenderer(cfg.teams_templates_path, ip_lookup_url=cfg.teams.ip_lookup_url)
-    return TeamsOutput(renderer, sender)
+    for name in cfg.teams.destinations:
+        if (unavailable := sender.unavailable(name)) is not None:
+            log.error("Teams destination %s: %s", name, unavailable.advice)
+    return TeamsOutput(teams_renderer(cfg), sender)
+
+
+def teams_renderer(cfg: Config) -> TeamsRenderer:
+    return TeamsRenderer(cfg.teams_templates_path, ip_lookup_url=cfg.teams.ip_lookup_url)
 
 
 def slack_app(cfg: Config, client, runtime: Runtime, renderer: SlackRenderer, env) -> App:
@@ -210,8 +213,7 @@ def render_samples(cfg: Config, args) -> int:
     kinds = selected_kinds(args.kind)
     if kinds is None:
         return 2
-    renderer = TeamsRenderer(cfg.teams_templates_path, ip_lookup_url=cfg.teams.ip_lookup_url) \
-        if args.teams else SlackRenderer(cfg.templates_path)
+    renderer = teams_renderer(cfg) if args.teams else SlackRenderer(cfg.templates_path)
     for kind in kinds:
         event = events.parse(samples.body_text(samples.EXAMPLES[kind]).encode())
         severity = routing.severity_of(event, cfg.severity)

@@ -40,11 +40,6 @@ class TeamsSender:
         self.urls = {name: env.get(dest.webhook_url_env, "")
                      for name, dest in config.destinations.items()}
 
-    def missing(self) -> dict[str, str]:
-        """Destination name → the environment variable that should hold its URL, unset."""
-        return {name: self.config.destinations[name].webhook_url_env
-                for name, url in self.urls.items() if not url}
-
     def pace_key(self, name: str) -> str:
         """Two destinations with one URL share its throttle; the URL itself is not kept
         in the key, which may be logged."""
