@@ -17,7 +17,7 @@ from datetime import datetime
 from voisobot import acks
 from voisobot.access import AccessPolicy
 from voisobot.acks import AckOutcome, AuditEntry
-from voisobot.commands import Answer
+from voisobot.commands import Answer, Guard
 from voisobot.delivery import alert_view
 from voisobot.errors import VoisoBotError
 from voisobot.outbox import Outbox
@@ -58,22 +58,22 @@ class AlertButtons:
     def __init__(self, outbox: Outbox, renderer: SlackRenderer, sender, policy: AccessPolicy,
                  clock: Callable[[], datetime]):
         """``sender.update(channel, ts, message)`` returns a SendResult."""
-        self.outbox, self.renderer, self.sender = outbox, renderer, sender
-        self.policy, self.clock = policy, clock
+        self.outbox, self.renderer, self.sender, self.clock = outbox, renderer, sender, clock
+        self.guard = Guard(outbox.store, renderer, policy, clock)
 
     def press(self, press: Press) -> Answer | None:
         """Handle a click; return a private note for the presser, or None when the
         updated message says it all."""
-        detail = f"{press.action} {press.value[:200]}"
-        if not self.policy.allows(press.user_id, press.channel_id):
-            self._audit(press, detail, False, "denied")
-            return Answer(self.renderer.render_answer("denied", user=press.user_id))
+        entry = AuditEntry(press.user_id, press.channel_id, "button",
+                           f"{press.action} {press.value[:200]}", True, "")
+        if (refusal := self.guard.refusal(entry)) is not None:
+            return refusal
         try:
             outcome = self._record(press)
         except NotOurButton as exc:
-            self._audit(press, detail, True, f"ignored: {exc}")
+            self.guard.record(entry, f"ignored: {exc}")
             return Answer(self.renderer.render_answer("failed"))
-        self._audit(press, detail, True, _described(outcome))
+        self.guard.record(entry, _described(outcome))
         if outcome.status != "missing":
             self._show(outcome)
         if outcome.status in ("acknowledged", "reopened"):
@@ -101,10 +101,6 @@ class AlertButtons:
             log.warning("could not update alert %d in %s (%s); the delivery job will try "
                         "again", alert.id, alert.channel, result.error)
             self.outbox.mark_stale(alert.id)
-
-    def _audit(self, press: Press, detail: str, allowed: bool, outcome: str) -> None:
-        acks.audit(self.outbox.store, AuditEntry(press.user_id, press.channel_id, "button",
-                                                 detail, allowed, outcome), self.clock())
 
 
 def _described(outcome: AckOutcome) -> str:

@@ -10,7 +10,7 @@ to the log), never a stack trace in Slack.
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +52,25 @@ class Answer:
         message = {key: value for key, value in self.message.items() if value != []}
         return {**message, "replace_original": False,
                 "response_type": "in_channel" if self.public else "ephemeral"}
+
+
+class Guard:
+    """Who may act, and the audit trail of every attempt: one gate for /voiso and for the
+    alerts' buttons alike."""
+
+    def __init__(self, store: Store, renderer: SlackRenderer, policy: AccessPolicy,
+                 clock: Callable[[], datetime]):
+        self.store, self.renderer, self.policy, self.clock = store, renderer, policy, clock
+
+    def refusal(self, entry: AuditEntry) -> Answer | None:
+        """None when the user may act here; else the private "not allowed", audited."""
+        if self.policy.allows(entry.user_id, entry.channel_id):
+            return None
+        self.record(entry, "denied", allowed=False)
+        return Answer(self.renderer.render_answer("denied", user=entry.user_id))
+
+    def record(self, entry: AuditEntry, outcome: str, *, allowed: bool = True) -> None:
+        audit(self.store, replace(entry, allowed=allowed, outcome=outcome), self.clock())
 
 
 class UsageError(ValueError):
@@ -120,7 +139,8 @@ def _quoted(text: str) -> str:
 class Commands:
     def __init__(self, store: Store, renderer: SlackRenderer, policy: AccessPolicy,
                  clock: Callable[[], datetime]):
-        self.store, self.renderer, self.policy, self.clock = store, renderer, policy, clock
+        self.store, self.renderer, self.clock = store, renderer, clock
+        self.guard = Guard(store, renderer, policy, clock)
 
     def command(self, user_id: str, channel_id: str | None, text: str) -> Answer:
         """Answer ``/voiso <text>`` typed by a user in a channel."""
@@ -134,9 +154,8 @@ class Commands:
     def _handle(self, user_id: str, channel_id: str | None, action: str, detail: str,
                 read_query: Callable[[], Query]) -> Answer:
         entry = AuditEntry(user_id, channel_id, action, detail[:MAX_DETAIL], True, "")
-        if not self.policy.allows(user_id, channel_id):
-            self._audit(entry, allowed=False, outcome="denied")
-            return Answer(self.renderer.render_answer("denied", user=user_id))
+        if (refusal := self.guard.refusal(entry)) is not None:
+            return refusal
         try:
             query = read_query()
             answer, outcome = self._answer(query)
@@ -146,15 +165,11 @@ class Commands:
             log.exception("/voiso %s failed", detail[:MAX_DETAIL])
             answer = Answer(self.renderer.render_answer("failed"))
             outcome = "failed (see the log)"
-        self._audit(entry, allowed=True, outcome=outcome)
+        self.guard.record(entry, outcome)
         return answer
 
     def usage(self, problem: str = "") -> Answer:
         return Answer(self.renderer.render_answer("help", problem=problem))
-
-    def _audit(self, entry: AuditEntry, *, allowed: bool, outcome: str) -> None:
-        audit(self.store, AuditEntry(entry.user_id, entry.channel_id, entry.action,
-                                     entry.detail, allowed, outcome), self.clock())
 
     def _answer(self, query: Query) -> tuple[Answer, str]:
         conn = self.store.connection()
