@@ -18,6 +18,7 @@ ENQUEUE_CURSOR = "alerts_enqueued"
 _ALERT_COLUMNS = ("a.id, a.event_id, a.channel, a.severity, a.state, a.attempts, "
                   "a.next_attempt_at, a.first_tried_at, e.raw, a.event_count, a.slack_ts, "
                   "a.acked_by, a.acked_at")
+_BEHIND = "a.state = 'sent' AND a.event_count > a.shown_count"  # posted, events not shown
 
 
 @dataclass(frozen=True)
@@ -131,34 +132,29 @@ class Outbox:
 
     def open_alerts(self, limit: int) -> list[QueuedAlert]:
         """Pending and uncertain alerts in the order they were queued."""
-        rows = self.store.connection().execute(
-            f"SELECT {_ALERT_COLUMNS} FROM alerts a JOIN events e ON e.id = a.event_id "
-            "WHERE a.state IN ('pending', 'uncertain') ORDER BY a.id LIMIT ?", (limit,))
-        return [QueuedAlert(*row) for row in rows]
+        return self._alerts("a.state IN ('pending', 'uncertain') ORDER BY a.id LIMIT ?",
+                            limit)
 
     def alert(self, alert_id: int) -> QueuedAlert | None:
-        row = self.store.connection().execute(
-            f"SELECT {_ALERT_COLUMNS} FROM alerts a JOIN events e ON e.id = a.event_id "
-            "WHERE a.id = ?", (alert_id,)).fetchone()
-        return QueuedAlert(*row) if row else None
+        return next(iter(self._alerts("a.id = ?", alert_id)), None)
 
     def stale_alert(self, channel: str) -> QueuedAlert | None:
         """The posted group message of this channel that lags furthest behind its events."""
-        row = self.store.connection().execute(
-            f"SELECT {_ALERT_COLUMNS} FROM alerts a JOIN events e ON e.id = a.event_id "
-            "WHERE a.channel = ? AND a.state = 'sent' AND a.event_count > a.shown_count "
-            "ORDER BY a.updated_at LIMIT 1", (channel,)).fetchone()
-        return QueuedAlert(*row) if row else None
+        return next(iter(self._alerts(
+            f"a.channel = ? AND {_BEHIND} ORDER BY a.updated_at LIMIT 1", channel)), None)
 
     def closed_group(self, channel: str, now: datetime) -> QueuedAlert | None:
         """A posted group whose window has closed with events its card did not show: for a
         destination that cannot edit a post (Teams), the summary card to post next."""
-        row = self.store.connection().execute(
+        return next(iter(self._alerts(
+            f"a.channel = ? AND {_BEHIND} AND a.window_ends_at <= ? ORDER BY a.id LIMIT 1",
+            channel, time_text(now))), None)
+
+    def _alerts(self, where: str, *values) -> list[QueuedAlert]:
+        rows = self.store.connection().execute(
             f"SELECT {_ALERT_COLUMNS} FROM alerts a JOIN events e ON e.id = a.event_id "
-            "WHERE a.channel = ? AND a.state = 'sent' AND a.event_count > a.shown_count "
-            "AND a.window_ends_at <= ? ORDER BY a.id LIMIT 1",
-            (channel, time_text(now))).fetchone()
-        return QueuedAlert(*row) if row else None
+            f"WHERE {where}", values)
+        return [QueuedAlert(*row) for row in rows]
 
     def channels_with_follow_ups(self) -> list[str]:
         conn = self.store.connection()
