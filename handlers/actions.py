@@ -1,5 +1,6 @@
 """The buttons: Acknowledge and Reopen on alerts, More on long /voiso answers."""
 
+from handlers.reply import reply
 from voisobot.buttons import ACK_ACTION, REOPEN_ACTION, AlertButtons, Press
 from voisobot.commands import MORE_ACTION, Commands
 
@@ -10,12 +11,12 @@ def register(app, answers: Commands, buttons: AlertButtons) -> None:
         note = buttons.press(Press(body["user"]["id"], _channel(body), action["action_id"],
                                    action.get("value") or ""))
         if note is not None:
-            respond(**note.reply())
+            reply(respond, note)
 
     def more(ack, body, action, respond):
         ack()
         answer = answers.more(body["user"]["id"], _channel(body), action.get("value") or "")
-        respond(**answer.reply())
+        reply(respond, answer)
 
     app.action(ACK_ACTION)(alert_button)
     app.action(REOPEN_ACTION)(alert_button)

@@ -1,5 +1,6 @@
 """The /voiso slash command."""
 
+from handlers.reply import reply
 from voisobot.commands import Commands
 
 
@@ -8,6 +9,6 @@ def register(app, name: str, answers: Commands) -> None:
         ack()
         answer = answers.command(command["user_id"], command.get("channel_id"),
                                  command.get("text") or "")
-        respond(**answer.reply())
+        reply(respond, answer)
 
     app.command(name)(voiso)

@@ -20,6 +20,8 @@ from slack_sdk.signature import SignatureVerifier
 
 import bot
 from tests.fakes.slack_api import RESPONSE_URL, FakeSlack
+from tests.slack_display import readable
+from tests.slack_display import shown as display
 from voisobot import config, jobs, samples, slack
 from voisobot.intake import utc_now
 
@@ -168,7 +170,8 @@ def buttons(message: dict) -> list[str]:
 
 
 def shown(message: dict) -> str:
-    return json.dumps(message, ensure_ascii=False)
+    """What the reader sees, mentions as <@U…> (tests/slack_display.py)."""
+    return readable(message)
 
 
 # --- signatures -------------------------------------------------------------------------------
@@ -232,10 +235,11 @@ def test_every_subcommand_answers_with_stored_hostile_text_escaped(make_bot, sqs
     escaped = HOSTILE_USER.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     running.command(command.format(user=escaped))
     (answer,) = running.answers()
-    text = shown(answer)
-    assert "<!channel>" not in text and "<https://evil" not in text
-    if command != "audit":  # the others all show the stored login name, escaped
-        assert "&lt;!channel&gt;&lt;https://evil.example|Voiso-login&gt;{{7*7}}@x.com" in text
+    seen = display(answer)
+    assert not seen.parsed, "nothing is left for Slack to parse as markup"
+    assert {live[0] for live in seen.live} <= {"user", "channel"}  # the audit's own mentions
+    if command != "audit":  # the others all show the stored login name, as typed
+        assert any(HOSTILE_USER in text for text, _ in seen.literal)
     assert answer["response_type"] == "ephemeral"
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from tests.fakes.slack_api import RESPONSE_URL, FakeSlack
 from tests.fakes.socket_mode import FakeSocketMode
+from tests.slack_display import readable
 from tests.test_slack_app import (
     ALERTS,
     ALLOWED,
@@ -97,7 +98,7 @@ def test_a_button_over_socket_mode_acknowledges_the_alert(make_bot, socket_serve
     assert socket_server.send("interactive", press) is not None
     assert wait_for(lambda: fake.calls_to("chat.update"))
     (now,) = fake.messages(ALERTS)
-    assert f"Acknowledged by <@{ALLOWED}>" in json.dumps(now)
+    assert f"Acknowledged by <@{ALLOWED}>" in readable(now)
 
 
 def test_an_app_token_slack_refuses_is_reported_once_and_the_intake_goes_on(

@@ -21,7 +21,7 @@ from voisobot.commands import Answer, Guard
 from voisobot.delivery import alert_view
 from voisobot.errors import VoisoBotError
 from voisobot.outbox import Outbox
-from voisobot.render import SlackRenderer
+from voisobot.render import SlackRenderer, slack_id_or_text
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ class AlertButtons:
             self._show(outcome)
         if outcome.status in ("acknowledged", "reopened"):
             return None
-        return Answer(self.renderer.render_answer("ack", status=outcome.status, by=outcome.by,
-                                                  at=outcome.at))
+        return Answer(self.renderer.render_answer("ack", status=outcome.status,
+                                                  by=slack_id_or_text(outcome.by), at=outcome.at))
 
     def _record(self, press: Press) -> AckOutcome:
         alert_id = alert_id_of(press.value)

@@ -17,7 +17,7 @@ from typing import Any
 from voisobot import queries
 from voisobot.access import AccessPolicy
 from voisobot.acks import AuditEntry, audit
-from voisobot.render import SlackRenderer
+from voisobot.render import ButtonValue, SlackRenderer, slack_id_or_text
 from voisobot.store import Store
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class Answer:
     public: bool = False
 
     def reply(self) -> dict:
-        """Keyword arguments for Bolt's respond(): a new message, private unless public."""
+        """The payload for the request's response_url: a new message, private unless public."""
         message = {key: value for key, value in self.message.items() if value != []}
         return {**message, "replace_original": False,
                 "response_type": "in_channel" if self.public else "ephemeral"}
@@ -206,7 +206,8 @@ def _ip(conn, query: Query, now: datetime) -> tuple[str, dict]:
 
 def _unacked(conn, query: Query, now: datetime) -> tuple[str, dict]:
     page = queries.unacked(conn, PAGE, query.before)
-    return "unacked", {"page": page, "more": more_value(query, page)}
+    alerts = [replace(a, channel=slack_id_or_text(a.channel)) for a in page.items]
+    return "unacked", {"page": replace(page, items=alerts), "more": more_value(query, page)}
 
 
 def _stats(conn, query: Query, now: datetime) -> tuple[str, dict]:
@@ -214,8 +215,11 @@ def _stats(conn, query: Query, now: datetime) -> tuple[str, dict]:
 
 
 def _audit_log(conn, query: Query, now: datetime) -> tuple[str, dict]:
+    """Who did what; the user and channel IDs come from Slack, so they are mentioned."""
     page = queries.audit_log(conn, PAGE, query.before)
-    return "audit", {"page": page, "more": more_value(query, page)}
+    rows = [replace(a, user_id=slack_id_or_text(a.user_id),
+                    channel_id=slack_id_or_text(a.channel_id)) for a in page.items]
+    return "audit", {"page": replace(page, items=rows), "more": more_value(query, page)}
 
 
 def _help(conn, query: Query, now: datetime) -> tuple[str, dict]:
@@ -228,7 +232,7 @@ ANSWERS = {"recent": _recent, "user": _user, "ip": _ip, "unacked": _unacked,
 
 # --- the "more" button ------------------------------------------------------------------
 
-def more_value(query: Query, page: queries.Page) -> str | None:
+def more_value(query: Query, page: queries.Page) -> ButtonValue | None:
     """The button value that asks for the page after ``page``, or None on the last page.
     It holds what was asked, never an answer: the next page is read afresh."""
     if page.next is None:
@@ -236,7 +240,7 @@ def more_value(query: Query, page: queries.Page) -> str | None:
     cursor = list(page.next) if isinstance(page.next, tuple) else page.next
     value = json.dumps({"q": query.name, "a": query.arg, "n": query.limit,
                         "p": query.public, "b": cursor}, separators=(",", ":"))
-    return value if len(value) <= 2000 else None  # Slack's limit for a button value
+    return ButtonValue(value) if len(value) <= 2000 else None  # Slack's limit for a value
 
 
 def query_from_button(value: str) -> Query:

@@ -13,6 +13,10 @@ class MalformedEvent(VoisoBotError):
     """An SQS message body that is not a valid Voiso event; the message is the reason kept."""
 
 
+class RenderError(VoisoBotError):
+    """A template failed, or asked for something a message may not hold."""
+
+
 class IntakeProblem(VoisoBotError):
     """A failed SQS call or store write, classified so the intake can log it once and back off.
 

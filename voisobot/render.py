@@ -2,23 +2,29 @@
 untrusted text whatever the template author writes.
 
 Safety does not depend on the templates:
-- every ``{{ expression }}`` passes through ``finalize``, which escapes it for mrkdwn
-  (``&``, ``<``, ``>``: no mention, no link) and then for JSON (no broken string), and
-  makes it one line with visible control characters (no fake lines, no bidi tricks).
-  Its result is marked safe (autoescape is on), so the output of a macro or a block is
-  not escaped twice; filters that would mark raw text safe are removed or replaced;
-- templates run in Jinja's sandbox, and their output is data, never evaluated again,
-  so a login name holding ``{{ 7*7 }}`` renders literally;
-- after rendering, every mrkdwn object gets ``verbatim: true`` (no auto-linking),
-  Slack's limits are enforced with a visible ``…``, and the message is checked with
-  slack_sdk's Block Kit models. A template that fails at any step never loses the
-  alert: the generic template renders it, and the error is logged with the file name.
+- every ``{{ expression }}`` passes through ``finalize``, which makes it one line with every
+  invisible or line-breaking character shown as ``\\uXXXX`` (shown, not obeyed), and escapes
+  it for JSON (no broken string). Its result is marked safe (autoescape is on), so the output
+  of a macro or a block is not escaped twice; filters that would mark raw text safe are
+  removed, and ``tojson`` escapes like ``finalize``;
+- no value is ever sent where Slack parses markup: text is written in the dialect of
+  ``slack_text`` and becomes ``rich_text`` or ``plain_text`` with ``emoji: false``; a mention,
+  a link or a style exists only where the template's own source wrote a tag, or where a typed
+  value the bot made (a SlackId, a SafeUrl) asked for one;
+- templates run in Jinja's sandbox, and their output is data, never evaluated again, so a
+  login name holding ``{{ 7*7 }}`` renders literally;
+- after rendering, only the block types an alert needs are kept, Slack's limits are enforced
+  with a visible ``…``, and the message is checked with slack_sdk's Block Kit models. A
+  template that fails at any step, in any way, never loses the alert: the generic template
+  renders it, then a minimal message built here, and the error is logged with the file name.
 """
 
+import functools
 import json
 import logging
 import re
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,17 +35,29 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 from slack_sdk.models.blocks import Block
 
-from voisobot.errors import VoisoBotError
+from voisobot.errors import RenderError
 from voisobot.events import Event
+from voisobot.slack_text import (
+    SlackTextExtension,
+    Tokens,
+    escape_controls,
+    limited_elements,
+    notification,
+    plain,
+    rich_elements,
+    truncate,
+    truncate_escaped,
+)
+from voisobot.values import ButtonValue, SafeUrl, SlackId
+
+__all__ = ["ButtonValue", "RenderError", "SafeUrl", "SlackId"]  # re-exported for callers
 
 log = logging.getLogger(__name__)
 
 BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "slack"
 GENERIC_TEMPLATE = "_generic.json.j2"
-ELLIPSIS = "…"
-SEVERITY_EMOJI = {"info": ":information_source:", "low": ":large_blue_circle:",
-                  "medium": ":large_yellow_circle:", "high": ":large_orange_circle:",
-                  "critical": ":red_circle:"}
+SEVERITY_EMOJI = {"info": "\u2139\ufe0f", "low": "🔵", "medium": "🟡", "high": "🟠",
+                  "critical": "🔴"}
 
 # Slack's limits (Block Kit reference): the renderer truncates to these.
 MAX_BLOCKS = 50
@@ -50,13 +68,59 @@ MAX_FALLBACK_TEXT = 3000
 MAX_BUTTON_VALUE = 2000
 MAX_ID = 255
 
-_INVISIBLE = re.compile(r"[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069"
-                        r"\ufeff\ud800-\udfff]")
+# --- one line, nothing invisible -------------------------------------------------------------
+
+# Unicode categories a reader cannot see, or that break or reorder a line: control (Cc),
+# format (Cf: bidi overrides, zero-width joiners, the "tag" characters of ASCII smuggling),
+# surrogate (Cs), private use (Co), unassigned (Cn), line and paragraph separators (Zl, Zp).
+SHOWN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+# Letters that draw nothing (Hangul fillers, the blank Braille pattern), and the variation
+# selectors 17-256, which only ever follow an ideograph and are used to hide data.
+BLANK_CHARACTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+_ALSO_SHOWN = re.compile("[\u115f\u1160\u3164\uffa0\u2800\U000e0100-\U000e01ef]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-class RenderError(VoisoBotError):
-    """A template failed or produced a message Slack would refuse."""
+@functools.lru_cache(maxsize=8192)
+def _shown(char: str) -> str:
+    if char in _NAMED:
+        return _NAMED[char]
+    if unicodedata.category(char) in SHOWN_CATEGORIES or _ALSO_SHOWN.match(char):
+        code = ord(char)
+        return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+    return char
 
+
+def one_line(value: Any) -> str:
+    """Any value as the text people should see, before a format's own escaping: nothing
+    for None, a time in UTC, one line with every invisible, line-breaking or reordering
+    character shown as ``\\n``, ``\\u2028``, ``\\U000e0041``… (shown, not obeyed)."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = when(value)
+    text = str(value)
+    if text.isprintable() and not _ALSO_SHOWN.search(text):
+        return text  # the common case, checked in C
+    return "".join(map(_shown, text))
+
+
+def json_fragment(text: str) -> str:
+    """Text as the inside of a JSON string literal."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+def when(value: Any) -> str:
+    """A stored time ("2026-11-24T14:02:03.000000Z") or a datetime, as people read it."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if isinstance(value, datetime) else value
+
+
+# --- the template environment, shared with Teams ----------------------------------------------
 
 @dataclass(frozen=True)
 class AlertView:
@@ -76,94 +140,56 @@ class AlertView:
         return self.group["count"] if self.group else 1
 
 
-def one_line(value: Any) -> str:
-    """Any value as the text people should see, before a format's own escaping: nothing
-    for None, a time in UTC, one line with control and bidi characters shown as \\uXXXX
-    (shown, not obeyed)."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        value = when(value)
-    return _INVISIBLE.sub(_visible, str(value))
-
-
-def json_fragment(text: str) -> str:
-    """Text as the inside of a JSON string literal."""
-    return json.dumps(text, ensure_ascii=False)[1:-1]
-
-
-def slack_mrkdwn(value: Any) -> str:
-    """Any value as text safe inside Slack mrkdwn: no mention, no link."""
-    return one_line(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def slack_text(value: Any) -> str:
-    """Any value as text safe inside a mrkdwn string inside a JSON string literal."""
-    return json_fragment(slack_mrkdwn(value))
-
-
-def when(value: Any) -> str:
-    """A stored time ("2026-11-24T14:02:03.000000Z") or a datetime, as people read it."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if isinstance(value, datetime) else value
-
-
-_SLACK_ID = re.compile(r"[UWCG][A-Z0-9]{2,30}")
-
-
-def mention(slack_id: Any) -> Markup:
-    """``<@U…>`` or ``<#C…>`` for a user or channel ID that Slack or the config gave us
-    (a click's user, an alert's channel); anything else is shown as escaped text, so no
-    event field can become a mention."""
-    if isinstance(slack_id, str) and _SLACK_ID.fullmatch(slack_id):
-        return Markup(f"<{'#' if slack_id[0] in 'CG' else '@'}{slack_id}>")
-    return _finalize(slack_id)
-
-
-def button_value(value: Any) -> Markup:
-    """A button's value, which Slack hands back and never shows or formats: JSON-escaped
-    only (mrkdwn escaping would change what comes back)."""
-    return Markup(json.dumps(str(value), ensure_ascii=True)[1:-1])
-
-
-def _finalize(value: Any) -> Markup:
-    """Escape a template expression's value, unless it is the output of a macro or block
-    (Markup), which is made of literal template text and values escaped already."""
-    return value if isinstance(value, Markup) else Markup(slack_text(value))
-
-
 _UNSAFE_FILTERS = ("safe", "urlize", "xmlattr", "forceescape")
 
 
-def _visible(match: re.Match) -> str:
-    char = match.group()
-    if char in "\n\r\t":
-        return " "
-    return f"\\u{ord(char):04x}"  # shown, not obeyed: a reader sees the trick
+def safe_environment(override_dir: Path | None, builtin_dir: Path,
+                     escape_text: Callable[[Any], str], extensions=()) -> SandboxedEnvironment:
+    """A sandboxed Jinja environment whose every expression, and every ``tojson``, goes
+    through ``escape_text`` (one output format's escaping) and then JSON escaping, with no
+    filter that could bypass it. The user's directory, if any, overrides the built-in
+    templates file by file."""
+    def finalize(value: Any) -> Markup:
+        # Markup is a macro's or a block's output (literal template text and values escaped
+        # already), or a typed filter's: not escaped again.
+        return value if isinstance(value, Markup) else Markup(json_fragment(escape_text(value)))
+
+    def tojson(value: Any, indent: int | None = None) -> Markup:
+        return Markup(json.dumps(_escaped_strings(value, escape_text), ensure_ascii=False,
+                                 indent=indent))
+
+    paths = [str(p) for p in (override_dir, builtin_dir) if p]
+    env = SandboxedEnvironment(loader=jinja2.FileSystemLoader(paths), finalize=finalize,
+                               autoescape=True, undefined=jinja2.StrictUndefined,
+                               trim_blocks=True, lstrip_blocks=True, extensions=extensions)
+    for name in _UNSAFE_FILTERS:
+        env.filters.pop(name, None)
+    env.filters["e"] = env.filters["escape"] = finalize
+    env.filters["tojson"] = tojson
+    env.filters["when"] = when
+    env.filters["button_value"] = button_value
+    return env
+
+
+def _escaped_strings(value: Any, escape_text: Callable[[Any], str]) -> Any:
+    if isinstance(value, dict):
+        return {escape_text(k): _escaped_strings(v, escape_text) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escaped_strings(item, escape_text) for item in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return escape_text(value)
+
+
+def button_value(value: Any) -> Markup:
+    """A button's value, JSON-escaped only (Slack hands it back and never formats it)."""
+    if not isinstance(value, ButtonValue):
+        raise RenderError("button_value takes a value the bot made, never an event field")
+    return Markup(json_fragment(value))
 
 
 def template_name(kind: str) -> str:
     return kind.replace("/", ".") + ".json.j2"
-
-
-def safe_environment(override_dir: Path | None, builtin_dir: Path,
-                     finalize) -> SandboxedEnvironment:
-    """A sandboxed Jinja environment whose every expression goes through ``finalize`` (the
-    escaping of one output format), with no filter that could bypass it. The user's
-    directory, if any, overrides the built-in templates file by file."""
-    paths = [str(p) for p in (override_dir, builtin_dir) if p]
-    env = SandboxedEnvironment(loader=jinja2.FileSystemLoader(paths), finalize=finalize,
-                               autoescape=True, undefined=jinja2.StrictUndefined,
-                               trim_blocks=True, lstrip_blocks=True)
-    for name in _UNSAFE_FILTERS:
-        env.filters.pop(name, None)
-    env.filters["e"] = env.filters["escape"] = finalize
-    env.filters["when"] = when
-    return env
 
 
 def existing_template(env: SandboxedEnvironment, kind: str) -> str:
@@ -179,61 +205,17 @@ def existing_template(env: SandboxedEnvironment, kind: str) -> str:
 def rendered_or_fallback(render_with, name: str, alert: AlertView, last_resort,
                          what: str) -> dict:
     """``render_with(name, alert)``, else with the generic template, else ``last_resort``:
-    a template's error is logged with its file name and never loses the alert."""
+    whatever a template does (an error, a recursion, a message Slack would refuse), it is
+    logged with its file name and never loses the alert."""
     for candidate in dict.fromkeys((name, GENERIC_TEMPLATE)):
         try:
             return render_with(candidate, alert)
-        except (RenderError, jinja2.TemplateError, ValueError) as exc:
-            log.error("%s %s failed for %s alert: %s; using the %s", what, candidate,
-                      alert.event.kind, exc, "generic template"
-                      if candidate != GENERIC_TEMPLATE else "built-in minimal one")
+        except Exception as exc:
+            log.error("%s %s failed for %s alert: %s: %s; using the %s", what, candidate,
+                      one_line(alert.event.kind), type(exc).__name__, one_line(exc),
+                      "generic template" if candidate != GENERIC_TEMPLATE
+                      else "built-in minimal one")
     return last_resort(alert)
-
-
-class SlackRenderer:
-    def __init__(self, override_dir: Path | None = None, builtin_dir: Path = BUILTIN_TEMPLATES):
-        self.env = safe_environment(override_dir, builtin_dir, _finalize)
-        self.env.filters.update(mention=mention, button_value=button_value)
-
-    def render(self, alert: AlertView) -> dict:
-        """The message for an alert: its kind's template, else the generic one, else a
-        minimal message built here — an alert is never lost to a template."""
-        return rendered_or_fallback(self.render_with, self.template_for(alert.event.kind),
-                                    alert, minimal_message, "template")
-
-    def render_answer(self, name: str, **context: Any) -> dict:
-        """The answer to a /voiso command from ``commands/<name>.json.j2``; values in
-        ``context`` are escaped like event fields. A failing template gives a short
-        message that points at the log, never a stack trace in Slack."""
-        template = f"commands/{name}.json.j2"
-        try:
-            return self._checked_json(self.env.get_template(template).render(**context))
-        except (RenderError, jinja2.TemplateError, ValueError) as exc:
-            log.error("template %s failed: %s", template, exc)
-            return {"text": f"The answer could not be shown: template {template} failed "
-                            "(the error is in the bot's log)."}
-
-    def render_reply(self, alert: AlertView) -> dict:
-        """One event of a group, as a thread reply: its summary and facts, no header or
-        button (the group's message has them)."""
-        message = self.render(alert)
-        kept = [block for block in message["blocks"] if block["type"] in ("section", "context")]
-        return {"text": message["text"], "blocks": kept}
-
-    def template_for(self, kind: str) -> str:
-        return existing_template(self.env, kind)
-
-    def render_with(self, name: str, alert: AlertView) -> dict:
-        return self._checked_json(self.env.get_template(name).render(**template_context(alert)))
-
-    @staticmethod
-    def _checked_json(text: str) -> dict:
-        try:
-            message = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RenderError(f"not valid JSON ({exc.msg} at line {exc.lineno} column "
-                              f"{exc.colno})") from None
-        return checked_message(message)
 
 
 def template_context(alert: AlertView) -> dict[str, Any]:
@@ -244,11 +226,20 @@ def template_context(alert: AlertView) -> dict[str, Any]:
                   "access_group": e.access_group, "ip": e.ip, "from": e.from_value,
                   "to": e.to_value, "count": e.count, "params": e.params},
         "severity": alert.severity,
-        "severity_emoji": SEVERITY_EMOJI.get(alert.severity, ":grey_question:"),
-        "ack_value": json.dumps({"alert": alert.alert_id}, separators=(",", ":")),
+        "severity_emoji": SEVERITY_EMOJI.get(alert.severity, "❔"),
+        "ack_value": ButtonValue(json.dumps({"alert": alert.alert_id}, separators=(",", ":"))),
         "context": alert.context, "group": alert.group,
-        "ack": {"by": alert.acked_by, "at": alert.acked_at} if alert.acked_by else None,
+        "ack": {"by": slack_id_or_text(alert.acked_by), "at": alert.acked_at}
+        if alert.acked_by else None,
     }
+
+
+def slack_id_or_text(value: str | None) -> SlackId | str | None:
+    """A stored Slack ID as a SlackId (so it can be mentioned); anything else stays text."""
+    try:
+        return SlackId(value)
+    except RenderError:
+        return value
 
 
 def nodes(tree: Any) -> Iterator[dict]:
@@ -262,94 +253,234 @@ def nodes(tree: Any) -> Iterator[dict]:
             yield from nodes(item)
 
 
-def checked_message(message: Any) -> dict:
-    """Enforce the safety rules and Slack's limits on a rendered message, then validate it."""
+# --- Slack ------------------------------------------------------------------------------------
+
+class SlackRenderer:
+    def __init__(self, override_dir: Path | None = None, builtin_dir: Path = BUILTIN_TEMPLATES):
+        self.tokens = Tokens()
+        self.env = safe_environment(override_dir, builtin_dir, one_line,
+                                    extensions=[SlackTextExtension])
+        self.env.slack_tokens = self.tokens
+        self.env.filters.update(mention=self._mention, link=self._link, url=self._url)
+        self.env.tests["slack_id"] = lambda value: isinstance(value, SlackId)
+
+    def render(self, alert: AlertView) -> dict:
+        """The message for an alert: its kind's template, else the generic one, else a
+        minimal message built here — an alert is never lost to a template."""
+        return rendered_or_fallback(self.render_with, self.template_for(alert.event.kind),
+                                    alert, minimal_message, "template")
+
+    def render_answer(self, name: str, **context: Any) -> dict:
+        """The answer to a /voiso command from ``commands/<name>.json.j2``; values in
+        ``context`` are escaped like event fields. A failing template gives a short
+        message that points at the log, never a stack trace in Slack."""
+        template = f"commands/{name}.json.j2"
+        try:
+            return self._settled_json(self.env.get_template(template).render(**context))
+        except Exception as exc:
+            log.error("template %s failed: %s: %s", template, type(exc).__name__, one_line(exc))
+            return self.settled({"text": f"The answer could not be shown: template {template} "
+                                         "failed (the error is in the bot's log)."})
+
+    def render_reply(self, alert: AlertView) -> dict:
+        """One event of a group, as a thread reply: its summary and facts, no header or
+        button (the group's message has them)."""
+        message = self.render(alert)
+        kept = [block for block in message["blocks"] if block["type"] in ("rich_text", "context")]
+        return {**message, "blocks": kept or message["blocks"]}
+
+    def template_for(self, kind: str) -> str:
+        return existing_template(self.env, kind)
+
+    def render_with(self, name: str, alert: AlertView) -> dict:
+        return self._settled_json(self.env.get_template(name).render(**template_context(alert)))
+
+    def settled(self, message: Any) -> dict:
+        """A rendered message as Slack gets it (see ``settled_message``)."""
+        return settled_message(message, self.tokens)
+
+    def _settled_json(self, text: str) -> dict:
+        try:
+            message = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RenderError(f"not valid JSON ({exc.msg} at line {exc.lineno} column "
+                              f"{exc.colno})") from None
+        return self.settled(message)
+
+    def _mention(self, value: Any) -> Markup:
+        return Markup(self.tokens.mention(value))
+
+    def _link(self, url: Any, label: Any = "") -> Markup:
+        return Markup(json_fragment(self.tokens.link(url, one_line(label) or str(url))))
+
+    def _url(self, url: Any) -> Markup:
+        return Markup(json_fragment(self.tokens.link(url, "")))
+
+
+# --- the message as Slack gets it -------------------------------------------------------------
+
+def settled_message(message: Any, tokens: Tokens) -> dict:
+    """Only blocks whose text Slack shows literally, within Slack's limits, validated.
+
+    Section text becomes rich_text, every other text object plain_text with emoji off, and
+    the top-level text the notification, posted with mrkdwn off. A message with no blocks
+    gets its text as one, so that its text is only ever a notification.
+    """
     if not isinstance(message, dict) or not isinstance(message.get("text"), str) \
             or not isinstance(message.get("blocks", []), list):
         raise RenderError('expected an object with a "text" string and a "blocks" list')
-    message["text"] = truncate(message["text"], MAX_FALLBACK_TEXT)
-    blocks = message.get("blocks", [])
-    if len(blocks) > MAX_BLOCKS:
-        blocks = blocks[:MAX_BLOCKS]
-    message["blocks"] = [_checked_block(block) for block in blocks]
+    runs = tokens.runs(message["text"])
+    settle = _Settle(tokens)
+    blocks = [new for block in message.get("blocks", [])[:MAX_BLOCKS]
+              for new in settle.block(block)][:MAX_BLOCKS]
+    if not blocks:
+        blocks = [_rich_text_block(rich_elements(runs))]
     try:
-        for block in message["blocks"]:
+        for block in blocks:
             Block.parse(block).to_dict()  # slack_sdk's own checks of Block Kit's rules
     except Exception as exc:
         raise RenderError(f"invalid Block Kit: {exc}") from None
-    return message
+    return {"text": truncate_escaped(notification(runs), MAX_FALLBACK_TEXT), "blocks": blocks,
+            "mrkdwn": False}
 
 
-def _checked_block(block: Any) -> dict:
-    if not isinstance(block, dict):
-        raise RenderError(f"a block must be an object, got {type(block).__name__}")
-    kind = block.get("type")
-    if "block_id" in block and len(str(block["block_id"])) > MAX_ID:
-        raise RenderError("block_id longer than 255 characters")
-    if kind == "header":
-        _require_plain_text(block.get("text"), "header")
-        _limit_text(block.get("text"), MAX_TEXT["header"])
-    elif kind == "section":
-        _limit_text(block.get("text"), MAX_TEXT["section"])
-        if "fields" in block:
-            block["fields"] = block["fields"][:MAX_FIELDS]
-            for item in block["fields"]:
-                _limit_text(item, MAX_TEXT["field"])
-    elif kind == "context":
-        block["elements"] = block.get("elements", [])[:MAX_CONTEXT_ELEMENTS]
-        for item in block["elements"]:
-            _limit_text(item, MAX_TEXT["context"])
-    elif kind == "actions":
-        for element in block.get("elements", []):
-            _check_button(element)
-    return block
+def _rich_text_block(elements: list[dict], block_id: str | None = None) -> dict:
+    if elements and elements[-1]["type"] == "text":  # a text ends where its last word ends
+        elements[-1]["text"] = elements[-1]["text"].rstrip("\n") or "-"
+    elements = limited_elements(elements, MAX_TEXT["section"]) or [{"type": "text", "text": "-"}]
+    block = {"type": "rich_text", "elements": [{"type": "rich_text_section",
+                                                "elements": elements}]}
+    return {**block, "block_id": block_id} if block_id else block
 
 
-def _limit_text(obj: Any, limit: int) -> None:
-    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-        return
-    obj["text"] = truncate(obj["text"], limit)
-    if obj.get("type") == "mrkdwn":
-        obj["verbatim"] = True  # no auto-linking of URLs typed into event fields
+class _Settle:
+    """What each kind of block becomes (section, context, header, actions, rich_text,
+    divider: an alert needs no other kind)."""
+
+    def __init__(self, tokens: Tokens):
+        self.tokens = tokens
+
+    def block(self, block: Any) -> list[dict]:
+        if not isinstance(block, dict):
+            raise RenderError(f"a block must be an object, got {type(block).__name__}")
+        kind = block.get("type")
+        settle = getattr(self, f"_{kind}", None) if isinstance(kind, str) else None
+        if settle is None:
+            raise RenderError(f"block type {kind!r} is not allowed in the bot's messages")
+        block_id = block.get("block_id")
+        if block_id is not None and (not isinstance(block_id, str) or len(block_id) > MAX_ID):
+            raise RenderError("block_id must be a string of at most 255 characters")
+        return settle(block, block_id)
+
+    def _section(self, block: dict, block_id: str | None) -> list[dict]:
+        if "accessory" in block:
+            raise RenderError("section accessories are not supported; use an actions block")
+        settled = []
+        if block.get("text") is not None:
+            settled.append(_rich_text_block(self._elements(block["text"]), block_id))
+        if block.get("fields"):
+            fields = [self.plain_text(item, MAX_TEXT["field"])
+                      for item in _listed(block["fields"], "fields")[:MAX_FIELDS]]
+            settled.append({"type": "section", "fields": fields})
+        return settled
+
+    def _context(self, block: dict, block_id: str | None) -> list[dict]:
+        elements = [self.plain_text(item, MAX_TEXT["context"]) for item in
+                    _listed(block.get("elements"), "context elements")[:MAX_CONTEXT_ELEMENTS]]
+        return [_with_id({"type": "context", "elements": elements}, block_id)]
+
+    def _header(self, block: dict, block_id: str | None) -> list[dict]:
+        text = block.get("text")
+        if not isinstance(text, dict) or text.get("type") != "plain_text":
+            raise RenderError("header text must be a plain_text object")
+        return [_with_id({"type": "header", "text": self.plain_text(text, MAX_TEXT["header"])},
+                         block_id)]
+
+    def _actions(self, block: dict, block_id: str | None) -> list[dict]:
+        buttons = [self._button(item) for item in _listed(block.get("elements"), "actions")]
+        return [_with_id({"type": "actions", "elements": buttons}, block_id)]
+
+    def _rich_text(self, block: dict, block_id: str | None) -> list[dict]:
+        sections = []
+        for section in _listed(block.get("elements"), "rich_text elements"):
+            if not isinstance(section, dict) or section.get("type") != "rich_text_section":
+                raise RenderError("rich_text may hold rich_text_section elements only")
+            elements = [new for element in _listed(section.get("elements"), "rich text")
+                        for new in self._rich_element(element)]
+            sections.extend(_rich_text_block(elements)["elements"])
+        return [_with_id({"type": "rich_text", "elements": sections}, block_id)] if sections \
+            else []
+
+    def _divider(self, block: dict, block_id: str | None) -> list[dict]:
+        return [_with_id({"type": "divider"}, block_id)]
+
+    def _button(self, element: Any) -> dict:
+        if not isinstance(element, dict) or element.get("type") != "button":
+            raise RenderError("an actions block may hold buttons only")
+        text = element.get("text")
+        if not isinstance(text, dict) or text.get("type") != "plain_text":
+            raise RenderError("button text must be a plain_text object")
+        button = {key: element[key] for key in ("action_id", "value", "style") if key in element}
+        for key in ("action_id", "value"):
+            limit = MAX_BUTTON_VALUE if key == "value" else MAX_ID
+            if key in button and (not isinstance(button[key], str) or len(button[key]) > limit):
+                raise RenderError(f"button {key} must be a string of at most {limit} characters")
+        if "url" in element:
+            button["url"] = self._url(element["url"])
+        return {"type": "button", "text": self.plain_text(text, MAX_TEXT["button"]), **button}
+
+    def _rich_element(self, element: Any) -> list[dict]:
+        """A template's own rich text: its text is the dialect; mentions and links are
+        written as tags, never as elements (an element's id could be an event field)."""
+        if not isinstance(element, dict) or element.get("type") != "text" \
+                or not isinstance(element.get("text"), str):
+            raise RenderError("write rich text as text elements; mentions, links and emoji "
+                              "are tags in the text")
+        style = {name for name, on in (element.get("style") or {}).items() if on is True}
+        elements = rich_elements(self.tokens.runs(element["text"]))
+        for item in elements:
+            if style and item["type"] == "text":
+                item["style"] = {name: True for name in sorted(style | set(item.get("style", {})))}
+        return elements
+
+    def _elements(self, text_object: Any) -> list[dict]:
+        return rich_elements(self.tokens.runs(_text_of(text_object)))
+
+    def plain_text(self, text_object: Any, limit: int) -> dict:
+        text = plain(self.tokens.runs(_text_of(text_object))) or "-"
+        return {"type": "plain_text", "text": truncate(text, limit), "emoji": False}
+
+    def _url(self, value: Any) -> str:
+        runs = self.tokens.runs(value) if isinstance(value, str) else []
+        if len(runs) != 1 or runs[0].kind != "link":
+            raise RenderError("a button's URL must come from the bot (the url filter), never "
+                              "from an event field")
+        return runs[0].value
 
 
-def _require_plain_text(obj: Any, where: str) -> None:
-    """Slack refuses mrkdwn where plain_text is required; slack_sdk's models let it pass."""
-    if not isinstance(obj, dict) or obj.get("type") != "plain_text":
-        raise RenderError(f"{where} text must be a plain_text object")
+def _text_of(text_object: Any) -> str:
+    if not isinstance(text_object, dict) or text_object.get("type") not in ("plain_text",
+                                                                            "mrkdwn") \
+            or not isinstance(text_object.get("text"), str):
+        raise RenderError('expected a text object: {"type": "mrkdwn", "text": "…"}')
+    return text_object["text"]
 
 
-def _check_button(element: Any) -> None:
-    if not isinstance(element, dict):
-        return
-    if element.get("type") == "button":
-        _require_plain_text(element.get("text"), "button")
-    _limit_text(element.get("text"), MAX_TEXT["button"])
-    if len(str(element.get("value", ""))) > MAX_BUTTON_VALUE:
-        raise RenderError("button value longer than 2000 characters")
-    if len(str(element.get("action_id", ""))) > MAX_ID:
-        raise RenderError("action_id longer than 255 characters")
+def _listed(value: Any, what: str) -> list:
+    if not isinstance(value, list):
+        raise RenderError(f"{what} must be a list")
+    return value
 
 
-def truncate(text: str, limit: int) -> str:
-    """Cut to ``limit`` characters with a visible ``…``, never inside an escape like
-    ``&amp;`` (a half entity would show as garbage)."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - len(ELLIPSIS)]
-    amp = cut.rfind("&", max(0, len(cut) - 5))
-    if amp != -1 and ";" not in cut[amp:]:
-        cut = cut[:amp]
-    return cut + ELLIPSIS
+def _with_id(block: dict, block_id: str | None) -> dict:
+    return {**block, "block_id": block_id} if block_id else block
 
 
 def minimal_message(alert: AlertView) -> dict:
-    """The last resort when even the generic template fails: built here, still escaped."""
+    """The last resort when even the generic template fails: built here, still literal."""
     e = alert.event
-    summary = (f"{SEVERITY_EMOJI.get(alert.severity, '')} [{alert.severity.upper()}] "
-               f"Voiso {slack_mrkdwn(e.kind)} at {slack_mrkdwn(e.time)}: "
-               f"user {slack_mrkdwn(e.user or '-')}, by {slack_mrkdwn(e.who or '-')}, "
-               f"ip {slack_mrkdwn(e.ip or e.to_value or '-')}")
-    text = truncate(summary, MAX_TEXT["section"])
-    return {"text": truncate(text, MAX_FALLBACK_TEXT), "blocks": [
-        {"type": "section", "text": {"type": "mrkdwn", "text": text, "verbatim": True}}]}
+    text = (f"{SEVERITY_EMOJI.get(alert.severity, '')} [{one_line(alert.severity).upper()}] "
+            f"Voiso {one_line(e.kind)} at {one_line(e.time)}: user {one_line(e.user or '-')}, "
+            f"by {one_line(e.who or '-')}, ip {one_line(e.ip or e.to_value or '-')}")
+    return {"text": truncate_escaped(escape_controls(text), MAX_FALLBACK_TEXT),
+            "blocks": [_rich_text_block([{"type": "text", "text": text}])], "mrkdwn": False}

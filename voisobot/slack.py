@@ -60,7 +60,8 @@ def make_client(token: str, base_url: str, timeout: float) -> slack_sdk.WebClien
 
 def post_message(client: slack_sdk.WebClient, channel: str, message: dict, *,
                  alert_id: int | None = None, thread_ts: str | None = None) -> SendResult:
-    """Post ``{"text", "blocks"}``. No ``link_names``/``parse``: untrusted text stays text.
+    """Post ``{"text", "blocks"}``. No ``link_names``/``parse``, and ``mrkdwn`` off: untrusted
+    text stays text, in the blocks and in the notification alike.
 
     With ``alert_id`` the post carries message metadata naming the alert, which is how
     ``find_alert_post`` recognises it later. A retry whose post may have reached Slack
@@ -72,7 +73,7 @@ def post_message(client: slack_sdk.WebClient, channel: str, message: dict, *,
     try:
         response = client.chat_postMessage(
             channel=channel, thread_ts=thread_ts, text=message["text"],
-            blocks=message.get("blocks"),
+            blocks=message.get("blocks"), mrkdwn=False,
             unfurl_links=False, unfurl_media=False, metadata=metadata)
     except (SlackClientError, *NETWORK_ERRORS) as exc:
         return _mark_maybe_posted(classify(exc, channel=channel), exc)
@@ -82,8 +83,9 @@ def post_message(client: slack_sdk.WebClient, channel: str, message: dict, *,
 def update_message(client: slack_sdk.WebClient, channel: str, ts: str,
                    message: dict) -> SendResult:
     try:
-        response = client.chat_update(
-            channel=channel, ts=ts, text=message["text"], blocks=message.get("blocks"))
+        response = client.chat_update(  # parse "none": chat.update's default is "client"
+            channel=channel, ts=ts, text=message["text"], blocks=message.get("blocks"),
+            parse="none", mrkdwn=False)
     except (SlackClientError, *NETWORK_ERRORS) as exc:
         return classify(exc, channel=channel)
     return classify(response, channel=channel)

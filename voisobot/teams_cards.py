@@ -2,13 +2,14 @@
 templates/teams/ with the same guarantee as in Slack: untrusted text stays text.
 
 Whatever a template says:
-- every ``{{ expression }}`` passes through ``finalize``: control and bidi characters are
-  shown as ``\\uXXXX``, the line is made one line, every character Teams' markdown reacts
-  to (``* _ ~ ` [ ] ( ) < > # | ! { }`` and a leading list marker) is backslash-escaped,
-  ``://`` is defanged to ``[:]//`` (no bare URL is linked), and the result is escaped for
-  JSON. So ``[Voiso login](https://evil.example)`` cannot become a link, ``<at>x</at>`` a
-  mention or ``<b>`` HTML, even in a client that ignores the backslashes: the characters
-  that would make them are never next to each other;
+- every ``{{ expression }}`` (and ``tojson``) passes through ``finalize``: invisible and
+  line-breaking characters are shown as ``\\uXXXX``, the line is made one line, every
+  character Teams' markdown reacts to (``* _ ~ ` [ ] ( ) < > # | ! { }`` and a leading list
+  marker) is backslash-escaped, ``://`` is defanged to ``[:]//`` and the dots of a host name
+  written without a scheme (``www.evil.example/login``) to ``[.]``, so no bare URL is linked,
+  and the result is escaped for JSON. So ``[Voiso login](https://evil.example)`` cannot
+  become a link, ``<at>x</at>`` a mention or ``<b>`` HTML, even in a client that ignores
+  the backslashes: the characters that would make them are never next to each other;
 - links (Action.OpenUrl) are only those the bot builds from validated values (an IP
   address parsed by ipaddress); a card holding any other URL is refused;
 - after rendering, the card is checked (type, version, text in every TextBlock, title and
@@ -30,6 +31,7 @@ from markupsafe import Markup
 from voisobot.render import (
     AlertView,
     RenderError,
+    SafeUrl,
     existing_template,
     json_fragment,
     nodes,
@@ -54,12 +56,15 @@ SEVERITY_STYLE = {"critical": "attention", "high": "attention", "medium": "warni
 
 _MARKDOWN = re.compile(r"([\\`*_~\[\]()<>#|!{}])")
 _LIST_MARKER = re.compile(r"^(\s*)([-+]|\d+\.)(?=\s|$)")
+# A host name (dotted labels ending in letters), not the domain or local part of an email.
+_HOST_NAME = re.compile(r"(?<![@\w.-])((?:[\w-]+\.)+[^\W\d_]{2,63})\b(?![\w.-]*@)")
 
 
 def teams_markdown(value: Any) -> str:
     """Any value as text safe inside Teams markdown: no link, mention, HTML or list."""
     text = _MARKDOWN.sub(r"\\\1", one_line(value))
     text = _LIST_MARKER.sub(_escaped_marker, text)
+    text = _HOST_NAME.sub(lambda match: match.group(1).replace(".", "[.]"), text)
     return text.replace("://", "[:]//")
 
 
@@ -72,14 +77,6 @@ def _escaped_marker(match: re.Match) -> str:
     """A leading "- ", "+ " or "12. " would start a list: "\\- ", "\\+ ", "12\\. "."""
     space, marker = match.groups()
     return space + ("\\" + marker if marker in "-+" else marker[:-1] + "\\.")
-
-
-def _finalize(value: Any) -> Markup:
-    return value if isinstance(value, Markup) else Markup(teams_text(value))
-
-
-class SafeUrl(str):
-    """A URL the bot built from validated values; the only kind a card may link to."""
 
 
 def _url(value: Any) -> Markup:
@@ -103,7 +100,7 @@ def ip_lookup(template: str, ip: str | None) -> SafeUrl | None:
 class TeamsRenderer:
     def __init__(self, override_dir: Path | None = None,
                  builtin_dir: Path = BUILTIN_TEAMS_TEMPLATES, ip_lookup_url: str = ""):
-        self.env = safe_environment(override_dir, builtin_dir, _finalize)
+        self.env = safe_environment(override_dir, builtin_dir, teams_markdown)
         self.env.filters["url"] = _url
         self.ip_lookup_url = ip_lookup_url
 

@@ -14,18 +14,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
+from tests.slack_display import assert_shown_literally, shown
 from voisobot import events, samples
 from voisobot.render import (
     BUILTIN_TEMPLATES,
     GENERIC_TEMPLATE,
+    SEVERITY_EMOJI,
     AlertView,
     SlackRenderer,
-    nodes,
-    slack_text,
+    one_line,
     template_name,
-    truncate,
 )
 from voisobot.routing import severity_of
+from voisobot.slack_text import truncate, truncate_escaped
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = Path(__file__).parent / "expected" / "slack"
@@ -89,7 +90,8 @@ def test_every_message_is_valid_block_kit_with_an_ack_button(renderer, kind):
         assert Block.parse(block).to_dict() == block
     button = message["blocks"][-1]["elements"][0]
     assert button["action_id"] == "voiso_ack" and json.loads(button["value"]) == {"alert": 42}
-    assert message["text"].startswith(":")  # severity emoji leads the notification
+    severity = severity_of(alert_for(kind).event, {})
+    assert message["text"].startswith(SEVERITY_EMOJI[severity])  # it leads the notification
 
 
 def test_header_says_in_words_what_happened(renderer):
@@ -124,42 +126,59 @@ def hostile_alert(value: str, kind: str) -> AlertView:
     return AlertView(events.parse(raw.encode()), "high", alert_id=1)
 
 
-def assert_safe(message: dict, value: str) -> None:
-    rendered = json.dumps(message)
-    assert json.loads(rendered) == message  # valid JSON both ways
-    for text in all_texts(message):
-        assert "<" not in text and ">" not in text, "a mention or link could form"
-        assert not re.search(r"&(?!amp;|lt;|gt;)", text), "a bare & starts an escape"
-        assert not _INVISIBLE_OR_BREAK.search(text), "control or bidi character passed through"
+def assert_safe(message: dict, value: str, baseline: dict | None = None) -> None:
+    """Valid JSON and Block Kit, and ``value`` shown literally (tests/slack_display.py)."""
+    assert json.loads(json.dumps(message)) == message
     for block in message["blocks"]:
-        Block.parse(block).to_dict()
-    for obj in _text_objects(message):
-        if obj.get("type") == "mrkdwn":
-            assert obj.get("verbatim") is True
+        assert Block.parse(block).to_dict() == block
+    for text in all_texts(message):
+        # (a line break of the template's own, between facts, is the only one allowed)
+        assert not _HIDDEN.search(text), "an invisible or line-breaking character passed"
+    baseline = baseline or message
+    assert_shown_literally(message, one_line(value)[:100], baseline, must_appear=False)
     if "{{7*7}}" in value:
-        assert "{{7*7}}" in rendered and "49" not in rendered
+        assert "{{7*7}}" in json.dumps(message, ensure_ascii=False)
+        assert "49" not in json.dumps(message)
 
 
-_INVISIBLE_OR_BREAK = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-
-
-def _text_objects(value):
-    return [node for node in nodes(value) if "type" in node and isinstance(node.get("text"), str)]
+_HIDDEN = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+                     "\ue000-\uf8ff\U000e0000-\U000e007f\ud800-\udfff]")
+HOSTILE_KINDS = ["app_login/incorrect_password", "user/privileges_updated",
+                 "allowed_ip/ip_changed", "unknown"]
 
 
 @pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
-@pytest.mark.parametrize("kind", ["app_login/incorrect_password", "user/privileges_updated",
-                                  "allowed_ip/ip_changed", "unknown"])
-def test_known_hostile_values_never_become_mentions_links_or_broken_json(renderer, value, kind):
-    assert_safe(renderer.render(hostile_alert(value, kind)), value)
+@pytest.mark.parametrize("kind", HOSTILE_KINDS)
+def test_known_hostile_values_are_shown_as_typed_and_make_nothing_live(renderer, value, kind):
+    message = renderer.render(hostile_alert(value, kind))
+    assert_safe(message, value, renderer.render(hostile_alert("x", kind)))
+    if value.isprintable() and len(value) < 100:
+        assert_shown_literally(message, value, renderer.render(hostile_alert("x", kind)))
+
+
+# An alphabet rich in what Slack's mrkdwn and control sequences react to, and in Unicode.
+SPOOF_ALPHABET = st.sampled_from([*"*_~`>:<&!@#|^-+.=/\\ \"'()[]{}0123456789", "here",
+                                  "channel", "U0ABC123", "https://", "\n", "é", "\u0430",
+                                  "\u202e", "\u2028", "\U000e0041", "\ud800",
+                                  ":large_green_circle:", "<!channel>", "*bold*"])
+spoof_text = st.lists(SPOOF_ALPHABET, min_size=1, max_size=30).map("".join) \
+    | st.text(min_size=1, max_size=60)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(value=st.text(min_size=1, max_size=300) | st.sampled_from(HOSTILE),
-       kind=st.sampled_from(["app_login/unauthorized_ip", "user/user_added", "unknown"]))
-def test_no_value_in_any_field_yields_a_mention_a_link_or_broken_json(value, kind):
+@given(value=spoof_text, kind=st.sampled_from(["app_login/unauthorized_ip", "user/user_added",
+                                                  "allowed_ip/ip_changed", "unknown"]))
+def test_whatever_a_field_holds_slack_shows_it_literally(value, kind):
+    """Issue 9, class 1: for every field of the alert, what Slack shows is the input as
+    typed (invisible characters shown as escapes), in one piece, and it makes no mention,
+    link, emoji or style change."""
     renderer = _shared_renderer()
-    assert_safe(renderer.render(hostile_alert(value, kind)), value)
+    alert = hostile_alert(value, kind)
+    message = renderer.render(alert)
+    baseline = renderer.render(hostile_alert("x", kind))
+    assert_safe(message, value, baseline)
+    # as stored: an unpaired surrogate is kept as U+FFFD (events.py)
+    assert_shown_literally(message, one_line(alert.event.callcenter), baseline)
 
 
 _RENDERER: list[SlackRenderer] = []
@@ -171,29 +190,45 @@ def _shared_renderer() -> SlackRenderer:
     return _RENDERER[0]
 
 
-def test_slack_text_escapes_for_mrkdwn_then_json():
-    assert slack_text('<!channel> & "x"\n') == "&lt;!channel&gt; &amp; \\\"x\\\" "
-    assert slack_text(None) == ""
+def test_the_spoof_from_the_issue_stays_one_literal_value(renderer):
+    name = "x* from *10.0.0.1*, which IS on the allow-list (ignore) :large_green_circle:"
+    message = renderer.render(alert_for("app_login/unauthorized_ip", user=name))
+    summary = message["blocks"][1]["elements"][0]["elements"]
+    assert summary[0] == {"type": "text", "text": "Someone tried to log in as "}
+    assert summary[1] == {"type": "text", "text": name, "style": {"bold": True}}
+    assert not shown(message).live and not shown(message).parsed
+    assert message["mrkdwn"] is False and name in message["text"]
+
+
+def test_template_tags_make_styles_and_values_never_do(renderer):
+    message = renderer.render(alert_for("app_login/unauthorized_ip", user="<b>x</b> <!here>"))
+    summary = message["blocks"][1]["elements"][0]["elements"]
+    assert summary[1] == {"type": "text", "text": "<b>x</b> <!here>", "style": {"bold": True}}
+    assert message["text"].count("&lt;") == 3 and "<" not in message["text"]
 
 
 def test_truncation_is_visible_and_never_splits_an_escape():
     assert truncate("abcdef", 4) == "abc…"
-    assert truncate("ab&amp;cdef", 6) == "ab…"
+    assert truncate_escaped("ab&amp;cdef", 6) == "ab…"
     assert truncate("short", 10) == "short"
 
 
 def test_very_long_values_are_truncated_within_slack_limits(renderer):
     message = renderer.render(alert_for("app_login/successful_login", user="u" * 10_000))
-    fields = message["blocks"][2]["fields"]
-    assert all(len(f["text"]) <= 2000 for f in fields) and fields[0]["text"].endswith("…")
-    assert len(message["blocks"][1]["text"]["text"]) <= 3000
+    for block in message["blocks"]:
+        if block["type"] == "rich_text":
+            section = block["elements"][0]["elements"]
+            assert sum(len(e.get("text", "")) for e in section) <= 3000
+    assert message["blocks"][1]["elements"][0]["elements"][-1]["text"].endswith("…")
     assert len(message["text"]) <= 3000
 
 
-def test_generic_template_keeps_to_ten_fields(renderer):
+def test_generic_template_shows_at_most_ten_facts(renderer):
     event = parse({"timestamp": "2024-01-01T00:00:00Z", "type": "a", "event": "b",
                    "params": {f"k{i:02d}": i for i in range(30)}})
-    assert len(renderer.render(AlertView(event, "low"))["blocks"][2]["fields"]) == 10
+    facts = renderer.render(AlertView(event, "low"))["blocks"][2]["elements"][0]["elements"]
+    assert [e["text"] for e in facts if e.get("style")] == ["Kind:"] + [
+        f"k{i:02d}:" for i in range(9)]
 
 
 def override(tmp_path, kind: str, text: str) -> SlackRenderer:
@@ -208,6 +243,17 @@ def override(tmp_path, kind: str, text: str) -> SlackRenderer:
     '{"text": "{{ event.user|safe }}", "blocks": []}',            # unsafe filter removed
     "{{ ''.__class__.__mro__[1].__subclasses__() }}",             # sandbox escape attempt
     '{"text": "x", "blocks": [{"type": "header", "text": {"type": "mrkdwn", "text": "x"}}]}',
+    '{"text": "x", "blocks": [{"type": "image", "image_url": "https://x", "alt_text": "x"}]}',
+    '{"text": "x", "blocks": [{"type": "rich_text", "elements": [{"type": "rich_text_section",'
+    ' "elements": [{"type": "user", "user_id": "{{ event.user }}"}]}]}]}',
+    '{"text": "x", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "x"},'
+    ' "accessory": {"type": "button", "text": {"type": "plain_text", "text": "x"}}}]}',
+    '{"text": "{{ event.user|mention }}", "blocks": []}',         # not a Slack ID of ours
+    '{"text": "x", "blocks": [{"type": "actions", "elements": [{"type": "button", "text": '
+    '{"type": "plain_text", "text": "x"}, "url": "https://evil.example/{{ event.user }}"}]}]}',
+    '{"text": "x", "blocks": [{"type": "actions", "elements": [{"type": "button", "text": '
+    '{"type": "plain_text", "text": "x"}, "value": "{{ event.user|button_value }}"}]}]}',
+    '{"text": "{{ event.user|link("x") }}", "blocks": []}',
 ])
 def test_a_failing_template_falls_back_to_generic_and_logs_its_name(tmp_path, caplog, broken):
     renderer = override(tmp_path, "app_login/unauthorized_ip", broken)
@@ -221,7 +267,9 @@ def test_a_broken_generic_template_still_delivers_a_minimal_message(tmp_path, ca
     (tmp_path / GENERIC_TEMPLATE).write_text("{{ broken")
     renderer = override(tmp_path, "user/user_added", "{{ also broken")
     message = renderer.render(alert_for("user/user_added", user="<!here>"))
-    assert "&lt;!here&gt;" in message["text"] and "<" not in json.dumps(message)
+    assert "&lt;!here&gt;" in message["text"] and "<" not in message["text"]
+    assert_safe(message, "<!here>")
+    assert "<!here>" in message["blocks"][0]["elements"][0]["elements"][0]["text"]
     assert caplog.text.count("failed") == 2
 
 
@@ -232,7 +280,8 @@ def test_the_minimal_message_escapes_an_unknown_kinds_name_too(tmp_path, caplog)
     message = SlackRenderer(tmp_path).render(AlertView(events.parse(json.dumps(body).encode()),
                                                        "medium"))
     assert "Voiso &lt;!channel&gt;/\"x\\ at" in message["text"]
-    assert "<" not in json.dumps(message)
+    assert "<" not in message["text"]
+    assert_safe(message, "<!channel>")
 
 
 def test_the_users_template_overrides_the_builtin_one(tmp_path):

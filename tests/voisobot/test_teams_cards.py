@@ -4,6 +4,7 @@ become a link, a mention, HTML or broken JSON, whatever a template says."""
 
 import json
 import logging
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +21,7 @@ from voisobot.teams_cards import (
     cut,
     ip_lookup,
     post_size,
+    teams_markdown,
     teams_text,
 )
 
@@ -58,6 +60,10 @@ def unescaped(text: str) -> str:
     return "".join(out)
 
 
+# www.anything, or a host name (not an email's domain) followed by a path
+_SCHEMELESS_URL = re.compile(r"(?i)www\.|(?<![@\w.-])[\w-]+(\.[\w-]+)*\.[^\W\d_]{2,}/")
+
+
 def assert_safe(post: dict, value: str) -> None:
     assert json.loads(json.dumps(post)) == post
     assert post["type"] == "message"
@@ -69,7 +75,9 @@ def assert_safe(post: dict, value: str) -> None:
     for text in texts(card):
         bare = unescaped(text)
         assert "<" not in bare and ">" not in bare, "HTML or an <at> mention could form"
-        assert "](" not in text and "[" not in bare.replace("[:]", ""), "a link could form"
+        defanged = bare.replace("[:]", "").replace("[.]", "")
+        assert "](" not in text and "[" not in defanged, "a link could form"
+        assert not _SCHEMELESS_URL.search(defanged), "a URL without a scheme could be linked"
         assert "://" not in text, "a bare URL could be linked"
         assert not any(ord(c) < 32 or 0x202A <= ord(c) <= 0x202E or 0x2066 <= ord(c) <= 0x2069
                        or 0xD800 <= ord(c) <= 0xDFFF for c in text), "control or bidi char"
@@ -203,11 +211,24 @@ def _shared() -> TeamsRenderer:
     return _SHARED[0]
 
 
+@pytest.mark.parametrize("value, shown", [
+    ("www.evil.example/login", "www[.]evil[.]example/login"),
+    ("WWW.EVIL.EXAMPLE", "WWW[.]EVIL[.]EXAMPLE"),
+    ("evil.example/login?next=1", "evil[.]example/login?next=1"),
+    ("sub-domain.evil.co.uk:8080/x", "sub-domain[.]evil[.]co[.]uk:8080/x"),
+    ("see evil.example, now", "see evil[.]example, now"),
+    ("jane.doe@acme.io", "jane.doe@acme.io"),        # an email stays readable
+    ("203.0.113.7", "203.0.113.7"), ("v1.2.3", "v1.2.3"),
+])
+def test_urls_without_a_scheme_are_defanged_too(value, shown):
+    assert teams_markdown(value) == shown
+
+
 def test_teams_text_escapes_markdown_defangs_urls_and_escapes_json():
-    assert teams_text("[x](https://e.vil)") == "\\\\[x\\\\]\\\\(https[:]//e.vil\\\\)"
+    assert teams_text("[x](https://e.vil)") == "\\\\[x\\\\]\\\\(https[:]//e[.]vil\\\\)"
     assert teams_text("<at>a</at>") == "\\\\<at\\\\>a\\\\</at\\\\>"
     assert teams_text("- a") == "\\\\- a" and teams_text("12. b") == "12\\\\. b"
-    assert teams_text('"\n') == '\\" '
+    assert teams_text('"\n') == '\\"\\\\\\\\n'  # the line break shown as \n
     assert teams_text(None) == ""
 
 
