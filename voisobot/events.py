@@ -3,6 +3,11 @@
 Every string is untrusted: a login name is whatever a stranger typed at the
 login form. Parsing never interprets text; it only checks shapes, normalises
 timestamps, counts and IP addresses, and keeps everything else as given.
+
+Every body ends in an Event or a MalformedEvent, never another exception: bodies over
+MAX_BODY_BYTES, or whose objects and arrays nest more than MAX_DEPTH (32) levels, are
+refused before anything walks them. IP addresses and allow-list ranges must be plain
+(plain_address, plain_network): no zone after "%", port, netmask or spaces.
 """
 
 import contextlib
@@ -20,6 +25,10 @@ from typing import Any
 from voisobot.errors import MalformedEvent
 
 MAX_BODY_BYTES = 256 * 1024
+# Objects and arrays nested deeper than this are refused: every later step (the surrogate
+# fix-up, canonical JSON, the renderers) walks values recursively, and Python's recursion
+# limit is shared with whatever called the parser. Voiso's events nest two levels.
+MAX_DEPTH = 32
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 _TIMESTAMP = re.compile(
@@ -76,36 +85,73 @@ def _count(value: Any, name: str) -> int:
 
 
 def _ip(value: Any, name: str) -> str:
-    normalised = _normalised_address(_text(value, name))
+    normalised = plain_address(_text(value, name))
     if normalised is None:
-        raise MalformedEvent(f"params.{name} is not an IP address: {_preview(value)}")
+        raise MalformedEvent(f"params.{name} is not an IP address (a plain IPv4 or IPv6 address, "
+                             f"without zone, port or spaces): {_preview(value)}")
     return normalised
 
 
 def _cidr(value: Any, name: str) -> str:
-    normalised = _normalised_network(_text(value, name))
+    normalised = plain_network(_text(value, name))
     if normalised is None:
-        raise MalformedEvent(f"params.{name} is not an IP address or CIDR range: "
+        raise MalformedEvent(f"params.{name} is not an IP address or CIDR range (such as "
+                             f"203.0.113.0/24, without zone, netmask or spaces): "
                              f"{_preview(value)}")
     return normalised
+
+
+# Only these characters, so that ipaddress never sees what it would tolerate beyond a plain
+# address: a zone after "%" (free text, e.g. "fe80::1%ON ALLOW-LIST"), spaces, non-ASCII
+# digits. 45 characters is the longest IPv6 text (with an IPv4 tail).
+_PLAIN_ADDRESS = re.compile(r"[0-9A-Fa-f:.]{2,45}")
+# A decimal prefix length only: the netmask forms ("/255.255.255.0") are not CIDR notation.
+_PLAIN_NETWORK = re.compile(r"[0-9A-Fa-f:.]{2,45}(?:/(?:0|[1-9][0-9]?[0-9]?))?")
+
+
+def plain_address(text: str) -> str | None:
+    """``text`` as the normalised text of a plain IPv4 or IPv6 address, or None.
+
+    Plain: no zone (``%…``), port, brackets, spaces or netmask. An IPv4-mapped IPv6 address
+    (``::ffff:1.2.3.4``) becomes its IPv4 address, the host it names; Python versions write
+    the mapped form differently, and stored text must compare equal across upgrades.
+    """
+    return _plain_address(text) if isinstance(text, str) else None
+
+
+def plain_network(text: str) -> str | None:
+    """``text`` as the normalised text of a CIDR range, or None; a bare address is its /32 or
+    /128, host bits are cleared (``10.1.2.3/8`` → ``10.0.0.0/8``), and IPv4-mapped ranges of
+    /96 or longer become IPv4 ranges, as in plain_address."""
+    return _plain_network(text) if isinstance(text, str) else None
 
 
 # Real traffic repeats the same office and attacker addresses; parsing them is the
 # costliest part of validation, so the normalised forms are cached.
 @functools.lru_cache(maxsize=4096)
-def _normalised_address(text: str) -> str | None:
+def _plain_address(text: str) -> str | None:
+    if not _PLAIN_ADDRESS.fullmatch(text):
+        return None
     try:
-        return str(ipaddress.ip_address(text))
+        address = ipaddress.ip_address(text)
     except ValueError:
         return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    return str(mapped or address)
 
 
 @functools.lru_cache(maxsize=4096)
-def _normalised_network(text: str) -> str | None:
+def _plain_network(text: str) -> str | None:
+    if not _PLAIN_NETWORK.fullmatch(text):
+        return None
     try:
-        return str(ipaddress.ip_network(text, strict=False))
+        network = ipaddress.ip_network(text, strict=False)
     except ValueError:
         return None
+    mapped = getattr(network.network_address, "ipv4_mapped", None)
+    if mapped is not None and network.prefixlen >= 96:
+        return str(ipaddress.IPv4Network((mapped, network.prefixlen - 96)))
+    return str(network)
 
 
 Check = Callable[[Any, str], Any]
@@ -173,7 +219,25 @@ def _decode(raw: bytes) -> dict:
         raise MalformedEvent(f"body is not usable JSON ({exc})") from None
     if not isinstance(document, dict):
         raise MalformedEvent(f"body must be a JSON object, got {_json_kind(document)}")
+    # Fewer brackets than the limit cannot nest past it: most bodies skip the walk.
+    if text.count("{") + text.count("[") > MAX_DEPTH and _too_deep(document):
+        raise MalformedEvent(f"body is nested more than {MAX_DEPTH} levels deep "
+                             "(objects and arrays)")
     return _replace_lone_surrogates(document) if "\\u" in text else document
+
+
+def _too_deep(document: dict) -> bool:
+    """Whether objects and arrays nest more than MAX_DEPTH levels (the body itself is level
+    1). A loop with its own stack: recursion is what the limit protects against."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        for child in value.values() if isinstance(value, dict) else value:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
@@ -265,20 +329,24 @@ def _columns(type_: str, event: str, params: dict) -> dict[str, Any]:
 
 
 def _best_effort_columns(params: dict) -> dict[str, Any]:
-    """An unknown kind is valid and kept; lift out whatever looks like a known param."""
+    """An unknown kind is valid and kept; lift out whatever looks like a known param.
+
+    ip/from/to reach their columns only as plain addresses or ranges: those columns feed
+    /voiso ip, the allow-list replay and lookup links. Other text stays in params only.
+    """
     columns: dict[str, Any] = {}
     for name, column in _COLUMNS.items():
         value = params.get(name)
         if name == "count":
             with contextlib.suppress(MalformedEvent):
                 columns[column] = _count(value, name)
+        elif name in ("ip", "from", "to"):
+            address = plain_address(value) or plain_network(value)
+            if address is not None:
+                columns[column] = address
         elif isinstance(value, str):
-            columns[column] = _normalised_ip(value) if name in ("ip", "from", "to") else value
+            columns[column] = value
     return columns
-
-
-def _normalised_ip(value: str) -> str:
-    return _normalised_address(value) or _normalised_network(value) or value
 
 
 def _json_kind(value: Any) -> str:

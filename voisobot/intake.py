@@ -3,20 +3,23 @@
 Nothing lost: a message leaves the queue only after its row (event, duplicate
 or rejection) is committed. Nothing doubled: the store is idempotent on the SQS
 message id, so a redelivery — after a crash between commit and delete, or a
-delete that failed — adds nothing.
+delete that failed — adds nothing. No message holds up its batch: one that fails to parse
+or to store in a way no check foresaw is kept as a rejection "internal error: ..." (see
+to_delivery and Store.record_batch), and the batch is deleted as usual.
 """
 
 import logging
 import random
 import sqlite3
 import threading
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from voisobot import events, sqs
 from voisobot.config import SqsConfig
 from voisobot.errors import IntakeProblem, MalformedEvent
-from voisobot.store import BatchOutcome, Delivery, Store, time_text
+from voisobot.store import BatchOutcome, Delivery, Store, internal_error_reason, time_text
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +32,42 @@ def utc_now() -> datetime:
 
 
 def to_delivery(message: dict) -> Delivery:
-    """Parse one received SQS message; a bad body becomes a Delivery with a reason."""
+    """Parse one received SQS message; a bad body becomes a Delivery with a reason.
+
+    Whatever goes wrong with one message (a bug, a malformed receive response) makes it a
+    rejection "internal error: ...", so that the rest of its batch is still settled.
+    """
+    try:
+        return _parsed(message)
+    except Exception as exc:
+        message_id = _message_id(message)
+        log.exception("internal error while parsing SQS message %s; kept as rejected",
+                      message_id)
+        return Delivery(message_id, _raw_body(message), None, reason=internal_error_reason(exc))
+
+
+def _parsed(message: dict) -> Delivery:
+    message_id = _message_id(message)
     raw = message.get("Body", "").encode("utf-8", "surrogatepass")
     sent_at = _sent_at(message.get("Attributes", {}).get("SentTimestamp"))
     try:
-        return Delivery(message["MessageId"], raw, sent_at, event=events.parse(raw))
+        return Delivery(message_id, raw, sent_at, event=events.parse(raw))
     except MalformedEvent as exc:
-        return Delivery(message["MessageId"], raw, sent_at, reason=str(exc))
+        return Delivery(message_id, raw, sent_at, reason=str(exc))
+
+
+def _message_id(message) -> str:
+    """The SQS MessageId, or a made-up one so that a response without it is still kept."""
+    message_id = message.get("MessageId") if isinstance(message, dict) else None
+    return message_id if isinstance(message_id, str) else f"no-message-id-{uuid.uuid4()}"
+
+
+def _raw_body(message) -> bytes:
+    """The body as received when it is text; otherwise Python's spelling of what came."""
+    body = message.get("Body") if isinstance(message, dict) else message
+    if isinstance(body, str):
+        return body.encode("utf-8", "surrogatepass")
+    return repr(body).encode("utf-8", "backslashreplace")
 
 
 def _sent_at(millis: str | None) -> str | None:

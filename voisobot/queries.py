@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from voisobot import events
 from voisobot.store import count_all_new_events, day_text, time_text
 
 T = TypeVar("T")
@@ -339,12 +340,18 @@ def parse_email(text: str) -> str:
 
 
 def parse_ip(text: str) -> Address | Network:
+    """What ``/voiso ip`` accepts: the same plain addresses and ranges as the intake stores
+    (no zone after "%", netmask or port), normalised as the intake writes them."""
     text = text.strip()
-    try:
-        return ipaddress.ip_network(text, strict=False) if "/" in text \
-            else ipaddress.ip_address(text)
-    except ValueError:
-        raise ValueError(f"not an IP address or range: {_shown(text)}; {IP_USAGE}") from None
+    if "/" in text:
+        network = events.plain_network(text)
+        if network is not None:
+            return ipaddress.ip_network(network)
+    else:
+        address = events.plain_address(text)
+        if address is not None:
+            return ipaddress.ip_address(address)
+    raise ValueError(f"not an IP address or range: {_shown(text)}; {IP_USAGE}")
 
 
 def parse_period(text: str) -> timedelta:

@@ -11,7 +11,7 @@ import sqlite3
 import string
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -93,6 +93,66 @@ def event_row(delivery: Delivery, received_at: str) -> tuple:
             e.to_value, e.count, e.params_json, delivery.raw)
 
 
+def _record(conn: sqlite3.Connection, delivery: Delivery, when: str,
+            outcome: BatchOutcome) -> None:
+    """Insert one delivery as an event, a duplicate or a rejection, and count it."""
+    if delivery.event is None:
+        cursor = conn.execute(_INSERT_REJECTED, (delivery.message_id, when, delivery.sent_at,
+                                                 delivery.reason, delivery.raw))
+        outcome.rejected += cursor.rowcount
+        outcome.redelivered += 1 - cursor.rowcount
+        return
+    cursor = conn.execute(_INSERT_EVENT, event_row(delivery, when))
+    if cursor.rowcount:
+        outcome.stored.append(cursor.lastrowid)
+    else:
+        _record_conflict(conn, delivery, when, outcome)
+
+
+def _record_conflict(conn: sqlite3.Connection, delivery: Delivery, when: str,
+                     outcome: BatchOutcome) -> None:
+    """The insert hit a unique key: a redelivery of this message, or a resent body."""
+    if conn.execute("SELECT 1 FROM events WHERE sqs_message_id = ?",
+                    (delivery.message_id,)).fetchone():
+        outcome.redelivered += 1
+        return
+    (event_id,) = conn.execute("SELECT id FROM events WHERE body_sha256 = ?",
+                               (delivery.event.fingerprint,)).fetchone()
+    cursor = conn.execute(_INSERT_DUPLICATE, (delivery.message_id, event_id, when))
+    outcome.duplicates += cursor.rowcount
+    outcome.redelivered += 1 - cursor.rowcount
+
+
+# What one delivery's data can raise: a constraint or trigger, a value SQLite cannot take, a
+# bug in building its row. Any other sqlite3.Error (locked, disk full, I/O, corrupt file) is
+# the database's, and no message should be rejected for it.
+_DATA_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError,
+                sqlite3.ProgrammingError)
+
+
+def is_data_error(exc: Exception) -> bool:
+    return isinstance(exc, _DATA_ERRORS) or not isinstance(exc, sqlite3.Error)
+
+
+INTERNAL_ERROR_DETAIL_LIMIT = 200
+
+
+def internal_error_reason(exc: BaseException) -> str:
+    """The one-line reason kept for a message that failed in a way no check foresaw."""
+    try:
+        detail = str(exc)
+    except Exception:  # an exception whose own message fails: still a reason
+        detail = "(no message)"
+    detail = detail.encode("unicode_escape").decode("ascii")  # one line, whatever it held
+    if len(detail) > INTERNAL_ERROR_DETAIL_LIMIT:
+        detail = detail[: INTERNAL_ERROR_DETAIL_LIMIT - 1] + "…"
+    return f"internal error: {type(exc).__name__}: {detail}"
+
+
+def as_internal_error(delivery: Delivery, exc: BaseException) -> Delivery:
+    return replace(delivery, event=None, reason=internal_error_reason(exc))
+
+
 DAILY_COUNT_CURSOR = "daily_counted"
 DAILY_COUNT_BATCH = 5000
 _UNCOUNTED_EVENTS = """
@@ -166,37 +226,47 @@ class Store:
         self._local = threading.local()
 
     def record_batch(self, deliveries: list[Delivery], received_at: datetime) -> BatchOutcome:
-        """Store a received batch in one transaction; idempotent on the SQS message id."""
+        """Store a received batch; idempotent on the SQS message id.
+
+        One transaction for the whole batch. If it fails on one delivery's data, the batch
+        is recorded again message by message, and a delivery that still fails is kept as a
+        rejection "internal error: ...": one bad row must not hold up the others. A failure
+        of the database itself (locked, full, unreadable) raises, and the batch stays in SQS.
+        """
         when = time_text(received_at)
+        try:
+            with transaction(self.connection()) as conn:
+                outcome = BatchOutcome()
+                for delivery in deliveries:
+                    _record(conn, delivery, when, outcome)
+                return outcome
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            log.warning("store: a batch of %d failed (%s); recording it message by message",
+                        len(deliveries), internal_error_reason(exc))
+        return self._record_each(deliveries, when)
+
+    def _record_each(self, deliveries: list[Delivery], when: str) -> BatchOutcome:
+        """The batch again, one savepoint per message: only the failing one is rolled back."""
         outcome = BatchOutcome()
         with transaction(self.connection()) as conn:
             for delivery in deliveries:
-                if delivery.event is None:
-                    cursor = conn.execute(_INSERT_REJECTED, (delivery.message_id, when,
-                                                             delivery.sent_at, delivery.reason,
-                                                             delivery.raw))
-                    outcome.rejected += cursor.rowcount
-                    outcome.redelivered += 1 - cursor.rowcount
-                    continue
-                cursor = conn.execute(_INSERT_EVENT, event_row(delivery, when))
-                if cursor.rowcount:
-                    outcome.stored.append(cursor.lastrowid)
-                else:
-                    self._record_conflict(conn, delivery, when, outcome)
+                conn.execute("SAVEPOINT message")
+                single = BatchOutcome()
+                try:
+                    _record(conn, delivery, when, single)
+                except Exception as exc:
+                    if not is_data_error(exc) or not conn.in_transaction:
+                        raise
+                    conn.execute("ROLLBACK TO message")
+                    log.exception("store: cannot record SQS message %s; kept as rejected",
+                                  delivery.message_id)
+                    single = BatchOutcome()  # the failing delivery's counts are void
+                    _record(conn, as_internal_error(delivery, exc), when, single)
+                conn.execute("RELEASE message")
+                outcome.add(single)
         return outcome
-
-    @staticmethod
-    def _record_conflict(conn, delivery: Delivery, when: str, outcome: BatchOutcome) -> None:
-        """The insert hit a unique key: a redelivery of this message, or a resent body."""
-        if conn.execute("SELECT 1 FROM events WHERE sqs_message_id = ?",
-                        (delivery.message_id,)).fetchone():
-            outcome.redelivered += 1
-            return
-        (event_id,) = conn.execute("SELECT id FROM events WHERE body_sha256 = ?",
-                                   (delivery.event.fingerprint,)).fetchone()
-        cursor = conn.execute(_INSERT_DUPLICATE, (delivery.message_id, event_id, when))
-        outcome.duplicates += cursor.rowcount
-        outcome.redelivered += 1 - cursor.rowcount
 
     def prune(self, older_than: datetime) -> dict[str, int]:
         """Delete events (by event time) and rejections (by receive time) before a moment,
@@ -260,7 +330,18 @@ class transaction:
         return self.conn
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        if not exc_type:
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error:
+                self._rollback()  # a COMMIT that fails may leave the transaction open
+                raise
+        else:
+            self._rollback()
+
+    def _rollback(self) -> None:
+        if self.conn.in_transaction:  # a trigger's RAISE(ROLLBACK) has already ended it
+            self.conn.execute("ROLLBACK")
 
 
 def connect(path: str) -> sqlite3.Connection:

@@ -6,10 +6,12 @@ import sqlite3
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import sqs_message
 from voisobot import samples, sqs
-from voisobot.intake import Intake
+from voisobot.intake import Intake, to_delivery
 from voisobot.store import Store
 
 
@@ -259,3 +261,111 @@ def test_backoff_is_capped_and_logs_again_only_when_the_problem_changes(caplog):
         "SQS intake: cannot reach SQS", "SQS intake: SQS is throttling",
         "SQS intake: working again after 11 failed attempt(s) (throttled)"]
     assert backoff.failed(unreachable) == 1.0  # a fresh problem starts from the beginning
+
+
+# --- one message never holds up its batch -------------------------------------------------
+
+def receive_exactly(intake: Intake, count: int) -> list[dict]:
+    """One batch of ``count`` received messages, as the intake settles it."""
+    messages: list[dict] = []
+    while len(messages) < count:
+        messages += sqs.receive(intake.client, intake.config.queue_url, 1)
+    assert len(messages) == count
+    return messages
+
+
+def send_nine_and(sqs_admin, queue_url, odd_one) -> tuple[list[str], str]:
+    """Nine distinct valid events and ``odd_one``, in the middle of the batch."""
+    good = [send(sqs_admin, queue_url, {**samples.example("app_login/successful_login"),
+                                        "params": {"user": f"agent{n}@acme.io",
+                                                   "access_group": "agent"}})
+            for n in range(9)]
+    odd = send(sqs_admin, queue_url, odd_one)
+    return good, odd
+
+
+def stored_ids(intake: Intake) -> set[str]:
+    rows = intake.store.connection().execute("SELECT sqs_message_id FROM events")
+    return {row[0] for row in rows}
+
+
+def rejection(intake: Intake, message_id: str) -> sqlite3.Row:
+    return intake.store.connection().execute(
+        "SELECT reason, raw FROM rejected WHERE sqs_message_id = ?", (message_id,)).fetchone()
+
+
+def test_a_deeply_nested_message_is_rejected_and_the_rest_of_its_batch_stored(
+        sqs_admin, queue_url, make_config):
+    deep = ('{"timestamp": "2024-01-02T03:04:05Z", "type": "app_login", "event": "x", '
+            '"params": ' + '{"a": ' * 600 + '"caf\\u00e9"' + "}" * 600 + "}")
+    good, odd = send_nine_and(sqs_admin, queue_url, deep)
+    intake = make_intake(make_config(queue_url))
+    outcome = intake.settle(receive_exactly(intake, 10))
+    assert (len(outcome.stored), outcome.rejected) == (9, 1)
+    assert stored_ids(intake) == set(good)
+    assert rejection(intake, odd)["reason"] == "body is nested more than 32 levels deep " \
+                                               "(objects and arrays)"
+    assert rejection(intake, odd)["raw"] == deep.encode()
+    assert queue_depth(sqs_admin, queue_url) == 0
+
+
+def test_a_message_the_store_refuses_is_rejected_and_the_rest_of_its_batch_stored(
+        sqs_admin, queue_url, make_config, caplog):
+    boom = {**samples.example("app_login/successful_login"),
+            "params": {"user": "boom", "access_group": "agent"}}
+    good, odd = send_nine_and(sqs_admin, queue_url, boom)
+    intake = make_intake(make_config(queue_url))
+    intake.store.connection().execute(
+        "CREATE TRIGGER refuse_boom BEFORE INSERT ON events WHEN NEW.user = 'boom' "
+        "BEGIN SELECT RAISE(ABORT, 'boom'); END")
+    with caplog.at_level(logging.WARNING, logger="voisobot"):
+        outcome = intake.settle(receive_exactly(intake, 10))
+    assert (len(outcome.stored), outcome.rejected) == (9, 1)
+    assert stored_ids(intake) == set(good)
+    assert rejection(intake, odd)["reason"] == "internal error: IntegrityError: boom"
+    assert queue_depth(sqs_admin, queue_url) == 0
+    assert intake.backoff.problem is None
+    assert any(r.exc_info and odd in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("body, raw", [(12345, b"12345"), (None, b"None"),
+                                       ({"not": "text"}, b"{'not': 'text'}"),
+                                       (b"{}", b"b'{}'")])
+def test_a_message_whose_body_is_not_text_is_rejected_and_its_batch_settled(
+        sqs_admin, queue_url, make_config, caplog, body, raw):
+    good, odd = send_nine_and(sqs_admin, queue_url, samples.example("user/user_added"))
+    intake = make_intake(make_config(queue_url))
+    messages = receive_exactly(intake, 10)
+    index = next(i for i, m in enumerate(messages) if m["MessageId"] == odd)
+    messages[index] = {**messages[index], "Body": body}  # a malformed receive response
+    with caplog.at_level(logging.WARNING, logger="voisobot"):
+        outcome = intake.settle(messages)
+    assert (len(outcome.stored), outcome.rejected) == (9, 1)
+    assert stored_ids(intake) == set(good)
+    assert rejection(intake, odd)["reason"].startswith("internal error: AttributeError: ")
+    assert rejection(intake, odd)["raw"] == raw
+    assert queue_depth(sqs_admin, queue_url) == 0
+    assert any(r.levelno == logging.ERROR and r.exc_info and odd in r.getMessage()
+               for r in caplog.records)
+
+
+# A receive response as a broken SDK or proxy might hand it over: any field missing or of
+# any type.
+ANY_VALUE = st.none() | st.integers() | st.text() | st.binary() | st.lists(st.text())
+MESSAGE_FIELDS = st.fixed_dictionaries({}, optional={
+    "MessageId": ANY_VALUE | st.uuids().map(str), "ReceiptHandle": ANY_VALUE,
+    "Body": ANY_VALUE | st.just(samples.body_text(samples.example("user/user_added"))),
+    "Attributes": ANY_VALUE | st.dictionaries(st.text(), ANY_VALUE)
+    | st.fixed_dictionaries({"SentTimestamp": ANY_VALUE})})
+
+
+@settings(max_examples=200, deadline=None)
+@given(MESSAGE_FIELDS)
+def test_any_received_message_becomes_an_event_or_a_kept_rejection(message):
+    delivery = to_delivery(message)
+    assert (delivery.event is None) != (delivery.reason is None)
+    assert isinstance(delivery.message_id, str) and isinstance(delivery.raw, bytes)
+    if isinstance(message.get("MessageId"), str):
+        assert delivery.message_id == message["MessageId"]
+    if isinstance(message.get("Body"), str):
+        assert delivery.raw == message["Body"].encode("utf-8", "surrogatepass")

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import sqs_message
-from voisobot import queries, samples
+from voisobot import events, queries, samples
 from voisobot.intake import to_delivery
 from voisobot.queries import (
     KindFilter,
@@ -369,7 +369,9 @@ def test_an_ipv6_range_finds_its_addresses(store):
     ([("allowed_ip/ip_added", {"ip": "10.0.0.0/8"})], "10.1.2.0/24", True),  # overlaps
     ([("allowed_ip/ip_added", {"ip": "10.1.2.3/32"})], "10.1.2.0/24", True),
     ([("allowed_ip/ip_added", {"ip": "10.0.0.0/8"})], "11.0.0.0/24", False),
-    ([("allowed_ip/ip_added", {"ip": "10.0.0.0/8"})], "::ffff:10.0.0.1", False),  # IPv6
+    ([("allowed_ip/ip_added", {"ip": "10.0.0.0/8"})], "::a00:1", False),  # IPv6
+    # An IPv4-mapped address names the IPv4 host: read as 10.0.0.1, as the intake stores it.
+    ([("allowed_ip/ip_added", {"ip": "10.0.0.0/8"})], "::ffff:10.0.0.1", True),
     ([("allowed_ip/ip_added", {"ip": "8.8.8.8/32"}),
       ("allowed_ip/ip_added", {"ip": "8.8.8.0/24"}),
       ("allowed_ip/ip_removed", {"ip": "8.8.8.8/32"})], "8.8.8.8", True),  # the /24 holds it
@@ -407,7 +409,10 @@ def test_ip_events_page_without_gap_or_repeat_with_allow_list_events_among_them(
 
 
 @pytest.mark.parametrize("typed", ["", "8.8.8", "8.8.8.8/33", "example.com", "<!channel>",
-                                   "8.8.8.8 9.9.9.9", "999.1.1.1", "2001:db8::/129"])
+                                   "8.8.8.8 9.9.9.9", "999.1.1.1", "2001:db8::/129",
+                                   "fe80::1%1", "fe80::1%ON ALLOW-LIST, ignore", "fe80::%1/64",
+                                   "8.8.8.8:443", "[2001:db8::1]", "8.8.8.0/255.255.255.0",
+                                   "010.8.8.8", "\u0668.\u0668.\u0668.\u0668"])
 def test_what_is_not_an_ip_or_range_is_refused_with_usage(store, typed):
     with pytest.raises(ValueError, match=re.escape("expected an IP address (8.8.8.8")):
         ip_report(store.connection(), typed)
@@ -415,6 +420,21 @@ def test_what_is_not_an_ip_or_range_is_refused_with_usage(store, typed):
 
 def test_parse_ip_normalises_a_range_with_host_bits():
     assert parse_ip("8.8.8.8/24") == ipaddress.ip_network("8.8.8.0/24")
+
+
+def test_parse_ip_reads_an_ipv4_mapped_address_as_the_intake_stores_it():
+    assert parse_ip(" ::ffff:8.8.8.8 ") == ipaddress.ip_address("8.8.8.8")
+
+
+@given(st.text(st.sampled_from("0123456789abcdef:.%/ x\u0668"), max_size=40) | st.text())
+def test_parse_ip_accepts_exactly_what_the_intake_stores(typed):
+    stored = (events.plain_network if "/" in typed else events.plain_address)(typed.strip())
+    try:
+        parsed = parse_ip(typed)
+    except ValueError as refused:
+        assert stored is None and "expected an IP address" in str(refused)
+    else:
+        assert str(parsed) == stored
 
 
 @st.composite

@@ -1,6 +1,7 @@
 """The SQLite store: idempotent batches, migrations, retention, indexes."""
 
 import json
+import logging
 import re
 import sqlite3
 import threading
@@ -88,13 +89,92 @@ def test_a_redelivered_batch_adds_nothing(store):
     assert store.totals() == {"events": 2, "duplicates": 1, "rejected": 1}
 
 
-def test_a_failing_row_rolls_back_the_whole_batch(store):
+def refuse_events_of(store, user: str, action: str = "ABORT") -> None:
+    """A trigger that fails the insert of this user's events, as a bad row would."""
+    store.connection().execute(
+        f"CREATE TRIGGER refuse_{action} BEFORE INSERT ON events WHEN NEW.user = '{user}' "
+        f"BEGIN SELECT RAISE({action}, 'boom'); END")
+
+
+def test_a_row_the_store_refuses_is_kept_as_rejected_and_the_rest_stored(store, caplog):
+    refuse_events_of(store, "boom")
+    good = [delivery(message_id="a", user="a@x.io"), delivery("user/user_added", "b"),
+            to_delivery(sqs_message("not json", "c"))]
+    boom = delivery(message_id="boom", user="boom")
+    with caplog.at_level(logging.WARNING, logger="voisobot.store"):
+        outcome = store.record_batch([good[0], boom, *good[1:]], NOW)
+    assert (len(outcome.stored), outcome.rejected, outcome.redelivered) == (2, 2, 0)
+    assert store.totals() == {"events": 2, "duplicates": 0, "rejected": 2}
+    row = store.connection().execute(
+        "SELECT reason, raw FROM rejected WHERE sqs_message_id = 'boom'").fetchone()
+    assert row["reason"] == "internal error: IntegrityError: boom" and row["raw"] == boom.raw
+    assert any(r.levelno == logging.ERROR and r.exc_info and "boom" in r.getMessage()
+               for r in caplog.records)
+    again = store.record_batch([good[0], boom, *good[1:]], NOW)  # a redelivery adds nothing
+    assert (again.stored, again.rejected, again.redelivered) == ([], 0, 4)
+
+
+def test_a_row_that_cannot_be_kept_even_as_rejected_rolls_back_the_whole_batch(store):
     good = delivery()
     broken = delivery("user/user_added")
     broken = type(broken)(None, broken.raw, None, event=broken.event)  # NOT NULL message id
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(sqlite3.IntegrityError):  # the batch stays in SQS: nothing is lost
         store.record_batch([good, broken], NOW)
-    assert store.totals()["events"] == 0
+    assert store.totals() == {"events": 0, "duplicates": 0, "rejected": 0}
+    assert not store.connection().in_transaction
+
+
+def test_a_trigger_that_ends_the_transaction_fails_the_batch_and_leaves_the_store_usable(store):
+    refuse_events_of(store, "boom", action="ROLLBACK")
+    with pytest.raises(sqlite3.IntegrityError, match="boom"):
+        store.record_batch([delivery(message_id="a"), delivery(message_id="b", user="boom")],
+                           NOW)
+    assert store.totals()["events"] == 0 and not store.connection().in_transaction
+    assert len(store.record_batch([delivery(message_id="a")], NOW).stored) == 1
+
+
+def test_a_locked_database_fails_the_whole_batch_without_rejecting_any(store, caplog):
+    locked = sqlite3.connect(store.path, timeout=0)  # another writer holds the lock
+    locked.execute("BEGIN EXCLUSIVE")
+    store.connection().execute("PRAGMA busy_timeout = 50")
+    try:
+        with caplog.at_level(logging.WARNING, logger="voisobot.store"), \
+                pytest.raises(sqlite3.OperationalError, match="locked"):
+            store.record_batch([delivery(message_id="a"), delivery(message_id="b")], NOW)
+    finally:
+        locked.rollback()
+        locked.close()
+    assert store.totals() == {"events": 0, "duplicates": 0, "rejected": 0}
+    assert not caplog.records  # not retried message by message
+
+
+@pytest.mark.parametrize("exc, data", [
+    (sqlite3.IntegrityError("constraint"), True),
+    (sqlite3.DataError("string or blob too big"), True),
+    (sqlite3.InterfaceError("bad parameter"), True),
+    (sqlite3.ProgrammingError("unsupported type"), True),
+    (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"), True),
+    (OverflowError("Python int too large to convert to SQLite INTEGER"), True),
+    (TypeError("a bug"), True),
+    (sqlite3.OperationalError("database is locked"), False),
+    (sqlite3.OperationalError("database or disk is full"), False),
+    (sqlite3.OperationalError("disk I/O error"), False),
+    (sqlite3.DatabaseError("database disk image is malformed"), False),
+    (sqlite3.InternalError("internal"), False),
+])
+def test_a_rows_own_errors_are_told_apart_from_database_failures(exc, data):
+    assert store_module.is_data_error(exc) is data
+
+
+@pytest.mark.parametrize("exc, reason", [
+    (sqlite3.IntegrityError("boom"), "internal error: IntegrityError: boom"),
+    (ValueError("two\nlines\x1b[31m"), "internal error: ValueError: two\\nlines\\x1b[31m"),
+    (KeyError("MessageId"), "internal error: KeyError: 'MessageId'"),
+    (RuntimeError(), "internal error: RuntimeError: "),
+    (ValueError("x" * 1000), "internal error: ValueError: " + "x" * 199 + "…"),
+])
+def test_an_internal_error_reason_is_one_bounded_line(exc, reason):
+    assert store_module.internal_error_reason(exc) == reason
 
 
 def test_the_event_row_keeps_columns_params_and_raw_body(store):
