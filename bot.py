@@ -201,7 +201,8 @@ def send_sample(cfg: Config, args) -> int:
         try:
             sent = client.send_message(QueueUrl=cfg.sqs.queue_url, MessageBody=body)
         except Exception as exc:
-            print(f"error: {sqs.classify(exc, 'SendMessage', cfg.sqs)}", file=sys.stderr)
+            problem = sqs.classify(exc, "SendMessage", cfg.sqs, client.meta.region_name)
+            print(f"error: {problem}", file=sys.stderr)
             return 1
         print(f"sent {kind} as message {sent['MessageId']}")
     return 0

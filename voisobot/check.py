@@ -21,7 +21,9 @@ def run(cfg: Config, client, slack_client=None, *, out: TextIO,
     """Print one line per finding; return 0 when everything works, 1 otherwise.
 
     ``slack_client`` is None when SLACK_BOT_TOKEN is not set."""
-    findings = [("ok", f"config is valid (queue {cfg.sqs.queue_url}, region {cfg.sqs.region})")]
+    region = sqs.region_of(cfg.sqs)
+    findings = [("ok", f"config is valid (queue {cfg.sqs.queue_url})"),
+                ("ok", f"region {region.name} ({region.why})")]
     findings += _credentials()
     if findings[-1][0] == "ok":
         findings += _queue(cfg, client)
@@ -50,7 +52,8 @@ def _queue(cfg: Config, client) -> list[tuple[str, str]]:
         attributes = client.get_queue_attributes(
             QueueUrl=cfg.sqs.queue_url, AttributeNames=["All"])["Attributes"]
     except Exception as exc:
-        return [(_NOT_OK, str(sqs.classify(exc, "GetQueueAttributes", cfg.sqs)))]
+        problem = sqs.classify(exc, "GetQueueAttributes", cfg.sqs, client.meta.region_name)
+        return [(_NOT_OK, str(problem))]
     findings = [("ok", "queue reachable: {} message(s) waiting, {} in flight, visibility "
                  "timeout {} s, retention {} days".format(
                      attributes.get("ApproximateNumberOfMessages", "?"),

@@ -99,6 +99,9 @@ class SqsConfig:
                                         check=_between(0.01, 3600))
     request_timeout_seconds: float = option(10.0, expect="a number of seconds from 0.1 to 120",
                                             check=_between(0.1, 120))
+    # Set at load, not a key: "sqs.region", "the queue URL", or "" when neither names a region
+    # (then sqs.region_of follows boto3's chain where the client is built).
+    region_from: str = ""
 
     @property
     def read_timeout_seconds(self) -> float:
@@ -402,7 +405,9 @@ def _match_value(spec: dataclasses.Field, value: Any, where: str) -> Match:
 
 
 def _resolve_queue(sqs: SqsConfig, source: str) -> SqsConfig:
-    """Check the queue URL and take the region from it unless one is set."""
+    """Check the queue URL and take the region from it unless one is set.
+
+    No environment here: when neither names a region, sqs.region_of resolves it."""
     where = f"{source}: sqs.queue_url"
     if sqs.queue_url.endswith(".fifo"):
         raise ConfigError(f"{where}: {sqs.queue_url!r} is a FIFO queue; Voiso sends no "
@@ -420,8 +425,8 @@ def _resolve_queue(sqs: SqsConfig, source: str) -> SqsConfig:
     if sqs.region and url_region and sqs.region != url_region and not sqs.endpoint_url:
         raise ConfigError(f"{source}: sqs.region: {sqs.region!r} does not match the queue URL's "
                           f"region {url_region!r}; remove sqs.region or set it to {url_region!r}")
-    region = sqs.region or url_region or "us-east-1"
-    return dataclasses.replace(sqs, region=region)
+    region_from = "sqs.region" if sqs.region else "the queue URL" if url_region else ""
+    return dataclasses.replace(sqs, region=sqs.region or url_region, region_from=region_from)
 
 
 def _expect(cls: type, name: str) -> str:

@@ -172,7 +172,8 @@ class Intake:
         try:
             result = function(self.client, self.config.queue_url, *args)
         except Exception as exc:
-            raise sqs.classify(exc, operation, self.config) from exc
+            raise sqs.classify(exc, operation, self.config,
+                                self.client.meta.region_name) from exc
         self.backoff.succeeded(operation)
         return result
 

@@ -1,11 +1,14 @@
 """The SQS side: one boto3 client with timeouts, and failures classified in plain words."""
 
+import os
+from typing import NamedTuple
+
 import boto3
 import botocore.config
 import botocore.exceptions
 
 from voisobot.config import SqsConfig
-from voisobot.errors import IntakeProblem
+from voisobot.errors import ConfigError, IntakeProblem
 
 BATCH_SIZE = 10  # ReceiveMessage and DeleteMessageBatch both stop at 10
 
@@ -31,19 +34,59 @@ _UNREACHABLE = (botocore.exceptions.EndpointConnectionError,
                 botocore.exceptions.HTTPClientError)
 
 
+FALLBACK_REGION = "us-east-1"
+
+
+class Region(NamedTuple):
+    """The region the SQS client uses, and where it came from (``bot.py check`` says both)."""
+
+    name: str
+    source: str  # "" when nothing set one and FALLBACK_REGION is used
+
+    @property
+    def why(self) -> str:
+        return f"from {self.source}" if self.source else (
+            "nothing set one: not in sqs.region, the queue URL, AWS_REGION, AWS_DEFAULT_REGION "
+            "or the profile")
+
+
+def region_of(config: SqsConfig, session: boto3.session.Session | None = None) -> Region:
+    """sqs.region or the queue URL's region, else boto3's chain, else us-east-1.
+
+    botocore 1.44 reads AWS_DEFAULT_REGION and the profile's ``region`` but not AWS_REGION,
+    which the AWS CLI v2 and the other AWS SDKs read first (and Lambda and ECS set), so it
+    is read here, ahead of them."""
+    if config.region:
+        return Region(config.region, config.region_from)
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        if os.environ.get(variable):
+            return Region(os.environ[variable], variable)
+    session = session or boto3.session.Session()
+    if session.region_name:  # with AWS_DEFAULT_REGION unset, botocore took it from the profile
+        config_file = os.environ.get("AWS_CONFIG_FILE", "~/.aws/config")
+        return Region(session.region_name, f"profile {session.profile_name} in {config_file}")
+    return Region(FALLBACK_REGION, "")
+
+
 def make_client(config: SqsConfig):
     """A thread-safe SQS client whose every call is bounded by a timeout."""
-    return boto3.session.Session().client(
-        "sqs",
-        region_name=config.region,
-        endpoint_url=config.endpoint_url or None,
-        config=botocore.config.Config(
-            connect_timeout=config.request_timeout_seconds,
-            read_timeout=config.read_timeout_seconds,
-            retries={"mode": "standard", "max_attempts": 2},
-            user_agent_extra="voisobot",
-        ),
-    )
+    session = boto3.session.Session()
+    region = region_of(config, session)
+    try:
+        return session.client(
+            "sqs",
+            region_name=region.name,
+            endpoint_url=config.endpoint_url or None,
+            config=botocore.config.Config(
+                connect_timeout=config.request_timeout_seconds,
+                read_timeout=config.read_timeout_seconds,
+                retries={"mode": "standard", "max_attempts": 2},
+                user_agent_extra="voisobot",
+            ),
+        )
+    except botocore.exceptions.InvalidRegionError as exc:  # sqs.region is checked at load
+        raise ConfigError(f"{region.source}: expected an AWS region such as eu-west-1, got "
+                          f"{region.name!r}") from exc
 
 
 def receive(client, queue_url: str, wait_seconds: int) -> list[dict]:
@@ -63,28 +106,30 @@ def delete(client, queue_url: str, messages: list[dict]) -> list[dict]:
     return response.get("Failed", [])
 
 
-def classify(exc: Exception, operation: str, config: SqsConfig) -> IntakeProblem:
-    """Turn a boto3 failure into an IntakeProblem whose message tells the user what to do."""
-    problem = _classify(exc, operation, config)
+def classify(exc: Exception, operation: str, config: SqsConfig, region: str) -> IntakeProblem:
+    """Turn a boto3 failure into an IntakeProblem whose message tells the user what to do.
+
+    ``region`` is the one the client uses (``client.meta.region_name``)."""
+    problem = _classify(exc, operation, config, region)
     problem.operation = operation
     return problem
 
 
-def _classify(exc: Exception, operation: str, config: SqsConfig) -> IntakeProblem:
+def _classify(exc: Exception, operation: str, config: SqsConfig, region: str) -> IntakeProblem:
     queue = config.queue_url
     if isinstance(exc, _NO_CREDENTIALS):
         return IntakeProblem("no_credentials", "no AWS credentials found: set AWS_ACCESS_KEY_ID "
                             "and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the bot's environment")
     if isinstance(exc, _UNREACHABLE):
-        where = config.endpoint_url or f"the SQS endpoint of region {config.region}"
+        where = config.endpoint_url or f"the SQS endpoint of region {region}"
         return IntakeProblem("unreachable", f"cannot reach SQS at {where} ({exc}); check the "
                             "network, a proxy or sqs.endpoint_url")
     if not isinstance(exc, botocore.exceptions.ClientError):
         return IntakeProblem("sqs_error", f"SQS {operation} failed: {type(exc).__name__}: {exc}")
-    return _classify_client_error(exc, operation, config, queue)
+    return _classify_client_error(exc, operation, region, queue)
 
 
-def _classify_client_error(exc, operation: str, config: SqsConfig, queue: str) -> IntakeProblem:
+def _classify_client_error(exc, operation: str, region: str, queue: str) -> IntakeProblem:
     error = exc.response.get("Error", {})
     codes = {error.get("Code", ""), error.get("QueryErrorCode", "")} - {""}
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
@@ -101,10 +146,10 @@ def _classify_client_error(exc, operation: str, config: SqsConfig, queue: str) -
                             "to the bot's IAM policy (README: AWS setup)")
     if codes & _NO_QUEUE:
         return IntakeProblem("no_such_queue", f"queue {queue} does not exist in region "
-                            f"{config.region}: check sqs.queue_url")
+                            f"{region}: check sqs.queue_url")
     if "InvalidAddress" in codes:
         return IntakeProblem("wrong_region", f"the queue URL does not belong to region "
-                            f"{config.region} ({detail}): fix sqs.region or remove it")
+                            f"{region} ({detail}): set sqs.region to the queue's region")
     if codes & _THROTTLED:
         return IntakeProblem("throttled", f"SQS is throttling {operation} ({detail}); backing off")
     if status >= 500:

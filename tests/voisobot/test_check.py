@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import boto3
 import pytest
 
 from tests.conftest import sqs_message
 from tests.fakes.slack_api import FakeSlack
 from voisobot import check, samples, slack, sqs
+from voisobot.errors import ConfigError
 from voisobot.intake import Intake
 from voisobot.store import Store, transaction
 
@@ -133,6 +135,72 @@ def test_queue_problems_are_named(queue_url, make_config, fault_proxy, fault, sa
     fault_proxy.fail("GetQueueAttributes", fault)
     code, out = run_check(make_config(queue_url, endpoint_url=fault_proxy.url))
     assert code == 1 and says in out and "1 problem(s) found" in out
+
+
+PROFILES = "[default]\nregion = sa-east-1\n\n[profile ops]\nregion = ap-south-1\n"
+NOTHING_SET = ("nothing set one: not in sqs.region, the queue URL, AWS_REGION, AWS_DEFAULT_REGION "
+               "or the profile")
+
+
+@pytest.mark.parametrize(("case", "sqs_region", "url_region", "env", "region", "why"), [
+    ("sqs_region", "eu-central-1", "", {"AWS_REGION": "eu-west-2"}, "eu-central-1",
+     "from sqs.region"),
+    ("queue_url", "", "eu-west-1", {"AWS_REGION": "eu-west-2"}, "eu-west-1",
+     "from the queue URL"),
+    ("aws_region_first", "", "", {"AWS_REGION": "eu-west-2", "AWS_DEFAULT_REGION": "eu-west-3",
+                                  "AWS_PROFILE": "ops"}, "eu-west-2", "from AWS_REGION"),
+    ("aws_default_region", "", "", {"AWS_DEFAULT_REGION": "eu-west-3", "AWS_PROFILE": "ops"},
+     "eu-west-3", "from AWS_DEFAULT_REGION"),
+    ("aws_profile", "", "", {"AWS_PROFILE": "ops"}, "ap-south-1",
+     "from profile ops in {config_file}"),
+    ("default_profile", "", "", {}, "sa-east-1", "from profile default in {config_file}"),
+    ("nothing", "", "", {"AWS_CONFIG_FILE": "/nonexistent/voisobot-tests"}, "us-east-1",
+     NOTHING_SET),
+])
+def test_the_region_follows_the_aws_chain_and_check_says_why(
+        moto_server, make_config, tmp_path, monkeypatch, case, sqs_region, url_region, env,
+        region, why):
+    config_file = tmp_path / "aws-config"
+    config_file.write_text(PROFILES)
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config_file))
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    # moto keeps one set of queues per region: the call below works only in the region used
+    admin = boto3.session.Session().client("sqs", endpoint_url=moto_server["url"],
+                                           region_name=region)
+    url = admin.create_queue(QueueName=f"voiso-region-{case}")["QueueUrl"]
+    if url_region:
+        url = f"https://sqs.{url_region}.amazonaws.com/123456789012/voiso-region-{case}"
+    cfg = make_config(url, **({"region": sqs_region} if sqs_region else {}))
+    client = sqs.make_client(cfg.sqs)
+    out = io.StringIO()
+    code = check.run(cfg, client, None, out=out, env={})
+    assert client.meta.region_name == region
+    assert f"ok       region {region} ({why.format(config_file=config_file)})\n" in out.getvalue()
+    assert code == 0 and "queue reachable" in out.getvalue()
+
+
+@pytest.mark.parametrize("fault, says", [
+    ("", "queue {url} does not exist in region eu-west-2: check sqs.queue_url"),
+    ("invalid_address", "does not belong to region eu-west-2"),
+])
+def test_queue_problems_name_the_region_the_chain_chose(queue_url, make_config, fault_proxy,
+                                                        monkeypatch, fault, says):
+    """The queue lives in us-east-1; AWS_DEFAULT_REGION sends the client to eu-west-2."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-2")
+    if fault:
+        fault_proxy.fail("GetQueueAttributes", fault)
+    code, out = run_check(make_config(queue_url, endpoint_url=fault_proxy.url))
+    assert code == 1 and says.format(url=queue_url) in out
+
+
+def test_a_malformed_region_from_the_environment_is_a_config_error(queue_url, make_config,
+                                                                    monkeypatch):
+    monkeypatch.setenv("AWS_REGION", "eu west 1")
+    with pytest.raises(ConfigError, match="AWS_REGION: expected an AWS region such as eu-west-1, "
+                                          "got 'eu west 1'"):
+        sqs.make_client(make_config(queue_url).sqs)
 
 
 def test_an_unwritable_store_is_named(queue_url, make_config, tmp_path):

@@ -126,7 +126,8 @@ def test_the_shipped_config_is_valid_and_commented():
     ("https://queue.amazonaws.com/123456789012/voiso", "us-east-1"),
 ])
 def test_region_comes_from_the_queue_url(url, region):
-    assert config.from_dict({"sqs": {"queue_url": url}}).sqs.region == region
+    sqs = config.from_dict({"sqs": {"queue_url": url}}).sqs
+    assert (sqs.region, sqs.region_from) == (region, "the queue URL")
 
 
 def test_endpoint_url_admits_a_local_queue_url_and_an_explicit_region():
@@ -134,6 +135,16 @@ def test_endpoint_url_admits_a_local_queue_url_and_an_explicit_region():
                                     "endpoint_url": "http://127.0.0.1:4566",
                                     "region": "eu-central-1"}})
     assert (cfg.sqs.region, cfg.sqs.read_timeout_seconds) == ("eu-central-1", 30.0)
+    assert cfg.sqs.region_from == "sqs.region"
+
+
+def test_loading_leaves_an_unnamed_region_to_the_client_and_reads_no_environment(monkeypatch):
+    """A local queue URL names no region: config.load stays pure; sqs.region_of decides."""
+    monkeypatch.setenv("AWS_REGION", "eu-west-2")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-3")
+    cfg = config.from_dict({"sqs": {"queue_url": "http://127.0.0.1:4566/000000000000/q",
+                                    "endpoint_url": "http://127.0.0.1:4566"}})
+    assert (cfg.sqs.region, cfg.sqs.region_from) == ("", "")
 
 
 def test_a_local_queue_url_without_endpoint_url_is_refused():

@@ -117,6 +117,15 @@ def test_malformed_messages_are_kept_with_reason_then_deleted(sqs_admin, queue_u
     assert sum("rejected SQS message" in r.message for r in caplog.records) == 2
 
 
+def test_intake_problems_name_the_region_the_client_uses(queue_url, make_config, monkeypatch):
+    """The queue lives in us-east-1; AWS_REGION sends the client to eu-west-2."""
+    monkeypatch.setenv("AWS_REGION", "eu-west-2")
+    intake = make_intake(make_config(queue_url))
+    intake.run()
+    assert intake.backoff.problem.kind == "no_such_queue"
+    assert f"queue {queue_url} does not exist in region eu-west-2" in str(intake.backoff.problem)
+
+
 def test_unreachable_sqs_is_logged_once_and_recovers(sqs_admin, make_queue, make_config,
                                                      fault_proxy, caplog):
     queue_url = make_queue()
