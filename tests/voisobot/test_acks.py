@@ -1,5 +1,4 @@
-"""Acknowledgements (one winner in any race, across restarts), the audit trail, and the
-access policy."""
+"""Acknowledgements (one winner in any race, across restarts) and the audit trail."""
 
 import threading
 
@@ -8,9 +7,7 @@ import pytest
 from tests.conftest import sqs_message
 from tests.voisobot.test_delivery import T0, make_config
 from voisobot import samples
-from voisobot.access import AccessPolicy
 from voisobot.acks import AckOutcome, AuditEntry, MessageRef, acknowledge, audit, reopen
-from voisobot.config import AccessConfig
 from voisobot.intake import Intake
 from voisobot.store import Store, transaction
 
@@ -99,38 +96,3 @@ def test_audit_keeps_allowed_and_denied_entries(store):
     audit(store, AuditEntry("U0MALLORY", "C0GENERAL", "button", "ack 7", False, "denied"), T0)
     rows = store.connection().execute("SELECT user_id, allowed, outcome FROM audit ORDER BY id")
     assert [tuple(r) for r in rows] == [("U0ALICE01", 1, "shown"), ("U0MALLORY", 0, "denied")]
-
-
-def policy(groups=None, **lists) -> AccessPolicy:
-    calls = []
-
-    def members(group: str) -> set[str]:
-        calls.append(group)
-        if groups is None:
-            raise ConnectionError("Slack unreachable")
-        return groups.get(group, set())
-
-    access = AccessPolicy(AccessConfig(**{k: tuple(v) for k, v in lists.items()}), members)
-    access.calls = calls
-    return access
-
-
-def test_nobody_is_allowed_by_default():
-    assert not policy().allows("U0ALICE01", "C0SECURITY")
-
-
-def test_listed_users_channels_and_group_members_are_allowed():
-    access = policy({"S0SECTEAM": {"U0CAROL01"}}, users=["U0ALICE01"],
-                    channels=["C0SECURITY"], usergroups=["S0SECTEAM"])
-    assert access.allows("U0ALICE01", "C0GENERAL")
-    assert access.allows("U0ANYONE1", "C0SECURITY")
-    assert access.allows("U0CAROL01", "C0GENERAL")
-    assert not access.allows("U0MALLORY", "C0GENERAL")
-
-
-def test_group_membership_is_cached_and_unreadable_groups_deny():
-    access = policy({"S0SECTEAM": {"U0CAROL01"}}, usergroups=["S0SECTEAM"])
-    access.allows("U0CAROL01", None)
-    access.allows("U0CAROL01", None)
-    assert access.calls == ["S0SECTEAM"]
-    assert not policy(None, usergroups=["S0SECTEAM"]).allows("U0CAROL01", None)
