@@ -41,15 +41,17 @@ def test_a_value_that_is_not_text_is_passed_on_as_json_text():
     assert press.value == '{"alert": 7}'
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner,
-                                                                 max_size=4),
-    max_leaves=12)
+# Payloads of any shape, their keys mostly those the handler reads, so that the values
+# under them vary: text, numbers, lists, objects.
 payload_keys = st.sampled_from(["user", "channel", "container", "message", "id", "ts",
-                                "channel_id", "message_ts", "value", "action_id"])
-payloads = st.dictionaries(payload_keys, json_values | st.dictionaries(payload_keys, json_values,
-                                                                       max_size=4), max_size=6)
+                                "channel_id", "message_ts", "value", "action_id"]) \
+    | st.text(max_size=8)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(payload_keys, inner,
+                                                                 max_size=3),
+    max_leaves=6)
+payloads = st.dictionaries(payload_keys, json_values, max_size=6)
 
 
 @settings(max_examples=200)
