@@ -30,7 +30,7 @@ from pathlib import Path
 from slack_bolt import App
 
 import handlers
-from voisobot import check, config, events, jobs, routing, samples, serve, slack, sqs
+from voisobot import check, config, events, jobs, logs, routing, samples, serve, slack, sqs
 from voisobot.access import AccessPolicy
 from voisobot.buttons import AlertButtons
 from voisobot.commands import Commands
@@ -301,8 +301,11 @@ class _CurrentStderr(logging.StreamHandler):
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, force=True, handlers=[_CurrentStderr()],
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """Every record of every logger, ours and the libraries', goes through one handler
+    whose formatter keeps each record on one line (voisobot/logs.py)."""
+    handler = _CurrentStderr()
+    handler.setFormatter(logs.LineFormatter())
+    logging.basicConfig(level=level, force=True, handlers=[handler])
     for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 

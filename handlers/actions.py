@@ -1,6 +1,9 @@
 """The buttons: Acknowledge and Reopen on alerts, More on long /voiso answers."""
 
+import json
+
 from handlers.reply import reply
+from voisobot.acks import MessageRef
 from voisobot.buttons import ACK_ACTION, REOPEN_ACTION, AlertButtons, Press
 from voisobot.commands import MORE_ACTION, Commands
 
@@ -8,8 +11,7 @@ from voisobot.commands import MORE_ACTION, Commands
 def register(app, answers: Commands, buttons: AlertButtons) -> None:
     def alert_button(ack, body, action, respond):
         ack()
-        note = buttons.press(Press(body["user"]["id"], _channel(body), action["action_id"],
-                                   action.get("value") or ""))
+        note = buttons.press(press_of(body, action))
         if note is not None:
             reply(respond, note)
 
@@ -23,5 +25,36 @@ def register(app, answers: Commands, buttons: AlertButtons) -> None:
     app.action(MORE_ACTION)(more)
 
 
+def press_of(body: dict, action: dict) -> Press:
+    """The press in a block_actions payload, read without trusting its shape: whatever
+    it holds, the core gets a Press to check and audit."""
+    return Press(_text(_field(body, "user").get("id")), _channel(body), _message(body),
+                 _text(action.get("action_id")), _text(action.get("value")))
+
+
+def _message(body: dict) -> MessageRef | None:
+    """The message whose button was pressed: Slack names it in ``container``, and in
+    ``channel`` and ``message`` too."""
+    container = _field(body, "container")
+    channel = container.get("channel_id") or _field(body, "channel").get("id")
+    ts = container.get("message_ts") or _field(body, "message").get("ts")
+    if not isinstance(channel, str) or not isinstance(ts, str) or not channel or not ts:
+        return None
+    return MessageRef(channel, ts)
+
+
 def _channel(body: dict) -> str | None:
-    return (body.get("channel") or {}).get("id")
+    channel = _field(body, "channel").get("id")
+    return channel if isinstance(channel, str) else None
+
+
+def _field(body: dict, name: str) -> dict:
+    value = body.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value) -> str:
+    """A payload value as text: a button's value is text in every payload Slack sends."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value)

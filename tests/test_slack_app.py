@@ -44,12 +44,12 @@ def make_bot(tmp_path, moto_server, queue_url, fake_slack):
     """Build and start the bot in HTTP mode (again after a stop: a restart)."""
     started = []
 
-    def make(**slack_overrides):
+    def make(access: dict | None = None, **slack_overrides):
         runtime = started_bot(tmp_path, queue_url, moto_server["url"], fake_slack,
                               {"SLACK_SIGNING_SECRET": SECRET},
                               slack_settings={"mode": "http", **slack_overrides},
                               http={"host": "127.0.0.1", "port": 0},
-                              access={"users": [ALLOWED, OTHER_ANALYST]})
+                              access=access or {"users": [ALLOWED, OTHER_ANALYST]})
         started.append(runtime)
         return Bot(runtime, fake_slack)
 
@@ -103,15 +103,12 @@ class Bot:
         return self.post(slash_body(text, user, self.fake.response_url(response)), **kwargs)
 
     def click(self, action_id: str, value: str, user: str = ALLOWED, response: str = "b1",
-              message_ts: str = "1.000000"):
-        payload = {"type": "block_actions", "user": {"id": user, "team_id": "T1"},
-                   "team": {"id": "T1"}, "api_app_id": "A1", "token": "legacy",
-                   "channel": {"id": ALERTS}, "trigger_id": "1.2.3",
-                   "container": {"type": "message", "message_ts": message_ts,
-                                 "channel_id": ALERTS},
-                   "response_url": self.fake.response_url(response),
-                   "actions": [{"type": "button", "action_id": action_id, "block_id": "b",
-                                "value": value, "action_ts": "1.5"}]}
+              *, message: dict | None = None, **where):
+        """Press a button on ``message`` (as the fake Slack holds it), in #alerts;
+        ``where`` crafts the payload instead (see block_actions)."""
+        ts = message["ts"] if message else "1.000000"  # a "more" button's private message
+        payload = block_actions(user, action_id, value, self.fake.response_url(response),
+                                **{"message_ts": ts, **where})
         return self.post(urlencode({"payload": json.dumps(payload)}).encode())
 
     def answers(self, response: str = "c1", count: int = 1, timeout: float = 10.0) -> list:
@@ -132,6 +129,24 @@ def wait_for(read, count: int = 1, timeout: float = 10.0) -> list:
         if len(found) >= count or time.monotonic() > deadline:
             return found
         time.sleep(0.02)
+
+
+def block_actions(user: str, action_id: str, value: str, response_url: str, *,
+                  channel: str | None = ALERTS, message_ts: str | None = None,
+                  container_channel: str | None = ALERTS, container: bool = True) -> dict:
+    """A button press as Slack sends it: in ``channel``, on the message at
+    ``container_channel`` and ``message_ts`` (the same channel, unless crafted)."""
+    payload = {"type": "block_actions", "user": {"id": user, "team_id": "T1"},
+               "team": {"id": "T1"}, "api_app_id": "A1", "token": "legacy",
+               "trigger_id": "1.2.3", "response_url": response_url,
+               "actions": [{"type": "button", "action_id": action_id, "block_id": "b",
+                            "value": value, "action_ts": "1.5"}]}
+    if channel is not None:
+        payload["channel"] = {"id": channel}
+    if container:
+        payload["container"] = {"type": "message", "message_ts": message_ts,
+                                "channel_id": container_channel}
+    return payload
 
 
 def slash_body(text: str, user: str, response_url: str) -> bytes:
@@ -273,7 +288,8 @@ def test_acknowledge_updates_the_alert_in_place_and_swaps_the_button(make_bot, s
     send_event(sqs_admin, queue_url, "app_login/unauthorized_ip")
     alert_id, message = posted_alert(running.fake)
     assert buttons(message) == ["voiso_ack"]
-    status, seconds = running.click("voiso_ack", json.dumps({"alert": alert_id}))
+    status, seconds = running.click("voiso_ack", json.dumps({"alert": alert_id}),
+                                    message=message)
     assert status == 200 and seconds < 3.0
     (update,) = wait_for(lambda: running.fake.calls_to("chat.update"))
     assert (update.payload["channel"], update.payload["ts"]) == (ALERTS, message["ts"])
@@ -288,10 +304,11 @@ def test_acknowledge_updates_the_alert_in_place_and_swaps_the_button(make_bot, s
 
 def test_reopen_brings_the_acknowledge_button_back(make_bot, sqs_admin, queue_url):
     running = make_bot()
-    alert_id, value, _ = alert_in_slack(running.fake, sqs_admin, queue_url, "user/user_deleted")
-    running.click("voiso_ack", value)
+    alert_id, value, message = alert_in_slack(running.fake, sqs_admin, queue_url,
+                                               "user/user_deleted")
+    running.click("voiso_ack", value, message=message)
     wait_for(lambda: running.fake.calls_to("chat.update"))
-    running.click("voiso_reopen", value, user=OTHER_ANALYST)
+    running.click("voiso_reopen", value, user=OTHER_ANALYST, message=message)
     wait_for(lambda: running.fake.calls_to("chat.update"), 2)
     (now,) = running.fake.messages(ALERTS)
     assert buttons(now) == ["voiso_ack"] and "Acknowledged by" not in shown(now)
@@ -301,10 +318,11 @@ def test_reopen_brings_the_acknowledge_button_back(make_bot, sqs_admin, queue_ur
 
 def test_two_analysts_at_once_give_one_acknowledgement(make_bot, sqs_admin, queue_url):
     running = make_bot()
-    alert_id, value, _ = alert_in_slack(running.fake, sqs_admin, queue_url,
-                                         "app_login/unauthorized_ip")
+    alert_id, value, message = alert_in_slack(running.fake, sqs_admin, queue_url,
+                                               "app_login/unauthorized_ip")
     clicks = [threading.Thread(target=running.click, args=("voiso_ack", value, user),
-                               kwargs={"response": user}) for user in (ALLOWED, OTHER_ANALYST)]
+                               kwargs={"response": user, "message": message})
+              for user in (ALLOWED, OTHER_ANALYST)]
     for click in clicks:
         click.start()
     for click in clicks:
@@ -324,10 +342,10 @@ def test_two_analysts_at_once_give_one_acknowledgement(make_bot, sqs_admin, queu
 
 def test_a_double_click_by_one_analyst_is_one_acknowledgement(make_bot, sqs_admin, queue_url):
     running = make_bot()
-    _, value, _ = alert_in_slack(running.fake, sqs_admin, queue_url,
-                                  "app_login/unauthorized_ip")
-    running.click("voiso_ack", value)
-    running.click("voiso_ack", value, response="b2")
+    _, value, message = alert_in_slack(running.fake, sqs_admin, queue_url,
+                                        "app_login/unauthorized_ip")
+    running.click("voiso_ack", value, message=message)
+    running.click("voiso_ack", value, response="b2", message=message)
     (note,) = running.answers("b2")
     assert f"Already acknowledged by <@{ALLOWED}>" in note["text"]
     acked = running.runtime.store.connection().execute(
@@ -337,20 +355,20 @@ def test_a_double_click_by_one_analyst_is_one_acknowledgement(make_bot, sqs_admi
 
 def test_an_acknowledgement_holds_across_a_restart(make_bot, sqs_admin, queue_url):
     running = make_bot()
-    _, value, _ = alert_in_slack(running.fake, sqs_admin, queue_url,
-                                  "app_login/unauthorized_ip")
-    running.click("voiso_ack", value)
+    _, value, message = alert_in_slack(running.fake, sqs_admin, queue_url,
+                                        "app_login/unauthorized_ip")
+    running.click("voiso_ack", value, message=message)
     wait_for(lambda: running.fake.calls_to("chat.update"))
     running.runtime.stop()
     restarted = make_bot()
-    restarted.click("voiso_ack", value, user=OTHER_ANALYST, response="again")
+    restarted.click("voiso_ack", value, user=OTHER_ANALYST, response="again", message=message)
     (note,) = restarted.answers("again")
     assert f"Already acknowledged by <@{ALLOWED}>" in note["text"]
 
 
 def test_a_click_on_an_alert_the_cache_no_longer_holds_gets_a_polite_private_answer(make_bot):
     running = make_bot()
-    running.click("voiso_ack", json.dumps({"alert": 999}))
+    running.click("voiso_ack", json.dumps({"alert": 999}), message={"ts": "1.000000"})
     (note,) = running.answers("b1")
     assert "no longer in the bot's cache" in note["text"]
     assert note["response_type"] == "ephemeral" and note["replace_original"] is False
@@ -361,13 +379,79 @@ def test_a_click_on_an_alert_the_cache_no_longer_holds_gets_a_polite_private_ans
 def test_a_stranger_cannot_acknowledge(make_bot, sqs_admin, queue_url):
     running = make_bot()
     send_event(sqs_admin, queue_url, "app_login/unauthorized_ip")
-    alert_id, _ = posted_alert(running.fake)
-    running.click("voiso_ack", json.dumps({"alert": alert_id}), user=STRANGER)
+    alert_id, message = posted_alert(running.fake)
+    running.click("voiso_ack", json.dumps({"alert": alert_id}), user=STRANGER, message=message)
     (note,) = running.answers("b1")
     assert "not allowed" in note["text"]
     assert running.fake.calls_to("chat.update") == []
     assert [(r["action"], r["allowed"]) for r in running.audit()] == [("button", 0)]
 
+
+
+def refused_over_http(running, alert_id: int) -> None:
+    """The press got a private note, was audited as refused, and changed nothing."""
+    (note,) = running.answers("b1")
+    assert "went wrong" in note["text"] and note["response_type"] == "ephemeral"
+    (row,) = running.audit()
+    assert row["allowed"] == 0 and row["outcome"].startswith("refused: ")
+    acked_by = running.runtime.store.connection().execute(
+        "SELECT acked_by FROM alerts WHERE id = ?", (alert_id,)).fetchone()[0]
+    assert acked_by is None and running.fake.calls_to("chat.update") == []
+
+
+# A member allowed in #security crafts a signed press on the alert in #alerts.
+CROSS_CHANNEL_PRESSES = {
+    "the_alerts_message_from_an_allowed_channel": {"channel": CHANNEL},
+    "a_message_of_the_allowed_channel_at_the_alerts_ts":
+        {"channel": CHANNEL, "container_channel": CHANNEL},
+    "no_container_at_all": {"channel": CHANNEL, "container": False},
+}
+
+
+@pytest.mark.parametrize("crafted", CROSS_CHANNEL_PRESSES.values(),
+                         ids=CROSS_CHANNEL_PRESSES.keys())
+def test_a_member_allowed_in_one_channel_cannot_press_the_alert_of_another(
+        make_bot, sqs_admin, queue_url, crafted):
+    running = make_bot(access={"channels": [CHANNEL]})
+    alert_id, value, message = alert_in_slack(running.fake, sqs_admin, queue_url,
+                                               "app_login/unauthorized_ip")
+    status, _ = running.click("voiso_ack", value, user=STRANGER, message=message, **crafted)
+    assert status == 200
+    refused_over_http(running, alert_id)
+
+
+def test_a_press_naming_another_alert_of_the_same_channel_is_refused(make_bot, sqs_admin,
+                                                                      queue_url):
+    running = make_bot()
+    send_event(sqs_admin, queue_url, "user/user_added")
+    send_event(sqs_admin, queue_url, "user/user_deleted")
+    first, second = wait_for(lambda: running.fake.messages(ALERTS), 2)[:2]
+    other_alert = second["metadata"]["event_payload"]["alert_id"]
+    running.click("voiso_ack", json.dumps({"alert": other_alert}), message=first)
+    refused_over_http(running, other_alert)
+
+
+def test_a_press_with_no_container_is_refused(make_bot, sqs_admin, queue_url):
+    running = make_bot()
+    alert_id, value, message = alert_in_slack(running.fake, sqs_admin, queue_url,
+                                               "app_login/unauthorized_ip")
+    running.click("voiso_ack", value, message=message, container=False)
+    refused_over_http(running, alert_id)
+
+
+@pytest.mark.parametrize("value", [json.dumps({"alert": 2**70}), '{"alert": -1}', "[" * 5000,
+                                   "x" * 10_000])
+def test_a_press_with_an_absurd_value_is_audited_over_http(make_bot, sqs_admin, queue_url,
+                                                           value):
+    running = make_bot()
+    send_event(sqs_admin, queue_url, "app_login/unauthorized_ip")
+    _, message = posted_alert(running.fake)
+    assert running.click("voiso_ack", value, message=message)[0] == 200
+    (note,) = running.answers("b1")
+    assert "went wrong" in note["text"]
+    (row,) = running.audit()
+    assert row["outcome"].startswith("ignored: not an alert")
+    assert running.fake.calls_to("chat.update") == []
 
 # --- health and stopping --------------------------------------------------------------------------
 

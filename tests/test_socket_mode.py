@@ -15,6 +15,7 @@ from tests.test_slack_app import (
     ALERTS,
     ALLOWED,
     CHANNEL,
+    block_actions,
     posted_alert,
     send_event,
     started_bot,
@@ -87,14 +88,8 @@ def test_a_button_over_socket_mode_acknowledges_the_alert(make_bot, socket_serve
     assert socket_server.wait_connected(10)
     send_event(sqs_admin, queue_url, "app_login/unauthorized_ip")
     alert_id, message = posted_alert(fake)
-    press = {"type": "block_actions", "user": {"id": ALLOWED, "team_id": "T1"},
-             "team": {"id": "T1"}, "api_app_id": "A1", "token": "legacy",
-             "channel": {"id": ALERTS}, "trigger_id": "1.2.4",
-             "container": {"type": "message", "message_ts": message["ts"],
-                           "channel_id": ALERTS},
-             "response_url": fake.response_url("b1"),
-             "actions": [{"type": "button", "action_id": "voiso_ack", "block_id": "b",
-                          "value": json.dumps({"alert": alert_id}), "action_ts": "1.5"}]}
+    press = block_actions(ALLOWED, "voiso_ack", json.dumps({"alert": alert_id}),
+                          fake.response_url("b1"), message_ts=message["ts"])
     assert socket_server.send("interactive", press) is not None
     assert wait_for(lambda: fake.calls_to("chat.update"))
     (now,) = fake.messages(ALERTS)

@@ -2,6 +2,7 @@
 groups, or anyone acting in a listed channel. Nobody else, and nobody by default."""
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 
@@ -10,15 +11,21 @@ from voisobot.config import AccessConfig
 log = logging.getLogger(__name__)
 
 GROUP_CACHE_SECONDS = 300.0
+# After a failed read of a group, its members are refused without asking Slack again for
+# this long: a denied user pressing away, or Slack down, costs one call per group per 30 s.
+GROUP_FAILURE_CACHE_SECONDS = 30.0
 
 
 class AccessPolicy:
     def __init__(self, config: AccessConfig, group_members: Callable[[str], set[str]],
                  clock=time.monotonic):
         """``group_members(group_id)`` returns the user IDs of a Slack user group (the
-        usergroups.users.list API); its answers are cached for a few minutes."""
+        usergroups.users.list API); its answers are cached for a few minutes, its
+        failures for a few seconds."""
         self.config, self.group_members, self.clock = config, group_members, clock
-        self._cache: dict[str, tuple[float, set[str]]] = {}
+        self._members_read: dict[str, tuple[float, set[str]]] = {}
+        self._failed_at: dict[str, float] = {}
+        self._lock = threading.Lock()  # one read of a group at a time, however many ask
 
     def allows(self, user_id: str, channel_id: str | None) -> bool:
         if user_id in self.config.users or channel_id in self.config.channels:
@@ -26,14 +33,28 @@ class AccessPolicy:
         return any(user_id in self._members(group) for group in self.config.usergroups)
 
     def _members(self, group_id: str) -> set[str]:
-        cached = self._cache.get(group_id)
-        if cached and self.clock() - cached[0] < GROUP_CACHE_SECONDS:
-            return cached[1]
+        """The group's members as last read within GROUP_CACHE_SECONDS; none while it
+        cannot be read (deny if unreadable: an expired list is never trusted)."""
+        with self._lock:
+            now = self.clock()
+            read = self._members_read.get(group_id)
+            if read and now - read[0] < GROUP_CACHE_SECONDS:
+                return read[1]
+            failed_at = self._failed_at.get(group_id)
+            if failed_at is not None and now - failed_at < GROUP_FAILURE_CACHE_SECONDS:
+                return set()
+            return self._read(group_id, now)
+
+    def _read(self, group_id: str, now: float) -> set[str]:
+        self._members_read.pop(group_id, None)
         try:
             members = set(self.group_members(group_id))
-        except Exception as exc:  # Slack unreachable: deny now, rather than allow blindly
+        except Exception as exc:  # Slack unreachable, or the group gone: deny, never guess
             log.warning("cannot read the members of user group %s (%s); its members are "
-                        "refused until it can be read", group_id, exc)
-            return cached[1] if cached else set()
-        self._cache[group_id] = (self.clock(), members)
+                        "refused until it can be read (next try in %.0f s)", group_id, exc,
+                        GROUP_FAILURE_CACHE_SECONDS)
+            self._failed_at[group_id] = now
+            return set()
+        self._failed_at.pop(group_id, None)
+        self._members_read[group_id] = (now, members)
         return members

@@ -1,11 +1,15 @@
 """The alerts' Acknowledge and Reopen buttons.
 
-A press is checked against [access] and audited, then recorded by one conditional
-UPDATE (acks.py: of two presses at once, one wins), and the alert's message is
-re-rendered as the store now has it and put in place with chat.update, at the channel
-and ts the outbox kept. The message always ends up showing whoever holds the
-acknowledgement: if Slack cannot take the update now, the alert is marked stale and the
-delivery job updates it when Slack is back.
+A press is checked against [access], then recorded by one conditional UPDATE (acks.py:
+of two presses at once, one wins) that names the message pressed as well as the alert,
+so a button acts only on the alert posted at that channel and ts, whatever its value
+claims. The alert's message is re-rendered as the store now has it and put in place with
+chat.update. The message always ends up showing whoever holds the acknowledgement: if
+Slack cannot take the update now, the alert is marked stale and the delivery job updates
+it when Slack is back.
+
+Every press writes exactly one audit row, whatever it carries: a value that is not ours,
+a press on another message, even an unexpected error.
 """
 
 import json
@@ -16,7 +20,7 @@ from datetime import datetime
 
 from voisobot import acks
 from voisobot.access import AccessPolicy
-from voisobot.acks import AckOutcome, AuditEntry
+from voisobot.acks import AckOutcome, AuditEntry, MessageRef
 from voisobot.commands import Answer, Guard
 from voisobot.delivery import alert_view
 from voisobot.errors import VoisoBotError
@@ -27,30 +31,39 @@ log = logging.getLogger(__name__)
 
 ACK_ACTION = "voiso_ack"
 REOPEN_ACTION = "voiso_reopen"
+MAX_ALERT_ID = 2**63 - 1  # SQLite's largest rowid: a larger id names no alert
+DETAIL_VALUE_CHARS = 200  # of a button's value kept in the audit table
 
 
 @dataclass(frozen=True)
 class Press:
-    """A click: who, where, which button, and the button's value (``{"alert": id}``)."""
+    """A click: who, in which channel, on which message, which button, and the button's
+    value (``{"alert": id}``)."""
 
     user_id: str
     channel_id: str | None
+    message: MessageRef | None  # None: the press names no message
     action: str  # ACK_ACTION or REOPEN_ACTION
     value: str
 
 
 class NotOurButton(VoisoBotError):
-    pass
+    """The press carries a value or an action the bot never rendered."""
+
+
+class NotThisMessage(VoisoBotError):
+    """The press names an alert that was not posted where the button was pressed."""
 
 
 def alert_id_of(value: str) -> int:
     """The alert id in a button's value; the value comes back from Slack as text."""
     try:
         alert_id = json.loads(value)["alert"]
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, IndexError, RecursionError):
         raise NotOurButton(f"not an alert button value: {value[:80]!r}") from None
-    if not isinstance(alert_id, int) or isinstance(alert_id, bool) or alert_id < 1:
-        raise NotOurButton(f"not an alert id: {alert_id!r}")
+    if not isinstance(alert_id, int) or isinstance(alert_id, bool) \
+            or not 1 <= alert_id <= MAX_ALERT_ID:
+        raise NotOurButton(f"not an alert id: {_short(repr(alert_id), 80)}")
     return alert_id
 
 
@@ -63,17 +76,31 @@ class AlertButtons:
 
     def press(self, press: Press) -> Answer | None:
         """Handle a click; return a private note for the presser, or None when the
-        updated message says it all."""
-        entry = AuditEntry(press.user_id, press.channel_id, "button",
-                           f"{press.action} {press.value[:200]}", True, "")
-        if (refusal := self.guard.refusal(entry)) is not None:
+        updated message says it all. Never raises: whatever goes wrong is audited."""
+        audit = _OneAuditRow(self.guard, AuditEntry(
+            press.user_id, press.channel_id, "button",
+            f"{press.action[:80]} {press.value[:DETAIL_VALUE_CHARS]}", True, ""))
+        try:
+            return self._handle(press, audit)
+        except Exception:
+            log.exception("a press of %s failed", audit.entry.detail)
+            audit.write_if_not_yet("failed (see the log)")
+            return self._failed()
+
+    def _handle(self, press: Press, audit: "_OneAuditRow") -> Answer | None:
+        if (refusal := audit.refusal()) is not None:
             return refusal
         try:
             outcome = self._record(press)
         except NotOurButton as exc:
-            self.guard.record(entry, f"ignored: {exc}")
-            return Answer(self.renderer.render_answer("failed"))
-        self.guard.record(entry, _described(outcome))
+            audit.write(f"ignored: {exc}")
+            return self._failed()
+        except NotThisMessage as exc:
+            log.warning("refused a press by %s in %s: %s", _short(press.user_id),
+                        _short(press.channel_id), exc)
+            audit.write(f"refused: {exc}", allowed=False)
+            return self._failed()
+        audit.write(_described(outcome))
         if outcome.status != "missing":
             self._show(outcome)
         if outcome.status in ("acknowledged", "reopened"):
@@ -83,12 +110,18 @@ class AlertButtons:
 
     def _record(self, press: Press) -> AckOutcome:
         alert_id = alert_id_of(press.value)
+        pressed = _pressed_message(press)
         store = self.outbox.store
         if press.action == ACK_ACTION:
-            return acks.acknowledge(store, alert_id, press.user_id, self.clock())
-        if press.action == REOPEN_ACTION:
-            return acks.reopen(store, alert_id)
-        raise NotOurButton(f"unknown action {press.action!r}")
+            outcome = acks.acknowledge(store, alert_id, pressed, press.user_id, self.clock())
+        elif press.action == REOPEN_ACTION:
+            outcome = acks.reopen(store, alert_id, pressed)
+        else:
+            raise NotOurButton(f"unknown action {press.action[:80]!r}")
+        if outcome.status == "elsewhere":
+            raise NotThisMessage(f"alert {alert_id} was not posted at {_short(pressed.channel)} "
+                                 f"{_short(pressed.ts)}")
+        return outcome
 
     def _show(self, outcome: AckOutcome) -> None:
         """Put the alert's message as it now stands in place of the clicked one."""
@@ -101,6 +134,53 @@ class AlertButtons:
             log.warning("could not update alert %d in %s (%s); the delivery job will try "
                         "again", alert.id, alert.channel, result.error)
             self.outbox.mark_stale(alert.id)
+
+    def _failed(self) -> Answer:
+        return Answer(self.renderer.render_answer("failed"))
+
+
+class _OneAuditRow:
+    """The audit row of one press: written once, by whichever path the press takes."""
+
+    def __init__(self, guard: Guard, entry: AuditEntry):
+        self.guard, self.entry = guard, entry
+        self.written = self.allowed = False
+
+    def refusal(self) -> Answer | None:
+        answer = self.guard.refusal(self.entry)
+        self.written = answer is not None  # the guard audits the refusals it makes
+        self.allowed = answer is None
+        return answer
+
+    def write(self, outcome: str, *, allowed: bool = True) -> None:
+        self.guard.record(self.entry, outcome, allowed=allowed)
+        self.written = True
+
+    def write_if_not_yet(self, outcome: str) -> None:
+        if self.written:
+            return
+        try:
+            self.write(outcome, allowed=self.allowed)  # not allowed if access was never known
+        except Exception:  # the store itself is failing: the log is all there is
+            log.exception("could not audit a press of %s", self.entry.detail)
+
+
+def _pressed_message(press: Press) -> MessageRef:
+    """The message pressed, which must be in the channel the press was allowed in."""
+    message = press.message
+    if message is None:
+        raise NotThisMessage("the press names no message")
+    if press.channel_id is not None and message.channel != press.channel_id:
+        raise NotThisMessage(f"the press names two channels, {_short(press.channel_id)} and "
+                             f"{_short(message.channel)}")
+    return message
+
+
+def _short(text: str | None, limit: int = 40) -> str:
+    """At most ``limit`` characters of a value that came from outside, for the audit and
+    the log."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _described(outcome: AckOutcome) -> str:

@@ -1,16 +1,17 @@
-"""Acknowledgements (one winner in any race, across restarts), the audit trail, and the
-access policy."""
+"""Acknowledgements (one winner in any race, across restarts) and the audit trail."""
 
 import threading
+
+import pytest
 
 from tests.conftest import sqs_message
 from tests.voisobot.test_delivery import T0, make_config
 from voisobot import samples
-from voisobot.access import AccessPolicy
-from voisobot.acks import AuditEntry, acknowledge, audit, reopen
-from voisobot.config import AccessConfig
+from voisobot.acks import AckOutcome, AuditEntry, MessageRef, acknowledge, audit, reopen
 from voisobot.intake import Intake
 from voisobot.store import Store, transaction
+
+POSTED = MessageRef("C0SECURITY", "1.5")  # where an_alert's message is
 
 
 def an_alert(store: Store) -> int:
@@ -25,7 +26,7 @@ def an_alert(store: Store) -> int:
 
 def test_acknowledge_records_who_and_when_and_where_the_message_is(store):
     alert = an_alert(store)
-    outcome = acknowledge(store, alert, "U0ALICE01", T0)
+    outcome = acknowledge(store, alert, POSTED, "U0ALICE01", T0)
     assert (outcome.status, outcome.by, outcome.channel, outcome.ts) == (
         "acknowledged", "U0ALICE01", "C0SECURITY", "1.5")
     assert outcome.at.startswith("2026-11-24T12:00:00")
@@ -33,8 +34,8 @@ def test_acknowledge_records_who_and_when_and_where_the_message_is(store):
 
 def test_a_second_click_learns_who_was_first(store):
     alert = an_alert(store)
-    acknowledge(store, alert, "U0ALICE01", T0)
-    again = acknowledge(store, alert, "U0BOB0001", T0)
+    acknowledge(store, alert, POSTED, "U0ALICE01", T0)
+    again = acknowledge(store, alert, POSTED, "U0BOB0001", T0)
     assert (again.status, again.by) == ("already_acknowledged", "U0ALICE01")
 
 
@@ -46,7 +47,7 @@ def test_two_people_at_once_give_one_acknowledgement(tmp_path):
     def click(user: str) -> None:
         store = Store(path)  # each analyst's request on its own connection, as in Bolt
         start.wait()
-        outcomes.append(acknowledge(store, alert, user, T0))
+        outcomes.append(acknowledge(store, alert, POSTED, user, T0))
         store.close()
 
     threads = [threading.Thread(target=click, args=(f"U0USER{i:03d}",)) for i in range(8)]
@@ -63,19 +64,30 @@ def test_reopen_then_acknowledge_again_and_it_survives_a_restart(tmp_path):
     path = tmp_path / "s.sqlite3"
     store = Store(path)
     alert = an_alert(store)
-    acknowledge(store, alert, "U0ALICE01", T0)
-    assert reopen(store, alert).status == "reopened"
-    assert reopen(store, alert).status == "not_acknowledged"
-    acknowledge(store, alert, "U0BOB0001", T0)
+    acknowledge(store, alert, POSTED, "U0ALICE01", T0)
+    assert reopen(store, alert, POSTED).status == "reopened"
+    assert reopen(store, alert, POSTED).status == "not_acknowledged"
+    acknowledge(store, alert, POSTED, "U0BOB0001", T0)
     store.close()
     restarted = Store(path)
-    assert acknowledge(restarted, alert, "U0ALICE01", T0).by == "U0BOB0001"
+    assert acknowledge(restarted, alert, POSTED, "U0ALICE01", T0).by == "U0BOB0001"
     restarted.close()
 
 
+@pytest.mark.parametrize("pressed", [MessageRef("C0SECURITY", "1.6"),
+                                     MessageRef("C0GENERAL1", "1.5")])
+def test_a_press_on_another_message_changes_nothing_and_tells_nothing(store, pressed):
+    alert = an_alert(store)
+    outcome = acknowledge(store, alert, pressed, "U0MALLORY", T0)
+    assert outcome == AckOutcome("elsewhere", alert)
+    acknowledge(store, alert, POSTED, "U0ALICE01", T0)
+    assert reopen(store, alert, pressed) == AckOutcome("elsewhere", alert)
+    assert acknowledge(store, alert, POSTED, "U0BOB0001", T0).by == "U0ALICE01"
+
+
 def test_an_alert_the_cache_no_longer_holds_is_missing(store):
-    assert acknowledge(store, 999, "U0ALICE01", T0).status == "missing"
-    assert reopen(store, 999).status == "missing"
+    assert acknowledge(store, 999, POSTED, "U0ALICE01", T0).status == "missing"
+    assert reopen(store, 999, POSTED).status == "missing"
 
 
 def test_audit_keeps_allowed_and_denied_entries(store):
@@ -84,38 +96,3 @@ def test_audit_keeps_allowed_and_denied_entries(store):
     audit(store, AuditEntry("U0MALLORY", "C0GENERAL", "button", "ack 7", False, "denied"), T0)
     rows = store.connection().execute("SELECT user_id, allowed, outcome FROM audit ORDER BY id")
     assert [tuple(r) for r in rows] == [("U0ALICE01", 1, "shown"), ("U0MALLORY", 0, "denied")]
-
-
-def policy(groups=None, **lists) -> AccessPolicy:
-    calls = []
-
-    def members(group: str) -> set[str]:
-        calls.append(group)
-        if groups is None:
-            raise ConnectionError("Slack unreachable")
-        return groups.get(group, set())
-
-    access = AccessPolicy(AccessConfig(**{k: tuple(v) for k, v in lists.items()}), members)
-    access.calls = calls
-    return access
-
-
-def test_nobody_is_allowed_by_default():
-    assert not policy().allows("U0ALICE01", "C0SECURITY")
-
-
-def test_listed_users_channels_and_group_members_are_allowed():
-    access = policy({"S0SECTEAM": {"U0CAROL01"}}, users=["U0ALICE01"],
-                    channels=["C0SECURITY"], usergroups=["S0SECTEAM"])
-    assert access.allows("U0ALICE01", "C0GENERAL")
-    assert access.allows("U0ANYONE1", "C0SECURITY")
-    assert access.allows("U0CAROL01", "C0GENERAL")
-    assert not access.allows("U0MALLORY", "C0GENERAL")
-
-
-def test_group_membership_is_cached_and_unreadable_groups_deny():
-    access = policy({"S0SECTEAM": {"U0CAROL01"}}, usergroups=["S0SECTEAM"])
-    access.allows("U0CAROL01", None)
-    access.allows("U0CAROL01", None)
-    assert access.calls == ["S0SECTEAM"]
-    assert not policy(None, usergroups=["S0SECTEAM"]).allows("U0CAROL01", None)
