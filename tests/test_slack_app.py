@@ -391,7 +391,8 @@ def test_a_stranger_cannot_acknowledge(make_bot, sqs_admin, queue_url):
 def refused_over_http(running, alert_id: int) -> None:
     """The press got a private note, was audited as refused, and changed nothing."""
     (note,) = running.answers("b1")
-    assert "went wrong" in note["text"] and note["response_type"] == "ephemeral"
+    assert "does not belong to the message" in note["text"]
+    assert note["response_type"] == "ephemeral"
     (row,) = running.audit()
     assert row["allowed"] == 0 and row["outcome"].startswith("refused: ")
     acked_by = running.runtime.store.connection().execute(

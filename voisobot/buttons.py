@@ -99,7 +99,7 @@ class AlertButtons:
             log.warning("refused a press by %s in %s: %s", _short(press.user_id),
                         _short(press.channel_id), exc)
             audit.write(f"refused: {exc}", allowed=False)
-            return self._failed()
+            return Answer(self.renderer.render_answer("refused"))
         audit.write(_described(outcome))
         if outcome.status != "missing":
             self._show(outcome)

@@ -15,6 +15,7 @@ delivery, losing nothing, until it is fixed.
 """
 
 import logging
+import sqlite3
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from voisobot.config import Config
 from voisobot.errors import MalformedEvent
 from voisobot.intake import utc_now
 from voisobot.outbox import GroupingLimits, Outbox, QueuedAlert, QueueItem
-from voisobot.render import AlertView, SlackRenderer
+from voisobot.render import AlertView, SlackRenderer, one_line
 from voisobot.routing import (
     destinations,
     group_key,
@@ -115,11 +116,15 @@ class AlertDelivery:
             waiting.add(alert.channel)
             if alert.next_attempt_at > now_text or not self._channel_ready(alert.channel):
                 continue
-            if self._deliver(alert, now) == "pause":
+            if self._deliver_alone(alert, now) == "pause":
                 return
         for channel in self.outbox.channels_with_follow_ups():
             if self._channel_ready(channel):
                 self._follow_up(channel, now)
+
+    def key(self, alert: QueuedAlert) -> slack.AlertKey:
+        """How the alert's post names it: this store, this alert, its first event."""
+        return slack.AlertKey(self.outbox.store.store_id, alert.id, alert.event_sha256[:8].hex())
 
     def _channel_ready(self, channel: str) -> bool:
         return time.monotonic() >= self.next_post_at.get(self._pace_key(channel), 0.0)
@@ -134,6 +139,31 @@ class AlertDelivery:
         interval = TEAMS_PACE_SECONDS if is_teams(channel) else self.post_interval
         self.next_post_at[self._pace_key(channel)] = time.monotonic() + interval + extra
 
+    def _deliver_alone(self, alert: QueuedAlert, now: datetime) -> str:
+        """``_deliver``, with a safety net: an alert that breaks the job (a stored event this
+        version no longer parses, a bug) fails alone, with its reason, instead of holding
+        back every alert behind it. A failing store is not caught: the job backs off."""
+        try:
+            return self._deliver(alert, now)
+        except sqlite3.Error:
+            raise
+        except Exception as exc:
+            log.exception("alert %d to %s cannot be delivered; marked failed", alert.id,
+                          alert.channel)
+            self.outbox.mark_failed(alert.id, f"internal error: {type(exc).__name__}: "
+                                              f"{one_line(exc)[:200]}")
+            return "failed"
+
+    def _view(self, alert: QueuedAlert) -> AlertView | None:
+        """The alert's view, or None when its stored event no longer parses (kept by an
+        older version that accepted it): logged, and the caller stops following it up."""
+        try:
+            return alert_view(self.outbox, alert)
+        except MalformedEvent as exc:
+            log.error("alert %d: its event %d no longer parses (%s); it is not updated again",
+                      alert.id, alert.event_id, exc)
+            return None
+
     def _deliver(self, alert: QueuedAlert, now: datetime) -> str:
         blocked = self._blocked(alert.channel)
         if blocked is not None:
@@ -147,7 +177,7 @@ class AlertDelivery:
         view = alert_view(self.outbox, alert)
         message = self.renderer.render(view)
         self.outbox.mark_trying(alert.id, now)
-        result = self.sender.post(alert.channel, message, alert.id)
+        result = self.sender.post(alert.channel, message, self.key(alert))
         self._paced(alert.channel)
         if result.status == "done":
             self.outbox.mark_sent(alert.id, result.ts, self.clock(), view.event_count)
@@ -213,7 +243,10 @@ class AlertDelivery:
         group = self.outbox.closed_group(channel, now)
         if group is None or self.teams is None:
             return
-        view = alert_view(self.outbox, group)
+        view = self._view(group)
+        if view is None:
+            self.outbox.mark_updated(group.id, group.event_count, now)
+            return
         result = self.teams.sender.post(teams_name(channel), self.teams.renderer.render(view))
         pause = max(result.retry_after or 0.0, SUMMARY_RETRY_SECONDS) \
             if result.status == "retry" else 0.0
@@ -230,7 +263,10 @@ class AlertDelivery:
         return len(recent) < self.config.slack.updates_per_minute
 
     def _update(self, alert: QueuedAlert, now: datetime) -> None:
-        view = alert_view(self.outbox, alert)
+        view = self._view(alert)
+        if view is None:
+            self.outbox.mark_updated(alert.id, alert.event_count, now)
+            return
         result = self.sender.update(alert.channel, alert.slack_ts, self.renderer.render(view))
         self.recent_updates[alert.channel].append(time.monotonic())
         self._paced(alert.channel)
@@ -248,7 +284,12 @@ class AlertDelivery:
                raw: bytes) -> None:
         """A thread reply for one event of a group: marked before the call, so at most
         once; the group's own message counts every event in any case."""
-        event = events.parse(raw)
+        try:
+            event = events.parse(raw)
+        except MalformedEvent as exc:  # kept by an older version that accepted it
+            log.error("event %d no longer parses (%s); no thread reply for it", event_id, exc)
+            self.outbox.mark_reply(event_id, channel, "failed")
+            return
         message = self.renderer.render_reply(AlertView(event, severity))
         self.outbox.mark_reply(event_id, channel, "sent")
         result = self.sender.post(channel, message, None, thread_ts=thread_ts)
@@ -265,7 +306,7 @@ class AlertDelivery:
         """A post may have reached Slack: find it rather than post a second copy."""
         since = datetime.fromisoformat(alert.first_tried_at)
         oldest = since.timestamp() - HISTORY_MARGIN_SECONDS
-        found = self.sender.find(alert.channel, alert.id, oldest)
+        found = self.sender.find(alert.channel, self.key(alert), oldest)
         if found.status == "done" and found.ts:
             self.outbox.mark_sent(alert.id, found.ts, self.clock())
             log.info("alert %d was already in %s (ts %s): not posted again", alert.id,

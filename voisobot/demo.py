@@ -81,7 +81,7 @@ class ConsoleSender:
     def __init__(self, keep: int = 6):
         self.latest: collections.deque[tuple[str, str]] = collections.deque(maxlen=keep)
 
-    def post(self, channel: str, message: dict, alert_id: int | None, *,
+    def post(self, channel: str, message: dict, alert: object | None, *,
              thread_ts: str | None = None) -> SendResult:
         where = f"{channel} (thread)" if thread_ts else channel
         self.latest.appendleft((where, message["text"]))
@@ -91,7 +91,7 @@ class ConsoleSender:
         self.latest.appendleft((f"{channel} (updated)", message["text"]))
         return SendResult("done", channel, ts=ts)
 
-    def find(self, channel: str, alert_id: int, oldest_ts: float) -> SendResult:
+    def find(self, channel: str, alert: object, oldest_ts: float) -> SendResult:
         return SendResult("done", channel, ts=None)  # nothing is ever half-posted here
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from voisobot.events import Event
+from voisobot.events import Event, plain_address, plain_network
 from voisobot.routing import ADMIN_GROUPS
 from voisobot.store import time_text
 
@@ -208,17 +208,15 @@ def is_admin_group(group: str | None) -> bool:
 
 
 def _network(text: str | None) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    try:
-        return ipaddress.ip_network(text, strict=False) if text else None
-    except ValueError:
-        return None
+    """A stored range, when it is a plain one (a store kept by an older version may hold
+    other text in the column)."""
+    plain = plain_network(text)
+    return ipaddress.ip_network(plain) if plain else None
 
 
 def _address(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(text) if text else None
-    except ValueError:
-        return None
+    plain = plain_address(text)
+    return ipaddress.ip_address(plain) if plain else None
 
 
 def ordinal(n: int) -> str:

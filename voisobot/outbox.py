@@ -17,7 +17,7 @@ from voisobot.store import Store, time_text, transaction
 ENQUEUE_CURSOR = "alerts_enqueued"
 _ALERT_COLUMNS = ("a.id, a.event_id, a.channel, a.severity, a.state, a.attempts, "
                   "a.next_attempt_at, a.first_tried_at, e.raw, a.event_count, a.slack_ts, "
-                  "a.acked_by, a.acked_at")
+                  "a.acked_by, a.acked_at, e.body_sha256")
 _BEHIND = "a.state = 'sent' AND a.event_count > a.shown_count"  # posted, events not shown
 
 
@@ -55,6 +55,7 @@ class QueuedAlert:
     slack_ts: str | None = None
     acked_by: str | None = None
     acked_at: str | None = None
+    event_sha256: bytes = b""  # the first event's fingerprint: part of the post's metadata
 
 
 class Outbox:

@@ -9,7 +9,7 @@ anyway is marked ``maybe_posted``; ``find_alert_post`` settles whether it did.
 
 import http.client
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from urllib.error import HTTPError, URLError
 
 import slack_sdk
@@ -58,18 +58,37 @@ def make_client(token: str, base_url: str, timeout: float) -> slack_sdk.WebClien
     )
 
 
+@dataclass(frozen=True)
+class AlertKey:
+    """What names an alert's post in Slack, in its message metadata: the store's own id
+    (made with the store), the alert's id in that store, and the start of its first event's
+    fingerprint. Two bots posting into one channel, or one whose store was recreated or
+    restored from a backup, never take each other's posts for their own."""
+
+    store_id: str
+    alert_id: int
+    event: str = ""  # hex
+
+    def payload(self) -> dict:
+        return {"alert_id": self.alert_id, "store_id": self.store_id, "event": self.event}
+
+    def names(self, payload: Mapping) -> bool:
+        return (str(payload.get("alert_id")), payload.get("store_id"), payload.get("event")) \
+            == (str(self.alert_id), self.store_id, self.event)
+
+
 def post_message(client: slack_sdk.WebClient, channel: str, message: dict, *,
-                 alert_id: int | None = None, thread_ts: str | None = None) -> SendResult:
+                 alert: AlertKey | None = None, thread_ts: str | None = None) -> SendResult:
     """Post ``{"text", "blocks"}``. No ``link_names``/``parse``, and ``mrkdwn`` off: untrusted
     text stays text, in the blocks and in the notification alike.
 
-    With ``alert_id`` the post carries message metadata naming the alert, which is how
+    With ``alert`` the post carries message metadata naming the alert, which is how
     ``find_alert_post`` recognises it later. A retry whose post may have reached Slack
     (the answer was lost, not refused) comes back with ``maybe_posted`` set.
     """
     metadata = None
-    if alert_id is not None:
-        metadata = {"event_type": ALERT_EVENT_TYPE, "event_payload": {"alert_id": alert_id}}
+    if alert is not None:
+        metadata = {"event_type": ALERT_EVENT_TYPE, "event_payload": alert.payload()}
     try:
         response = client.chat_postMessage(
             channel=channel, thread_ts=thread_ts, text=message["text"],
@@ -100,10 +119,11 @@ def auth_test(client: slack_sdk.WebClient) -> SendResult:
     return classify(response)
 
 
-def find_alert_post(client: slack_sdk.WebClient, channel: str, alert_id: int,
+def find_alert_post(client: slack_sdk.WebClient, channel: str, alert: AlertKey,
                     oldest_ts: float) -> SendResult:
-    """Look for the post of alert ``alert_id`` in ``channel`` since ``oldest_ts`` (epoch
-    seconds; start a margin before the first try, since Slack's clock is not ours).
+    """Look for the post of ``alert`` in ``channel`` since ``oldest_ts`` (epoch seconds;
+    start a margin before the first try, since Slack's clock is not ours). Only a post whose
+    metadata names this store and this alert counts.
 
     This is what makes posting again after an ambiguous failure (``maybe_posted``, or a
     crash mid-call) safe: ``done`` with the post's ``ts`` means the alert is already
@@ -120,7 +140,7 @@ def find_alert_post(client: slack_sdk.WebClient, channel: str, alert_id: int,
                 limit=HISTORY_PAGE_SIZE, cursor=cursor)
         except (SlackClientError, *NETWORK_ERRORS) as exc:
             return _history_failure(exc, channel)
-        ts = _alert_ts(response.get("messages") or [], alert_id)
+        ts = _alert_ts(response.get("messages") or [], alert)
         if ts:
             return SendResult("done", channel, ts)
         cursor = (response.get("response_metadata") or {}).get("next_cursor")
@@ -131,7 +151,7 @@ def find_alert_post(client: slack_sdk.WebClient, channel: str, alert_id: int,
     return SendResult(
         "give_up", channel, error="history_too_long",
         advice=f"could not read all of channel {channel}'s history since the alert's first "
-               f"try to check whether alert {alert_id} was posted: look for it by hand and "
+               f"try to check whether alert {alert.alert_id} was posted: look for it by hand and "
                "post it if it is missing")
 
 
@@ -208,12 +228,12 @@ def _may_have_posted(outcome: SlackResponse | Exception) -> bool:
     return False
 
 
-def _alert_ts(messages: list, alert_id: int) -> str | None:
+def _alert_ts(messages: list, alert: AlertKey) -> str | None:
     for message in messages:
         metadata = message.get("metadata") or {}
         payload = metadata.get("event_payload") or {}
-        if (metadata.get("event_type") == ALERT_EVENT_TYPE
-                and str(payload.get("alert_id")) == str(alert_id)):
+        if metadata.get("event_type") == ALERT_EVENT_TYPE and isinstance(payload, Mapping) \
+                and alert.names(payload):
             return message.get("ts")
     return None
 
@@ -249,13 +269,12 @@ class SlackSender:
     def __init__(self, client: slack_sdk.WebClient):
         self.client = client
 
-    def post(self, channel: str, message: dict, alert_id: int | None, *,
+    def post(self, channel: str, message: dict, alert: AlertKey | None, *,
              thread_ts: str | None = None) -> SendResult:
-        return post_message(self.client, channel, message, alert_id=alert_id,
-                            thread_ts=thread_ts)
+        return post_message(self.client, channel, message, alert=alert, thread_ts=thread_ts)
 
     def update(self, channel: str, ts: str, message: dict) -> SendResult:
         return update_message(self.client, channel, ts, message)
 
-    def find(self, channel: str, alert_id: int, oldest_ts: float) -> SendResult:
-        return find_alert_post(self.client, channel, alert_id, oldest_ts)
+    def find(self, channel: str, alert: AlertKey, oldest_ts: float) -> SendResult:
+        return find_alert_post(self.client, channel, alert, oldest_ts)

@@ -6,6 +6,7 @@ that SQS no longer holds. One connection per thread (Bolt and APScheduler both
 run work on thread pools).
 """
 
+import functools
 import logging
 import sqlite3
 import string
@@ -207,6 +208,13 @@ class Store:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         migrate(self.connection())
+
+    @functools.cached_property
+    def store_id(self) -> str:
+        """The id made with this store (migration 0007): its alerts carry it in Slack."""
+        (value,) = self.connection().execute(
+            "SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+        return value
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use."""

@@ -18,7 +18,6 @@ A template that fails never loses the alert: the generic template renders it, th
 minimal built-in card, and the error is logged with the file name.
 """
 
-import ipaddress
 import json
 import logging
 import re
@@ -28,6 +27,7 @@ from urllib.parse import quote
 
 from markupsafe import Markup
 
+from voisobot.events import plain_address
 from voisobot.render import (
     AlertView,
     RenderError,
@@ -87,14 +87,12 @@ def _url(value: Any) -> Markup:
 
 
 def ip_lookup(template: str, ip: str | None) -> SafeUrl | None:
-    """The lookup link of one IP address, or None (no template, or not a single address)."""
-    if not template or not ip or "/" in ip:
+    """The lookup link of one IP address, or None (no template, or not a single plain
+    address: a range, a zone after %, anything else)."""
+    address = plain_address(ip) if template else None
+    if address is None:
         return None
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return None
-    return SafeUrl(template.replace("{ip}", quote(str(address), safe="")))
+    return SafeUrl(template.replace("{ip}", quote(address, safe="")))
 
 
 class TeamsRenderer:

@@ -195,7 +195,7 @@ CRAFTED_PRESSES = {
 
 
 def refused_and_nothing_changed(store, fake, note, channel, acked_before) -> None:
-    assert "went wrong" in note.message["text"] and not note.public
+    assert "does not belong to the message" in note.message["text"] and not note.public
     (row,) = audit_rows(store)
     assert row[:4] == (ANALYST, channel, "button", 0) and row[4].startswith("refused: ")
     assert acknowledged(store) == acked_before

@@ -167,6 +167,73 @@ def test_a_crash_before_the_post_left_is_posted_once_after_restart(store, fake_s
     assert len(posts(fake_slack)) == 1 and alert_rows(store)[0]["state"] == "sent"
 
 
+@pytest.mark.parametrize("second", ["another bot", "a recreated store"])
+def test_two_stores_posting_in_one_channel_never_take_each_others_posts(
+        tmp_path, fake_slack, second):
+    """Issue 9, class 7: alert 1 of one store is posted; alert 1 of another store (another
+    bot with its own queue, or this bot's store recreated) meets an ambiguous failure, finds
+    the first store's post of "alert 1" in the channel's history, and must not take it for
+    its own: it posts its own alert, and its later updates go to its own message."""
+    first = Store(tmp_path / "first.sqlite3")
+    other = Store(tmp_path / ("other.sqlite3" if second == "another bot" else "re.sqlite3"))
+    try:
+        store_events(first, "app_login/unauthorized_ip")
+        run_until_settled(delivery_for(first, fake_slack))
+        (theirs,) = posts(fake_slack)
+        store_events(other, "app_login/unauthorized_ip", user="someone.else@x.com")
+        fake_slack.hang_seconds = 2
+        fake_slack.fail("chat.postMessage", "hang")  # lost before Slack made it
+        delivery_for(other, fake_slack).run()
+        assert alert_rows(other)[0]["state"] == "uncertain"
+        run_until_settled(delivery_for(other, fake_slack))
+        mine = [p for p in posts(fake_slack) if p["ts"] != theirs["ts"]]
+        assert len(mine) == 1 and alert_rows(other)[0]["slack_ts"] == mine[0]["ts"]
+        payloads = [p["metadata"]["event_payload"] for p in (theirs, mine[0])]
+        assert payloads[0]["alert_id"] == payloads[1]["alert_id"] == 1
+        assert payloads[0]["store_id"] == first.store_id != other.store_id \
+            == payloads[1]["store_id"]
+        Outbox(other).mark_stale(1)  # an update of the second store's alert...
+        delivery_for(other, fake_slack).run()
+        (update,) = fake_slack.calls_to("chat.update")
+        assert update.payload["ts"] == mine[0]["ts"]  # ...goes to its own message only
+    finally:
+        first.close()
+        other.close()
+
+
+def test_each_store_is_made_with_an_id_of_its_own(tmp_path):
+    ids = set()
+    for name in ("a", "b", "c"):
+        store = Store(tmp_path / f"{name}.sqlite3")
+        ids.add(store.store_id)
+        store.close()
+        reopened = Store(tmp_path / f"{name}.sqlite3")
+        assert reopened.store_id in ids  # kept across restarts
+        reopened.close()
+    assert len(ids) == 3 and all(len(i) == 32 for i in ids)
+
+
+def test_an_alert_that_breaks_the_job_fails_alone_and_the_rest_go_out(store, fake_slack,
+                                                                     caplog):
+    """An alert whose stored event this version no longer parses (kept by an older one)
+    is marked failed with its reason; the alerts behind it are delivered."""
+    store_events(store, "app_login/deleted_user", "user/user_added")
+    delivery = delivery_for(store, fake_slack)
+    delivery.enqueue_new_events()
+    first = alert_rows(store)[0]
+    store.connection().execute("UPDATE events SET raw = ? WHERE id = ?",
+                               (b'{"timestamp": "2020-01-01T00:00:00Z", "type": "app_login", '
+                                b'"event": "unauthorized_ip", "params": {"user": "x", '
+                                b'"access_group": "g", "ip": "fe80::1%eth0"}}',
+                                first["event_id"]))
+    run_until_settled(delivery)
+    states = {row["id"]: (row["state"], row["last_error"]) for row in alert_rows(store)}
+    assert states[first["id"]][0] == "failed"
+    assert states[first["id"]][1].startswith("internal error: MalformedEvent")
+    assert [row["state"] for row in alert_rows(store)][1:] == ["sent"]
+    assert len(posts(fake_slack)) == 1 and "cannot be delivered" in caplog.text
+
+
 @pytest.mark.parametrize("channel, advice", [("C0UNKNOWN1", "check the channel id"),
                                              ("C0ALERTS01", "/invite")])
 def test_a_channel_problem_is_permanent_reported_once_and_spares_other_channels(

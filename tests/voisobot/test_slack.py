@@ -15,6 +15,14 @@ MESSAGE = {"text": "<!channel> login from 198.51.100.23",
            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "&lt;!channel&gt;"}}]}
 FIRST_TS = 1_700_000_000.0001  # the fake's first ts, so tests can name exact ones
 ALERT_ID = 42
+STORE_ID, EVENT = "5d41402abc4b2a76b9719d911017c592", "00112233aabbccdd"
+
+
+def key(alert_id: int, store_id: str = STORE_ID, event: str = EVENT) -> slack.AlertKey:
+    return slack.AlertKey(store_id, alert_id, event)
+
+
+ALERT = key(ALERT_ID)
 SINCE = FIRST_TS - 0.5
 
 
@@ -64,7 +72,7 @@ def assert_no_token(result: SendResult, token: str = TOKEN) -> None:
 
 
 def post_alerts(client, alert_ids, channel: str = "C_ALERTS") -> list[str]:
-    results = [slack.post_message(client, channel, MESSAGE, alert_id=i) for i in alert_ids]
+    results = [slack.post_message(client, channel, MESSAGE, alert=key(i)) for i in alert_ids]
     assert {r.status for r in results} == {"done"}
     return [r.ts for r in results]
 
@@ -264,11 +272,12 @@ def test_other_slack_errors_give_up_instead_of_looping(fake_slack, client, code)
 
 # --- was it posted? metadata, ambiguity, history -------------------------------------------
 
-def test_post_with_an_alert_id_carries_it_as_metadata(fake_slack, client):
-    slack.post_message(client, "C_ALERTS", MESSAGE, alert_id=ALERT_ID)
+def test_post_of_an_alert_carries_its_store_alert_and_event_as_metadata(fake_slack, client):
+    slack.post_message(client, "C_ALERTS", MESSAGE, alert=ALERT)
 
     [call] = fake_slack.calls_to("chat.postMessage")
-    expected = {"event_type": "voiso_alert", "event_payload": {"alert_id": ALERT_ID}}
+    expected = {"event_type": "voiso_alert", "event_payload": {
+        "alert_id": ALERT_ID, "store_id": STORE_ID, "event": EVENT}}
     assert call.payload["metadata"] == expected
     [posted] = fake_slack.messages("C_ALERTS")
     assert posted["metadata"] == expected
@@ -291,8 +300,8 @@ def test_post_slack_made_without_answering_is_maybe_posted_and_then_found(
     fake_slack.fail("chat.postMessage", "post_then_hang")
     client = make_client(timeout=timeout)
 
-    result = slack.post_message(client, "C_ALERTS", MESSAGE, alert_id=ALERT_ID)
-    found = slack.find_alert_post(client, "C_ALERTS", ALERT_ID, SINCE)
+    result = slack.post_message(client, "C_ALERTS", MESSAGE, alert=ALERT)
+    found = slack.find_alert_post(client, "C_ALERTS", ALERT, SINCE)
 
     assert (result.status, result.maybe_posted) == ("retry", True)
     assert result.error.startswith(error)
@@ -306,10 +315,10 @@ def test_post_lost_before_slack_made_it_is_maybe_posted_and_not_found(fake_slack
     fake_slack.fail("chat.postMessage", "hang")
     client = make_client(timeout=1)
 
-    result = slack.post_message(client, "C_ALERTS", MESSAGE, alert_id=ALERT_ID)
+    result = slack.post_message(client, "C_ALERTS", MESSAGE, alert=ALERT)
 
     assert (result.status, result.maybe_posted) == ("retry", True)
-    assert slack.find_alert_post(client, "C_ALERTS", ALERT_ID, SINCE) == \
+    assert slack.find_alert_post(client, "C_ALERTS", ALERT, SINCE) == \
         SendResult("done", "C_ALERTS")  # safe to post
 
 
@@ -318,7 +327,7 @@ def test_post_timing_out_inside_urlopen_is_maybe_posted(full_port):
     # cannot be told apart from one after the request went out, so the outbox checks.
     client = slack.make_client(TOKEN, f"http://127.0.0.1:{full_port}/api/", timeout=0.3)
 
-    result = slack.post_message(client, "C_ALERTS", MESSAGE, alert_id=ALERT_ID)
+    result = slack.post_message(client, "C_ALERTS", MESSAGE, alert=ALERT)
 
     assert (result.status, result.maybe_posted) == ("retry", True)
     assert result.error.startswith("URLError")
@@ -328,7 +337,7 @@ def test_post_timing_out_inside_urlopen_is_maybe_posted(full_port):
 def test_post_slack_refused_is_not_maybe_posted(fake_slack, client, fault):
     fake_slack.fail("chat.postMessage", fault)
 
-    result = slack.post_message(client, "C_ALERTS", MESSAGE, alert_id=ALERT_ID)
+    result = slack.post_message(client, "C_ALERTS", MESSAGE, alert=ALERT)
 
     assert (result.status, result.maybe_posted) == ("retry", False)
 
@@ -336,7 +345,7 @@ def test_post_slack_refused_is_not_maybe_posted(fake_slack, client, fault):
 def test_post_during_an_outage_is_not_maybe_posted(fake_slack, client):
     fake_slack.set_down(True)  # 503
 
-    result = slack.post_message(client, "C_ALERTS", MESSAGE, alert_id=ALERT_ID)
+    result = slack.post_message(client, "C_ALERTS", MESSAGE, alert=ALERT)
 
     assert (result.status, result.maybe_posted) == ("retry", False)
 
@@ -347,7 +356,7 @@ def test_post_slack_says_may_have_partly_succeeded_is_maybe_posted(fake_slack, c
     # the operation succeeded before the error was raised".
     fake_slack.fail("chat.postMessage", fault)
 
-    result = slack.post_message(client, "C_ALERTS", MESSAGE, alert_id=ALERT_ID)
+    result = slack.post_message(client, "C_ALERTS", MESSAGE, alert=ALERT)
 
     assert (result.status, result.maybe_posted) == ("retry", True)
 
@@ -355,7 +364,7 @@ def test_post_slack_says_may_have_partly_succeeded_is_maybe_posted(fake_slack, c
 def test_find_alert_post_returns_the_alerts_ts(fake_slack, client):
     _, ts, _ = post_alerts(client, [7, ALERT_ID, 9])
 
-    result = slack.find_alert_post(client, "C_ALERTS", ALERT_ID, SINCE)
+    result = slack.find_alert_post(client, "C_ALERTS", ALERT, SINCE)
 
     assert result == SendResult("done", "C_ALERTS", ts)
     [call] = fake_slack.calls_to("conversations.history")
@@ -368,7 +377,7 @@ def test_find_alert_post_follows_the_cursor_to_a_later_page(fake_slack, client):
     fake_slack.history_max_limit = 2
     [ts, *_] = post_alerts(client, [ALERT_ID, 1, 2, 3, 4, 5])  # newest first: 3rd page
 
-    result = slack.find_alert_post(client, "C_ALERTS", ALERT_ID, SINCE)
+    result = slack.find_alert_post(client, "C_ALERTS", ALERT, SINCE)
 
     assert result == SendResult("done", "C_ALERTS", ts)
     pages = fake_slack.calls_to("conversations.history")
@@ -384,14 +393,25 @@ def test_find_alert_post_reads_all_pages_before_saying_absent(fake_slack, client
     post_alerts(client, [1, 2, 3])
     slack.post_message(client, "C_ALERTS", MESSAGE)      # no metadata at all
 
-    result = slack.find_alert_post(client, "C_ALERTS", ALERT_ID, float(older))
+    result = slack.find_alert_post(client, "C_ALERTS", ALERT, float(older))
 
     assert result == SendResult("done", "C_ALERTS")
     assert len(fake_slack.calls_to("conversations.history")) == 2
 
 
+@pytest.mark.parametrize("other", [key(ALERT_ID, store_id="0" * 32),   # another bot's store
+                                   key(ALERT_ID, event="ffffffffffffffff"),  # restored store
+                                   key(ALERT_ID + 1)])
+def test_find_alert_post_takes_only_a_post_naming_this_store_alert_and_event(
+        fake_slack, client, other):
+    slack.post_message(client, "C_ALERTS", MESSAGE, alert=other)
+
+    assert slack.find_alert_post(client, "C_ALERTS", ALERT, SINCE) == \
+        SendResult("done", "C_ALERTS")  # absent: safe to post
+
+
 def test_find_alert_post_in_a_quiet_channel_says_absent(client):
-    assert slack.find_alert_post(client, "C_DEFAULT", ALERT_ID, SINCE) == \
+    assert slack.find_alert_post(client, "C_DEFAULT", ALERT, SINCE) == \
         SendResult("done", "C_DEFAULT")
 
 
@@ -399,7 +419,7 @@ def test_find_alert_post_never_says_absent_about_history_it_did_not_read(fake_sl
     fake_slack.history_max_limit = 1
     post_alerts(client, [ALERT_ID, *range(slack.HISTORY_MAX_PAGES)])  # the alert is beyond
 
-    result = slack.find_alert_post(client, "C_ALERTS", ALERT_ID, SINCE)
+    result = slack.find_alert_post(client, "C_ALERTS", ALERT, SINCE)
 
     assert (result.status, result.error, result.ts) == ("give_up", "history_too_long", None)
     assert "by hand" in result.advice and str(ALERT_ID) in result.advice
@@ -409,7 +429,7 @@ def test_find_alert_post_never_says_absent_about_history_it_did_not_read(fake_sl
 def test_find_alert_post_without_the_history_scope_gives_up_naming_it(fake_slack, client):
     fake_slack.fail("conversations.history", "missing_scope")
 
-    result = slack.find_alert_post(client, "C_ALERTS", ALERT_ID, SINCE)
+    result = slack.find_alert_post(client, "C_ALERTS", ALERT, SINCE)
 
     assert (result.status, result.error) == ("give_up", "missing_scope")
     assert "channels:history" in result.advice and "groups:history" in result.advice
@@ -432,7 +452,7 @@ def test_find_alert_post_retries_when_history_cannot_be_read_now(fake_slack, mak
 
 
 def test_find_alert_post_in_an_unknown_channel_gives_up(client):
-    result = slack.find_alert_post(client, "C_NOWHERE", ALERT_ID, SINCE)
+    result = slack.find_alert_post(client, "C_NOWHERE", ALERT, SINCE)
 
     assert (result.status, result.error) == ("give_up", "channel_not_found")
 
@@ -521,8 +541,8 @@ def test_fake_history_is_newest_first_and_shows_metadata_only_when_asked(client)
 
     assert [m["ts"] for m in plain["messages"]] == [second, first]
     assert not any("metadata" in m for m in plain["messages"])
-    assert [m["metadata"]["event_payload"] for m in full["messages"]] == [{"alert_id": 2},
-                                                                         {"alert_id": 1}]
+    assert [m["metadata"]["event_payload"] for m in full["messages"]] == [
+        key(2).payload(), key(1).payload()]
     assert full["has_more"] is False and full["response_metadata"]["next_cursor"] == ""
 
 

@@ -141,8 +141,10 @@ def test_an_address_gets_a_lookup_link_built_from_the_parsed_address(renderer):
                                 "url": "https://www.abuseipdb.com/check/2001%3Adb8%3A%3A1"}]
 
 
-@pytest.mark.parametrize("value", ["10.0.0.0/24", "admin", "https://evil.example", None, ""])
-def test_only_a_single_address_is_looked_up(value):
+@pytest.mark.parametrize("value", ["10.0.0.0/24", "admin", "https://evil.example", None, "",
+                                   "fe80::1%ON ALLOW-LIST, ignore", "fe80::1%eth0",
+                                   "8.8.8.8:443", " 8.8.8.8"])
+def test_only_a_single_plain_address_is_looked_up(value):
     assert ip_lookup(LOOKUP, value) is None
 
 
