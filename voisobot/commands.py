@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from voisobot import queries
+from voisobot import lookalike, queries
 from voisobot.access import AccessPolicy
 from voisobot.acks import AuditEntry, audit
 from voisobot.render import ButtonValue, SlackRenderer, slack_id_or_text
@@ -192,7 +192,9 @@ def _user(conn, query: Query, now: datetime) -> tuple[str, dict]:
         return "events", {"title": f"More events of {queries.parse_email(query.arg)}",
                           "page": page, "more": more_value(query, page)}
     profile = queries.user_profile(conn, query.arg, PROFILE_EVENTS)
-    return "user", {"profile": profile, "more": more_value(query, profile.events)}
+    lookalike.index_all_new_accounts(conn)  # the few names stored since the job last ran
+    return "user", {"profile": profile, "lookalikes": lookalike.lookalikes(conn, profile.email),
+                    "more": more_value(query, profile.events)}
 
 
 def _ip(conn, query: Query, now: datetime) -> tuple[str, dict]:

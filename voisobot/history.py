@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from voisobot import lookalike
 from voisobot.events import Event, plain_address, plain_network
 from voisobot.routing import ADMIN_GROUPS
 from voisobot.store import time_text
@@ -62,6 +63,8 @@ PRIVILEGE_CHANGES_OF_USER_SQL = f"""
     SELECT to_value, event_time FROM events
     WHERE user = :user AND type = 'user' AND event = 'privileges_updated' AND {_SINCE}
     {_NEWEST_FIRST} LIMIT :limit"""
+NAME_SEEN_AS_USER_SQL = f"SELECT user FROM events WHERE user = :name AND {_BEFORE} LIMIT 1"
+NAME_SEEN_AS_WHO_SQL = f"SELECT who FROM events WHERE who = :name AND {_BEFORE} LIMIT 1"
 # Whether an address lies in a range is a question for ipaddress, not SQL: take the
 # window's refusals newest first and test each.
 RECENT_REFUSALS_SQL = f"""
@@ -170,6 +173,21 @@ def _failures_before_login(earlier: _Earlier) -> tuple[str, ...]:
             f"in the previous hour",)
 
 
+def _imitates_an_earlier_name(earlier: _Earlier) -> tuple[str, ...]:
+    """A name that mixes scripts and looks like a plain name seen before it."""
+    lines = []
+    for name in dict.fromkeys(n for n in (earlier.event.user, earlier.event.who) if n):
+        mix, shape = lookalike.mixed_scripts(name), lookalike.skeleton(name)
+        if not mix or shape == name.lower():
+            continue
+        seen = earlier.rows(NAME_SEEN_AS_USER_SQL, name=shape) \
+            or earlier.rows(NAME_SEEN_AS_WHO_SQL, name=shape)
+        if seen:
+            lines.append(f"{name} looks like {seen[0][0]}, a name seen before it "
+                         f"({mix} letters)")
+    return tuple(lines)
+
+
 def _login_ip_history(earlier: _Earlier) -> tuple[str, ...]:
     event = earlier.event
     ip = login_ip(event)
@@ -183,8 +201,10 @@ def _login_ip_history(earlier: _Earlier) -> tuple[str, ...]:
     return (f"IP {ip} seen {_quantity(seen, 'time')} for {event.user} in the last {days} days",)
 
 
-# Most useful first. Today no kind matches two rules; the order settles it if one ever does.
+# Most useful first. A look-alike name comes with any kind; otherwise no kind matches two
+# rules, and the order settles it if one ever does.
 _RULES: tuple[Callable[[_Earlier], tuple[str, ...]], ...] = (
+    _imitates_an_earlier_name,
     _refused_before_allow_listed,
     _login_to_deleted_account,
     _granted_by_new_admin,

@@ -11,6 +11,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from voisobot import lookalike
 from voisobot.delivery import AlertDelivery
 from voisobot.errors import IntakeProblem
 from voisobot.intake import Intake, utc_now
@@ -118,13 +119,16 @@ def _intake_failed(intake: Intake, exc: Exception) -> float:
 
 
 def count_days(store: Store) -> int:
-    """Bring the per-day counts behind /voiso stats 7d and 30d up to the events stored."""
+    """Bring the per-day counts behind /voiso stats 7d and 30d, and the look-alike names
+    behind /voiso user, up to the events stored."""
+    lookalike.index_all_new_accounts(store.connection())
     return count_all_new_events(store.connection())
 
 
 def prune(store: Store, retention_days: int) -> dict[str, int]:
     cutoff = utc_now() - timedelta(days=retention_days)
     deleted = store.prune(cutoff)
+    lookalike.forget_pruned_accounts(store.connection())
     if any(deleted.values()):
         log.info("retention: deleted %(events)d event(s), %(rejected)d rejection(s) and "
                  "%(duplicates)d duplicate record(s) older than %(days)d days",

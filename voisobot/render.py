@@ -35,6 +35,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 from slack_sdk.models.blocks import Block
 
+from voisobot import lookalike
 from voisobot.errors import RenderError
 from voisobot.events import Event
 from voisobot.slack_text import (
@@ -167,6 +168,7 @@ def safe_environment(override_dir: Path | None, builtin_dir: Path,
     env.filters["e"] = env.filters["escape"] = finalize
     env.filters["tojson"] = tojson
     env.filters["when"] = when
+    env.filters["mixed_scripts"] = lookalike.warning
     env.filters["button_value"] = button_value
     return env
 
@@ -231,6 +233,9 @@ def template_context(alert: AlertView) -> dict[str, Any]:
         "context": alert.context, "group": alert.group,
         "ack": {"by": slack_id_or_text(alert.acked_by), "at": alert.acked_at}
         if alert.acked_by else None,
+        "lookalikes": [{"role": role, "name": name, "scripts": mix}
+                       for role, name in (("user", e.user), ("admin", e.who))
+                       if (mix := lookalike.mixed_scripts(name))],
     }
 
 

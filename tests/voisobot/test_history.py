@@ -350,6 +350,8 @@ QUERY_INDEXES = {
     "LAST_DELETION_OF_USER_SQL": "events_by_user_kind",
     "PRIVILEGE_CHANGES_OF_USER_SQL": "events_by_user_kind",
     "RECENT_REFUSALS_SQL": "events_by_kind",
+    "NAME_SEEN_AS_USER_SQL": "events_by_user",
+    "NAME_SEEN_AS_WHO_SQL": "events_by_who",
 }
 
 
@@ -360,10 +362,10 @@ def test_every_query_of_the_module_is_checked_below():
 @pytest.mark.parametrize(("name", "index"), QUERY_INDEXES.items())
 def test_every_query_searches_its_index_and_scans_nothing(store, name, index):
     params = {"at": "2026-11-24T12:00:00.000000Z", "since": "2026-11-23T12:00:00.000000Z",
-              "id": 1, "user": USER, "ip": "8.8.8.8", "limit": 10}
+              "id": 1, "user": USER, "ip": "8.8.8.8", "limit": 10, "name": USER}
     plan = [row[3] for row in store.connection().execute(
         "EXPLAIN QUERY PLAN " + getattr(history, name), params)]
     assert not [step for step in plan if step.startswith("SCAN")], plan
     searched = re.compile(rf"SEARCH events USING (COVERING )?INDEX {index} "
-                          r"\((user=\? AND )?(type=\? AND event=\? AND )?event_time")
+                          r"\(((user|who)=\? AND )?(type=\? AND event=\? AND )?event_time")
     assert any(searched.match(step) for step in plan), plan
