@@ -1,6 +1,7 @@
 """Slack rendering: expected output per template, Block Kit validity, hostile text,
 fallbacks when a template fails, the user's overrides, Slack's limits."""
 
+import dataclasses
 import json
 import logging
 import os
@@ -328,3 +329,47 @@ def test_hostile_names_in_a_group_summary_stay_text(renderer, value):
     assert "[3 events]" in message["text"]
     assert_safe(message, value)
     assert_safe(renderer.render_reply(grouped), value)
+
+
+# --- nothing crashes the renderer (issue 9, class 5) ------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**63) | st.floats(allow_nan=False,
+                                                                      allow_infinity=False)
+    | st.text(max_size=40),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=25)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(params=st.dictionaries(st.text(max_size=12), json_values, max_size=8),
+       type_=st.text(min_size=1, max_size=20), event=st.text(min_size=1, max_size=20))
+def test_any_event_the_parser_accepts_renders_as_valid_block_kit(params, type_, event):
+    body = {"timestamp": "2024-01-01T00:00:00Z", "type": type_, "event": event,
+            "callcenter": "acme", "params": params}
+    try:
+        parsed = events.parse(json.dumps(body).encode())
+    except events.MalformedEvent:
+        return  # rejected with a reason: the intake's side (test_events.py)
+    message = _shared_renderer().render(AlertView(parsed, "medium", alert_id=1))
+    assert_safe(message, "")
+    assert message["blocks"][0]["type"] == "header"
+
+
+def deep(depth: int):
+    value: object = "x"
+    for _ in range(depth):
+        value = {"k": [value]}
+    return value
+
+
+@pytest.mark.parametrize("depth", [32, 500, 5000])
+def test_an_event_nested_too_deep_for_anything_still_gets_a_message(renderer, depth, caplog):
+    """The parser caps nesting at 32; an event built past it (an older store, a bug) still
+    ends in a message: the fallback chain catches everything, RecursionError included."""
+    event = alert_for("app_login/unauthorized_ip").event
+    nested = dataclasses.replace(event, type="x", event="y", params={"deep": deep(depth)})
+    message = renderer.render(AlertView(nested, "high", alert_id=1))
+    assert_safe(message, "")
+    assert "x/y" in message["text"]

