@@ -229,10 +229,11 @@ def pieces(body: bytes, size: int = 65536) -> list[bytes]:
     return [body[start:start + size] for start in range(0, len(body), size)]
 
 
-def test_a_50_mb_body_gets_413_before_it_is_sent(shared_bot):
+def test_a_50_mb_body_gets_413_before_it_is_sent(shared_bot, every_log_record):
     body = marked_command(50 * 1024 * 1024)
     headers = {**signed_headers(body), "Content-Length": str(len(body))}
     assert raw_post(shared_bot, headers, pieces(body)[:1]) == 413  # 64 KiB of 50 MB sent
+    assert not [line for line in every_log_record.lines if MARKER.decode() in line]
 
 
 def test_a_chunked_body_over_the_limit_gets_413(shared_bot):
