@@ -37,9 +37,11 @@ from voisobot.commands import Commands
 from voisobot.config import Config
 from voisobot.delivery import AlertDelivery, TeamsOutput
 from voisobot.errors import ConfigError, VoisoBotError
+from voisobot.front_door import FrontDoor
 from voisobot.intake import Intake, utc_now
 from voisobot.outbox import Outbox
 from voisobot.render import AlertView, SlackRenderer
+from voisobot.replays import Replays
 from voisobot.store import Store
 from voisobot.teams import TeamsSender
 from voisobot.teams_cards import TeamsRenderer
@@ -101,7 +103,7 @@ def build(cfg: Config, sender=None, client=None, secrets: dict[str, str] | None 
                                      gate=gate, delivery=delivery)
     runtime = Runtime(cfg, store, intake, scheduler, gate, delivery)
     if client is not None and sender is not None:
-        runtime.slack_server = slack_server(cfg, slack_app(cfg, client, runtime, renderer, env),
+        runtime.slack_server = slack_server(cfg, slack_app(cfg, client, runtime, renderer),
                                             runtime, env)
     return runtime
 
@@ -121,12 +123,13 @@ def teams_renderer(cfg: Config) -> TeamsRenderer:
     return TeamsRenderer(cfg.teams_templates_path, ip_lookup_url=cfg.teams.ip_lookup_url)
 
 
-def slack_app(cfg: Config, client, runtime: Runtime, renderer: SlackRenderer, env) -> App:
-    """The Bolt app with every listener registered; in HTTP mode it checks each request's
-    signature with SLACK_SIGNING_SECRET (Socket Mode needs no secret)."""
-    # No auth.test at start-up: Slack being down must not stop the intake.
-    app = App(client=client, signing_secret=env.get("SLACK_SIGNING_SECRET", ""),
-              token_verification_enabled=False, logger=logging.getLogger("voisobot.bolt"))
+def slack_app(cfg: Config, client, runtime: Runtime, renderer: SlackRenderer) -> App:
+    """The Bolt app with every listener registered."""
+    # No auth.test at start-up: Slack being down must not stop the intake. No signature
+    # check either: the front door checks each request before Bolt sees it, and Bolt's
+    # check logs the whole body of a request it refuses (front_door.py).
+    app = App(client=client, token_verification_enabled=False,
+              request_verification_enabled=False, logger=logging.getLogger("voisobot.bolt"))
     policy = AccessPolicy(cfg.access, lambda group: slack.usergroup_members(client, group))
     outbox = runtime.delivery.outbox
     handlers.register(app, Commands(runtime.store, renderer, policy, utc_now),
@@ -141,8 +144,10 @@ def slack_server(cfg: Config, app: App, runtime: Runtime, env):
             + cfg.sqs.poll_interval_seconds + 60
         health = serve.Health(runtime.intake, runtime.delivery.outbox, silence, utc_now)
         port = int(env.get("PORT") or cfg.http.port)
-        return serve.HttpServer(serve.wsgi_app(app, health), cfg.http.host, port,
-                                cfg.http.threads)
+        door = FrontDoor(app, env["SLACK_SIGNING_SECRET"], cfg.http.max_body_bytes,
+                         Replays(runtime.store, utc_now))
+        return serve.HttpServer(serve.wsgi_app(door, health), cfg.http.host, port,
+                                cfg.http.threads, cfg.http.max_body_bytes)
     app_token = env.get("SLACK_APP_TOKEN", "")
     if not app_token:
         log.warning("SLACK_APP_TOKEN is not set: alerts are posted, but /voiso and the "

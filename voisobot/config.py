@@ -159,6 +159,9 @@ class HttpConfig:
     port: int = option(3000, expect="a TCP port from 1 to 65535 (0: any free port)",
                        check=_between(0, 65535))
     threads: int = option(8, expect="a whole number from 1 to 64", check=_between(1, 64))
+    max_body_bytes: int = option(
+        1048576, expect="a whole number of bytes from 65536 (64 KiB) to 67108864 (64 MiB)",
+        check=_between(65536, 67108864))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """How Slack reaches the bot: Socket Mode (the default: an outbound WebSocket, no public
-URL) or HTTP mode (Bolt's /slack/events behind waitress, a production WSGI server,
-with /healthz beside it). Either runs beside the scheduler and stops with it.
+URL) or HTTP mode (Bolt's /slack/events behind the checks of front_door.py, served by
+waitress, a production WSGI server, with /healthz beside it). Either runs beside the
+scheduler and stops with it.
 """
 
 import json
@@ -11,11 +12,11 @@ from datetime import datetime
 
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.errors import SlackApiError
 from waitress.server import create_server
 
 from voisobot.errors import VoisoBotError
+from voisobot.front_door import FrontDoor
 from voisobot.intake import Intake
 from voisobot.outbox import Outbox
 
@@ -65,20 +66,24 @@ class Health:
 
 # --- HTTP mode ------------------------------------------------------------------------------
 
-def wsgi_app(app: App, health: Health):
-    """/slack/events to Bolt (which verifies Slack's signature), GET /healthz to the report,
-    anything else 404."""
-    slack_events = SlackRequestHandler(app, path=EVENTS_PATH)
+def wsgi_app(front_door: FrontDoor, health: Health):
+    """POST /slack/events to the front door (which checks each request, then hands it to
+    Bolt), GET /healthz to the report, anything else 404 with its body unread."""
 
     def application(environ, start_response):
-        if environ.get("PATH_INFO") == HEALTH_PATH and environ.get("REQUEST_METHOD") == "GET":
+        route = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
+        if route == ("GET", HEALTH_PATH):
             healthy, details = health.report()
             body = json.dumps(details).encode()
             start_response("200 OK" if healthy else "503 Service Unavailable",
                            [("Content-Type", "application/json"),
                             ("Content-Length", str(len(body)))])
             return [body]
-        return slack_events(environ, start_response)
+        if route == ("POST", EVENTS_PATH):
+            return front_door(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8"),
+                                         ("Content-Length", "9")])
+        return [b"Not Found"]
 
     return application
 
@@ -86,8 +91,13 @@ def wsgi_app(app: App, health: Health):
 class HttpServer:
     """waitress in a thread of this process, so the scheduler runs beside it."""
 
-    def __init__(self, application, host: str, port: int, threads: int = 8):
+    def __init__(self, application, host: str, port: int, threads: int,
+                 max_body_bytes: int):
+        # waitress refuses a body of max_request_body_size bytes or more with 413, a
+        # chunked one as soon as it has read that much: one more than the front door's
+        # limit, so that a body of exactly max_body_bytes passes both.
         self.server = create_server(application, host=host, port=port, threads=threads,
+                                    max_request_body_size=max_body_bytes + 1,
                                     ident="voisobot")
         self.thread = threading.Thread(target=self.server.run, name="http", daemon=True)
 
