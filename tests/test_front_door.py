@@ -29,6 +29,7 @@ from tests.test_slack_app import (
     OTHER_ANALYST,
     SECRET,
     Bot,
+    block_actions,
     posted_alert,
     send_event,
     slash_body,
@@ -276,17 +277,11 @@ def test_max_body_bytes_out_of_range_is_refused_at_load_naming_the_key(tmp_path,
 
 # --- replays -------------------------------------------------------------------------------
 
-def click_body(fake: FakeSlack, action_id: str, alert_id: int, user: str = ALLOWED,
-               response: str = "b1") -> bytes:
+def click_body(fake: FakeSlack, action_id: str, alert_id: int, message_ts: str,
+               user: str = ALLOWED, response: str = "b1") -> bytes:
     """An Acknowledge/Reopen click on the alert's message, as Slack POSTs it."""
-    payload = {"type": "block_actions", "user": {"id": user, "team_id": "T1"},
-               "team": {"id": "T1"}, "api_app_id": "A1", "token": "legacy",
-               "channel": {"id": ALERTS}, "trigger_id": "1.2.3",
-               "container": {"type": "message", "message_ts": "1.000000",
-                             "channel_id": ALERTS},
-               "response_url": fake.response_url(response),
-               "actions": [{"type": "button", "action_id": action_id, "block_id": "b",
-                            "value": json.dumps({"alert": alert_id}), "action_ts": "1.5"}]}
+    payload = block_actions(user, action_id, json.dumps({"alert": alert_id}),
+                            fake.response_url(response), message_ts=message_ts)
     return urlencode({"payload": json.dumps(payload)}).encode()
 
 
@@ -308,8 +303,8 @@ def test_a_replayed_acknowledge_acts_once_and_is_audited_as_a_replay(make_bot, s
                                                                      queue_url):
     running = make_bot()
     send_event(sqs_admin, queue_url, "app_login/unauthorized_ip")
-    alert_id, _ = posted_alert(running.fake)
-    body = click_body(running.fake, "voiso_ack", alert_id)
+    alert_id, message = posted_alert(running.fake)
+    body = click_body(running.fake, "voiso_ack", alert_id, message["ts"])
     headers = signed_headers(body)
     assert post(running, body, headers)[0] == 200
     assert post(running, body, headers)[0] == 200
@@ -327,12 +322,13 @@ def test_a_replayed_acknowledge_cannot_undo_a_reopen_even_after_a_restart(make_b
                                                                           queue_url):
     running = make_bot()
     send_event(sqs_admin, queue_url, "app_login/unauthorized_ip")
-    alert_id, _ = posted_alert(running.fake)
-    ack = click_body(running.fake, "voiso_ack", alert_id)
+    alert_id, message = posted_alert(running.fake)
+    ack = click_body(running.fake, "voiso_ack", alert_id, message["ts"])
     ack_headers = signed_headers(ack)
     post(running, ack, ack_headers)
     wait_for(lambda: running.fake.calls_to("chat.update"))
-    reopen = click_body(running.fake, "voiso_reopen", alert_id, user=OTHER_ANALYST)
+    reopen = click_body(running.fake, "voiso_reopen", alert_id, message["ts"],
+                        user=OTHER_ANALYST)
     post(running, reopen, signed_headers(reopen))
     wait_for(lambda: running.fake.calls_to("chat.update"), 2)
     running.runtime.stop()

@@ -7,6 +7,7 @@ scheduler and stops with it.
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -100,6 +101,7 @@ class HttpServer:
                                     max_request_body_size=max_body_bytes + 1,
                                     ident="voisobot")
         self.thread = threading.Thread(target=self.server.run, name="http", daemon=True)
+        self.stopped = False
 
     @property
     def port(self) -> int:
@@ -111,13 +113,35 @@ class HttpServer:
                  self.server.effective_host, self.port, EVENTS_PATH, HEALTH_PATH)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop accepting, let requests in hand finish (their answers go through
-        response_url), then end the loop."""
-        self.server.close()
-        self.server.task_dispatcher.shutdown(timeout=timeout)
-        for channel in list(self.server._map.values()):  # idle keep-alive connections
-            channel.close()
+        """Stop accepting, let requests in hand finish and their answers go out, then end
+        the loop and close every socket.
+
+        No socket is closed while waitress's loop may be waiting on it (select() on a
+        closed descriptor kills the loop thread with EBADF): the channels leave the loop's
+        map first, the loop is woken and sees an empty map, and only once it has ended
+        are they closed. Stopping twice does nothing more."""
+        if self.stopped:
+            return
+        self.stopped = True
+        server = self.server
+        server.accepting = False
+        server.del_channel()  # no new connection is accepted; the socket closes below
+        server.task_dispatcher.shutdown(timeout=timeout)
+        channels = list(server._map.values())
+        _wait_until_flushed(channels, time.monotonic() + min(timeout, 2.0))
+        server._map.clear()
+        server.trigger.pull_trigger()  # wake the loop: it finds its map empty and returns
         self.thread.join(timeout)
+        for channel in channels:
+            channel.close()
+        server.socket.close()
+
+
+def _wait_until_flushed(channels: list, deadline: float) -> None:
+    """Until the answers already written are sent (or the deadline)."""
+    while any(getattr(channel, "total_outbufs_len", 0) for channel in channels) \
+            and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 # --- Socket Mode ----------------------------------------------------------------------------
