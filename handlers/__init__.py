@@ -2,9 +2,10 @@
 command's name and the buttons' action ids. Each listener acknowledges Slack at once
 (Slack waits 3 seconds at most), hands the request to the core, and sends the answer."""
 
-from handlers import actions, commands
 from voisobot.buttons import AlertButtons
 from voisobot.commands import Commands
+
+from . import actions, commands
 
 SLASH_COMMAND = "/voiso"
 

@@ -2,10 +2,11 @@
 
 import json
 
-from handlers.reply import reply
 from voisobot.acks import MessageRef
 from voisobot.buttons import ACK_ACTION, REOPEN_ACTION, AlertButtons, Press
 from voisobot.commands import MORE_ACTION, Commands
+
+from .reply import reply
 
 
 def register(app, answers: Commands, buttons: AlertButtons) -> None:

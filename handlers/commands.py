@@ -1,7 +1,8 @@
 """The /voiso slash command."""
 
-from handlers.reply import reply
 from voisobot.commands import Commands
+
+from .reply import reply
 
 
 def register(app, name: str, answers: Commands) -> None:

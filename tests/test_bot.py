@@ -16,9 +16,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-import bot
 from tests.conftest import REGION
-from voisobot import config, samples
+from voisobot import cli, config, runtime, samples
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,7 +95,7 @@ def test_send_sample_sends_every_kind_stamped_now(sqs_admin, queue_url, moto_ser
 ])
 def test_send_sample_of_one_kind(queue_url, moto_server, tmp_path, capsys, kind, code, says):
     path = write_config(tmp_path, queue_url, moto_server["url"])
-    assert bot.main(["--config", str(path), "send-sample", kind]) == code
+    assert cli.main(["--config", str(path), "send-sample", kind]) == code
     captured = capsys.readouterr()
     assert says in captured.out + captured.err
 
@@ -149,13 +148,13 @@ def test_kill_9_at_random_moments_loses_nothing_and_doubles_nothing(sqs_admin, m
         assert conn.execute("SELECT count(DISTINCT user) FROM events").fetchone()[0] == total
 
 
-def runtime_for(queue_url, endpoint_url, tmp_path, **store_keys) -> bot.Runtime:
+def runtime_for(queue_url, endpoint_url, tmp_path, **store_keys) -> runtime.Runtime:
     cfg = config.from_dict({"sqs": {"queue_url": queue_url, "endpoint_url": endpoint_url,
                                     "wait_time_seconds": 1, "poll_interval_seconds": 0.1,
                                     "backoff_initial_seconds": 0.05, "backoff_max_seconds": 0.5,
                                     "request_timeout_seconds": 1},
                             "store": {"path": "store.sqlite3", **store_keys}}, base_dir=tmp_path)
-    return bot.build(cfg)
+    return runtime.build(cfg)
 
 
 def test_scheduler_prunes_at_start_and_keeps_polling(sqs_admin, queue_url, moto_server, tmp_path):

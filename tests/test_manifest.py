@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from slack_sdk import WebClient
 
-import handlers
+from voisobot import handlers
 
 ROOT = Path(__file__).resolve().parents[1]
 # The scope each Web API method the bot may call needs (api.slack.com/methods).

@@ -18,12 +18,12 @@ from urllib.parse import urlencode
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-import bot
 from tests.fakes.slack_api import RESPONSE_URL, FakeSlack
 from tests.slack_display import readable
 from tests.slack_display import shown as display
 from voisobot import config, jobs, samples, slack
 from voisobot.intake import utc_now
+from voisobot.runtime import build as build_bot
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "test-signing-secret"
@@ -63,7 +63,7 @@ def started_bot(tmp_path, queue_url: str, sqs_url: str, fake: FakeSlack,
     """The whole bot, built as `bot.py run` builds it, against moto's SQS and the fake
     Slack (the caller stops it)."""
     cfg = config.from_dict({
-        "sqs": {"queue_url": queue_url, "endpoint_url": sqs_url, "wait_time_seconds": 1,
+        "sqs": {"queue_url": queue_url, "endpoint_url": sqs_url, "wait_time_seconds": 0,
                 "poll_interval_seconds": 0.1, "backoff_initial_seconds": 0.05,
                 "backoff_max_seconds": 0.5, "request_timeout_seconds": 2.0},
         "store": {"path": "store.sqlite3"},
@@ -71,7 +71,7 @@ def started_bot(tmp_path, queue_url: str, sqs_url: str, fake: FakeSlack,
                   "timeout_seconds": 2, **slack_settings},
         **sections}, base_dir=tmp_path)
     client = slack.make_client("xoxb-test", fake.base_url, 2)
-    runtime = bot.build(cfg, slack.SlackSender(client), client, secrets=secrets)
+    runtime = build_bot(cfg, slack.SlackSender(client), client, secrets=secrets)
     runtime.start()
     return runtime
 
@@ -485,7 +485,7 @@ def test_http_mode_without_a_signing_secret_does_not_start(tmp_path, queue_url, 
                             "slack": {"mode": "http"}}, base_dir=tmp_path)
     client = slack.make_client("xoxb-test", "http://127.0.0.1:9/api/", 1)
     with pytest.raises(config.ConfigError, match="SLACK_SIGNING_SECRET"):
-        bot.build(cfg, slack.SlackSender(client), client, secrets={})
+        build_bot(cfg, slack.SlackSender(client), client, secrets={})
 
 
 def free_port() -> int:

@@ -38,6 +38,7 @@ from slack_sdk.models.blocks import Block
 from voisobot import lookalike
 from voisobot.errors import RenderError
 from voisobot.events import Event
+from voisobot.resources import packaged
 from voisobot.slack_text import (
     SlackTextExtension,
     Tokens,
@@ -55,7 +56,7 @@ __all__ = ["ButtonValue", "RenderError", "SafeUrl", "SlackId"]  # re-exported fo
 
 log = logging.getLogger(__name__)
 
-BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "slack"
+BUILTIN_TEMPLATES = packaged("templates", "slack")
 GENERIC_TEMPLATE = "_generic.json.j2"
 SEVERITY_EMOJI = {"info": "\u2139\ufe0f", "low": "🔵", "medium": "🟡", "high": "🟠",
                   "critical": "🔴"}

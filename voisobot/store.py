@@ -18,11 +18,12 @@ from pathlib import Path
 
 from voisobot.errors import VoisoBotError
 from voisobot.events import Event
+from voisobot.resources import packaged
 
 log = logging.getLogger(__name__)
 
 PRUNE_CHUNK = 5000
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATIONS_DIR = packaged("migrations")
 DIMENSIONS = ("kind", "user", "ip")  # of daily_counts (migration 0005 says what each holds)
 # Each dimension named, so that the prune seeks its old days in the key instead of scanning.
 _OLD_DAYS = f"dimension IN ({', '.join(repr(d) for d in DIMENSIONS)}) AND day < ?"

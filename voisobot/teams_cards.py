@@ -40,10 +40,11 @@ from voisobot.render import (
     safe_environment,
     template_context,
 )
+from voisobot.resources import packaged
 
 log = logging.getLogger(__name__)
 
-BUILTIN_TEAMS_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "teams"
+BUILTIN_TEAMS_TEMPLATES = packaged("templates", "teams")
 CARD_VERSION = "1.4"
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 MAX_POST_BYTES = 28 * 1024  # Teams refuses larger posts

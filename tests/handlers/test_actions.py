@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handlers.actions import press_of
 from voisobot.acks import MessageRef
 from voisobot.buttons import Press
+from voisobot.handlers.actions import press_of
 
 ACTION = {"action_id": "voiso_ack", "value": '{"alert": 7}'}
 USER = {"id": "UALICE0001"}

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import bot
-from voisobot import config
+from voisobot import cli, config
 from voisobot.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,14 +93,14 @@ CONFIG_ERRORS = [
 def test_config_error_exits_2_with_one_line_naming_the_key(tmp_path, capsys, text, message):
     path = tmp_path / "config.toml"
     path.write_text(text)
-    assert bot.main(["--config", str(path), "check"]) == 2
+    assert cli.main(["--config", str(path), "check"]) == 2
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1 and err.startswith(f"error: {path}: ")
 
 
 def test_missing_config_file_is_named(tmp_path, capsys):
-    assert bot.main(["--config", str(tmp_path / "nope.toml"), "run"]) == 2
+    assert cli.main(["--config", str(tmp_path / "nope.toml"), "run"]) == 2
     assert "nope.toml: cannot read the config file" in capsys.readouterr().err
 
 

@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-import bot
 from tests.conftest import sqs_message
 from tests.fakes.slack_api import FakeSlack
-from voisobot import config, samples, slack
+from voisobot import cli, config, samples, slack
 from voisobot.delivery import AlertDelivery
 from voisobot.intake import Intake, to_delivery
 from voisobot.outbox import Outbox
@@ -281,7 +280,7 @@ def test_redeliver_on_the_command_line(tmp_path, capsys):
                      "created_at, last_error) VALUES (1, 'C0GONE0001', 'high', 'failed', '', "
                      "'', 'channel_not_found')")
     store.close()
-    assert bot.main(["--config", str(path), "redeliver", "C0GONE0001"]) == 0
+    assert cli.main(["--config", str(path), "redeliver", "C0GONE0001"]) == 0
     assert "queued 1 failed alert(s) to C0GONE0001 again" in capsys.readouterr().out
 
 

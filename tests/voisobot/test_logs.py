@@ -1,6 +1,6 @@
 """No text from outside can forge a log line: whatever a logged value holds, each record
 is one line that can be read back exactly, and a traceback's lines are marked as its own.
-The end-to-end tests log through bot.configure_logging, as the running bot does."""
+The end-to-end tests log through cli.configure_logging, as the running bot does."""
 
 import contextlib
 import io
@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import bot
 from tests.conftest import sqs_message
 from tests.voisobot.test_delivery import make_config
+from voisobot import cli
 from voisobot.intake import Intake
 from voisobot.logs import CONTINUATION, ESCAPED_CATEGORIES, continued, escaped
 
@@ -87,7 +87,7 @@ def test_a_traceback_is_continued_on_marked_lines():
         f"{CONTINUATION}ValueError: a\\u2028b"]
 
 
-# --- through bot.configure_logging, as the bot logs ----------------------------------------
+# --- through cli.configure_logging, as the bot logs ----------------------------------------
 
 class Records(logging.Handler):
     """What was logged, as records, beside the formatted stream."""
@@ -111,11 +111,11 @@ def restored_logging():
 
 @contextlib.contextmanager
 def bot_log():
-    """bot.configure_logging writing to a captured standard error (swapped in the test's
+    """cli.configure_logging writing to a captured standard error (swapped in the test's
     body: pytest swaps it between phases), and the records logged."""
     stream, records = io.StringIO(), Records()
     with contextlib.redirect_stderr(stream):
-        bot.configure_logging("INFO")  # the default log.level
+        cli.configure_logging("INFO")  # the default log.level
         logging.getLogger().addHandler(records)
         yield stream, records
 

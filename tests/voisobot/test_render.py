@@ -311,11 +311,11 @@ def test_render_command_prints_every_kind(tmp_path):
 
 
 def test_render_command_for_one_kind_and_an_unknown_one(capsys):
-    import bot
+    from voisobot import cli
 
-    assert bot.main(["render", "unauthorized_ip"]) == 0
+    assert cli.main(["render", "unauthorized_ip"]) == 0
     assert "# app_login/unauthorized_ip: severity high" in capsys.readouterr().out
-    assert bot.main(["render", "no_such_kind"]) == 2
+    assert cli.main(["render", "no_such_kind"]) == 2
 
 
 @pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))

@@ -11,17 +11,17 @@ from datetime import timedelta
 
 import pytest
 
-import bot
 from tests.conftest import sqs_message
 from tests.fakes.adaptive_card_schema import validate_card
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.teams_webhook import FakeTeamsWebhook
 from tests.voisobot.test_delivery import CHANNELS, QUEUE, posts, run_until_settled, store_events
-from voisobot import check, config, samples, slack, sqs
+from voisobot import check, cli, config, samples, slack, sqs
 from voisobot.delivery import AlertDelivery, TeamsOutput
 from voisobot.intake import Intake, utc_now
 from voisobot.outbox import Outbox
 from voisobot.render import SlackRenderer
+from voisobot.runtime import build as build_bot
 from voisobot.store import transaction
 from voisobot.teams import TeamsSender
 from voisobot.teams_cards import TeamsRenderer
@@ -344,7 +344,7 @@ def test_a_teams_only_bot_posts_cards_without_any_slack_token(tmp_path, moto_ser
         "teams": {"default_destination": "secops",
                   "destinations": {"secops": {"webhook_url_env": VARIABLE}}}},
         base_dir=tmp_path)
-    runtime = bot.build(cfg, None, None, secrets={VARIABLE: webhook.url("secops")})
+    runtime = build_bot(cfg, None, None, secrets={VARIABLE: webhook.url("secops")})
     runtime.start()
     try:
         body = samples.example("app_login/unauthorized_ip", now=utc_now())
@@ -362,7 +362,7 @@ def test_render_teams_prints_the_card(tmp_path, capsys):
     path = tmp_path / "config.toml"
     path.write_text('[sqs]\nqueue_url = "https://sqs.eu-west-1.amazonaws.com/123456789012/v"\n',
                     encoding="utf-8")
-    assert bot.main(["--config", str(path), "render", "--teams", "unauthorized_ip"]) == 0
+    assert cli.main(["--config", str(path), "render", "--teams", "unauthorized_ip"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("# app_login/unauthorized_ip: severity high, template "
                           "app_login.unauthorized_ip.json.j2")

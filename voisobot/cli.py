@@ -1,0 +1,211 @@
+"""The command line of the Voiso security bot (``voisobot`` once installed, or
+``python bot.py`` in a checkout).
+
+    voisobot [--config PATH] [run]          the worker: poll SQS into the SQLite cache, post
+                                            alerts, answer /voiso and the buttons
+    voisobot [--config PATH] check          say in plain words what is wrong with the setup
+    voisobot [--config PATH] send-sample [KIND]
+                                            send the vendor's example of every kind (or one)
+    voisobot [--config PATH] render [--teams] [KIND]
+                                            print the Slack alert (or Teams card) of each
+                                            example (or one)
+    voisobot [--config PATH] redeliver [CHANNEL]
+                                            queue alerts that failed (after the fix) again
+    voisobot demo [--seconds N]             everything on embedded defaults, no AWS needed
+
+Exit codes: 0 fine, 1 a problem found or a failed send, 2 a configuration or usage error.
+"""
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from voisobot import check, config, events, logs, routing, samples, slack, sqs
+from voisobot.config import Config
+from voisobot.errors import ConfigError, VoisoBotError
+from voisobot.intake import utc_now
+from voisobot.outbox import Outbox
+from voisobot.render import AlertView, SlackRenderer
+from voisobot.runtime import build, slack_client, teams_renderer
+from voisobot.store import Store
+
+log = logging.getLogger("voisobot")
+
+
+def run(cfg: Config, args) -> int:
+    client = slack_client(cfg)
+    runtime = build(cfg, slack.SlackSender(client) if client else None, client)
+    if client is None:
+        log.warning("SLACK_BOT_TOKEN is not set: events are stored, no Slack alert is posted%s",
+                    " (Teams cards are)" if cfg.teams.destinations else "")
+    if runtime.delivery is not None and not cfg.routes and not cfg.slack.default_channel \
+            and not cfg.teams.default_destination:
+        log.warning("no [[routes]], no slack.default_channel and no teams.default_destination: "
+                    "no alert has a channel to go to")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    runtime.start()
+    log.info("polling %s into %s", cfg.sqs.queue_url, cfg.store_path)
+    while not stop.wait(3600):
+        pass
+    log.info("stopping: finishing the batch in hand")
+    runtime.stop()
+    log.info("stopped")
+    return 0
+
+
+def selected_kinds(name: str | None) -> list[str] | None:
+    try:
+        return samples.select(name)
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return None
+
+
+def send_sample(cfg: Config, args) -> int:
+    kinds = selected_kinds(args.kind)
+    if kinds is None:
+        return 2
+    client = sqs.make_client(cfg.sqs)
+    for kind in kinds:
+        body = samples.body_text(samples.example(kind, now=utc_now()))
+        try:
+            sent = client.send_message(QueueUrl=cfg.sqs.queue_url, MessageBody=body)
+        except Exception as exc:
+            problem = sqs.classify(exc, "SendMessage", cfg.sqs, client.meta.region_name)
+            print(f"error: {problem}", file=sys.stderr)
+            return 1
+        print(f"sent {kind} as message {sent['MessageId']}")
+    return 0
+
+
+def render_samples(cfg: Config, args) -> int:
+    """Print the Slack message (or with --teams the Teams post) of the vendor's example of
+    each kind, for template authors."""
+    kinds = selected_kinds(args.kind)
+    if kinds is None:
+        return 2
+    renderer = teams_renderer(cfg) if args.teams else SlackRenderer(cfg.templates_path)
+    for kind in kinds:
+        event = events.parse(samples.body_text(samples.EXAMPLES[kind]).encode())
+        severity = routing.severity_of(event, cfg.severity)
+        print(f"# {kind}: severity {severity}, template {renderer.template_for(kind)}")
+        print(json.dumps(renderer.render(AlertView(event, severity)), indent=2,
+                         ensure_ascii=False))
+    return 0
+
+
+def run_check(cfg: Config, args) -> int:
+    return check.run(cfg, sqs.make_client(cfg.sqs), slack_client(cfg), out=sys.stdout)
+
+
+def run_demo(args) -> int:
+    """The demo posts to real Slack when SLACK_BOT_TOKEN and VOISO_DEMO_CHANNEL are set (with
+    SLACK_APP_TOKEN, /voiso and the buttons work there too), and to the console otherwise;
+    with VOISO_DEMO_TEAMS_URL (a Workflows webhook) its cards go to Teams as well."""
+    from voisobot import demo  # imports moto, which only the demo and the tests need
+
+    token, channel = os.environ.get("SLACK_BOT_TOKEN"), os.environ.get("VOISO_DEMO_CHANNEL")
+    if token and not channel:
+        print("error: SLACK_BOT_TOKEN is set: set VOISO_DEMO_CHANNEL to the ID of the channel "
+              "the demo may post in (the bot must be invited there)", file=sys.stderr)
+        return 2
+    if token and not os.environ.get("SLACK_APP_TOKEN"):
+        print("note: SLACK_APP_TOKEN is not set: alerts are posted, but /voiso and the buttons "
+              "get no answer", file=sys.stderr)
+    store = Path(args.store) if args.store else None
+    teams = bool(os.environ.get(demo.TEAMS_URL_VARIABLE))
+    with demo.embedded_queue(store, channel if token else None, teams) as cfg:
+        configure_logging("ERROR")  # the live view shows rejections and the intake's state
+        if not token:
+            console = demo.ConsoleSender()
+            return demo.run(build(cfg, console), seconds=args.seconds, console=console)
+        client = slack.make_client(token, cfg.slack.api_base_url, cfg.slack.timeout_seconds)
+        return demo.run(build(cfg, slack.SlackSender(client), client), seconds=args.seconds)
+
+
+def redeliver(cfg: Config, args) -> int:
+    """Queue the failed alerts (of one channel, or all) again; the running worker posts them."""
+    store = Store(cfg.store_path)
+    try:
+        count = Outbox(store).redeliver_failed(args.channel)
+    finally:
+        store.close()
+    where = f" to {args.channel}" if args.channel else ""
+    print(f"queued {count} failed alert(s){where} again; the running bot posts them")
+    return 0
+
+
+COMMANDS = {"run": run, "check": run_check, "send-sample": send_sample, "render": render_samples,
+            "redeliver": redeliver}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Voiso security bot")
+    parser.add_argument("--config", type=Path, default=config.DEFAULT_PATH,
+                        help="the config file (default: ./config.toml)")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("run", help="poll SQS into the cache (the default)")
+    commands.add_parser("check", help="check the config, the queue and the permissions")
+    sample = commands.add_parser("send-sample", help="send the vendor's example events")
+    sample.add_argument("kind", nargs="?", help="one kind, e.g. app_login/unauthorized_ip")
+    render = commands.add_parser("render", help="print the Slack alert for the vendor's examples")
+    render.add_argument("--teams", action="store_true", help="the Teams card instead")
+    render.add_argument("kind", nargs="?", help="one kind, e.g. user/privileges_updated")
+    again = commands.add_parser("redeliver", help="queue the alerts that failed again")
+    again.add_argument("channel", nargs="?",
+                       help="only those of one channel (a Slack ID, or teams:NAME)")
+    demo = commands.add_parser("demo", help="run everything on embedded defaults")
+    demo.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    demo.add_argument("--store", help="keep the demo's SQLite file here (default: a temp dir)")
+    args = parser.parse_args(argv)
+    args.command = args.command or "run"
+    return args
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record comes (tests swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def configure_logging(level: str) -> None:
+    """Every record of every logger, ours and the libraries', goes through one handler
+    whose formatter keeps each record on one line (voisobot/logs.py)."""
+    handler = _CurrentStderr()
+    handler.setFormatter(logs.LineFormatter())
+    logging.basicConfig(level=level, force=True, handlers=[handler])
+    for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "apscheduler"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.command == "demo":
+        return run_demo(args)
+    try:
+        cfg = config.load(args.config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(cfg.log.level)
+    try:
+        return COMMANDS[args.command](cfg, args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except VoisoBotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

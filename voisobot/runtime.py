@@ -1,0 +1,146 @@
+"""The composition root: configuration in, the running bot out.
+
+Configuration is read and validated once (voisobot/cli.py); every object is built here and
+handed what it needs: the store, the intake and the scheduler that drives it, the delivery
+job, and the Slack side (Socket Mode or HTTP mode) with its listeners from handlers/.
+"""
+
+import logging
+import os
+from dataclasses import dataclass
+
+from slack_bolt import App
+
+from voisobot import handlers, jobs, serve, slack, sqs
+from voisobot.access import AccessPolicy
+from voisobot.buttons import AlertButtons
+from voisobot.commands import Commands
+from voisobot.config import Config
+from voisobot.delivery import AlertDelivery, TeamsOutput
+from voisobot.errors import ConfigError
+from voisobot.front_door import FrontDoor
+from voisobot.intake import Intake, utc_now
+from voisobot.outbox import Outbox
+from voisobot.render import SlackRenderer
+from voisobot.replays import Replays
+from voisobot.store import Store
+from voisobot.teams import TeamsSender
+from voisobot.teams_cards import TeamsRenderer
+
+log = logging.getLogger("voisobot")
+
+
+@dataclass
+class Runtime:
+    """The running bot: the store, the intake and the scheduler that drives them."""
+
+    config: Config
+    store: Store
+    intake: Intake
+    scheduler: object
+    gate: jobs.StopGate
+    delivery: AlertDelivery | None = None
+    slack_server: serve.SocketMode | serve.HttpServer | None = None  # /voiso and buttons
+
+    def start(self) -> None:
+        self.scheduler.start()
+        if self.slack_server is not None:
+            self.slack_server.start()
+
+    def stop(self) -> None:
+        """Stop taking requests from Slack, finish the batch in hand, then stop: nothing
+        received is left uncommitted."""
+        if self.slack_server is not None:
+            self.slack_server.stop()
+        self.intake.stop()
+        grace = self.config.sqs.wait_time_seconds + self.config.sqs.read_timeout_seconds
+        finished = self.gate.close(timeout=grace)
+        if not finished:
+            log.warning("a job did not finish within %.0f s; stopping anyway", grace)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=finished)  # waiting on a stuck job could deadlock
+        self.store.close()
+
+
+def build(cfg: Config, sender=None, client=None, secrets: dict[str, str] | None = None
+          ) -> Runtime:
+    """Everything the bot runs: alerts are delivered when there is a sender, and /voiso
+    and the buttons are served when there is a Web API client too (the Slack tokens and
+    secrets come from ``secrets``, the environment by default)."""
+    env = os.environ if secrets is None else secrets
+    if client is not None and cfg.slack.mode == "http" and not env.get("SLACK_SIGNING_SECRET"):
+        raise ConfigError('slack.mode is "http": set SLACK_SIGNING_SECRET in the environment '
+                          "(Slack app → Basic Information → Signing Secret)")
+    store = Store(cfg.store_path)
+    intake = Intake(sqs.make_client(cfg.sqs), cfg.sqs, store)
+    renderer = SlackRenderer(cfg.templates_path)
+    cards = teams_output(cfg, env)
+    delivery = None
+    if sender is not None or cards is not None:
+        delivery = AlertDelivery(Outbox(store), renderer, sender, cfg, teams=cards)
+    gate = jobs.StopGate()
+    scheduler = jobs.build_scheduler(intake, store, retention_days=cfg.store.retention_days,
+                                     prune_interval_minutes=cfg.store.prune_interval_minutes,
+                                     gate=gate, delivery=delivery)
+    runtime = Runtime(cfg, store, intake, scheduler, gate, delivery)
+    if client is not None and sender is not None:
+        runtime.slack_server = slack_server(cfg, slack_app(cfg, client, runtime, renderer),
+                                            runtime, env)
+    return runtime
+
+
+def teams_output(cfg: Config, env) -> TeamsOutput | None:
+    """Cards for the Teams destinations, if any; their webhook URLs come from ``env``."""
+    if not cfg.teams.destinations:
+        return None
+    sender = TeamsSender(cfg.teams, env)
+    for name in cfg.teams.destinations:
+        if (unavailable := sender.unavailable(name)) is not None:
+            log.error("Teams destination %s: %s", name, unavailable.advice)
+    return TeamsOutput(teams_renderer(cfg), sender)
+
+
+def teams_renderer(cfg: Config) -> TeamsRenderer:
+    return TeamsRenderer(cfg.teams_templates_path, ip_lookup_url=cfg.teams.ip_lookup_url)
+
+
+def slack_app(cfg: Config, client, runtime: Runtime, renderer: SlackRenderer) -> App:
+    """The Bolt app with every listener registered."""
+    # No auth.test at start-up: Slack being down must not stop the intake. No signature
+    # check either: the front door checks each request before Bolt sees it, and Bolt's
+    # check logs the whole body of a request it refuses (front_door.py).
+    app = App(client=client, token_verification_enabled=False,
+              request_verification_enabled=False, logger=logging.getLogger("voisobot.bolt"))
+    policy = AccessPolicy(cfg.access, lambda group: slack.usergroup_members(client, group))
+    outbox = runtime.delivery.outbox
+    handlers.register(app, Commands(runtime.store, renderer, policy, utc_now),
+                      AlertButtons(outbox, renderer, runtime.delivery.sender, policy, utc_now))
+    return app
+
+
+def slack_server(cfg: Config, app: App, runtime: Runtime, env):
+    """How Slack reaches the app: Socket Mode, or waitress in HTTP mode."""
+    if cfg.slack.mode == "http":
+        silence = cfg.sqs.read_timeout_seconds + cfg.sqs.backoff_max_seconds \
+            + cfg.sqs.poll_interval_seconds + 60
+        health = serve.Health(runtime.intake, runtime.delivery.outbox, silence, utc_now)
+        port = int(env.get("PORT") or cfg.http.port)
+        door = FrontDoor(app, env["SLACK_SIGNING_SECRET"], cfg.http.max_body_bytes,
+                         Replays(runtime.store, utc_now))
+        return serve.HttpServer(serve.wsgi_app(door, health), cfg.http.host, port,
+                                cfg.http.threads, cfg.http.max_body_bytes)
+    app_token = env.get("SLACK_APP_TOKEN", "")
+    if not app_token:
+        log.warning("SLACK_APP_TOKEN is not set: alerts are posted, but /voiso and the "
+                    "buttons get no answer (set it, or use slack.mode = \"http\")")
+        return None
+    return serve.SocketMode(app, app_token)
+
+
+def slack_client(cfg: Config):
+    """A Web API client with the bot token from the environment (never from config.toml),
+    or None when SLACK_BOT_TOKEN is not set: then events are stored and nothing is posted."""
+    token = os.environ.get("SLACK_BOT_TOKEN")
+    if not token:
+        return None
+    return slack.make_client(token, cfg.slack.api_base_url, cfg.slack.timeout_seconds)
