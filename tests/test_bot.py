@@ -118,6 +118,24 @@ def test_sigterm_finishes_the_batch_in_hand_and_exits_0(sqs_admin, queue_url, mo
     assert count(store, "events") + messages_left(sqs_admin, queue_url) == 30
 
 
+def test_sigterm_during_a_long_poll_stops_well_inside_a_30_second_grace_period(
+        sqs_admin, queue_url, moto_server, tmp_path):
+    """A container gets 30 seconds between SIGTERM and SIGKILL; a 20-second long poll in
+    flight is not waited for (whatever it brings stays in SQS for the next start)."""
+    path = write_config(tmp_path, queue_url, moto_server["url"])
+    path.write_text(path.read_text().replace("wait_time_seconds = 1", "wait_time_seconds = 20"))
+    worker = start_worker(path)
+    wait_for(lambda: count(tmp_path / "store.sqlite3", "cursors") > 0, what="the store")
+    time.sleep(1.0)  # the first long poll of 20 seconds is now in flight
+    worker.send_signal(signal.SIGTERM)
+    try:
+        _, err = worker.communicate(timeout=15)  # far inside 30 s; the poll alone is 20 s
+    finally:
+        worker.kill()
+    assert worker.returncode == 0, err
+    assert "stopped" in err and "did not finish" not in err
+
+
 def test_kill_9_at_random_moments_loses_nothing_and_doubles_nothing(sqs_admin, make_queue,
                                                                     moto_server, tmp_path):
     total = 150

@@ -57,7 +57,17 @@ def run(cfg: Config, args) -> int:
     log.info("stopping: finishing the batch in hand")
     runtime.stop()
     log.info("stopped")
-    return 0
+    exit_now(0)
+
+
+def exit_now(code: int) -> None:
+    """End the process once the bot has stopped. Not by returning: Python would first
+    join the scheduler's worker threads, and one left in a long poll would hold the
+    process up to wait_time_seconds more, past a container's grace period."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def selected_kinds(name: str | None) -> list[str] | None:

@@ -8,6 +8,7 @@ or to store in a way no check foresaw is kept as a rejection "internal error: ..
 to_delivery and Store.record_batch), and the batch is deleted as usual.
 """
 
+import contextlib
 import logging
 import random
 import sqlite3
@@ -110,8 +111,12 @@ class IntakeHealth:
 
 
 class Intake:
-    def __init__(self, client, config: SqsConfig, store: Store, *, clock=utc_now):
+    def __init__(self, client, config: SqsConfig, store: Store, *, clock=utc_now,
+                 abandonable=contextlib.nullcontext):
+        """``abandonable()`` wraps each long poll: a part of the run that stopping need not
+        wait for (jobs.StopGate.abandonable)."""
         self.client, self.config, self.store, self.clock = client, config, store, clock
+        self.abandonable = abandonable
         self.stopping = threading.Event()
         self.backoff = Backoff(config.backoff_initial_seconds, config.backoff_max_seconds)
         self.health = IntakeHealth()
@@ -120,11 +125,15 @@ class Intake:
         """One scheduled run: drain the queue while messages come; return the seconds to wait."""
         try:
             while not self.stopping.is_set():
-                messages = self._call("ReceiveMessage", sqs.receive, self.config.wait_time_seconds)
+                with self.abandonable():
+                    messages = self._call("ReceiveMessage", sqs.receive,
+                                          self.config.wait_time_seconds)
                 self.health.last_successful_poll = self.clock()
                 if not messages:
                     return self.config.poll_interval_seconds
-                self.settle(messages)  # even when stopping: this batch is in hand
+                if self.stopping.is_set():  # received as the bot stops: not stored, not
+                    return 0.0  # deleted; SQS hands it out again after the visibility timeout
+                self.settle(messages)
         except IntakeProblem as problem:
             return self.backoff.failed(problem)
         return 0.0

@@ -55,6 +55,19 @@ class StopGate:
                 self._inside -= 1
                 self._changed.notify_all()
 
+    @contextlib.contextmanager
+    def abandonable(self) -> Iterator[None]:
+        """Inside a job: a part that stopping need not wait for (a long poll, whose
+        messages stay in SQS if the bot stops meanwhile)."""
+        with self._changed:
+            self._inside -= 1
+            self._changed.notify_all()
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._inside += 1
+
     def close(self, timeout: float) -> bool:
         with self._changed:
             self._closed = True

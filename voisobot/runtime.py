@@ -29,6 +29,10 @@ from voisobot.teams_cards import TeamsRenderer
 
 log = logging.getLogger("voisobot")
 
+# How long a stop waits for job runs in hand (a batch being stored and deleted, a Slack
+# call, a retention chunk); each is bounded by its own timeouts, well under this.
+STOP_GRACE_SECONDS = 20.0
+
 
 @dataclass
 class Runtime:
@@ -48,17 +52,23 @@ class Runtime:
             self.slack_server.start()
 
     def stop(self) -> None:
-        """Stop taking requests from Slack, finish the batch in hand, then stop: nothing
-        received is left uncommitted."""
+        """Stop taking requests from Slack, finish the batch being stored and the job runs
+        in hand, then stop, well inside a container's 30-second grace period. A long poll
+        in flight is not waited for: the messages it brings are neither stored nor deleted,
+        and SQS hands them out again after the queue's visibility timeout. Nothing received
+        is lost or left half stored."""
         if self.slack_server is not None:
             self.slack_server.stop()
         self.intake.stop()
-        grace = self.config.sqs.wait_time_seconds + self.config.sqs.read_timeout_seconds
-        finished = self.gate.close(timeout=grace)
+        finished = self.gate.close(timeout=STOP_GRACE_SECONDS)
         if not finished:
-            log.warning("a job did not finish within %.0f s; stopping anyway", grace)
+            log.warning("a job did not finish within %.0f s; stopping anyway",
+                        STOP_GRACE_SECONDS)
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=finished)  # waiting on a stuck job could deadlock
+            # Not waiting: the gate is closed and every job part that must finish has (a
+            # job left in a long poll stores nothing once it returns), and waiting for a
+            # job that reschedules itself would deadlock (jobs.StopGate).
+            self.scheduler.shutdown(wait=False)
         self.store.close()
 
 
@@ -72,13 +82,13 @@ def build(cfg: Config, sender=None, client=None, secrets: dict[str, str] | None 
         raise ConfigError('slack.mode is "http": set SLACK_SIGNING_SECRET in the environment '
                           "(Slack app → Basic Information → Signing Secret)")
     store = Store(cfg.store_path)
-    intake = Intake(sqs.make_client(cfg.sqs), cfg.sqs, store)
+    gate = jobs.StopGate()
+    intake = Intake(sqs.make_client(cfg.sqs), cfg.sqs, store, abandonable=gate.abandonable)
     renderer = SlackRenderer(cfg.templates_path)
     cards = teams_output(cfg, env)
     delivery = None
     if sender is not None or cards is not None:
         delivery = AlertDelivery(Outbox(store), renderer, sender, cfg, teams=cards)
-    gate = jobs.StopGate()
     scheduler = jobs.build_scheduler(intake, store, retention_days=cfg.store.retention_days,
                                      prune_interval_minutes=cfg.store.prune_interval_minutes,
                                      gate=gate, delivery=delivery)
