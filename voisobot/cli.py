@@ -177,11 +177,11 @@ class _CurrentStderr(logging.StreamHandler):
         super().emit(record)
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, log_format: str = "text") -> None:
     """Every record of every logger, ours and the libraries', goes through one handler
     whose formatter keeps each record on one line (voisobot/logs.py)."""
     handler = _CurrentStderr()
-    handler.setFormatter(logs.LineFormatter())
+    handler.setFormatter(logs.FORMATTERS[log_format]())
     logging.basicConfig(level=level, force=True, handlers=[handler])
     for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(cfg.log.level)
+    configure_logging(cfg.log.level, cfg.log.format)
     try:
         return COMMANDS[args.command](cfg, args)
     except ConfigError as exc:

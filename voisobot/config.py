@@ -31,6 +31,7 @@ _TEAMS_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,99}$")
 TEAMS_PREFIX = "teams:"  # an alert's channel for a Teams destination: "teams:<name>"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 SEVERITIES = ("info", "low", "medium", "high", "critical")  # in rising order
 GROUP_FIELDS = ("type", "event", "user", "who", "ip", "callcenter", "access_group")
 DEFAULT_GROUP_BY = ("type", "event", "user")
@@ -124,6 +125,8 @@ class StoreConfig:
 class LogConfig:
     level: str = option("INFO", expect="one of " + ", ".join(LOG_LEVELS),
                         check=lambda v: v.upper() in LOG_LEVELS)
+    format: str = option("text", expect='"text" (one line per record) or "json" (one JSON '
+                         "object per line)", check=lambda v: v in LOG_FORMATS)
 
 
 @dataclass(frozen=True)

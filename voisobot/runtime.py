@@ -10,8 +10,9 @@ import os
 from dataclasses import dataclass
 
 from slack_bolt import App
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 
-from voisobot import handlers, jobs, serve, slack, sqs
+from voisobot import handlers, jobs, logs, serve, slack, sqs
 from voisobot.access import AccessPolicy
 from voisobot.buttons import AlertButtons
 from voisobot.commands import Commands
@@ -28,6 +29,12 @@ from voisobot.teams import TeamsSender
 from voisobot.teams_cards import TeamsRenderer
 
 log = logging.getLogger("voisobot")
+
+# Bolt's own log (and its Socket Mode client's). Given a client, Bolt still reads
+# SLACK_BOT_TOKEN from the environment and then warns, on every start, that it will not use
+# it: it uses the client's token, which is that same token.
+BOLT_LOG = logging.getLogger("voisobot.bolt")
+BOLT_LOG.addFilter(logs.Quieted(warning_client_prioritized_and_token_skipped()))
 
 
 @dataclass
@@ -110,7 +117,7 @@ def slack_app(cfg: Config, client, runtime: Runtime, renderer: SlackRenderer) ->
     # check either: the front door checks each request before Bolt sees it, and Bolt's
     # check logs the whole body of a request it refuses (front_door.py).
     app = App(client=client, token_verification_enabled=False,
-              request_verification_enabled=False, logger=logging.getLogger("voisobot.bolt"))
+              request_verification_enabled=False, logger=BOLT_LOG)
     policy = AccessPolicy(cfg.access, lambda group: slack.usergroup_members(client, group))
     outbox = runtime.delivery.outbox
     handlers.register(app, Commands(runtime.store, renderer, policy, utc_now),
