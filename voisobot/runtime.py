@@ -25,6 +25,7 @@ from voisobot.outbox import Outbox
 from voisobot.render import SlackRenderer
 from voisobot.replays import Replays
 from voisobot.store import Store
+from voisobot.store_lock import StoreLock
 from voisobot.teams import TeamsSender
 from voisobot.teams_cards import TeamsRenderer
 
@@ -48,6 +49,7 @@ class Runtime:
     gate: jobs.StopGate
     delivery: AlertDelivery | None = None
     slack_server: serve.SocketMode | serve.HttpServer | None = None  # /voiso and buttons
+    lock: StoreLock | None = None  # this bot's hold on the store, until it stops
 
     def start(self) -> None:
         self.scheduler.start()
@@ -67,6 +69,8 @@ class Runtime:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=finished)  # waiting on a stuck job could deadlock
         self.store.close()
+        if self.lock is not None:
+            self.lock.release()
 
 
 def build(cfg: Config, sender=None, client=None, secrets: dict[str, str] | None = None
@@ -78,6 +82,15 @@ def build(cfg: Config, sender=None, client=None, secrets: dict[str, str] | None 
     if client is not None and cfg.slack.mode == "http" and not env.get("SLACK_SIGNING_SECRET"):
         raise ConfigError('slack.mode is "http": set SLACK_SIGNING_SECRET in the environment '
                           "(Slack app → Basic Information → Signing Secret)")
+    lock = StoreLock.acquire(cfg.store_path)  # one bot per store, before it is touched at all
+    try:
+        return _build(cfg, sender, client, env, lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _build(cfg: Config, sender, client, env, lock: StoreLock) -> Runtime:
     store = Store(cfg.store_path)
     intake = Intake(sqs.make_client(cfg.sqs), cfg.sqs, store)
     renderer = SlackRenderer(cfg.templates_path)
@@ -89,7 +102,7 @@ def build(cfg: Config, sender=None, client=None, secrets: dict[str, str] | None 
     scheduler = jobs.build_scheduler(intake, store, retention_days=cfg.store.retention_days,
                                      prune_interval_minutes=cfg.store.prune_interval_minutes,
                                      gate=gate, delivery=delivery)
-    runtime = Runtime(cfg, store, intake, scheduler, gate, delivery)
+    runtime = Runtime(cfg, store, intake, scheduler, gate, delivery, lock=lock)
     if client is not None and sender is not None:
         runtime.slack_server = slack_server(cfg, slack_app(cfg, client, runtime, renderer),
                                             runtime, env)
