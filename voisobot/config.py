@@ -383,7 +383,7 @@ def from_dict(data: dict, *, base_dir: Path = Path("."), source: str = "config",
 def _missing(origins: Origins, path: tuple, expect: str):
     """A required key is missing: say where it could be set."""
     where = origins.at(*path)
-    hint = f"; or set {config_env.variable_for(path)}" if origins.from_file(*path) else ""
+    hint = "" if origins.variable_of(path) else f"; or set {config_env.variable_for(path)}"
     raise ConfigError(f"{where}: missing; expected {expect}{hint}")
 
 

@@ -50,16 +50,21 @@ class Origins:
         """How an error names the key at ``path``: ``VOISO_SQS__WAIT_TIME_SECONDS
         (sqs.wait_time_seconds)`` when a variable set it (or a table around it), else
         ``config.toml: sqs.wait_time_seconds``."""
-        for length in range(len(path), 0, -1):
-            if (variable := self.variables.get(path[:length])) is not None:
-                return f"{variable} ({key_text(path)})"
-        for below, variable in self.variables.items():  # set inside it: an unknown section
-            if below[:len(path)] == path:
-                return f"{variable} ({key_text(below)})"
+        if (found := self.variable_of(path)) is not None:
+            variable, shown = found
+            return f"{variable} ({key_text(shown)})"
         return f"{self.file}: {key_text(path)}" if self.file else key_text(path)
 
-    def from_file(self, *path) -> bool:
-        return not self.at(*path).startswith(PREFIX)
+    def variable_of(self, path: KeyPath) -> tuple[str, KeyPath] | None:
+        """The variable that set ``path`` or a table around it, else one that set a key
+        inside it (an unknown section), with the path to show; None: not the environment."""
+        for length in range(len(path), 0, -1):
+            if (variable := self.variables.get(path[:length])) is not None:
+                return variable, path
+        for below, variable in self.variables.items():
+            if below[:len(path)] == path:
+                return variable, below
+        return None
 
 
 def key_text(path: KeyPath) -> str:
