@@ -303,7 +303,7 @@ def test_the_log_format_key_chooses_the_formatter(tmp_path):
     path.write_text('[sqs]\nqueue_url = "https://sqs.eu-west-1.amazonaws.com/123456789012/v"\n'
                     '[log]\nformat = "json"\n', encoding="utf-8")
     assert config.load(path).log.format == "json"
-    path.write_text(path.read_text() .replace('"json"', '"yaml"'), encoding="utf-8")
+    path.write_text(path.read_text().replace('"json"', '"yaml"'), encoding="utf-8")
     with pytest.raises(ConfigError, match=r'log\.format: expected "text" .* or "json" .*'
                                           r"got 'yaml'"):
         config.load(path)
