@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import uuid
 from pathlib import Path
 
@@ -31,6 +32,8 @@ def aws_test_env(monkeypatch):
                 "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "PORT",
                 "VOISO_DEMO_CHANNEL", "VOISO_DEMO_TEAMS_URL"):  # never post for real
         monkeypatch.delenv(key, raising=False)
+    for key in [key for key in os.environ if key.startswith("VOISO_")]:  # settings, too
+        monkeypatch.delenv(key)
     for key, value in TEST_ENV.items():
         monkeypatch.setenv(key, value)
 

@@ -3,6 +3,7 @@ scheduler riding out an SQS server that goes away and comes back."""
 
 import json
 import logging
+import os
 import random
 import signal
 import sqlite3
@@ -217,3 +218,24 @@ def test_sqs_server_stopped_and_restarted_mid_run(tmp_path, caplog):
     assert sum("cannot reach SQS" in line for line in lines) == 1
     assert sum("working again after" in line for line in lines) == 1
     assert runtime.intake.health.totals.redelivered + runtime.intake.health.totals.duplicates == 0
+
+
+def test_run_with_no_config_file_takes_its_settings_from_the_environment(
+        sqs_admin, queue_url, moto_server, tmp_path):
+    """A container sets VOISO_ variables and mounts no config.toml: the worker starts."""
+    env = {**os.environ, "VOISO_SQS__QUEUE_URL": queue_url,
+           "VOISO_SQS__ENDPOINT_URL": moto_server["url"], "VOISO_SQS__WAIT_TIME_SECONDS": "1",
+           "VOISO_SQS__POLL_INTERVAL_SECONDS": "0.1", "VOISO_STORE__PATH": "env.sqlite3",
+           "VOISO_LOG__FORMAT": "json"}
+    send_unique_events(sqs_admin, queue_url, 3)
+    worker = subprocess.Popen([sys.executable, str(ROOT / "bot.py"), "run"], cwd=tmp_path,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: count(tmp_path / "env.sqlite3", "events") == 3, what="the events")
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=30)
+    finally:
+        worker.kill()
+    assert worker.returncode == 0, err
+    assert not (tmp_path / "config.toml").exists()
+    assert json.loads(err.splitlines()[-1])["message"] == "stopped"

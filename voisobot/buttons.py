@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from voisobot import acks
+from voisobot import acks, logs
 from voisobot.access import AccessPolicy
 from voisobot.acks import AckOutcome, AuditEntry, MessageRef
 from voisobot.commands import Answer, Guard
@@ -83,7 +83,8 @@ class AlertButtons:
         try:
             return self._handle(press, audit)
         except Exception:
-            log.exception("a press of %s failed", audit.entry.detail)
+            log.exception("a press of %s failed", audit.entry.detail,
+                          extra=logs.ids(channel=press.channel_id))
             audit.write_if_not_yet("failed (see the log)")
             return self._failed()
 
@@ -97,7 +98,7 @@ class AlertButtons:
             return self._failed()
         except NotThisMessage as exc:
             log.warning("refused a press by %s in %s: %s", _short(press.user_id),
-                        _short(press.channel_id), exc)
+                        _short(press.channel_id), exc, extra=logs.ids(channel=press.channel_id))
             audit.write(f"refused: {exc}", allowed=False)
             return Answer(self.renderer.render_answer("refused"))
         audit.write(_described(outcome))
@@ -132,7 +133,8 @@ class AlertButtons:
         result = self.sender.update(alert.channel, alert.slack_ts, message)
         if result.status != "done":
             log.warning("could not update alert %d in %s (%s); the delivery job will try "
-                        "again", alert.id, alert.channel, result.error)
+                        "again", alert.id, alert.channel, result.error,
+                        extra=logs.ids(alert_id=alert.id, channel=alert.channel))
             self.outbox.mark_stale(alert.id)
 
     def _failed(self) -> Answer:
@@ -162,7 +164,8 @@ class _OneAuditRow:
         try:
             self.write(outcome, allowed=self.allowed)  # not allowed if access was never known
         except Exception:  # the store itself is failing: the log is all there is
-            log.exception("could not audit a press of %s", self.entry.detail)
+            log.exception("could not audit a press of %s", self.entry.detail,
+                          extra=logs.ids(channel=self.entry.channel_id))
 
 
 def _pressed_message(press: Press) -> MessageRef:

@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 from voisobot import check, config, events, logs, routing, samples, slack, sqs
@@ -158,8 +159,9 @@ COMMANDS = {"run": run, "check": run_check, "send-sample": send_sample, "render"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Voiso security bot")
-    parser.add_argument("--config", type=Path, default=config.DEFAULT_PATH,
-                        help="the config file (default: ./config.toml)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="the config file (default: ./config.toml, optional when the "
+                        "environment sets every required key, e.g. VOISO_SQS__QUEUE_URL)")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("run", help="poll SQS into the cache (the default)")
     commands.add_parser("check", help="check the config, the queue and the permissions")
@@ -187,26 +189,30 @@ class _CurrentStderr(logging.StreamHandler):
         super().emit(record)
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, log_format: str = "text") -> None:
     """Every record of every logger, ours and the libraries', goes through one handler
     whose formatter keeps each record on one line (voisobot/logs.py)."""
     handler = _CurrentStderr()
-    handler.setFormatter(logs.LineFormatter())
+    handler.setFormatter(logs.FORMATTERS[log_format]())
     logging.basicConfig(level=level, force=True, handlers=[handler])
     for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """``environ`` (os.environ by default) holds the VOISO_ settings, which win over the
+    config file."""
     args = parse_args(argv)
     if args.command == "demo":
         return run_demo(args)
     try:
-        cfg = config.load(args.config)
+        cfg = config.load(args.config or config.DEFAULT_PATH,
+                          os.environ if environ is None else environ,
+                          file_optional=args.config is None)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(cfg.log.level)
+    configure_logging(cfg.log.level, cfg.log.format)
     try:
         return COMMANDS[args.command](cfg, args)
     except ConfigError as exc:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from voisobot import lookalike, queries
+from voisobot import logs, lookalike, queries
 from voisobot.access import AccessPolicy
 from voisobot.acks import AuditEntry, audit
 from voisobot.render import ButtonValue, SlackRenderer, slack_id_or_text
@@ -162,7 +162,8 @@ class Commands:
         except ValueError as exc:  # UsageError and the queries' input errors
             answer, outcome = self.usage(str(exc)), f"usage: {exc}"
         except Exception:
-            log.exception("/voiso %s failed", detail[:MAX_DETAIL])
+            log.exception("/voiso %s failed", detail[:MAX_DETAIL],
+                          extra=logs.ids(channel=channel_id))
             answer = Answer(self.renderer.render_answer("failed"))
             outcome = "failed (see the log)"
         self.guard.record(entry, outcome)

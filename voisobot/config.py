@@ -8,11 +8,14 @@ credentials come from boto3's default chain (environment, profile, instance role
 import dataclasses
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from voisobot import config_env
+from voisobot.config_env import Origins
 from voisobot.errors import ConfigError
 
 DEFAULT_PATH = Path("config.toml")
@@ -29,8 +32,11 @@ _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 _KIND = re.compile(r"^[^/\s]+/[^/\s]+$")
 _TEAMS_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,99}$")
+# VOISO_ variables the bot reads that are not settings (config_env.py): make demo's.
+OTHER_VARIABLES = frozenset({"VOISO_DEMO_CHANNEL", "VOISO_DEMO_TEAMS_URL"})
 TEAMS_PREFIX = "teams:"  # an alert's channel for a Teams destination: "teams:<name>"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 SEVERITIES = ("info", "low", "medium", "high", "critical")  # in rising order
 GROUP_FIELDS = ("type", "event", "user", "who", "ip", "callcenter", "access_group")
 DEFAULT_GROUP_BY = ("type", "event", "user")
@@ -74,6 +80,14 @@ def _channel_or_empty(value: str) -> bool:
 
 def _any_of(expect: str) -> str:
     return f"{expect}, or a list of them (\"*\" matches any)"
+
+
+def _is_setting(variable: str) -> bool:
+    try:
+        return config_env.setting_path(variable, (*SECTIONS, *SPECIAL_SECTIONS)) is not None \
+            and variable.startswith(config_env.PREFIX)
+    except ConfigError:  # VOISO_ROUTES__…: not a setting, but no name for a webhook either
+        return True
 
 
 def _between(low, high):
@@ -124,6 +138,8 @@ class StoreConfig:
 class LogConfig:
     level: str = option("INFO", expect="one of " + ", ".join(LOG_LEVELS),
                         check=lambda v: v.upper() in LOG_LEVELS)
+    format: str = option("text", expect='"text" (one line per record) or "json" (one JSON '
+                         "object per line)", check=lambda v: v in LOG_FORMATS)
 
 
 @dataclass(frozen=True)
@@ -204,8 +220,9 @@ class TeamsDestinationConfig:
     lives in the environment variable named here, never in config.toml."""
 
     webhook_url_env: str = option(expect="the name of the environment variable holding the "
-                                  "webhook URL, e.g. VOISO_TEAMS_SECOPS_URL",
-                                  check=lambda v: bool(_ENV_NAME.match(v)))
+                                  "webhook URL, e.g. VOISO_TEAMS_SECOPS_URL (not a setting's "
+                                  "name, VOISO_<SECTION>__<KEY>)",
+                                  check=lambda v: bool(_ENV_NAME.match(v)) and not _is_setting(v))
 
 
 @dataclass(frozen=True)
@@ -256,122 +273,197 @@ class Config:
         return self.base_dir / Path(path).expanduser() if path else None
 
 
-def load(path: Path = DEFAULT_PATH) -> Config:
-    """Read and validate a config file; raise ConfigError naming the key on any problem."""
+def load(path: Path = DEFAULT_PATH, environ: Mapping[str, str] | None = None, *,
+         file_optional: bool = False) -> Config:
+    """Read and validate a config file and the VOISO_ variables of ``environ`` (none by
+    default: the command line passes os.environ), which win over the file; raise
+    ConfigError naming the key, and the variable it came from, on any problem. With
+    ``file_optional``, a missing file is no error when the environment supplies every
+    required key (relative paths are then relative to the working directory)."""
+    path = Path(path)
+    if file_optional and not path.exists():
+        data, origins, base_dir = {}, Origins(f"{path} (no such file)"), Path.cwd()
+    else:
+        data, origins, base_dir = _read(path), Origins(str(path)), path.resolve().parent
+    found, others = config_env.settings(environ or {}, (*SECTIONS, *SPECIAL_SECTIONS))
+    data, variables = config_env.overlay(data, found, _is_text)
+    origins = dataclasses.replace(origins, variables=variables)
+    _refuse_unknown_variables(others, data)
+    return from_dict(data, base_dir=base_dir, origins=origins)
+
+
+def _read(path: Path) -> dict:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
-    return from_dict(data, base_dir=Path(path).resolve().parent, source=str(path))
 
 
-def from_dict(data: dict, *, base_dir: Path = Path("."), source: str = "config") -> Config:
-    """Validate a parsed TOML document (also used by tests and the demo)."""
+def _is_text(path: tuple) -> bool:
+    """Whether the key at ``path`` holds a string (its variable's text is taken as it is)."""
+    if path[0] == "severity":
+        return len(path) == 2
+    return _key_type(path) is str
+
+
+def _key_type(path: tuple) -> type | None:
+    """The type of the key at ``path``, or None when there is no such key."""
+    tables = {**SECTIONS, "teams": TeamsConfig}
+    if len(path) == 2 and path[0] in tables:
+        cls = tables[path[0]]
+    elif len(path) == 4 and path[:2] == ("teams", "destinations"):
+        cls = TeamsDestinationConfig
+    else:
+        return None
+    return next((f.type for f in dataclasses.fields(cls) if "expect" in f.metadata
+                 and (f.metadata["key"] or f.name) == path[-1]), None)
+
+
+def _refuse_unknown_variables(names: list[str], data: dict) -> None:
+    """A VOISO_ variable that is no setting is a typo, unless the bot reads it for another
+    purpose: the demo's, and the Teams webhook URLs that webhook_url_env names."""
+    destinations = data.get("teams", {}).get("destinations", {}) \
+        if isinstance(data.get("teams"), dict) else {}
+    webhooks = {item.get("webhook_url_env") for item in destinations.values()
+                if isinstance(item, dict)} if isinstance(destinations, dict) else set()
+    for name in names:
+        if name in OTHER_VARIABLES or name in webhooks:
+            continue
+        guess = _meant(name)
+        raise ConfigError(f"{name}: unknown variable; a setting is VOISO_<SECTION>__<KEY> "
+                          "with two underscores (e.g. VOISO_SQS__QUEUE_URL), and no "
+                          "teams.destinations.<name>.webhook_url_env names it"
+                          + (f"; did you mean {guess}?" if guess else ""))
+
+
+def _meant(name: str) -> str | None:
+    """The setting a variable with one underscore too few likely meant."""
+    rest = name[len(config_env.PREFIX):].lower()
+    for section in SECTIONS | {"teams": TeamsConfig}:
+        key = rest.removeprefix(section + "_")
+        if key != rest and _key_type((section, key)) is not None:
+            return config_env.variable_for((section, key))
+    return None
+
+
+def from_dict(data: dict, *, base_dir: Path = Path("."), source: str = "config",
+              origins: Origins | None = None) -> Config:
+    """Validate a parsed TOML document (also used by tests and the demo); errors name
+    ``source``, or where ``origins`` says each value came from."""
+    origins = origins or Origins(source)
     for key in data:
         if key not in SECTIONS and key not in SPECIAL_SECTIONS:
-            raise ConfigError(f"{source}: unknown section [{key}]; expected one of "
+            raise ConfigError(f"{origins.at(key)}: unknown section [{key}]; expected one of "
                               + ", ".join(f"[{name}]" for name in (*SECTIONS, *SPECIAL_SECTIONS)))
     if "sqs" not in data:
-        raise ConfigError(f"{source}: sqs.queue_url: missing; expected "
-                          + _expect(SqsConfig, "queue_url"))
-    sections = {name: _section(cls, data.get(name, {}), name, source)
+        _missing(origins, ("sqs", "queue_url"), _expect(SqsConfig, "queue_url"))
+    sections = {name: _section(cls, data.get(name, {}), (name,), origins)
                 for name, cls in SECTIONS.items()}
-    teams = _teams(data.get("teams", {}), source)
-    config = Config(**sections, severity=_severities(data.get("severity", {}), source),
-                    routes=_routes(data.get("routes", []), source, teams), teams=teams,
+    teams = _teams(data.get("teams", {}), origins)
+    config = Config(**sections, severity=_severities(data.get("severity", {}), origins),
+                    routes=_routes(data.get("routes", []), origins, teams), teams=teams,
                     base_dir=base_dir)
     for where, path, key in (("slack", config.templates_path, config.slack.templates_dir),
                              ("teams", config.teams_templates_path, config.teams.templates_dir)):
         if path and not path.is_dir():
-            raise ConfigError(f"{source}: {where}.templates_dir: expected an existing "
+            raise ConfigError(f"{origins.at(where, 'templates_dir')}: expected an existing "
                               f"directory, got {_show(key)} ({path})")
     if config.sqs.backoff_max_seconds < config.sqs.backoff_initial_seconds:
-        raise ConfigError(f"{source}: sqs.backoff_max_seconds: expected at least "
+        raise ConfigError(f"{origins.at('sqs', 'backoff_max_seconds')}: expected at least "
                           f"sqs.backoff_initial_seconds ({config.sqs.backoff_initial_seconds})")
-    return dataclasses.replace(config, sqs=_resolve_queue(config.sqs, source))
+    return dataclasses.replace(config, sqs=_resolve_queue(config.sqs, origins))
 
 
-def _section(cls: type, table: Any, name: str, source: str):
+def _missing(origins: Origins, path: tuple, expect: str):
+    """A required key is missing: say where it could be set."""
+    where = origins.at(*path)
+    hint = "" if origins.variable_of(path) else f"; or set {config_env.variable_for(path)}"
+    raise ConfigError(f"{where}: missing; expected {expect}{hint}")
+
+
+def _section(cls: type, table: Any, path: tuple, origins: Origins):
     if not isinstance(table, dict):
-        raise ConfigError(f"{source}: {name}: expected a table [{name}], got {_show(table)}")
+        raise ConfigError(f"{origins.at(*path)}: expected a table [{config_env.key_text(path)}], "
+                          f"got {_show(table)}")
     fields = {f.metadata["key"] or f.name: f for f in dataclasses.fields(cls)
               if "expect" in f.metadata}  # others (teams.destinations) are read apart
     for key in table:
         if key not in fields:
-            raise ConfigError(f"{source}: {name}.{key}: unknown key; expected one of "
+            raise ConfigError(f"{origins.at(*path, key)}: unknown key; expected one of "
                               + ", ".join(fields))
     values = {}
     for key, spec in fields.items():
         if key in table:
-            values[spec.name] = _value(spec, table[key], f"{source}: {name}.{key}")
+            values[spec.name] = _value(spec, table[key], origins.at(*path, key))
         elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
-            expect = spec.metadata["expect"]
-            raise ConfigError(f"{source}: {name}.{key}: missing; expected {expect}")
+            _missing(origins, (*path, key), spec.metadata["expect"])
     return cls(**values)
 
 
-def _severities(table: Any, source: str) -> dict[str, str]:
+def _severities(table: Any, origins: Origins) -> dict[str, str]:
     if not isinstance(table, dict):
-        raise ConfigError(f"{source}: severity: expected a table [severity], got {_show(table)}")
+        raise ConfigError(f"{origins.at('severity')}: expected a table [severity], "
+                          f"got {_show(table)}")
     for kind, level in table.items():
         if not _KIND.match(kind):
-            raise ConfigError(f'{source}: severity."{kind}": unknown key; expected a kind '
+            raise ConfigError(f"{origins.at('severity', kind)}: unknown key; expected a kind "
                               'written type/event, e.g. "app_login/unauthorized_ip"')
         if level not in SEVERITIES:
-            raise ConfigError(f'{source}: severity."{kind}": expected one of '
+            raise ConfigError(f"{origins.at('severity', kind)}: expected one of "
                               f"{', '.join(SEVERITIES)}, got {_show(level)}")
     return dict(table)
 
 
-def _routes(items: Any, source: str, teams: TeamsConfig) -> tuple[RouteConfig, ...]:
+def _routes(items: Any, origins: Origins, teams: TeamsConfig) -> tuple[RouteConfig, ...]:
     if not isinstance(items, list):
-        raise ConfigError(f"{source}: routes: expected [[routes]] tables, got {_show(items)}")
-    routes = tuple(_section(RouteConfig, item, f"routes[{i}]", source)
+        raise ConfigError(f"{origins.at('routes')}: expected [[routes]] tables, "
+                          f"got {_show(items)}")
+    routes = tuple(_section(RouteConfig, item, ("routes", i), origins)
                    for i, item in enumerate(items))
     for i, route in enumerate(routes):
         if not route.channel and not route.teams and not route.mute:
-            raise ConfigError(f"{source}: routes[{i}].channel: missing; expected a Slack "
-                              "channel ID such as C0123ABCD, teams = [\"<destination>\"], "
+            raise ConfigError(f"{origins.at('routes', i, 'channel')}: missing; expected a "
+                              "Slack channel ID such as C0123ABCD, teams = [\"<destination>\"], "
                               "or mute = true")
         for name in route.teams:
-            _known_destination(teams, name, f"{source}: routes[{i}].teams")
+            _known_destination(teams, name, origins.at("routes", i, "teams"))
     return routes
 
 
-def _teams(table: Any, source: str) -> TeamsConfig:
+def _teams(table: Any, origins: Origins) -> TeamsConfig:
     """[teams] and its [teams.destinations.<name>] tables."""
     if not isinstance(table, dict):
-        raise ConfigError(f"{source}: teams: expected a table [teams], got {_show(table)}")
+        raise ConfigError(f"{origins.at('teams')}: expected a table [teams], got {_show(table)}")
     plain = {key: value for key, value in table.items() if key != "destinations"}
     if unknown := [key for key in plain if key not in _field_keys(TeamsConfig)]:
-        raise ConfigError(f"{source}: teams.{unknown[0]}: unknown key; expected one of "
+        raise ConfigError(f"{origins.at('teams', unknown[0])}: unknown key; expected one of "
                           + ", ".join([*_field_keys(TeamsConfig), "destinations"]))
     found = table.get("destinations", {})
     if not isinstance(found, dict):
-        raise ConfigError(f"{source}: teams.destinations: expected tables "
+        raise ConfigError(f"{origins.at('teams', 'destinations')}: expected tables "
                           f"[teams.destinations.<name>], got {_show(found)}")
     destinations = {}
     for name, item in found.items():
+        where = ("teams", "destinations", name)
         if not _TEAMS_NAME.match(name):
-            raise ConfigError(f"{source}: teams.destinations.{name}: expected a name of "
-                              "lower-case letters, digits, - and _ (at most 40)")
+            raise ConfigError(f"{origins.at(*where)}: expected a name of lower-case letters, "
+                              "digits, - and _ (at most 40)")
         if isinstance(item, dict) and "webhook_url" in item:
-            raise ConfigError(f"{source}: teams.destinations.{name}.webhook_url: the webhook "
-                              "URL is a secret and never goes in config.toml: put it in an "
-                              "environment variable and name that with webhook_url_env")
-        destinations[name] = _section(TeamsDestinationConfig, item,
-                                      f"teams.destinations.{name}", source)
-    teams = dataclasses.replace(_section(TeamsConfig, plain, "teams", source),
+            raise ConfigError(f"{origins.at(*where, 'webhook_url')}: the webhook URL is a "
+                              "secret and never goes in config.toml: put it in an environment "
+                              "variable and name that with webhook_url_env")
+        destinations[name] = _section(TeamsDestinationConfig, item, where, origins)
+    teams = dataclasses.replace(_section(TeamsConfig, plain, ("teams",), origins),
                                 destinations=destinations)
     if teams.default_destination:
         _known_destination(teams, teams.default_destination,
-                           f"{source}: teams.default_destination")
+                           origins.at("teams", "default_destination"))
     return teams
 
 
@@ -407,11 +499,11 @@ def _match_value(spec: dataclasses.Field, value: Any, where: str) -> Match:
     return tuple(values)
 
 
-def _resolve_queue(sqs: SqsConfig, source: str) -> SqsConfig:
+def _resolve_queue(sqs: SqsConfig, origins: Origins) -> SqsConfig:
     """Check the queue URL and take the region from it unless one is set.
 
     No environment here: when neither names a region, sqs.region_of resolves it."""
-    where = f"{source}: sqs.queue_url"
+    where = origins.at("sqs", "queue_url")
     if sqs.queue_url.endswith(".fifo"):
         raise ConfigError(f"{where}: {sqs.queue_url!r} is a FIFO queue; Voiso sends no "
                           "MessageGroupId, so use a standard queue")
@@ -426,8 +518,9 @@ def _resolve_queue(sqs: SqsConfig, source: str) -> SqsConfig:
                           "https://sqs.eu-west-1.amazonaws.com/123456789012/voiso-security, "
                           f"got {_show(sqs.queue_url)}")
     if sqs.region and url_region and sqs.region != url_region and not sqs.endpoint_url:
-        raise ConfigError(f"{source}: sqs.region: {sqs.region!r} does not match the queue URL's "
-                          f"region {url_region!r}; remove sqs.region or set it to {url_region!r}")
+        raise ConfigError(f"{origins.at('sqs', 'region')}: {sqs.region!r} does not match the "
+                          f"queue URL's region {url_region!r}; remove sqs.region or set it to "
+                          f"{url_region!r}")
     region_from = "sqs.region" if sqs.region else "the queue URL" if url_region else ""
     return dataclasses.replace(sqs, region=sqs.region or url_region, region_from=region_from)
 

@@ -21,7 +21,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from voisobot import events, history, slack
+from voisobot import events, history, logs, slack
 from voisobot.config import Config
 from voisobot.errors import MalformedEvent
 from voisobot.intake import utc_now
@@ -98,7 +98,8 @@ class AlertDelivery:
         try:
             event = events.parse(raw)
         except MalformedEvent as exc:  # stored by an older version that accepted it
-            log.error("event %d no longer parses (%s); it raises no alert", event_id, exc)
+            log.error("event %d no longer parses (%s); it raises no alert", event_id, exc,
+                      extra=logs.ids(event_id=event_id))
             return []
         severity = severity_of(event, self.config.severity)
         return [QueueItem(event_id, event.time, d.channel, severity,
@@ -149,7 +150,7 @@ class AlertDelivery:
             raise
         except Exception as exc:
             log.exception("alert %d to %s cannot be delivered; marked failed", alert.id,
-                          alert.channel)
+                          alert.channel, extra=_ids_of(alert))
             self.outbox.mark_failed(alert.id, f"internal error: {type(exc).__name__}: "
                                               f"{one_line(exc)[:200]}")
             return "failed"
@@ -161,7 +162,9 @@ class AlertDelivery:
             return alert_view(self.outbox, alert)
         except MalformedEvent as exc:
             log.error("alert %d: its event %d no longer parses (%s); it is not updated again",
-                      alert.id, alert.event_id, exc)
+                      alert.id, alert.event_id, exc,
+                      extra=logs.ids(alert_id=alert.id, event_id=alert.event_id,
+                                     channel=alert.channel))
             return None
 
     def _deliver(self, alert: QueuedAlert, now: datetime) -> str:
@@ -220,7 +223,7 @@ class AlertDelivery:
             self.reported.add((alert.channel, result.error))
             where = f"Teams destination {teams_name(alert.channel)}" \
                 if is_teams(alert.channel) else f"Slack channel {alert.channel}"
-            log.error("%s: %s", where, result.advice)
+            log.error("%s: %s", where, result.advice, extra=_ids_of(alert))
         return "retry"
 
     def _follow_up(self, channel: str, now: datetime) -> None:
@@ -287,7 +290,8 @@ class AlertDelivery:
         try:
             event = events.parse(raw)
         except MalformedEvent as exc:  # kept by an older version that accepted it
-            log.error("event %d no longer parses (%s); no thread reply for it", event_id, exc)
+            log.error("event %d no longer parses (%s); no thread reply for it", event_id, exc,
+                      extra=logs.ids(event_id=event_id, channel=channel))
             self.outbox.mark_reply(event_id, channel, "failed")
             return
         message = self.renderer.render_reply(AlertView(event, severity))
@@ -310,7 +314,7 @@ class AlertDelivery:
         if found.status == "done" and found.ts:
             self.outbox.mark_sent(alert.id, found.ts, self.clock())
             log.info("alert %d was already in %s (ts %s): not posted again", alert.id,
-                     alert.channel, found.ts)
+                     alert.channel, found.ts, extra=_ids_of(alert))
             return "sent"
         if found.status == "done":
             return "absent"
@@ -342,7 +346,7 @@ class AlertDelivery:
         self.next_post_at[self._pace_key(alert.channel)] = time.monotonic() + delay
         log.warning("alert %d to %s: %s did not take it (%s); retrying in %.0f s",
                     alert.id, alert.channel, "Teams" if is_teams(alert.channel) else "Slack",
-                    result.error, delay)
+                    result.error, delay, extra=_ids_of(alert))
 
     def _pause_for_token(self, alert: QueuedAlert, result: SendResult) -> None:
         self.paused_until = self.clock() + timedelta(seconds=TOKEN_PAUSE_SECONDS)
@@ -354,7 +358,12 @@ class AlertDelivery:
             return
         self.reported.add((channel, result.error))
         log.error("%s refused alerts for %s (%s): %s", "Teams" if is_teams(channel) else
-                  "Slack", channel, result.error, result.advice)
+                  "Slack", channel, result.error, result.advice,
+                  extra=logs.ids(channel=None if channel == "*" else channel))
+
+
+def _ids_of(alert: QueuedAlert) -> dict:
+    return logs.ids(alert_id=alert.id, channel=alert.channel)
 
 
 def alert_view(outbox: Outbox, alert: QueuedAlert) -> AlertView:

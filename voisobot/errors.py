@@ -9,6 +9,10 @@ class ConfigError(VoisoBotError):
     """The configuration file is missing, unreadable or invalid; the message names the key."""
 
 
+class StoreInUse(VoisoBotError):
+    """Another bot holds the store's lock: two would post every alert twice."""
+
+
 class MalformedEvent(VoisoBotError):
     """An SQS message body that is not a valid Voiso event; the message is the reason kept."""
 

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from voisobot import events, sqs
+from voisobot import events, logs, sqs
 from voisobot.config import SqsConfig
 from voisobot.errors import IntakeProblem, MalformedEvent
 from voisobot.store import BatchOutcome, Delivery, Store, internal_error_reason, time_text
@@ -43,7 +43,7 @@ def to_delivery(message: dict) -> Delivery:
     except Exception as exc:
         message_id = _message_id(message)
         log.exception("internal error while parsing SQS message %s; kept as rejected",
-                      message_id)
+                      message_id, extra=logs.ids(sqs_message_id=message_id))
         return Delivery(message_id, _raw_body(message), None, reason=internal_error_reason(exc))
 
 
@@ -157,7 +157,8 @@ class Intake:
         self.backoff.succeeded("store")
         for delivery in deliveries:
             if delivery.reason:
-                log.warning("rejected SQS message %s: %s", delivery.message_id, delivery.reason)
+                log.warning("rejected SQS message %s: %s", delivery.message_id, delivery.reason,
+                            extra=logs.ids(sqs_message_id=delivery.message_id))
         log.debug("stored a batch of %d: %d new, %d duplicate(s), %d redelivered, %d rejected",
                   len(deliveries), len(outcome.stored), outcome.duplicates, outcome.redelivered,
                   outcome.rejected)

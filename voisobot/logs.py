@@ -3,7 +3,7 @@
 A login name, an SQS MessageId, a button's value or an exception's message may hold a
 line break followed by something that looks like a log line of its own. Rather than
 trusting every module to escape every value it logs, the one formatter every handler
-uses (bot.configure_logging) puts each record on one line by construction:
+uses (cli.configure_logging) puts each record on one line by construction:
 
 - in the record's line, every character of the Unicode categories Cc (controls, such
   as \\n, \\r, ESC and U+0085), Cf (format characters, such as bidi overrides and tag
@@ -13,15 +13,24 @@ uses (bot.configure_logging) puts each record on one line by construction:
 - a traceback or stack below it is escaped the same way line by line, and every one of
   its lines starts with CONTINUATION, which no record's line starts with.
 
-Other formats (JSON lines, later) subclass LineFormatter and replace ``format_parts``.
+The JSON format (``log.format = "json"``, JsonFormatter) is one object per line by
+construction too: json.dumps escapes every control character, and with ``ensure_ascii``
+every character beyond ASCII (U+2028, a lone surrogate), so a line holds nothing a reader
+could split on.
+
+Log calls carry the ids in play with ``extra=ids(...)``: the JSON format shows them as
+fields, and the text format leaves them to the message, which names them already.
 """
 
+import json
 import logging
 import unicodedata
+from datetime import UTC, datetime
 
 ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 CONTINUATION = "  | "  # starts every line of a traceback or stack under its record
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+IDS = ("sqs_message_id", "event_id", "alert_id", "channel")  # the ids a record may carry
 
 _SHORT_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -68,13 +77,70 @@ class LineFormatter(logging.Formatter):
         record.message = record.getMessage()
         if self.usesTime():
             record.asctime = self.formatTime(record, self.datefmt)
-        details = []
-        # Not cached in record.exc_text as logging.Formatter does: other handlers (pytest's
-        # capture) would take these escaped lines for the traceback.
-        if record.exc_info:
-            details.append(self.formatException(record.exc_info))
-        elif record.exc_text:
-            details.append(record.exc_text)
-        if record.stack_info:
-            details.append(self.formatStack(record.stack_info))
+        details = [text for text in (self.exception_text(record), self.stack_text(record))
+                   if text]
         return self.formatMessage(record), details
+
+    def exception_text(self, record: logging.LogRecord) -> str:
+        """The record's traceback, if any. Not cached in record.exc_text as
+        logging.Formatter does: other handlers (pytest's capture) would take this format's
+        lines for the traceback."""
+        if record.exc_info:
+            return self.formatException(record.exc_info)
+        return record.exc_text or ""
+
+    def stack_text(self, record: logging.LogRecord) -> str:
+        return self.formatStack(record.stack_info) if record.stack_info else ""
+
+
+class JsonFormatter(LineFormatter):
+    """The JSON log format: one object per line with time (ISO 8601, UTC), level, logger,
+    message, the ids the record carries (IDS), and its exception and stack as text."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": utc_time(record.created), "level": record.levelname,
+                 "logger": record.name, "message": record.getMessage()}
+        for name in IDS:
+            if (value := getattr(record, name, None)) is not None:
+                entry[name] = value if _is_id(value) else str(value)
+        if exception := self.exception_text(record):
+            entry["exception"] = exception
+        if stack := self.stack_text(record):
+            entry["stack"] = stack
+        return json.dumps(entry, ensure_ascii=True)
+
+
+FORMATTERS = {"text": LineFormatter, "json": JsonFormatter}  # log.format
+
+
+def ids(*, sqs_message_id: str | None = None, event_id: int | None = None,
+        alert_id: int | None = None, channel: str | None = None) -> dict:
+    """``extra=`` for a log call: the ids in play, shown as fields in the JSON format."""
+    given = {"sqs_message_id": sqs_message_id, "event_id": event_id, "alert_id": alert_id,
+             "channel": channel}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def utc_time(created: float) -> str:
+    """A record's time as ISO 8601 in UTC to the millisecond, e.g. 2026-11-24T12:00:00.123Z."""
+    moment = datetime.fromtimestamp(created, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+class Quieted(logging.Filter):
+    """A library's records that say nothing to an operator, demoted to DEBUG: those whose
+    message starts with one of ``prefixes``. Added to the logger they are logged on."""
+
+    def __init__(self, *prefixes: str):
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.DEBUG or not record.getMessage().startswith(self.prefixes):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)

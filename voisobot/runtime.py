@@ -10,8 +10,9 @@ import os
 from dataclasses import dataclass
 
 from slack_bolt import App
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 
-from voisobot import handlers, jobs, serve, slack, sqs
+from voisobot import handlers, jobs, logs, serve, slack, sqs
 from voisobot.access import AccessPolicy
 from voisobot.buttons import AlertButtons
 from voisobot.commands import Commands
@@ -24,6 +25,7 @@ from voisobot.outbox import Outbox
 from voisobot.render import SlackRenderer
 from voisobot.replays import Replays
 from voisobot.store import Store
+from voisobot.store_lock import StoreLock
 from voisobot.teams import TeamsSender
 from voisobot.teams_cards import TeamsRenderer
 
@@ -32,6 +34,12 @@ log = logging.getLogger("voisobot")
 # How long a stop waits for job runs in hand (a batch being stored and deleted, a Slack
 # call, a retention chunk); each is bounded by its own timeouts, well under this.
 STOP_GRACE_SECONDS = 20.0
+
+# Bolt's own log (and its Socket Mode client's). Given a client, Bolt still reads
+# SLACK_BOT_TOKEN from the environment and then warns, on every start, that it will not use
+# it: it uses the client's token, which is that same token.
+BOLT_LOG = logging.getLogger("voisobot.bolt")
+BOLT_LOG.addFilter(logs.Quieted(warning_client_prioritized_and_token_skipped()))
 
 
 @dataclass
@@ -45,6 +53,7 @@ class Runtime:
     gate: jobs.StopGate
     delivery: AlertDelivery | None = None
     slack_server: serve.SocketMode | serve.HttpServer | None = None  # /voiso and buttons
+    lock: StoreLock | None = None  # this bot's hold on the store, until it stops
 
     def start(self) -> None:
         self.scheduler.start()
@@ -70,6 +79,8 @@ class Runtime:
             # job that reschedules itself would deadlock (jobs.StopGate).
             self.scheduler.shutdown(wait=False)
         self.store.close()
+        if self.lock is not None:
+            self.lock.release()
 
 
 def build(cfg: Config, sender=None, client=None, secrets: dict[str, str] | None = None
@@ -81,6 +92,15 @@ def build(cfg: Config, sender=None, client=None, secrets: dict[str, str] | None 
     if client is not None and cfg.slack.mode == "http" and not env.get("SLACK_SIGNING_SECRET"):
         raise ConfigError('slack.mode is "http": set SLACK_SIGNING_SECRET in the environment '
                           "(Slack app → Basic Information → Signing Secret)")
+    lock = StoreLock.acquire(cfg.store_path)  # one bot per store, before it is touched at all
+    try:
+        return _build(cfg, sender, client, env, lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _build(cfg: Config, sender, client, env, lock: StoreLock) -> Runtime:
     store = Store(cfg.store_path)
     gate = jobs.StopGate()
     intake = Intake(sqs.make_client(cfg.sqs), cfg.sqs, store, abandonable=gate.abandonable)
@@ -92,7 +112,7 @@ def build(cfg: Config, sender=None, client=None, secrets: dict[str, str] | None 
     scheduler = jobs.build_scheduler(intake, store, retention_days=cfg.store.retention_days,
                                      prune_interval_minutes=cfg.store.prune_interval_minutes,
                                      gate=gate, delivery=delivery)
-    runtime = Runtime(cfg, store, intake, scheduler, gate, delivery)
+    runtime = Runtime(cfg, store, intake, scheduler, gate, delivery, lock=lock)
     if client is not None and sender is not None:
         runtime.slack_server = slack_server(cfg, slack_app(cfg, client, runtime, renderer),
                                             runtime, env)
@@ -120,7 +140,7 @@ def slack_app(cfg: Config, client, runtime: Runtime, renderer: SlackRenderer) ->
     # check either: the front door checks each request before Bolt sees it, and Bolt's
     # check logs the whole body of a request it refuses (front_door.py).
     app = App(client=client, token_verification_enabled=False,
-              request_verification_enabled=False, logger=logging.getLogger("voisobot.bolt"))
+              request_verification_enabled=False, logger=BOLT_LOG)
     policy = AccessPolicy(cfg.access, lambda group: slack.usergroup_members(client, group))
     outbox = runtime.delivery.outbox
     handlers.register(app, Commands(runtime.store, renderer, policy, utc_now),

@@ -19,9 +19,17 @@ from waitress.server import create_server
 from voisobot.errors import VoisoBotError
 from voisobot.front_door import FrontDoor
 from voisobot.intake import Intake
+from voisobot.logs import Quieted
 from voisobot.outbox import Outbox
 
 log = logging.getLogger(__name__)
+# slack_sdk's Socket Mode client logs each session's life at INFO; SocketMode says in one line
+# when it is connected. Its reconnecting after a drop stays at INFO.
+SOCKET_MODE_LOG = logging.getLogger("voisobot.socket_mode")
+SOCKET_MODE_LOG.addFilter(Quieted(
+    "A new session has been established", "Starting to receive messages from a new connection",
+    "Stopped receiving messages from a connection", "The connection has been closed",
+    "Using non-ssl socket to connect"))
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
@@ -152,7 +160,7 @@ class SocketMode:
     reported once in words and not retried."""
 
     def __init__(self, app: App, app_token: str):
-        self.handler = SocketModeHandler(app, app_token)
+        self.handler = SocketModeHandler(app, app_token, logger=SOCKET_MODE_LOG)
         self.stopping = threading.Event()
         self.connected = threading.Event()
         self.thread = threading.Thread(target=self._connect, name="socket-mode", daemon=True)

@@ -8,6 +8,7 @@ anyway is marked ``maybe_posted``; ``find_alert_post`` settles whether it did.
 """
 
 import http.client
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from urllib.error import HTTPError, URLError
@@ -17,6 +18,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry import ConnectionErrorRetryHandler, FixedValueRetryIntervalCalculator
 from slack_sdk.web import SlackResponse
 
+from voisobot.logs import Quieted
 from voisobot.sending import SendResult, retry_after
 
 CONNECT_RETRY_PAUSE_SECONDS = 0.5
@@ -38,6 +40,12 @@ HISTORY_PAGE_SIZE = 200
 HISTORY_MAX_PAGES = 5
 HISTORY_SCOPES = "channels:history,groups:history"
 
+# The Web API client's own log. Its retry chatter only repeats what the caller reports once,
+# classified (the error reaches it): DEBUG, not INFO and ERROR lines on every failed call.
+CLIENT_LOG = logging.getLogger("voisobot.slack_client")
+CLIENT_LOG.addFilter(Quieted("Failed to send a request to Slack API server",
+                             "A retry handler found", "Going to retry the same request"))
+
 
 def make_client(token: str, base_url: str, timeout: float) -> slack_sdk.WebClient:
     """A WebClient whose every call returns within about ``timeout`` (at worst twice that
@@ -51,7 +59,7 @@ def make_client(token: str, base_url: str, timeout: float) -> slack_sdk.WebClien
     delivery job for minutes while other channels' alerts queue behind it.
     """
     return slack_sdk.WebClient(
-        token=token, base_url=base_url, timeout=timeout,
+        token=token, base_url=base_url, timeout=timeout, logger=CLIENT_LOG,
         retry_handlers=[ConnectionErrorRetryHandler(
             max_retry_count=1, error_types=[URLError],
             interval_calculator=FixedValueRetryIntervalCalculator(CONNECT_RETRY_PAUSE_SECONDS))],

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from voisobot import logs
 from voisobot.errors import VoisoBotError
 from voisobot.events import Event
 from voisobot.resources import packaged
@@ -270,7 +271,8 @@ class Store:
                         raise
                     conn.execute("ROLLBACK TO message")
                     log.exception("store: cannot record SQS message %s; kept as rejected",
-                                  delivery.message_id)
+                                  delivery.message_id,
+                                  extra=logs.ids(sqs_message_id=delivery.message_id))
                     single = BatchOutcome()  # the failing delivery's counts are void
                     _record(conn, as_internal_error(delivery, exc), when, single)
                 conn.execute("RELEASE message")
