@@ -375,9 +375,19 @@ def from_dict(data: dict, *, base_dir: Path = Path("."), source: str = "config",
             raise ConfigError(f"{origins.at(where, 'templates_dir')}: expected an existing "
                               f"directory, got {_show(key)} ({path})")
     if config.sqs.backoff_max_seconds < config.sqs.backoff_initial_seconds:
-        raise ConfigError(f"{origins.at('sqs', 'backoff_max_seconds')}: expected at least "
-                          f"sqs.backoff_initial_seconds ({config.sqs.backoff_initial_seconds})")
+        raise ConfigError(_backoff_error(config.sqs, origins))
     return dataclasses.replace(config, sqs=_resolve_queue(config.sqs, origins))
+
+
+def _backoff_error(sqs: SqsConfig, origins: Origins) -> str:
+    """The initial backoff is over the longest: blame the one the environment set, if only
+    one of the two came from it, else the longest."""
+    initial, longest = ("sqs", "backoff_initial_seconds"), ("sqs", "backoff_max_seconds")
+    if origins.variable_of(initial) and not origins.variable_of(longest):
+        return (f"{origins.at(*initial)}: expected at most sqs.backoff_max_seconds "
+                f"({sqs.backoff_max_seconds}), got {sqs.backoff_initial_seconds}")
+    return (f"{origins.at(*longest)}: expected at least sqs.backoff_initial_seconds "
+            f"({sqs.backoff_initial_seconds})")
 
 
 def _missing(origins: Origins, path: tuple, expect: str):
