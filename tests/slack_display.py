@@ -1,6 +1,7 @@
 """What Slack shows for a message, as the tests reason about it.
 
-A model of Slack's documented parsing (platform-facts, "Where Slack parses nothing"):
+A model of Slack's documented parsing (api.slack.com: the text object and the
+``rich_text`` block of Block Kit, and ``chat.postMessage``'s ``mrkdwn`` argument):
 - a ``rich_text`` block's ``text`` elements are shown as they are, in the style the element
   sets; mentions, broadcasts, links and emoji exist only as elements of their own;
 - a ``plain_text`` object with ``"emoji": false`` is shown as it is;

@@ -101,6 +101,18 @@ def test_send_sample_of_one_kind(queue_url, moto_server, tmp_path, capsys, kind,
     assert says in captured.out + captured.err
 
 
+def test_send_sample_to_a_kms_queue_names_the_senders_actions(queue_url, fault_proxy, tmp_path,
+                                                              capsys):
+    """The sender encrypts: it needs kms:GenerateDataKey and kms:Decrypt, not the bot's
+    kms:Decrypt alone."""
+    fault_proxy.fail("SendMessage", "kms_access_denied")
+    path = write_config(tmp_path, queue_url, fault_proxy.url)
+    assert cli.main(["--config", str(path), "send-sample", "unauthorized_ip"]) == 1
+    assert ("the sender (Voiso's key, or whoever runs send-sample) needs kms:GenerateDataKey "
+            "and kms:Decrypt on that key, in its IAM policy and in the key policy"
+            ) in capsys.readouterr().err
+
+
 def test_sigterm_finishes_the_batch_in_hand_and_exits_0(sqs_admin, queue_url, moto_server,
                                                         tmp_path):
     path = write_config(tmp_path, queue_url, moto_server["url"])

@@ -142,15 +142,31 @@ def run_demo(args) -> int:
 
 
 def redeliver(cfg: Config, args) -> int:
-    """Queue the failed alerts (of one channel, or all) again; the running worker posts them."""
-    store = Store(cfg.store_path)
+    """Queue the failed alerts (of one channel, or all) again; the running worker posts them.
+
+    It opens only a store that exists (a wrong store.path must not leave an empty one
+    behind), and says so when nothing was failed: a channel ID with a typo queues nothing."""
+    store = Store(cfg.store_path, create=False)  # NoStore: exit 1 with what to check
     try:
-        count = Outbox(store).redeliver_failed(args.channel)
+        outbox = Outbox(store)
+        count = outbox.redeliver_failed(args.channel)
+        failed_elsewhere = outbox.failed_by_channel()
     finally:
         store.close()
     where = f" to {args.channel}" if args.channel else ""
-    print(f"queued {count} failed alert(s){where} again; the running bot posts them")
+    if count:
+        print(f"queued {count} failed alert(s){where} again; the running bot posts them")
+    else:
+        print(f"nothing to requeue: no failed alert{where} in {cfg.store_path}"
+              + _failed_elsewhere(failed_elsewhere))
     return 0
+
+
+def _failed_elsewhere(counts: dict[str, int]) -> str:
+    if not counts:
+        return ""
+    return "; failed alerts wait for " + ", ".join(
+        f"{channel} ({count})" for channel, count in counts.items())
 
 
 COMMANDS = {"run": run, "check": run_check, "send-sample": send_sample, "render": render_samples,

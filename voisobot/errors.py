@@ -25,6 +25,7 @@ class IntakeProblem(VoisoBotError):
     """A failed SQS call or store write, classified so the intake can log it once and back off.
 
     ``kind`` is a short stable name (``unreachable``, ``throttled``, ``access_denied``,
+    ``kms_key`` (the queue's KMS key is disabled, deleted or pending deletion),
     ``no_such_queue``, ``no_credentials``, ``bad_credentials``, ``wrong_region``,
     ``service_error``, ``sqs_error``, ``store_error``, ``internal_error``); the message
     says in plain words what to do.

@@ -24,8 +24,8 @@ from voisobot.store import BatchOutcome, Delivery, Store, internal_error_reason,
 
 log = logging.getLogger(__name__)
 
-_LOUD = {"access_denied", "no_such_queue", "no_credentials", "bad_credentials", "wrong_region",
-         "store_error", "internal_error"}
+_LOUD = {"access_denied", "kms_key", "no_such_queue", "no_credentials", "bad_credentials",
+         "wrong_region", "store_error", "internal_error"}
 
 
 def utc_now() -> datetime:

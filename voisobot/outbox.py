@@ -233,6 +233,12 @@ class Outbox:
                 "WHERE state = 'failed' AND (:channel IS NULL OR channel = :channel)",
                 {"channel": channel}).rowcount
 
+    def failed_by_channel(self) -> dict[str, int]:
+        """How many alerts wait in ``failed`` for ``redeliver``, per channel."""
+        return dict(self.store.connection().execute(
+            "SELECT channel, count(*) FROM alerts WHERE state = 'failed' "
+            "GROUP BY channel ORDER BY channel").fetchall())
+
     def counts(self) -> dict[str, int]:
         rows = self.store.connection().execute(
             "SELECT state, count(*) FROM alerts GROUP BY state")

@@ -39,6 +39,7 @@ ALERT_EVENT_TYPE = "voiso_alert"  # the metadata event_type of every alert post
 HISTORY_PAGE_SIZE = 200
 HISTORY_MAX_PAGES = 5
 HISTORY_SCOPES = "channels:history,groups:history"
+INFO_SCOPES = "channels:read,groups:read"  # conversations.info, for check
 
 # The Web API client's own log. Its retry chatter only repeats what the caller reports once,
 # classified (the error reaches it): DEBUG, not INFO and ERROR lines on every failed call.
@@ -125,6 +126,64 @@ def auth_test(client: slack_sdk.WebClient) -> SendResult:
     except (SlackClientError, *NETWORK_ERRORS) as exc:
         return classify(exc)
     return classify(response)
+
+
+BOT_TOKEN_PREFIX = "xoxb-"
+# Other tokens found in SLACK_BOT_TOKEN, most specific prefix first (api.slack.com, "Tokens").
+_OTHER_TOKENS = (
+    ("xoxe.xoxb-", "a rotating bot token (xoxe.xoxb-…), which expires within 12 hours and "
+                   "which the bot does not refresh"),
+    ("xoxe.xoxp-", "a rotating user token (xoxe.xoxp-…)"),
+    ("xoxe-", "a refresh token (xoxe-…)"),
+    ("xapp-", "an app-level token (xapp-…), which belongs in SLACK_APP_TOKEN"),
+    ("xoxp-", "a user token (xoxp-…): alerts would be posted as that person, with their access"),
+)
+
+
+def wrong_bot_token(token: str) -> str | None:
+    """What is wrong with the value of SLACK_BOT_TOKEN, in words that never repeat it; None
+    for a bot token (``xoxb-…``)."""
+    bare = token.strip()
+    if bare != token:
+        return "has spaces or a line break around it: remove them"
+    if bare[:1] in ("'", '"'):
+        return ("is wrapped in quotes (docker run --env-file keeps them as part of the value): "
+                "remove them")
+    if bare.startswith(BOT_TOKEN_PREFIX):
+        return None
+    kind = next((what for prefix, what in _OTHER_TOKENS if bare.startswith(prefix)),
+                "not a bot token")
+    return (f"is {kind}; copy the Bot User OAuth Token ({BOT_TOKEN_PREFIX}…) from the app's "
+            "OAuth & Permissions page into SLACK_BOT_TOKEN")
+
+
+@dataclass(frozen=True)
+class Membership:
+    """Whether the bot can post in a channel, from conversations.info; ``failure`` set when
+    Slack could not say."""
+
+    channel: str
+    name: str = ""
+    member: bool = False
+    archived: bool = False
+    failure: SendResult | None = None
+
+
+def membership(client: slack_sdk.WebClient, channel: str) -> Membership:
+    """For ``check``: is the bot in ``channel`` (scope channels:read, groups:read)?"""
+    try:
+        response = client.conversations_info(channel=channel)
+    except (SlackClientError, *NETWORK_ERRORS) as exc:
+        return Membership(channel, failure=classify(exc, channel=channel))
+    result = classify(response, channel=channel)
+    info = response.get("channel")
+    if result.status != "done":
+        return Membership(channel, failure=result)
+    if not isinstance(info, Mapping):
+        return Membership(channel, failure=SendResult("give_up", channel, error="no channel "
+                                                      "in Slack's answer"))
+    return Membership(channel, str(info.get("name") or ""), bool(info.get("is_member")),
+                      bool(info.get("is_archived")))
 
 
 def find_alert_post(client: slack_sdk.WebClient, channel: str, alert: AlertKey,

@@ -24,7 +24,26 @@ _BAD_CREDENTIALS = {"InvalidClientTokenId", "UnrecognizedClientException", "Sign
                     "InvalidAccessKeyId", "ExpiredToken", "ExpiredTokenException",
                     "MissingAuthenticationToken", "InvalidSecurity", "AuthFailure"}
 _THROTTLED = {"ThrottlingException", "Throttling", "RequestThrottled", "OverLimit",
-              "RequestLimitExceeded", "TooManyRequestsException", "KmsThrottled"}
+              "RequestLimitExceeded", "TooManyRequestsException", "KmsThrottled",
+              "KMS.ThrottlingException"}
+# An SSE-KMS queue's key, refused to the caller: SQS's JSON code, and its query-protocol code.
+_KMS_DENIED = {"KmsAccessDenied", "KMS.AccessDeniedException"}
+# The key itself unusable, for everyone: what is wrong with it.
+_KMS_KEY_STATES = {
+    "KmsDisabled": "is disabled: enable it in KMS",
+    "KMS.DisabledException": "is disabled: enable it in KMS",
+    "KmsNotFound": "does not exist (deleted, or the queue names a wrong key): set the queue's "
+                   "encryption to a key that exists",
+    "KMS.NotFoundException": "does not exist (deleted, or the queue names a wrong key): set "
+                             "the queue's encryption to a key that exists",
+    "KmsInvalidState": "cannot be used in its state (pending deletion or pending import): "
+                       "cancel the deletion, or finish the import",
+    "KMS.InvalidStateException": "cannot be used in its state (pending deletion or pending "
+                                 "import): cancel the deletion, or finish the import",
+}
+# Who needs what on an SSE-KMS queue's key (README: Deployment, SSE-KMS queues).
+KMS_RECEIVER_ACTIONS = ("kms:Decrypt",)
+KMS_SENDER_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
 _NO_CREDENTIALS = (botocore.exceptions.NoCredentialsError,
                    botocore.exceptions.PartialCredentialsError)
 _UNREACHABLE = (botocore.exceptions.EndpointConnectionError,
@@ -137,9 +156,12 @@ def _classify_client_error(exc, operation: str, region: str, queue: str) -> Inta
     if codes & _BAD_CREDENTIALS:
         return IntakeProblem("bad_credentials", f"AWS rejected the bot's credentials ({detail}); "
                             "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
-    if any(code.startswith("Kms") for code in codes) and not codes & _THROTTLED:
-        return IntakeProblem("access_denied", f"the queue is encrypted with a KMS key the bot "
-                            f"cannot use ({detail}); allow kms:Decrypt on that key")
+    if codes & _KMS_DENIED:
+        return IntakeProblem("access_denied", _kms_denied(operation, detail))
+    if state := next((_KMS_KEY_STATES[code] for code in sorted(codes) if code in
+                      _KMS_KEY_STATES), None):
+        return IntakeProblem("kms_key", f"the queue's KMS key {state} ({detail}); until then "
+                            "Voiso cannot send and the bot cannot receive")
     if codes & _ACCESS_DENIED or status == 403:
         action = IAM_ACTIONS.get(operation, f"sqs:{operation}")
         return IntakeProblem("access_denied", f"AWS denied {action} on {queue}: add {action} "
@@ -156,3 +178,18 @@ def _classify_client_error(exc, operation: str, region: str, queue: str) -> Inta
         return IntakeProblem("service_error", f"SQS answered {status} to {operation} ({detail}); "
                             "retrying")
     return IntakeProblem("sqs_error", f"SQS refused {operation}: {detail}")
+
+
+def _kms_denied(operation: str, detail: str) -> str:
+    """The actions each side needs on the queue's key: the bot receives (kms:Decrypt), the
+    sender (Voiso, or whoever runs send-sample) encrypts (kms:GenerateDataKey, kms:Decrypt)."""
+    sender = " and ".join(KMS_SENDER_ACTIONS)
+    where = ("in its IAM policy and in the key policy (README: Deployment, SSE-KMS queues)")
+    if operation == "SendMessage":
+        return (f"the queue is encrypted with a KMS key the sender may not use ({detail}): "
+                f"the sender (Voiso's key, or whoever runs send-sample) needs {sender} on "
+                f"that key, {where}")
+    receiver = " and ".join(KMS_RECEIVER_ACTIONS)
+    return (f"the queue is encrypted with a KMS key the bot may not use ({detail}): allow "
+            f"{receiver} on that key to the bot's identity, {where}; Voiso's sender needs "
+            f"{sender} on the same key, so if its messages stop arriving, check that too")

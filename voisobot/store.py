@@ -203,13 +203,30 @@ def count_all_new_events(conn: sqlite3.Connection) -> int:
             return counted
 
 
-class Store:
+class NoStore(VoisoBotError):
+    """The store file does not exist, and the command that asked must not create one."""
+
     def __init__(self, path: Path | str):
+        super().__init__(f"no store yet at {path}: the bot has not run here")
+        self.path = Path(path)
+
+
+class Store:
+    def __init__(self, path: Path | str, *, create: bool = True, upgrade: bool = True):
+        """``create=False`` opens only a file that exists (NoStore otherwise) and never makes
+        one: ``check`` and ``redeliver`` run beside the bot, perhaps with another store.path.
+        ``upgrade=False`` leaves the schema as it is: ``check`` only looks, and an older bot
+        may be running on the file."""
         self.path = str(path)
+        self._create = create
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        migrate(self.connection())
+        if not create and not Path(path).exists():
+            raise NoStore(path)
+        conn = self.connection()
+        if upgrade:
+            migrate(conn)
 
     @functools.cached_property
     def store_id(self) -> str:
@@ -222,7 +239,7 @@ class Store:
         """This thread's connection, opened on first use."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path)
+            conn = connect(self.path, create=self._create)
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
@@ -315,6 +332,14 @@ class Store:
         return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                 for table in ("events", "duplicates", "rejected")}
 
+    def schema_version(self) -> int:
+        return self.connection().execute("PRAGMA user_version").fetchone()[0]
+
+    def kinds_seen(self) -> set[tuple[str, str]]:
+        """Every (type, event) pair stored, documented or not (read from events_by_kind)."""
+        return set(map(tuple, self.connection().execute(
+            "SELECT DISTINCT type, event FROM events").fetchall()))
+
     def counts_by_kind(self) -> dict[str, int]:
         rows = self.connection().execute(
             "SELECT type || '/' || event, count(*) FROM events GROUP BY type, event ORDER BY 1")
@@ -355,9 +380,13 @@ class transaction:
             self.conn.execute("ROLLBACK")
 
 
-def connect(path: str) -> sqlite3.Connection:
+def connect(path: str, *, create: bool = True) -> sqlite3.Connection:
+    """A connection with the store's pragmas; with ``create=False`` SQLite's ``mode=rw``
+    refuses a file that is missing instead of making it (even one deleted since a check)."""
+    target = path if create else Path(path).absolute().as_uri() + "?mode=rw"
     # check_same_thread=False only so close() can run at shutdown; each thread uses its own.
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, timeout=30,
+                           uri=not create)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")

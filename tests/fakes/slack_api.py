@@ -1,9 +1,9 @@
 """A fake Slack Web API over HTTP: a recorder with faults on demand.
 
 slack_sdk's WebClient reaches it through ``base_url``, like Slack itself. It answers
-``chat.postMessage``, ``chat.update``, ``conversations.history``, ``auth.test``,
-``usergroups.users.list`` and ``apps.connections.open`` (with the app-level token) the
-way Slack does, accepts POSTs to ``/response/<anything>`` (a response_url), and records
+``chat.postMessage``, ``chat.update``, ``conversations.history``, ``conversations.info``,
+``auth.test``, ``usergroups.users.list`` and ``apps.connections.open`` (with the app-level
+token) the way Slack does, accepts POSTs to ``/response/<anything>`` (a response_url), and records
 every call. Posted messages (with their metadata) are kept per channel, so history
 reads see them, newest first, in cursor-linked pages. It checks only what Slack's
 answer depends on (the token, the channel); it validates no payload. A test can make
@@ -26,7 +26,8 @@ RESPONSE_URL = "response_url"  # the method name under which response_url calls 
 TS_STEP_MICROS = 100
 HISTORY_DEFAULT_LIMIT = 100  # Slack's default page size for conversations.history
 # The scope Slack names in "needed" when a method answers missing_scope.
-_NEEDED_SCOPE = {"conversations.history": "channels:history,groups:history"}
+_NEEDED_SCOPE = {"conversations.history": "channels:history,groups:history",
+                 "conversations.info": "channels:read"}
 _CURSOR_PREFIX = "next_ts:"
 
 
@@ -56,6 +57,7 @@ class FakeSlack:
         self.calls: list[Call] = []
         self.down = False
         self._not_in_channel: set[str] = set()
+        self._archived: set[str] = set()
         self._faults: dict[str, list[str]] = defaultdict(list)
         self._messages: dict[str, list[dict]] = defaultdict(list)  # oldest first
         # Like Slack's, a ts is the wall-clock time of the post (kept strictly increasing),
@@ -103,6 +105,7 @@ class FakeSlack:
         with self._lock:
             self._faults.clear()
             self._not_in_channel.clear()
+            self._archived.clear()
         self.down = False
 
     def set_down(self, down: bool) -> None:
@@ -111,6 +114,10 @@ class FakeSlack:
     def set_not_in_channel(self, channel: str) -> None:
         with self._lock:
             self._not_in_channel.add(channel)
+
+    def set_archived(self, channel: str) -> None:
+        with self._lock:
+            self._archived.add(channel)
 
     def messages(self, channel: str) -> list[dict]:
         """The messages posted to ``channel``, oldest first."""
@@ -164,16 +171,31 @@ class FakeSlack:
         if call.method == "auth.test":
             return {"ok": True, "url": "https://test.slack.com/", "team": "Test",
                     "user": "voiso-bot", "team_id": "T1", "user_id": "UBOT", "bot_id": "B1"}
-        if call.method not in ("chat.postMessage", "chat.update", "conversations.history"):
+        if call.method not in ("chat.postMessage", "chat.update", "conversations.history",
+                               "conversations.info"):
             return _error("unknown_method")
         channel = call.payload.get("channel")
+        if call.method == "conversations.info":
+            return self._info_answer(channel)
         if channel in self._not_in_channel:
             return _error("not_in_channel")
+        if channel in self._archived and call.method != "conversations.history":
+            return _error("is_archived")
         if channel not in self.channels:
             return _error("channel_not_found")
         if call.method == "conversations.history":
             return self._history_answer(call, channel)
         return self._message_answer(call, channel)
+
+    def _info_answer(self, channel: str) -> dict:
+        """Like Slack: a public channel the bot is not in is found, with is_member false."""
+        known = channel in self.channels or channel in self._not_in_channel
+        if not known:
+            return _error("channel_not_found")
+        return {"ok": True, "channel": {
+            "id": channel, "name": f"name-of-{channel.lower()}", "is_channel": True,
+            "is_member": channel not in self._not_in_channel,
+            "is_archived": channel in self._archived}}
 
     def _message_answer(self, call: Call, channel: str) -> dict:
         ts = call.payload.get("ts") if call.method == "chat.update" else self._new_ts()

@@ -26,6 +26,14 @@ _ERRORS = {
     "bad_credentials": (403, "InvalidClientTokenId",
                         "com.amazon.coral.service#UnrecognizedClientException",
                         "The security token included in the request is invalid."),
+    # An SSE-KMS queue whose key the caller may not use, or that is disabled.
+    "kms_access_denied": (400, "KMS.AccessDeniedException", "com.amazonaws.sqs#KmsAccessDenied",
+                          "User: arn:aws:iam::123456789012:user/voiso-bot is not authorized "
+                          "to perform: kms:Decrypt on resource: arn:aws:kms:us-east-1:"
+                          "123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+    "kms_disabled": (400, "KMS.DisabledException", "com.amazonaws.sqs#KmsDisabled",
+                     "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-"
+                     "1234567890ab is disabled."),
 }
 
 
@@ -57,7 +65,7 @@ class SqsFaultProxy:
     def fail(self, operation: str, fault: str, times: int = 1) -> None:
         """Answer the next ``times`` calls of ``operation`` (e.g. "ReceiveMessage") with
         ``fault``: throttle, server_error, no_such_queue, invalid_address, bad_credentials,
-        access_denied, hang."""
+        access_denied, kms_access_denied, kms_disabled, hang."""
         with self._lock:
             self._faults[operation] += [fault] * times
 

@@ -284,6 +284,41 @@ def test_redeliver_on_the_command_line(tmp_path, capsys):
     assert "queued 1 failed alert(s) to C0GONE0001 again" in capsys.readouterr().out
 
 
+def redeliver_config(tmp_path) -> str:
+    path = tmp_path / "config.toml"
+    path.write_text('[sqs]\nqueue_url = "https://sqs.eu-west-1.amazonaws.com/123456789012/v"\n'
+                    '[store]\npath = "s.sqlite3"\n', encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize(("failed", "argv", "says"), [
+    ([], [], "nothing to requeue: no failed alert in {store}"),
+    ([], ["C0TYPO0001"], "nothing to requeue: no failed alert to C0TYPO0001 in {store}"),
+    (["C0GONE0001", "C0GONE0001", "teams:secops"], ["C0TYPO0001"],
+     "nothing to requeue: no failed alert to C0TYPO0001 in {store}; failed alerts wait for "
+     "C0GONE0001 (2), teams:secops (1)"),
+])
+def test_redeliver_with_nothing_to_requeue_says_so(tmp_path, capsys, failed, argv, says):
+    store = Store(tmp_path / "s.sqlite3")
+    store_events(store, *["user/user_added"] * len(failed))
+    with transaction(store.connection()) as conn:
+        for event_id, channel in enumerate(failed, start=1):
+            conn.execute("INSERT INTO alerts (event_id, channel, severity, state, "
+                         "next_attempt_at, created_at, last_error) VALUES (?, ?, 'high', "
+                         "'failed', '', '', 'channel_not_found')", (event_id, channel))
+    store.close()
+    assert cli.main(["--config", redeliver_config(tmp_path), "redeliver", *argv]) == 0
+    assert capsys.readouterr().out.strip() == says.format(store=tmp_path / "s.sqlite3")
+
+
+def test_redeliver_never_creates_a_store(tmp_path, capsys):
+    config_path = redeliver_config(tmp_path)
+    assert cli.main(["--config", config_path, "redeliver", "C0GONE0001"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"error: no store yet at {tmp_path / 's.sqlite3'}: the bot has not run here")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]
+
+
 def test_a_bad_token_pauses_delivery_and_loses_nothing(store, fake_slack, caplog):
     store_events(store, "user/user_added", "user/user_deleted")
     sender = slack.SlackSender(slack.make_client("xoxb-wrong", fake_slack.base_url, timeout=1))

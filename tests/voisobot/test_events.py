@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from voisobot import events, samples
 from voisobot.errors import MalformedEvent
 
+# Voiso's "Security Log Streaming" page, as text: CI lays it out in ../shared/ beside the
+# checkout; a clone alone does not have it, and this one test is then skipped.
 VENDOR_PAGE = Path(__file__).resolve().parents[3] / "shared" / "voiso-security-log-streaming.txt"
 VENDOR_TIME = datetime(2020, 10, 10, 10, 11, 12, 120000, tzinfo=UTC)
 
@@ -72,8 +74,9 @@ def test_every_kind_of_the_vendor_page_is_covered():
 
 
 @pytest.mark.skipif(not VENDOR_PAGE.exists(),
-                    reason="the vendor page lives in the steering repo's shared/, beside CI's "
-                           "checkout but not in a user's clone")
+                    reason="Voiso's event page is read from ../shared/"
+                           "voiso-security-log-streaming.txt beside the checkout, where CI "
+                           "lays it out; this clone has none")
 def test_samples_match_the_vendor_page_exactly():
     blocks = re.findall(r"^\{\n.*?\n\}$", VENDOR_PAGE.read_text(), flags=re.S | re.M)
     on_page = {f"{b['type']}/{b['event']}": b for b in map(json.loads, blocks)}

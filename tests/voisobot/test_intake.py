@@ -160,6 +160,29 @@ def test_throttling_backs_off_then_drains(sqs_admin, queue_url, make_config, fau
     assert sum("throttling" in r.getMessage() for r in caplog.records) == 1
 
 
+@pytest.mark.parametrize(("fault", "kind", "says"), [
+    ("kms_access_denied", "access_denied",
+     "allow kms:Decrypt on that key to the bot's identity, in its IAM policy and in the key "
+     "policy"),
+    ("kms_disabled", "kms_key", "the queue's KMS key is disabled: enable it in KMS"),
+])
+def test_a_kms_key_the_bot_cannot_use_is_named_with_the_bots_action(
+        sqs_admin, queue_url, make_config, fault_proxy, caplog, fault, kind, says):
+    cfg = make_config(queue_url, endpoint_url=fault_proxy.url)
+    send(sqs_admin, queue_url, samples.example("allowed_ip/ip_removed"))
+    fault_proxy.fail("ReceiveMessage", fault, times=2)
+    intake = make_intake(cfg)
+    with caplog.at_level(logging.ERROR, logger="voisobot"):
+        intake.run()
+        intake.run()
+    assert intake.backoff.problem.kind == kind
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and says in errors[0]
+    assert "kms:GenerateDataKey" not in errors[0] or "Voiso's sender needs" in errors[0]
+    drain(intake)
+    assert intake.store.totals()["events"] == 1
+
+
 @pytest.mark.parametrize("operation, action", [("ReceiveMessage", "sqs:ReceiveMessage"),
                                                ("DeleteMessageBatch", "sqs:DeleteMessage")])
 def test_access_denied_names_the_missing_iam_action(sqs_admin, make_queue, make_config,

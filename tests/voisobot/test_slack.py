@@ -5,6 +5,8 @@ import time
 
 import pytest
 import slack_sdk
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.fakes.slack_api import FakeSlack
 from voisobot import slack
@@ -563,3 +565,36 @@ def test_fake_records_form_encoded_calls(fake_slack, client):
 
     [call] = fake_slack.calls_to("chat.postMessage")
     assert call.payload == {"channel": "C_ALERTS", "text": "form"}
+
+
+# --- the type of SLACK_BOT_TOKEN, named without repeating it -----------------------------------
+
+PREFIXES = ["xoxb-", "xapp-", "xoxp-", "xoxe.xoxb-", "xoxe.xoxp-", "xoxe-", "xoxa-", "xoxc-", ""]
+SECRET = st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-",
+                 min_size=12, max_size=60)
+AROUND = st.sampled_from([("", ""), (" ", ""), ("", "\n"), ('"', '"'), ("'", "'")])
+
+
+@pytest.mark.parametrize(("token", "says"), [
+    ("xoxb-1-2-abc", None),
+    ("xapp-1-A1-2-abc", "is an app-level token (xapp-…), which belongs in SLACK_APP_TOKEN"),
+    ("xoxp-1-2-abc", "is a user token (xoxp-…)"),
+    ("xoxe.xoxb-1-abc", "is a rotating bot token (xoxe.xoxb-…)"),
+    ("xoxe.xoxp-1-abc", "is a rotating user token (xoxe.xoxp-…)"),
+    ("xoxe-1-abc", "is a refresh token (xoxe-…)"),
+    ("xoxa-2-abc", "is not a bot token"),
+    ("", "is not a bot token"),
+    (" xoxb-1-2-abc", "has spaces or a line break around it"),
+    ("'xoxb-1-2-abc'", "is wrapped in quotes"),
+])
+def test_the_token_type_is_named(token, says):
+    found = slack.wrong_bot_token(token)
+    assert found == says if says is None else says in found
+
+
+@settings(max_examples=200)
+@given(prefix=st.sampled_from(PREFIXES), secret=SECRET, around=AROUND)
+def test_what_is_said_of_a_token_never_repeats_it(prefix, secret, around):
+    said = slack.wrong_bot_token(around[0] + prefix + secret + around[1])
+    assert said is None or secret not in said
+    assert (said is None) == (prefix == "xoxb-" and around == ("", ""))

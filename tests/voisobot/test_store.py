@@ -9,6 +9,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import sqs_message
 from voisobot import samples
@@ -16,6 +18,7 @@ from voisobot import store as store_module
 from voisobot.intake import to_delivery
 from voisobot.store import (
     _INSERT_EVENT,
+    NoStore,
     SchemaTooNew,
     Store,
     connect,
@@ -341,3 +344,47 @@ def test_prune_drops_the_counts_of_whole_days_before_the_cutoffs_day(store, monk
     assert sorted({day for _, day, _ in kept(conn)}) == ["2026-11-22", "2026-11-24"]
     # the cutoff's day keeps its count of the event just deleted
     assert kept(conn)["kind", "2026-11-22", "app_login/successful_login"] == 2
+
+
+# --- opening only a store that exists (check, redeliver) -------------------------------------
+
+# File names a store.path may hold, URI-special characters included: mode=rw goes by URI.
+AWKWARD_NAMES = ["store.sqlite3", "with space.db", "q?mode=rwc.db", "hash#frag.db", "50%.db",
+                 "ünïcode.db", "a&b=c.db", "%3F.db", "..db"]
+NAME = st.text(st.characters(exclude_categories=("Cs", "Cc"), exclude_characters="/\x00"),
+               min_size=1, max_size=20).filter(lambda n: n not in (".", ".."))
+
+
+def exists_only_once_made(directory, name: str) -> None:
+    """No file appears for a missing store; an existing one is opened, itself, as it is."""
+    path = directory / name
+    with pytest.raises(NoStore, match=r"no store yet at .*: the bot has not run here"):
+        Store(path, create=False)
+    assert list(directory.iterdir()) == []
+    made = Store(path)
+    made.record_batch([delivery()], NOW)
+    made.close()
+    opened = Store(path, create=False, upgrade=False)
+    assert opened.totals()["events"] == 1 and opened.path == str(path)
+    opened.close()
+    assert {p.name for p in directory.iterdir()} == {name}
+
+
+@pytest.mark.parametrize("name", AWKWARD_NAMES)
+def test_a_missing_store_is_never_made_whatever_its_name(tmp_path, name):
+    exists_only_once_made(tmp_path, name)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=NAME)
+def test_a_missing_store_is_never_made_for_any_name(tmp_path_factory, name):
+    exists_only_once_made(tmp_path_factory.mktemp("names"), name)
+
+
+def test_a_store_deleted_after_the_existence_check_is_not_made_again(tmp_path):
+    """SQLite's mode=rw, not the check before it, is what refuses to create the file."""
+    path = tmp_path / "store.sqlite3"
+    with pytest.raises(sqlite3.OperationalError):
+        connect(str(path), create=False)
+    assert not path.exists()
