@@ -58,9 +58,13 @@ def _parsed(message: dict) -> Delivery:
 
 
 def _message_id(message) -> str:
-    """The SQS MessageId, or a made-up one so that a response without it is still kept."""
+    """The SQS MessageId, or a made-up one so that a response without it is still kept.
+    An id SQLite cannot store (an unpaired surrogate) has it shown as U+FFFD, as event
+    fields do: always the same way, so a redelivery is still recognised."""
     message_id = message.get("MessageId") if isinstance(message, dict) else None
-    return message_id if isinstance(message_id, str) else f"no-message-id-{uuid.uuid4()}"
+    if not isinstance(message_id, str):
+        return f"no-message-id-{uuid.uuid4()}"
+    return message_id.encode("utf-8", "replace").decode("utf-8")
 
 
 def _raw_body(message) -> bytes:

@@ -86,10 +86,10 @@ def build_scheduler(intake: Intake, store: Store, *, retention_days: int,
     if delivery is not None:
         _add_paced_job(scheduler, gate, DELIVERY_JOB, "Slack delivery", delivery.run,
                        lambda exc: delivery.run_interval, delivery.run_interval)
-    scheduler.add_job(count_days, IntervalTrigger(seconds=DAILY_COUNT_SECONDS),
-                      args=(store,), id=DAILY_COUNT_JOB, name="daily counts")
-    scheduler.add_job(prune, IntervalTrigger(minutes=prune_interval_minutes),
-                      args=(store, retention_days), id=PRUNE_JOB, name="retention",
+    scheduler.add_job(_gated, IntervalTrigger(seconds=DAILY_COUNT_SECONDS),
+                      args=(gate, count_days, store), id=DAILY_COUNT_JOB, name="daily counts")
+    scheduler.add_job(_gated, IntervalTrigger(minutes=prune_interval_minutes),
+                      args=(gate, prune, store, retention_days), id=PRUNE_JOB, name="retention",
                       next_run_time=utc_now())
     return scheduler
 
@@ -100,6 +100,13 @@ def _add_paced_job(scheduler: BackgroundScheduler, gate: StopGate, job_id: str, 
     scheduler.add_job(_run_paced, IntervalTrigger(seconds=max(interval, MIN_DELAY_SECONDS)),
                       args=(scheduler, gate, job_id, work, on_error), id=job_id, name=name,
                       next_run_time=utc_now())
+
+
+def _gated(gate: StopGate, work: Callable, *args) -> None:
+    """Run a job inside the gate, so that a stop waits for it; not once stopping began."""
+    with gate.enter() as running:
+        if running:
+            work(*args)
 
 
 def _run_paced(scheduler: BackgroundScheduler, gate: StopGate, job_id: str,

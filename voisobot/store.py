@@ -220,7 +220,7 @@ class Store:
         self.path = str(path)
         self._create = create
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._lock = threading.Lock()
         if not create and not Path(path).exists():
             raise NoStore(path)
@@ -242,15 +242,24 @@ class Store:
             conn = connect(self.path, create=self._create)
             self._local.conn = conn
             with self._lock:
-                self._all.append(conn)
+                self._all.append((threading.current_thread(), conn))
         return conn
 
     def close(self) -> None:
+        """Close this thread's connection and those of threads that have ended. A thread
+        still running (a job a stop did not wait for) keeps its own: closing a connection
+        while another thread runs a statement on it crashes SQLite. The store reopens on
+        the next use."""
+        me = threading.current_thread()
         with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
+            kept = []
+            for owner, conn in self._all:
+                if owner is me or not owner.is_alive():
+                    conn.close()
+                else:
+                    kept.append((owner, conn))
+            self._all = kept
+        self._local.__dict__.pop("conn", None)
 
     def record_batch(self, deliveries: list[Delivery], received_at: datetime) -> BatchOutcome:
         """Store a received batch; idempotent on the SQS message id.
