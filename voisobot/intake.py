@@ -12,6 +12,7 @@ import logging
 import random
 import sqlite3
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,10 +20,14 @@ from datetime import UTC, datetime
 from voisobot import events, sqs
 from voisobot.config import SqsConfig
 from voisobot.errors import IntakeProblem, MalformedEvent
+from voisobot.metrics import Metrics
 from voisobot.store import BatchOutcome, Delivery, Store, internal_error_reason, time_text
 
 log = logging.getLogger(__name__)
 
+# One run drains the queue for at most this long, then hands back to the scheduler (which
+# runs it again at once): a run that lasts much longer is stuck (ops.py's liveness).
+MAX_RUN_SECONDS = 60.0
 _LOUD = {"access_denied", "no_such_queue", "no_credentials", "bad_credentials", "wrong_region",
          "store_error", "internal_error"}
 
@@ -110,28 +115,48 @@ class IntakeHealth:
 
 
 class Intake:
-    def __init__(self, client, config: SqsConfig, store: Store, *, clock=utc_now):
+    def __init__(self, client, config: SqsConfig, store: Store, *, clock=utc_now,
+                 metrics: Metrics | None = None):
         self.client, self.config, self.store, self.clock = client, config, store, clock
+        self.metrics = metrics or Metrics()
         self.stopping = threading.Event()
         self.backoff = Backoff(config.backoff_initial_seconds, config.backoff_max_seconds)
         self.health = IntakeHealth()
 
     def run(self) -> float:
-        """One scheduled run: drain the queue while messages come; return the seconds to wait."""
+        """One scheduled run: drain the queue while messages come (for MAX_RUN_SECONDS at
+        most); return the seconds to wait."""
+        deadline = time.monotonic() + MAX_RUN_SECONDS
         try:
-            while not self.stopping.is_set():
-                messages = self._call("ReceiveMessage", sqs.receive, self.config.wait_time_seconds)
-                self.health.last_successful_poll = self.clock()
+            while not self.stopping.is_set() and time.monotonic() < deadline:
+                messages = self._poll()
                 if not messages:
                     return self.config.poll_interval_seconds
-                self.settle(messages)  # even when stopping: this batch is in hand
+                self.settle(messages, received=time.monotonic())  # even when stopping
         except IntakeProblem as problem:
-            return self.backoff.failed(problem)
+            return self.failed(problem)
         return 0.0
 
-    def settle(self, messages: list[dict]) -> BatchOutcome:
-        """Commit a received batch, then delete it from SQS."""
+    def failed(self, problem: IntakeProblem) -> float:
+        """Count the problem; return the seconds to back off."""
+        self.metrics.intake_failed(problem)
+        return self.backoff.failed(problem)
+
+    def _poll(self) -> list[dict]:
+        try:
+            messages = self._call("ReceiveMessage", sqs.receive, self.config.wait_time_seconds)
+        finally:
+            self.metrics.polled()
+        self.health.last_successful_poll = self.clock()
+        self.metrics.poll_succeeded(self.health.last_successful_poll.timestamp())
+        return messages
+
+    def settle(self, messages: list[dict], received: float | None = None) -> BatchOutcome:
+        """Commit a received batch, then delete it from SQS. ``received``: the
+        time.monotonic() at which ReceiveMessage answered."""
+        received = time.monotonic() if received is None else received
         outcome = self.store_messages(messages)
+        self.metrics.batch_committed(time.monotonic() - received)
         failed = self._call("DeleteMessageBatch", sqs.delete, messages)
         if failed:
             self._retry_failed_deletes(messages, failed)
@@ -153,6 +178,7 @@ class Intake:
                   len(deliveries), len(outcome.stored), outcome.duplicates, outcome.redelivered,
                   outcome.rejected)
         self.health.totals.add(outcome)
+        self.metrics.batch_stored(outcome)
         return outcome
 
     def _retry_failed_deletes(self, messages: list[dict], failed: list[dict]) -> None:

@@ -340,7 +340,7 @@ def test_a_teams_only_bot_posts_cards_without_any_slack_token(tmp_path, moto_ser
     cfg = config.from_dict({
         "sqs": {"queue_url": queue_url, "endpoint_url": moto_server["url"],
                 "wait_time_seconds": 1, "poll_interval_seconds": 0.1},
-        "store": {"path": "store.sqlite3"},
+        "store": {"path": "store.sqlite3"}, "ops": {"port": 0},
         "teams": {"default_destination": "secops",
                   "destinations": {"secops": {"webhook_url_env": VARIABLE}}}},
         base_dir=tmp_path)
