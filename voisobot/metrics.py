@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 
 from voisobot.errors import IntakeProblem
 from voisobot.events import KIND_PARAMS
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 OTHER_KIND = "other"
 DESTINATIONS = ("slack", "teams")
 REJECTION_REASONS = ("malformed", "internal_error")
-CONTENT_TYPE = CONTENT_TYPE_LATEST
 # Seconds: a commit takes milliseconds, a Slack call a fraction of a second, a command
 # answer up to seconds; the top buckets catch timeouts (a Slack call's is 10 s by default).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -176,9 +175,11 @@ class Metrics:
     def button_pressed(self, button: str, outcome: str) -> None:
         self.presses.labels(button, outcome).inc()
 
-    def exposition(self) -> bytes:
-        """Every metric in Prometheus's text format."""
-        return generate_latest(self.registry)
+    def exposition(self, accept: str = "") -> tuple[str, bytes]:
+        """(content type, every metric) in Prometheus's text format, or OpenMetrics when the
+        scraper's Accept header asks for it."""
+        encoder, content_type = choose_encoder(accept)
+        return content_type, encoder(self.registry)
 
 
 class _OutboxGauges:

@@ -23,7 +23,7 @@ from voisobot import jobs, serve
 from voisobot.config import OpsConfig
 from voisobot.errors import VoisoBotError
 from voisobot.intake import utc_now
-from voisobot.metrics import CONTENT_TYPE, Metrics
+from voisobot.metrics import Metrics
 from voisobot.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -159,23 +159,25 @@ class Readiness:
 def wsgi_app(liveness: Liveness, readiness: Readiness, metrics: Metrics):
     """GET /healthz, /readyz and /metrics; anything else 404 with its body unread."""
 
-    def health() -> tuple[bool, str, bytes]:
+    def health(environ) -> tuple[bool, str, bytes]:
         reasons = liveness.reasons()
         return not reasons, "application/json", _json(
             {"alive": not reasons, "reasons": [asdict(reason) for reason in reasons]})
 
-    def ready() -> tuple[bool, str, bytes]:
+    def ready(environ) -> tuple[bool, str, bytes]:
         report = readiness.report()
         return report["ready"], "application/json", _json(report)
 
-    routes = {HEALTH_PATH: health, READY_PATH: ready,
-              METRICS_PATH: lambda: (True, CONTENT_TYPE, metrics.exposition())}
+    def scrape(environ) -> tuple[bool, str, bytes]:
+        return True, *metrics.exposition(environ.get("HTTP_ACCEPT", ""))
+
+    routes = {HEALTH_PATH: health, READY_PATH: ready, METRICS_PATH: scrape}
 
     def application(environ, start_response):
         route = routes.get(environ.get("PATH_INFO"))
         if environ.get("REQUEST_METHOD") != "GET" or route is None:
             return serve.not_found(start_response)
-        ok, content_type, body = route()
+        ok, content_type, body = route(environ)
         start_response("200 OK" if ok else "503 Service Unavailable",
                        [("Content-Type", content_type), ("Content-Length", str(len(body))),
                         ("Cache-Control", "no-store")])
