@@ -124,15 +124,17 @@ class Intake:
         self.health = IntakeHealth()
 
     def run(self) -> float:
-        """One scheduled run: drain the queue while messages come (for MAX_RUN_SECONDS at
-        most); return the seconds to wait."""
+        """One scheduled run: drain the queue while messages come, one batch at least and
+        then for MAX_RUN_SECONDS at most; return the seconds to wait (0: run again now)."""
         deadline = time.monotonic() + MAX_RUN_SECONDS
         try:
-            while not self.stopping.is_set() and time.monotonic() < deadline:
+            while not self.stopping.is_set():
                 messages = self._poll()
                 if not messages:
                     return self.config.poll_interval_seconds
                 self.settle(messages, received=time.monotonic())  # even when stopping
+                if time.monotonic() >= deadline:
+                    break
         except IntakeProblem as problem:
             return self.failed(problem)
         return 0.0
