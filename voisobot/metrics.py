@@ -50,7 +50,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._intake_metrics()
         self._alert_metrics()
-        self._slack_metrics()
+        self._call_metrics()
 
     def _intake_metrics(self) -> None:
         r = self.registry
@@ -98,7 +98,7 @@ class Metrics:
             "voiso_alerts_uncertain_total", "Posts that may have reached the destination "
             "without an answer (marked uncertain)")
 
-    def _slack_metrics(self) -> None:
+    def _call_metrics(self) -> None:
         r = self.registry
         self.api_calls = Counter(
             "voiso_api_calls_total", "Slack and Teams calls, by service, method and outcome "
@@ -109,9 +109,8 @@ class Metrics:
         self.commands = Counter("voiso_commands_total", "/voiso commands, by subcommand and "
                                 "outcome", ["command", "outcome"], registry=r)
         self.command_duration = Histogram(
-            "voiso_command_duration_seconds", "How long answering a /voiso command (or a "
-            "\"more\" button: command=more) took", ["command"], buckets=LATENCY_BUCKETS,
-            registry=r)
+            "voiso_command_duration_seconds", "How long answering a /voiso command took",
+            ["command"], buckets=LATENCY_BUCKETS, registry=r)
         self.presses = Counter("voiso_button_presses_total", "Button presses, by button and "
                                "outcome", ["button", "outcome"], registry=r)
 

@@ -218,6 +218,7 @@ def test_each_readiness_reason_turns_readyz_to_503_and_back(
     report = wait_for_reason(running.ops.ready, code)
     (reason,) = [r for r in report["reasons"] if r["code"] == code]
     assert reason["message"]  # words for a human beside the code
+    assert "xoxb-test" not in json.dumps(report)  # a token is named, never shown
     mends(scene)
     assert wait_for_ok(running.ops.ready)["ready"] is True
     assert running.ops.health()[0] == 200  # not ready is not dead
@@ -370,6 +371,8 @@ def test_metrics_count_a_known_run(make_bot, sqs_admin, queue_url):
     assert wait_until(lambda: sample(running.ops.metrics(), "voiso_button_presses_total",
                                      button="acknowledge", outcome="acknowledged") == 1)
     scraped = running.ops.metrics()
+    text = running.ops.get("/metrics")[1].decode()
+    assert "xoxb-test" not in text and SECRET not in text and "@x.example" not in text
     assert [sample(scraped, "voiso_events_stored_total", kind=kind) for kind in (
         "app_login/unauthorized_ip", "user/user_added", "app_login/deleted_user", "other")] \
         == [3, 2, 1, 1]
