@@ -77,14 +77,15 @@ def fault_proxy(moto_server):
 
 @pytest.fixture
 def make_config(tmp_path, moto_server):
-    """A validated Config for a queue on the test server, with fast timings."""
+    """A validated Config for a queue on the test server, with fast timings (and the
+    operations listener on any free port of 127.0.0.1)."""
     def make(queue_url: str, *, endpoint_url: str | None = None, **sqs_overrides) -> config.Config:
         sqs = {"queue_url": queue_url, "endpoint_url": endpoint_url or moto_server["url"],
                "wait_time_seconds": 1, "poll_interval_seconds": 0.1,
                "backoff_initial_seconds": 0.05, "backoff_max_seconds": 0.5,
                "request_timeout_seconds": 2.0, **sqs_overrides}
-        return config.from_dict({"sqs": sqs, "store": {"path": "store.sqlite3"}},
-                                base_dir=tmp_path)
+        return config.from_dict({"sqs": sqs, "store": {"path": "store.sqlite3"},
+                                 "ops": {"port": 0}}, base_dir=tmp_path)
     return make
 
 

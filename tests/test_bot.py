@@ -28,7 +28,8 @@ def write_config(tmp_path, queue_url, endpoint_url) -> Path:
     path.write_text(f'[sqs]\nqueue_url = "{queue_url}"\nendpoint_url = "{endpoint_url}"\n'
                     "wait_time_seconds = 1\npoll_interval_seconds = 0.1\n"
                     "backoff_initial_seconds = 0.05\nbackoff_max_seconds = 0.5\n"
-                    'request_timeout_seconds = 2\n[store]\npath = "store.sqlite3"\n')
+                    'request_timeout_seconds = 2\n[store]\npath = "store.sqlite3"\n'
+                    "[ops]\nport = 0\n")
     return path
 
 
@@ -184,7 +185,8 @@ def runtime_for(queue_url, endpoint_url, tmp_path, **store_keys) -> runtime.Runt
                                     "wait_time_seconds": 1, "poll_interval_seconds": 0.1,
                                     "backoff_initial_seconds": 0.05, "backoff_max_seconds": 0.5,
                                     "request_timeout_seconds": 1},
-                            "store": {"path": "store.sqlite3", **store_keys}}, base_dir=tmp_path)
+                            "store": {"path": "store.sqlite3", **store_keys},
+                            "ops": {"port": 0}}, base_dir=tmp_path)
     return runtime.build(cfg)
 
 

@@ -69,7 +69,7 @@ def started_bot(tmp_path, queue_url: str, sqs_url: str, fake: FakeSlack,
         "store": {"path": "store.sqlite3"},
         "slack": {"api_base_url": fake.base_url, "default_channel": ALERTS,
                   "timeout_seconds": 2, **slack_settings},
-        **sections}, base_dir=tmp_path)
+        **sections, "ops": {"port": 0, **sections.get("ops", {})}}, base_dir=tmp_path)
     client = slack.make_client("xoxb-test", fake.base_url, 2)
     runtime = build_bot(cfg, slack.SlackSender(client), client, secrets=secrets)
     runtime.start()
@@ -456,15 +456,16 @@ def test_a_press_with_an_absurd_value_is_audited_over_http(make_bot, sqs_admin, 
 
 # --- health and stopping --------------------------------------------------------------------------
 
-def test_healthz_reports_the_last_poll_and_the_outbox(make_bot):
+def test_health_and_metrics_are_not_on_the_public_port(make_bot):
+    """They are on the operations listener (tests/voisobot/test_ops.py), another port."""
     running = make_bot()
-    wait_for(lambda: [1] if running.runtime.intake.health.last_successful_poll else [])
-    with urllib.request.urlopen(running.url + "/healthz", timeout=5) as response:
-        report = json.loads(response.read())
+    for path in ("/healthz", "/readyz", "/metrics"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(running.url + path, timeout=5)
+        assert refused.value.code == 404
+    assert running.runtime.ops.url != running.url
+    with urllib.request.urlopen(running.runtime.ops.url + "/healthz", timeout=5) as response:
         assert response.status == 200
-    assert report["status"] == "ok" and report["intake"]["alive"] is True
-    assert report["intake"]["last_successful_poll"]
-    assert report["outbox"]["depth"] == 0 and "failed" in report["outbox"]
 
 
 def test_other_paths_are_not_found(make_bot):
@@ -477,7 +478,7 @@ def test_stop_closes_the_port(make_bot):
     running = make_bot()
     running.runtime.stop()
     with pytest.raises(urllib.error.URLError):
-        urllib.request.urlopen(running.url + "/healthz", timeout=2)
+        urllib.request.urlopen(running.url + "/slack/events", timeout=2)
 
 
 def test_http_mode_without_a_signing_secret_does_not_start(tmp_path, queue_url, moto_server):
@@ -503,7 +504,7 @@ def test_the_worker_serves_slack_beside_the_intake_and_sigterm_stops_both(
     path.write_text(
         f'[sqs]\nqueue_url = "{queue_url}"\nendpoint_url = "{moto_server["url"]}"\n'
         "wait_time_seconds = 1\npoll_interval_seconds = 0.1\nrequest_timeout_seconds = 2\n"
-        '[store]\npath = "store.sqlite3"\n'
+        '[store]\npath = "store.sqlite3"\n[ops]\nport = 0\n'
         f'[slack]\napi_base_url = "{fake_slack.base_url}"\ndefault_channel = "{ALERTS}"\n'
         'mode = "http"\n[http]\nhost = "127.0.0.1"\n'
         f'[access]\nusers = ["{ALLOWED}"]\n', encoding="utf-8")

@@ -24,6 +24,7 @@ from voisobot.acks import AckOutcome, AuditEntry, MessageRef
 from voisobot.commands import Answer, Guard
 from voisobot.delivery import alert_view
 from voisobot.errors import VoisoBotError
+from voisobot.metrics import Metrics
 from voisobot.outbox import Outbox
 from voisobot.render import SlackRenderer, slack_id_or_text
 
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 ACK_ACTION = "voiso_ack"
 REOPEN_ACTION = "voiso_reopen"
+BUTTON_NAMES = {ACK_ACTION: "acknowledge", REOPEN_ACTION: "reopen"}  # for the metrics
 MAX_ALERT_ID = 2**63 - 1  # SQLite's largest rowid: a larger id names no alert
 DETAIL_VALUE_CHARS = 200  # of a button's value kept in the audit table
 
@@ -69,9 +71,10 @@ def alert_id_of(value: str) -> int:
 
 class AlertButtons:
     def __init__(self, outbox: Outbox, renderer: SlackRenderer, sender, policy: AccessPolicy,
-                 clock: Callable[[], datetime]):
+                 clock: Callable[[], datetime], metrics: Metrics | None = None):
         """``sender.update(channel, ts, message)`` returns a SendResult."""
         self.outbox, self.renderer, self.sender, self.clock = outbox, renderer, sender, clock
+        self.metrics = metrics or Metrics()
         self.guard = Guard(outbox.store, renderer, policy, clock)
 
     def press(self, press: Press) -> Answer | None:
@@ -81,33 +84,37 @@ class AlertButtons:
             press.user_id, press.channel_id, "button",
             f"{press.action[:80]} {press.value[:DETAIL_VALUE_CHARS]}", True, ""))
         try:
-            return self._handle(press, audit)
+            answer, result = self._handle(press, audit)
         except Exception:
             log.exception("a press of %s failed", audit.entry.detail,
                           extra=logs.ids(channel=press.channel_id))
             audit.write_if_not_yet("failed (see the log)")
-            return self._failed()
+            answer, result = self._failed(), "failed"
+        self.metrics.button_pressed(BUTTON_NAMES.get(press.action, "unknown"), result)
+        return answer
 
-    def _handle(self, press: Press, audit: "_OneAuditRow") -> Answer | None:
+    def _handle(self, press: Press, audit: "_OneAuditRow") -> tuple[Answer | None, str]:
+        """The note for the presser, and in one word what became of the press."""
         if (refusal := audit.refusal()) is not None:
-            return refusal
+            return refusal, "denied"
         try:
             outcome = self._record(press)
         except NotOurButton as exc:
             audit.write(f"ignored: {exc}")
-            return self._failed()
+            return self._failed(), "ignored"
         except NotThisMessage as exc:
             log.warning("refused a press by %s in %s: %s", _short(press.user_id),
                         _short(press.channel_id), exc, extra=logs.ids(channel=press.channel_id))
             audit.write(f"refused: {exc}", allowed=False)
-            return Answer(self.renderer.render_answer("refused"))
+            return Answer(self.renderer.render_answer("refused")), "refused"
         audit.write(_described(outcome))
         if outcome.status != "missing":
             self._show(outcome)
         if outcome.status in ("acknowledged", "reopened"):
-            return None
-        return Answer(self.renderer.render_answer("ack", status=outcome.status,
-                                                  by=slack_id_or_text(outcome.by), at=outcome.at))
+            return None, outcome.status
+        return Answer(self.renderer.render_answer(
+            "ack", status=outcome.status, by=slack_id_or_text(outcome.by), at=outcome.at)
+        ), outcome.status
 
     def _record(self, press: Press) -> AckOutcome:
         alert_id = alert_id_of(press.value)

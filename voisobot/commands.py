@@ -9,6 +9,7 @@ to the log), never a stack trace in Slack.
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -17,6 +18,7 @@ from typing import Any
 from voisobot import logs, lookalike, queries
 from voisobot.access import AccessPolicy
 from voisobot.acks import AuditEntry, audit
+from voisobot.metrics import Metrics
 from voisobot.render import ButtonValue, SlackRenderer, slack_id_or_text
 from voisobot.store import Store
 
@@ -81,15 +83,27 @@ def parse(text: str) -> Query:
     """``recent [N] [kind]``, ``user <email>``, ``ip <address or CIDR>``, ``unacked``,
     ``stats [24h|7d|30d]``, ``audit``, ``help``; ``public`` anywhere shows the answer to
     the channel."""
-    words = text.split()
-    public = any(word.lower() == PUBLIC_WORD for word in words)
-    words = [word for word in words if word.lower() != PUBLIC_WORD]
+    public, words = _words(text)
     name = words[0].lower() if words else "help"
     rest = words[1:]
     if name not in SUBCOMMANDS:
         raise UsageError(f"there is no /voiso {_quoted(name)}")
     parser = _ARGUMENTS.get(name, _no_argument)
     return Query(name, *parser(name, rest), public=public)
+
+
+def command_name(text: str) -> str:
+    """The subcommand asked for, for the metrics: one of SUBCOMMANDS, or "invalid"."""
+    _, words = _words(text)
+    name = words[0].lower() if words else "help"
+    return name if name in SUBCOMMANDS else "invalid"
+
+
+def _words(text: str) -> tuple[bool, list[str]]:
+    """Whether ``public`` was typed anywhere, and the other words."""
+    words = text.split()
+    public = any(word.lower() == PUBLIC_WORD for word in words)
+    return public, [word for word in words if word.lower() != PUBLIC_WORD]
 
 
 def _recent_arguments(name: str, rest: list[str]) -> tuple[str, int]:
@@ -138,36 +152,43 @@ def _quoted(text: str) -> str:
 
 class Commands:
     def __init__(self, store: Store, renderer: SlackRenderer, policy: AccessPolicy,
-                 clock: Callable[[], datetime]):
+                 clock: Callable[[], datetime], metrics: Metrics | None = None):
         self.store, self.renderer, self.clock = store, renderer, clock
+        self.metrics = metrics or Metrics()
         self.guard = Guard(store, renderer, policy, clock)
 
     def command(self, user_id: str, channel_id: str | None, text: str) -> Answer:
         """Answer ``/voiso <text>`` typed by a user in a channel."""
-        return self._handle(user_id, channel_id, "command", text, lambda: parse(text))
+        started = time.monotonic()
+        answer, result = self._handle(user_id, channel_id, "command", text, lambda: parse(text))
+        self.metrics.command_answered(command_name(text), result, time.monotonic() - started)
+        return answer
 
     def more(self, user_id: str, channel_id: str | None, value: str) -> Answer:
         """The next page, for a press of a "more" button whose value we rendered."""
-        return self._handle(user_id, channel_id, "button", f"{MORE_ACTION} {value}",
-                            lambda: query_from_button(value))
+        answer, result = self._handle(user_id, channel_id, "button", f"{MORE_ACTION} {value}",
+                                      lambda: query_from_button(value))
+        self.metrics.button_pressed("more", result)
+        return answer
 
     def _handle(self, user_id: str, channel_id: str | None, action: str, detail: str,
-                read_query: Callable[[], Query]) -> Answer:
+                read_query: Callable[[], Query]) -> tuple[Answer, str]:
+        """The answer, and in one word what it was: denied, answered, usage or failed."""
         entry = AuditEntry(user_id, channel_id, action, detail[:MAX_DETAIL], True, "")
         if (refusal := self.guard.refusal(entry)) is not None:
-            return refusal
+            return refusal, "denied"
         try:
             query = read_query()
-            answer, outcome = self._answer(query)
+            (answer, outcome), result = self._answer(query), "answered"
         except ValueError as exc:  # UsageError and the queries' input errors
-            answer, outcome = self.usage(str(exc)), f"usage: {exc}"
+            answer, outcome, result = self.usage(str(exc)), f"usage: {exc}", "usage"
         except Exception:
             log.exception("/voiso %s failed", detail[:MAX_DETAIL],
                           extra=logs.ids(channel=channel_id))
             answer = Answer(self.renderer.render_answer("failed"))
-            outcome = "failed (see the log)"
+            outcome, result = "failed (see the log)", "failed"
         self.guard.record(entry, outcome)
-        return answer
+        return answer, result
 
     def usage(self, problem: str = "") -> Answer:
         return Answer(self.renderer.render_answer("help", problem=problem))

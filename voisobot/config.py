@@ -181,6 +181,23 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
+class OpsConfig:
+    """The operations listener (/healthz, /readyz, /metrics), in every mode; never the
+    public Slack port."""
+
+    host: str = option("127.0.0.1", expect="an address to listen on, e.g. 127.0.0.1 (this "
+                       "machine only) or 0.0.0.0 (a container's probes)", check=bool)
+    port: int = option(9464, expect="a TCP port from 1 to 65535 (0: any free port)",
+                       check=_between(0, 65535))
+    outbox_stuck_seconds: float = option(600.0, expect="a number of seconds from 1 to 86400",
+                                         check=_between(1, 86400))
+    job_stuck_seconds: float = option(900.0, expect="a number of seconds from 1 to 86400",
+                                      check=_between(1, 86400))
+    store_probe_timeout_seconds: float = option(2.0, expect="a number of seconds from 0.05 "
+                                                "to 30", check=_between(0.05, 30))
+
+
+@dataclass(frozen=True)
 class RouteConfig:
     channel: str = option("", expect="a Slack channel ID such as C0123ABCD",
                           check=_channel_or_empty)
@@ -239,7 +256,8 @@ class TeamsConfig:
 
 
 SECTIONS: dict[str, type] = {"sqs": SqsConfig, "store": StoreConfig, "log": LogConfig,
-                             "slack": SlackConfig, "http": HttpConfig, "access": AccessConfig}
+                             "slack": SlackConfig, "http": HttpConfig, "ops": OpsConfig,
+                             "access": AccessConfig}
 SPECIAL_SECTIONS = ("severity", "routes", "teams")
 
 
@@ -250,6 +268,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     slack: SlackConfig = field(default_factory=SlackConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    ops: OpsConfig = field(default_factory=OpsConfig)
     access: AccessConfig = field(default_factory=AccessConfig)
     teams: TeamsConfig = field(default_factory=TeamsConfig)
     severity: dict[str, str] = field(default_factory=dict)  # "type/event" -> severity

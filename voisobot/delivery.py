@@ -25,6 +25,7 @@ from voisobot import events, history, logs, slack
 from voisobot.config import Config
 from voisobot.errors import MalformedEvent
 from voisobot.intake import utc_now
+from voisobot.metrics import Metrics
 from voisobot.outbox import GroupingLimits, Outbox, QueuedAlert, QueueItem
 from voisobot.render import AlertView, SlackRenderer, one_line
 from voisobot.routing import (
@@ -61,15 +62,17 @@ class TeamsOutput:
 class AlertDelivery:
     def __init__(self, outbox: Outbox, renderer: SlackRenderer, sender, config: Config, *,
                  post_interval: float = 1.0, retry_base: float = 1.0, clock=utc_now,
-                 teams: TeamsOutput | None = None):
+                 teams: TeamsOutput | None = None, metrics: Metrics | None = None):
         """``sender`` has ``post(channel, message, alert_id)`` and ``find(channel, alert_id,
         oldest_ts)``, both returning a SendResult (see slack.SlackSender); ``teams``
         posts the alerts of Teams destinations ("teams:<name>" channels)."""
         self.outbox, self.renderer, self.sender, self.config = outbox, renderer, sender, config
         self.teams = teams
+        self.metrics = metrics or Metrics()
         self.post_interval, self.retry_base, self.clock = post_interval, retry_base, clock
         self.next_post_at: dict[str, float] = {}  # channel -> time.monotonic()
         self.paused_until: datetime | None = None
+        self.token_refused: str | None = None  # Slack's error, until a post works again
         self.reported: set[tuple[str, str]] = set()
         self.history_unreadable = False
         self.recent_updates: dict[str, deque[float]] = defaultdict(deque)  # channel -> times
@@ -89,7 +92,9 @@ class AlertDelivery:
         created = 0
         while rows := self.outbox.new_events(ENQUEUE_BATCH):
             items = [item for row in rows for item in self._queue_items(row["id"], row["raw"])]
-            created += self.outbox.enqueue(items, rows[-1]["id"], self.clock(), self.limits)
+            channels = self.outbox.enqueue(items, rows[-1]["id"], self.clock(), self.limits)
+            self.metrics.alerts_queued_to(channels)
+            created += len(channels)
             if len(rows) < ENQUEUE_BATCH:
                 break
         return created
@@ -117,7 +122,11 @@ class AlertDelivery:
             waiting.add(alert.channel)
             if alert.next_attempt_at > now_text or not self._channel_ready(alert.channel):
                 continue
-            if self._deliver_alone(alert, now) == "pause":
+            outcome = self._deliver_alone(alert, now)
+            self.metrics.alert_delivered(alert.channel, outcome)
+            if outcome == "sent" and not is_teams(alert.channel):
+                self.token_refused = None
+            if outcome == "pause":
                 return
         for channel in self.outbox.channels_with_follow_ups():
             if self._channel_ready(channel):
@@ -326,9 +335,10 @@ class AlertDelivery:
         return self._not_sent(alert, found, uncertain=True)  # the earlier post may still exist
 
     def _not_sent(self, alert: QueuedAlert, result: SendResult, *, uncertain: bool) -> str:
+        """What became of the alert: retry or uncertain (later), pause, or failed."""
         if result.status == "retry":
             self._retry_later(alert, result, "uncertain" if uncertain else "pending")
-            return "retry"
+            return "uncertain" if uncertain else "retry"
         if result.error in slack.BAD_TOKEN_ERRORS:
             self._pause_for_token(alert, result)
             return "pause"
@@ -349,6 +359,7 @@ class AlertDelivery:
                     result.error, delay, extra=_ids_of(alert))
 
     def _pause_for_token(self, alert: QueuedAlert, result: SendResult) -> None:
+        self.token_refused = result.error
         self.paused_until = self.clock() + timedelta(seconds=TOKEN_PAUSE_SECONDS)
         self.outbox.mark_retry(alert.id, "pending", self.paused_until, result.error)
         self._report_once("*", result)

@@ -3,7 +3,8 @@
 An SQS server (moto) runs inside this process on 127.0.0.1 under dummy credentials;
 a traffic thread plays Voiso, sending a realistic mix of security events and a few
 broken messages; the real intake stores them in SQLite; the console shows the
-store, refreshed every second.
+store, refreshed every second. The operations listener (/healthz, /readyz, /metrics)
+serves on a free port of 127.0.0.1, whose URLs the console shows.
 """
 
 import collections
@@ -178,8 +179,9 @@ def _demo_config(queue_url: str, endpoint_url: str, store_path: Path,
         "demo": {"webhook_url_env": TEAMS_URL_VARIABLE}}} if teams else {}
     return config.from_dict({"sqs": sqs, "store": {"path": str(store_path)}, "routes": routes,
                              "slack": {"default_channel": slack_channel or CONSOLE_CHANNEL},
-                             "access": access, "teams": cards}, base_dir=Path("."),
-                            source="demo")
+                             "access": access, "teams": cards,
+                             "ops": {"host": "127.0.0.1", "port": 0}},  # never a busy port
+                            base_dir=Path("."), source="demo")
 
 
 def run(runtime, seconds: float | None, console: ConsoleSender | None = None) -> int:
@@ -193,6 +195,7 @@ def run(runtime, seconds: float | None, console: ConsoleSender | None = None) ->
         try:
             traffic.start()
             runtime.start()
+            print(ops_text(runtime.ops.url), flush=True)
             _show_live(runtime, stop, seconds, console)
         except KeyboardInterrupt:
             pass  # Ctrl-C is the ordinary way to end the demo, not an error
@@ -203,6 +206,10 @@ def run(runtime, seconds: float | None, console: ConsoleSender | None = None) ->
     print(_final_summary(runtime.store), flush=True)
     runtime.store.close()
     return 0
+
+
+def ops_text(url: str) -> str:
+    return f"health and metrics: {url}/healthz  {url}/readyz  {url}/metrics"
 
 
 def _introduction(cfg: Config, seconds: float | None) -> str:
@@ -382,6 +389,7 @@ class _Snapshot:
     intake: str
     alerts: str
     latest_alerts: tuple[tuple[str, str], ...]
+    ops_url: str = ""
 
 
 def _show_live(runtime, stop: threading.Event, seconds: float | None,
@@ -401,7 +409,7 @@ def _snapshot(runtime, console: ConsoleSender | None) -> _Snapshot:
     return _Snapshot(store.totals(), store.counts_by_kind(), store.latest_events(8),
                      store.latest_rejections(5), _intake_state(runtime.intake),
                      _alerts_text(Outbox(store).counts(), console),
-                     tuple(console.latest) if console else ())
+                     tuple(console.latest) if console else (), runtime.ops.url or "")
 
 
 def _alerts_text(counts: dict[str, int], console: ConsoleSender | None) -> str:
@@ -429,7 +437,7 @@ def _redraw(snapshot: _Snapshot, elapsed: float) -> None:
 
 def _screen(snapshot: _Snapshot, elapsed: float) -> list[str]:
     lines = [f"Voiso bot demo, {elapsed:.0f} s: fake Voiso traffic -> SQS (moto) -> intake -> "
-             "SQLite. Press Ctrl-C to stop.",
+             "SQLite. Press Ctrl-C to stop.", ops_text(snapshot.ops_url),
              f"intake: {snapshot.intake}", _totals_text(snapshot.totals), snapshot.alerts,
              "", "events by kind:"]
     lines += [f"  {kind:<40} {count:>6}" for kind, count in _kind_rows(snapshot.kinds)]

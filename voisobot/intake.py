@@ -13,6 +13,7 @@ import logging
 import random
 import sqlite3
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,10 +21,14 @@ from datetime import UTC, datetime
 from voisobot import events, logs, sqs
 from voisobot.config import SqsConfig
 from voisobot.errors import IntakeProblem, MalformedEvent
+from voisobot.metrics import Metrics
 from voisobot.store import BatchOutcome, Delivery, Store, internal_error_reason, time_text
 
 log = logging.getLogger(__name__)
 
+# One run drains the queue for at most this long, then hands back to the scheduler (which
+# runs it again at once): a run that lasts much longer is stuck (ops.py's liveness).
+MAX_RUN_SECONDS = 60.0
 _LOUD = {"access_denied", "kms_key", "no_such_queue", "no_credentials", "bad_credentials",
          "wrong_region", "store_error", "internal_error"}
 
@@ -116,35 +121,55 @@ class IntakeHealth:
 
 class Intake:
     def __init__(self, client, config: SqsConfig, store: Store, *, clock=utc_now,
-                 abandonable=contextlib.nullcontext):
+                 abandonable=contextlib.nullcontext, metrics: Metrics | None = None):
         """``abandonable()`` wraps each long poll: a part of the run that stopping need not
         wait for (jobs.StopGate.abandonable)."""
         self.client, self.config, self.store, self.clock = client, config, store, clock
         self.abandonable = abandonable
+        self.metrics = metrics or Metrics()
         self.stopping = threading.Event()
         self.backoff = Backoff(config.backoff_initial_seconds, config.backoff_max_seconds)
         self.health = IntakeHealth()
 
     def run(self) -> float:
-        """One scheduled run: drain the queue while messages come; return the seconds to wait."""
+        """One scheduled run: drain the queue while messages come, one batch at least and
+        then for MAX_RUN_SECONDS at most; return the seconds to wait (0: run again now)."""
+        deadline = time.monotonic() + MAX_RUN_SECONDS
         try:
             while not self.stopping.is_set():
                 with self.abandonable():
-                    messages = self._call("ReceiveMessage", sqs.receive,
-                                          self.config.wait_time_seconds)
-                self.health.last_successful_poll = self.clock()
+                    messages = self._poll()
                 if not messages:
                     return self.config.poll_interval_seconds
                 if self.stopping.is_set():  # received as the bot stops: not stored, not
                     return 0.0  # deleted; SQS hands it out again after the visibility timeout
-                self.settle(messages)
+                self.settle(messages, received=time.monotonic())
+                if time.monotonic() >= deadline:
+                    break
         except IntakeProblem as problem:
-            return self.backoff.failed(problem)
+            return self.failed(problem)
         return 0.0
 
-    def settle(self, messages: list[dict]) -> BatchOutcome:
-        """Commit a received batch, then delete it from SQS."""
+    def failed(self, problem: IntakeProblem) -> float:
+        """Count the problem; return the seconds to back off."""
+        self.metrics.intake_failed(problem)
+        return self.backoff.failed(problem)
+
+    def _poll(self) -> list[dict]:
+        try:
+            messages = self._call("ReceiveMessage", sqs.receive, self.config.wait_time_seconds)
+        finally:
+            self.metrics.polled()
+        self.health.last_successful_poll = self.clock()
+        self.metrics.poll_succeeded(self.health.last_successful_poll.timestamp())
+        return messages
+
+    def settle(self, messages: list[dict], received: float | None = None) -> BatchOutcome:
+        """Commit a received batch, then delete it from SQS. ``received``: the
+        time.monotonic() at which ReceiveMessage answered."""
+        received = time.monotonic() if received is None else received
         outcome = self.store_messages(messages)
+        self.metrics.batch_committed(time.monotonic() - received)
         failed = self._call("DeleteMessageBatch", sqs.delete, messages)
         if failed:
             self._retry_failed_deletes(messages, failed)
@@ -167,6 +192,7 @@ class Intake:
                   len(deliveries), len(outcome.stored), outcome.duplicates, outcome.redelivered,
                   outcome.rejected)
         self.health.totals.add(outcome)
+        self.metrics.batch_stored(outcome)
         return outcome
 
     def _retry_failed_deletes(self, messages: list[dict], failed: list[dict]) -> None:

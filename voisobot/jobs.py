@@ -3,6 +3,7 @@
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
@@ -74,17 +75,44 @@ class StopGate:
             return self._changed.wait_for(lambda: self._inside == 0, timeout)
 
 
+class JobWatch:
+    """Since when each self-pacing job (the intake, the delivery) has been in its current
+    run: the liveness check (ops.py) calls a run that lasts too long stuck."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._started: dict[str, float] = {}  # job id -> time.monotonic()
+
+    @contextlib.contextmanager
+    def running(self, job_id: str) -> Iterator[None]:
+        with self._lock:
+            self._started[job_id] = time.monotonic()
+        try:
+            yield
+        finally:
+            with self._lock:
+                del self._started[job_id]
+
+    def running_for(self) -> dict[str, float]:
+        """Seconds each job now running has been in its run."""
+        now = time.monotonic()
+        with self._lock:
+            return {job_id: now - started for job_id, started in self._started.items()}
+
+
 def build_scheduler(intake: Intake, store: Store, *, retention_days: int,
                     prune_interval_minutes: int, gate: StopGate,
-                    delivery: AlertDelivery | None = None) -> BackgroundScheduler:
+                    delivery: AlertDelivery | None = None,
+                    watch: JobWatch | None = None) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={
         "max_instances": 1, "coalesce": True, "misfire_grace_time": None})
     scheduler.add_listener(_report_job_problem,
                            EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
-    _add_paced_job(scheduler, gate, INTAKE_JOB, "SQS intake", intake.run,
+    paced = (scheduler, gate, watch or JobWatch())
+    _add_paced_job(*paced, INTAKE_JOB, "SQS intake", intake.run,
                    lambda exc: _intake_failed(intake, exc), intake.config.poll_interval_seconds)
     if delivery is not None:
-        _add_paced_job(scheduler, gate, DELIVERY_JOB, "Slack delivery", delivery.run,
+        _add_paced_job(*paced, DELIVERY_JOB, "Slack delivery", delivery.run,
                        lambda exc: delivery.run_interval, delivery.run_interval)
     scheduler.add_job(_gated, IntervalTrigger(seconds=DAILY_COUNT_SECONDS),
                       args=(gate, count_days, store), id=DAILY_COUNT_JOB, name="daily counts")
@@ -94,12 +122,12 @@ def build_scheduler(intake: Intake, store: Store, *, retention_days: int,
     return scheduler
 
 
-def _add_paced_job(scheduler: BackgroundScheduler, gate: StopGate, job_id: str, name: str,
-                   work: Callable[[], float], on_error: Callable[[Exception], float],
-                   interval: float) -> None:
+def _add_paced_job(scheduler: BackgroundScheduler, gate: StopGate, watch: JobWatch,
+                   job_id: str, name: str, work: Callable[[], float],
+                   on_error: Callable[[Exception], float], interval: float) -> None:
     scheduler.add_job(_run_paced, IntervalTrigger(seconds=max(interval, MIN_DELAY_SECONDS)),
-                      args=(scheduler, gate, job_id, work, on_error), id=job_id, name=name,
-                      next_run_time=utc_now())
+                      args=(scheduler, gate, watch, job_id, work, on_error), id=job_id,
+                      name=name, next_run_time=utc_now())
 
 
 def _gated(gate: StopGate, work: Callable, *args) -> None:
@@ -109,7 +137,7 @@ def _gated(gate: StopGate, work: Callable, *args) -> None:
             work(*args)
 
 
-def _run_paced(scheduler: BackgroundScheduler, gate: StopGate, job_id: str,
+def _run_paced(scheduler: BackgroundScheduler, gate: StopGate, watch: JobWatch, job_id: str,
                work: Callable[[], float], on_error: Callable[[Exception], float]) -> None:
     """Run ``work`` once, then schedule the next run after the delay it returns.
 
@@ -123,7 +151,8 @@ def _run_paced(scheduler: BackgroundScheduler, gate: StopGate, job_id: str,
         scheduler.pause_job(job_id)
         delay = MIN_DELAY_SECONDS
         try:
-            delay = work()
+            with watch.running(job_id):
+                delay = work()
         except Exception as exc:  # a bug must not end the job: log it and back off
             log.exception("job %s: unexpected error", job_id)
             delay = on_error(exc)
@@ -135,7 +164,7 @@ def _run_paced(scheduler: BackgroundScheduler, gate: StopGate, job_id: str,
 
 def _intake_failed(intake: Intake, exc: Exception) -> float:
     problem = IntakeProblem("internal_error", f"unexpected error: {exc}", "run")
-    return intake.backoff.failed(problem)
+    return intake.failed(problem)
 
 
 def count_days(store: Store) -> int:

@@ -41,6 +41,16 @@ class GroupingLimits:
 
 
 @dataclass(frozen=True)
+class Backlog:
+    """What waits in the outbox: alerts still to go out (pending or uncertain), how long the
+    oldest of them has waited since it was queued, and the alerts refused for good."""
+
+    depth: int
+    oldest_age_seconds: float  # 0.0 when nothing waits
+    failed: int
+
+
+@dataclass(frozen=True)
 class QueuedAlert:
     id: int
     event_id: int
@@ -71,10 +81,10 @@ class Outbox:
                             (cursor, limit)).fetchall()
 
     def enqueue(self, items: list[QueueItem], up_to_event: int, now: datetime,
-                limits: GroupingLimits) -> int:
+                limits: GroupingLimits) -> list[str]:
         """Put each event in exactly one alert per channel — an open group's, or a new
-        one — and advance the cursor, atomically. Returns the number of new alerts."""
-        created = 0
+        one — and advance the cursor, atomically. Returns the channel of each new alert."""
+        created = []
         with transaction(self.store.connection()) as conn:
             for item in items:
                 if conn.execute("SELECT 1 FROM alert_events WHERE event_id = ? AND channel = ?",
@@ -83,7 +93,7 @@ class Outbox:
                 alert_id, key = self._group_for(conn, item, limits.storm_threshold)
                 if alert_id is None:
                     self._new_alert(conn, item, key, now)
-                    created += 1
+                    created.append(item.channel)
                 else:  # a Teams card cannot have thread replies
                     self._join(conn, alert_id, item,
                                0 if is_teams(item.channel) else limits.thread_reply_cap)
@@ -238,6 +248,16 @@ class Outbox:
         return dict(self.store.connection().execute(
             "SELECT channel, count(*) FROM alerts WHERE state = 'failed' "
             "GROUP BY channel ORDER BY channel").fetchall())
+
+    def backlog(self, now: datetime) -> Backlog:
+        """An alert waiting for a retry counts as waiting: an outage shows as a growing age."""
+        conn = self.store.connection()
+        depth, oldest = conn.execute(
+            "SELECT count(*), min(created_at) FROM alerts "
+            "WHERE state IN ('pending', 'uncertain')").fetchone()
+        (failed,) = conn.execute("SELECT count(*) FROM alerts WHERE state = 'failed'").fetchone()
+        age = (now - datetime.fromisoformat(oldest)).total_seconds() if oldest else 0.0
+        return Backlog(depth, max(age, 0.0), failed)
 
     def counts(self) -> dict[str, int]:
         rows = self.store.connection().execute(

@@ -2,12 +2,13 @@
 
 Configuration is read and validated once (voisobot/cli.py); every object is built here and
 handed what it needs: the store, the intake and the scheduler that drives it, the delivery
-job, and the Slack side (Socket Mode or HTTP mode) with its listeners from handlers/.
+job, the Slack side (Socket Mode or HTTP mode) with its listeners from handlers/, and the
+operations listener (health and metrics) with the metrics every part counts into.
 """
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from slack_bolt import App
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
@@ -21,6 +22,8 @@ from voisobot.delivery import AlertDelivery, TeamsOutput
 from voisobot.errors import ConfigError
 from voisobot.front_door import FrontDoor
 from voisobot.intake import Intake, utc_now
+from voisobot.metrics import CountedSlackSender, CountedTeamsSender, Metrics
+from voisobot.ops import OpsListener, listener
 from voisobot.outbox import Outbox
 from voisobot.render import SlackRenderer
 from voisobot.replays import Replays
@@ -54,8 +57,12 @@ class Runtime:
     delivery: AlertDelivery | None = None
     slack_server: serve.SocketMode | serve.HttpServer | None = None  # /voiso and buttons
     lock: StoreLock | None = None  # this bot's hold on the store, until it stops
+    metrics: Metrics = field(default_factory=Metrics)
+    ops: OpsListener | None = None  # /healthz, /readyz, /metrics
 
     def start(self) -> None:
+        if self.ops is not None:
+            self.ops.start()  # first: an address in use stops the bot before anything runs
         self.scheduler.start()
         if self.slack_server is not None:
             self.slack_server.start()
@@ -78,6 +85,8 @@ class Runtime:
             # job left in a long poll stores nothing once it returns), and waiting for a
             # job that reschedules itself would deadlock (jobs.StopGate).
             self.scheduler.shutdown(wait=False)
+        if self.ops is not None:
+            self.ops.stop()  # before the store closes: its requests read the store
         self.store.close()
         if self.lock is not None:
             self.lock.release()
@@ -101,25 +110,32 @@ def build(cfg: Config, sender=None, client=None, secrets: dict[str, str] | None 
 
 
 def _build(cfg: Config, sender, client, env, lock: StoreLock) -> Runtime:
+    metrics = Metrics()
     store = Store(cfg.store_path)
-    gate = jobs.StopGate()
-    intake = Intake(sqs.make_client(cfg.sqs), cfg.sqs, store, abandonable=gate.abandonable)
+    metrics.watch_outbox(lambda: Outbox(store).backlog(utc_now()))
+    gate, watch = jobs.StopGate(), jobs.JobWatch()
+    intake = Intake(sqs.make_client(cfg.sqs), cfg.sqs, store, abandonable=gate.abandonable,
+                    metrics=metrics)
     renderer = SlackRenderer(cfg.templates_path)
-    cards = teams_output(cfg, env)
+    cards = teams_output(cfg, env, metrics)
     delivery = None
     if sender is not None or cards is not None:
-        delivery = AlertDelivery(Outbox(store), renderer, sender, cfg, teams=cards)
+        counted = CountedSlackSender(sender, metrics) if sender is not None else None
+        delivery = AlertDelivery(Outbox(store), renderer, counted, cfg, teams=cards,
+                                 metrics=metrics)
     scheduler = jobs.build_scheduler(intake, store, retention_days=cfg.store.retention_days,
                                      prune_interval_minutes=cfg.store.prune_interval_minutes,
-                                     gate=gate, delivery=delivery)
-    runtime = Runtime(cfg, store, intake, scheduler, gate, delivery, lock=lock)
+                                     gate=gate, delivery=delivery, watch=watch)
+    runtime = Runtime(cfg, store, intake, scheduler, gate, delivery, lock=lock,
+                      metrics=metrics)
     if client is not None and sender is not None:
         runtime.slack_server = slack_server(cfg, slack_app(cfg, client, runtime, renderer),
                                             runtime, env)
+    runtime.ops = listener(runtime, watch)
     return runtime
 
 
-def teams_output(cfg: Config, env) -> TeamsOutput | None:
+def teams_output(cfg: Config, env, metrics: Metrics) -> TeamsOutput | None:
     """Cards for the Teams destinations, if any; their webhook URLs come from ``env``."""
     if not cfg.teams.destinations:
         return None
@@ -127,7 +143,7 @@ def teams_output(cfg: Config, env) -> TeamsOutput | None:
     for name in cfg.teams.destinations:
         if (unavailable := sender.unavailable(name)) is not None:
             log.error("Teams destination %s: %s", name, unavailable.advice)
-    return TeamsOutput(teams_renderer(cfg), sender)
+    return TeamsOutput(teams_renderer(cfg), CountedTeamsSender(sender, metrics))
 
 
 def teams_renderer(cfg: Config) -> TeamsRenderer:
@@ -142,22 +158,20 @@ def slack_app(cfg: Config, client, runtime: Runtime, renderer: SlackRenderer) ->
     app = App(client=client, token_verification_enabled=False,
               request_verification_enabled=False, logger=BOLT_LOG)
     policy = AccessPolicy(cfg.access, lambda group: slack.usergroup_members(client, group))
-    outbox = runtime.delivery.outbox
-    handlers.register(app, Commands(runtime.store, renderer, policy, utc_now),
-                      AlertButtons(outbox, renderer, runtime.delivery.sender, policy, utc_now))
+    outbox, metrics = runtime.delivery.outbox, runtime.metrics
+    handlers.register(app, Commands(runtime.store, renderer, policy, utc_now, metrics),
+                      AlertButtons(outbox, renderer, runtime.delivery.sender, policy, utc_now,
+                                   metrics))
     return app
 
 
 def slack_server(cfg: Config, app: App, runtime: Runtime, env):
     """How Slack reaches the app: Socket Mode, or waitress in HTTP mode."""
     if cfg.slack.mode == "http":
-        silence = cfg.sqs.read_timeout_seconds + cfg.sqs.backoff_max_seconds \
-            + cfg.sqs.poll_interval_seconds + 60
-        health = serve.Health(runtime.intake, runtime.delivery.outbox, silence, utc_now)
         port = int(env.get("PORT") or cfg.http.port)
         door = FrontDoor(app, env["SLACK_SIGNING_SECRET"], cfg.http.max_body_bytes,
                          Replays(runtime.store, utc_now))
-        return serve.HttpServer(serve.wsgi_app(door, health), cfg.http.host, port,
+        return serve.HttpServer(serve.wsgi_app(door), cfg.http.host, port,
                                 cfg.http.threads, cfg.http.max_body_bytes)
     app_token = env.get("SLACK_APP_TOKEN", "")
     if not app_token:

@@ -19,6 +19,11 @@ class SendResult:
     advice: str | None = None           # for give_up: what the user should do
     maybe_posted: bool = False          # retry of a post the service may have made anyway
 
+    @property
+    def rate_limited(self) -> bool:
+        """The service answered 429: only a 429 sets ``retry_after``."""
+        return self.retry_after is not None
+
 
 def retry_after(headers: Mapping[str, str]) -> float:
     """Seconds from a Retry-After header; the default if it is absent or not a number."""

@@ -1,15 +1,12 @@
 """How Slack reaches the bot: Socket Mode (the default: an outbound WebSocket, no public
 URL) or HTTP mode (Bolt's /slack/events behind the checks of front_door.py, served by
-waitress, a production WSGI server, with /healthz beside it). Either runs beside the
-scheduler and stops with it.
+waitress, a production WSGI server, and nothing else on that port: health and metrics are on
+the operations listener, ops.py). Either runs beside the scheduler and stops with it.
 """
 
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable
-from datetime import datetime
 
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -18,9 +15,7 @@ from waitress.server import create_server
 
 from voisobot.errors import VoisoBotError
 from voisobot.front_door import FrontDoor
-from voisobot.intake import Intake
 from voisobot.logs import Quieted
-from voisobot.outbox import Outbox
 
 log = logging.getLogger(__name__)
 # slack_sdk's Socket Mode client logs each session's life at INFO; SocketMode says in one line
@@ -32,7 +27,6 @@ SOCKET_MODE_LOG.addFilter(Quieted(
     "Using non-ssl socket to connect"))
 
 EVENTS_PATH = "/slack/events"
-HEALTH_PATH = "/healthz"
 RECONNECT_INITIAL_SECONDS = 2.0
 RECONNECT_MAX_SECONDS = 120.0
 # Slack refuses the app-level token for good: trying again changes nothing.
@@ -44,81 +38,55 @@ class SlackConnectionError(VoisoBotError):
     pass
 
 
-# --- health ---------------------------------------------------------------------------------
-
-class Health:
-    """What /healthz reports: whether the intake polls SQS, and the outbox's depth."""
-
-    def __init__(self, intake: Intake, outbox: Outbox | None, max_silence_seconds: float,
-                 clock: Callable[[], datetime]):
-        self.intake, self.outbox, self.clock = intake, outbox, clock
-        self.max_silence = max_silence_seconds
-        self.started_at = clock()
-
-    def report(self) -> tuple[bool, dict]:
-        """(healthy, details): unhealthy when no poll has worked for ``max_silence``."""
-        now = self.clock()
-        last = self.intake.health.last_successful_poll
-        silent = (now - (last or self.started_at)).total_seconds()
-        healthy = silent <= self.max_silence
-        details = {
-            "status": "ok" if healthy else "intake not polling",
-            "intake": {"alive": healthy,
-                       "last_successful_poll": last.isoformat() if last else None,
-                       "seconds_since_last_poll": round(silent, 1) if last else None},
-        }
-        if self.outbox is not None:
-            counts = self.outbox.counts()
-            details["outbox"] = {**counts, "depth": counts["pending"] + counts["uncertain"]}
-        return healthy, details
-
-
 # --- HTTP mode ------------------------------------------------------------------------------
 
-def wsgi_app(front_door: FrontDoor, health: Health):
+def wsgi_app(front_door: FrontDoor):
     """POST /slack/events to the front door (which checks each request, then hands it to
-    Bolt), GET /healthz to the report, anything else 404 with its body unread."""
+    Bolt); anything else 404 with its body unread."""
 
     def application(environ, start_response):
-        route = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
-        if route == ("GET", HEALTH_PATH):
-            healthy, details = health.report()
-            body = json.dumps(details).encode()
-            start_response("200 OK" if healthy else "503 Service Unavailable",
-                           [("Content-Type", "application/json"),
-                            ("Content-Length", str(len(body)))])
-            return [body]
-        if route == ("POST", EVENTS_PATH):
+        if (environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")) == ("POST", EVENTS_PATH):
             return front_door(environ, start_response)
-        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8"),
-                                         ("Content-Length", "9")])
-        return [b"Not Found"]
+        return not_found(start_response)
 
     return application
+
+
+def not_found(start_response) -> list[bytes]:
+    start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8"),
+                                     ("Content-Length", "9")])
+    return [b"Not Found"]
 
 
 class HttpServer:
     """waitress in a thread of this process, so the scheduler runs beside it."""
 
     def __init__(self, application, host: str, port: int, threads: int,
-                 max_body_bytes: int):
+                 max_body_bytes: int, *, serves: str = f"HTTP mode: Slack requests to "
+                 f"{EVENTS_PATH}", name: str = "http"):
+        """Listens at once (an address in use raises OSError here); ``serves`` says what,
+        in the log line of start()."""
+        self.serves = serves
         # waitress refuses a body of max_request_body_size bytes or more with 413, a
         # chunked one as soon as it has read that much: one more than the front door's
         # limit, so that a body of exactly max_body_bytes passes both.
         self.server = create_server(application, host=host, port=port, threads=threads,
                                     max_request_body_size=max_body_bytes + 1,
                                     ident="voisobot")
-        self.thread = threading.Thread(target=self.server.run, name="http", daemon=True)
+        self.thread = threading.Thread(target=self.server.run, name=name, daemon=True)
         self.stopped = False
 
     @property
     def port(self) -> int:
         return self.server.effective_port
 
+    @property
+    def url(self) -> str:
+        return f"http://{self.server.effective_host}:{self.port}"
+
     def start(self) -> None:
         self.thread.start()
-        log.info("HTTP mode: Slack requests on http://%s:%s%s, health on %s",
-                 self.server.effective_host, self.port, EVENTS_PATH, HEALTH_PATH)
+        log.info("%s on %s", self.serves, self.url)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting, let requests in hand finish and their answers go out, then end
@@ -131,6 +99,10 @@ class HttpServer:
         if self.stopped:
             return
         self.stopped = True
+        if not self.thread.is_alive():  # never started: no loop waits on the sockets
+            self.server.task_dispatcher.shutdown(timeout=timeout)
+            self.server.close()
+            return
         server = self.server
         server.accepting = False
         server.del_channel()  # no new connection is accepted; the socket closes below
@@ -163,6 +135,7 @@ class SocketMode:
         self.handler = SocketModeHandler(app, app_token, logger=SOCKET_MODE_LOG)
         self.stopping = threading.Event()
         self.connected = threading.Event()
+        self.refused: str | None = None  # Slack's error, when it refused SLACK_APP_TOKEN
         self.thread = threading.Thread(target=self._connect, name="socket-mode", daemon=True)
 
     def start(self) -> None:
@@ -176,6 +149,7 @@ class SocketMode:
             except SlackApiError as exc:
                 code = exc.response.get("error", "")
                 if code in BAD_APP_TOKEN_ERRORS:
+                    self.refused = code
                     log.error("Slack refused SLACK_APP_TOKEN (%s): create an app-level token "
                               "with the connections:write scope (Basic Information → "
                               "App-Level Tokens) and restart; /voiso and the buttons are off "

@@ -24,6 +24,7 @@ from voisobot.resources import packaged
 log = logging.getLogger(__name__)
 
 PRUNE_CHUNK = 5000
+BUSY_TIMEOUT_SECONDS = 30  # how long a write waits for another writer's lock
 MIGRATIONS_DIR = packaged("migrations")
 DIMENSIONS = ("kind", "user", "ip")  # of daily_counts (migration 0005 says what each holds)
 # Each dimension named, so that the prune seeks its old days in the key instead of scanning.
@@ -59,12 +60,19 @@ class BatchOutcome:
     duplicates: int = 0      # a new message whose body was already stored
     redelivered: int = 0     # a message id already recorded (SQS at-least-once)
     rejected: int = 0
+    rejected_internal: int = 0  # of the rejected, those kept as "internal error: ..."
+    # (type, event) -> count, of the stored events and of the duplicates (for the metrics)
+    stored_kinds: Counter = field(default_factory=Counter)
+    duplicate_kinds: Counter = field(default_factory=Counter)
 
     def add(self, other: "BatchOutcome") -> None:
         self.stored += other.stored
         self.duplicates += other.duplicates
         self.redelivered += other.redelivered
         self.rejected += other.rejected
+        self.rejected_internal += other.rejected_internal
+        self.stored_kinds.update(other.stored_kinds)
+        self.duplicate_kinds.update(other.duplicate_kinds)
 
 
 _INSERT_EVENT = """
@@ -103,11 +111,14 @@ def _record(conn: sqlite3.Connection, delivery: Delivery, when: str,
         cursor = conn.execute(_INSERT_REJECTED, (delivery.message_id, when, delivery.sent_at,
                                                  delivery.reason, delivery.raw))
         outcome.rejected += cursor.rowcount
+        if is_internal_error(delivery.reason):
+            outcome.rejected_internal += cursor.rowcount
         outcome.redelivered += 1 - cursor.rowcount
         return
     cursor = conn.execute(_INSERT_EVENT, event_row(delivery, when))
     if cursor.rowcount:
         outcome.stored.append(cursor.lastrowid)
+        outcome.stored_kinds[delivery.event.type, delivery.event.event] += 1
     else:
         _record_conflict(conn, delivery, when, outcome)
 
@@ -123,6 +134,7 @@ def _record_conflict(conn: sqlite3.Connection, delivery: Delivery, when: str,
                                (delivery.event.fingerprint,)).fetchone()
     cursor = conn.execute(_INSERT_DUPLICATE, (delivery.message_id, event_id, when))
     outcome.duplicates += cursor.rowcount
+    outcome.duplicate_kinds[delivery.event.type, delivery.event.event] += cursor.rowcount
     outcome.redelivered += 1 - cursor.rowcount
 
 
@@ -138,6 +150,7 @@ def is_data_error(exc: Exception) -> bool:
 
 
 INTERNAL_ERROR_DETAIL_LIMIT = 200
+INTERNAL_ERROR_PREFIX = "internal error: "
 
 
 def internal_error_reason(exc: BaseException) -> str:
@@ -149,7 +162,12 @@ def internal_error_reason(exc: BaseException) -> str:
     detail = detail.encode("unicode_escape").decode("ascii")  # one line, whatever it held
     if len(detail) > INTERNAL_ERROR_DETAIL_LIMIT:
         detail = detail[: INTERNAL_ERROR_DETAIL_LIMIT - 1] + "…"
-    return f"internal error: {type(exc).__name__}: {detail}"
+    return f"{INTERNAL_ERROR_PREFIX}{type(exc).__name__}: {detail}"
+
+
+def is_internal_error(reason: str | None) -> bool:
+    """Whether a rejection's reason is a failure no check foresaw (internal_error_reason)."""
+    return (reason or "").startswith(INTERNAL_ERROR_PREFIX)
 
 
 def as_internal_error(delivery: Delivery, exc: BaseException) -> Delivery:
@@ -336,6 +354,20 @@ class Store:
             if cursor.rowcount < PRUNE_CHUNK:
                 return deleted
 
+    def probe_write(self, now: datetime, timeout: float) -> None:
+        """Write one row and commit it, waiting at most ``timeout`` seconds for the lock;
+        raise sqlite3.Error if the store cannot be written (locked, read-only, full, failing).
+        The row (meta "write_probe") holds the time of the last probe that worked."""
+        conn = self.connection()
+        conn.execute(f"PRAGMA busy_timeout = {round(timeout * 1000)}")
+        try:
+            with transaction(conn):
+                conn.execute("INSERT INTO meta (key, value) VALUES ('write_probe', ?) "
+                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                             (time_text(now),))
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")
+
     def totals(self) -> dict[str, int]:
         conn = self.connection()
         return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -394,8 +426,8 @@ def connect(path: str, *, create: bool = True) -> sqlite3.Connection:
     refuses a file that is missing instead of making it (even one deleted since a check)."""
     target = path if create else Path(path).absolute().as_uri() + "?mode=rw"
     # check_same_thread=False only so close() can run at shutdown; each thread uses its own.
-    conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False, timeout=30,
-                           uri=not create)
+    conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False,
+                           timeout=BUSY_TIMEOUT_SECONDS, uri=not create)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")

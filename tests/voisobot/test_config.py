@@ -85,6 +85,18 @@ CONFIG_ERRORS = [
      "group_window_minutes = -1\n", "routes[0].group_window_minutes: expected a whole number"),
     ("routes_not_array", sqs_table() + "[routes]\nchannel = 'C0123ABCD'\n",
      "routes: expected [[routes]] tables"),
+    ("ops_port_too_high", sqs_table() + "[ops]\nport = 70000\n",
+     "ops.port: expected a TCP port from 1 to 65535 (0: any free port), got 70000"),
+    ("ops_port_text", sqs_table() + "[ops]\nport = '9464'\n", "ops.port: expected a TCP port"),
+    ("ops_host_empty", sqs_table() + "[ops]\nhost = ''\n", "ops.host: expected an address"),
+    ("ops_outbox_zero", sqs_table() + "[ops]\noutbox_stuck_seconds = 0\n",
+     "ops.outbox_stuck_seconds: expected a number of seconds from 1 to 86400, got 0"),
+    ("ops_job_text", sqs_table() + "[ops]\njob_stuck_seconds = '15m'\n",
+     "ops.job_stuck_seconds: expected a number of seconds from 1 to 86400"),
+    ("ops_probe_too_long", sqs_table() + "[ops]\nstore_probe_timeout_seconds = 60\n",
+     "ops.store_probe_timeout_seconds: expected a number of seconds from 0.05 to 30"),
+    ("ops_unknown_key", sqs_table() + "[ops]\nbind = '0.0.0.0'\n",
+     "ops.bind: unknown key; expected one of host, port"),
 ]
 
 

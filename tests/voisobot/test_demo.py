@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,17 @@ def wait_for_stored_events(store: Path, demo: subprocess.Popen, timeout: float) 
     raise AssertionError(f"no events stored in {store} within {timeout} s")
 
 
+def served_by_the_ops_listener(printed: str) -> None:
+    """The URLs the demo printed answer: health, readiness and the metrics of its run."""
+    (url,) = re.findall(r"^health and metrics: (http://127\.0\.0\.1:\d+)/healthz  \1/readyz  "
+                        r"\1/metrics$", printed, re.MULTILINE)
+    for path in ("/healthz", "/readyz"):
+        with urllib.request.urlopen(url + path, timeout=10) as response:
+            assert response.status == 200
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        assert b"\nvoiso_events_stored_total{" in response.read()
+
+
 def default_sigint() -> None:
     # A shell starting a job in the background makes it ignore SIGINT, and Python then
     # never turns SIGINT into KeyboardInterrupt: give the demo what a terminal would.
@@ -165,6 +177,7 @@ def test_a_signal_stops_the_demo_cleanly_with_a_final_summary(tmp_path, signum):
                                 stderr=stderr, preexec_fn=default_sigint)
         try:
             wait_for_stored_events(store, demo, timeout=20)
+            served_by_the_ops_listener(output.read_text())
             demo.send_signal(signum)
             returncode = demo.wait(timeout=30)
         finally:

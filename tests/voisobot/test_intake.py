@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import sqs_message
+from voisobot import intake as intake_module
 from voisobot import samples, sqs
 from voisobot.intake import Intake, to_delivery
 from voisobot.store import Store
@@ -69,6 +70,22 @@ def test_crash_between_commit_and_delete_makes_no_second_row(sqs_admin, make_que
     assert queue_depth(sqs_admin, queue_url) == 5 - len(received)  # the rest are still queued
     drain(restarted)
     assert restarted.store.totals()["events"] == 5 and queue_depth(sqs_admin, queue_url) == 0
+
+
+def test_a_run_hands_back_to_the_scheduler_after_max_run_seconds_with_messages_left(
+        sqs_admin, queue_url, make_config, monkeypatch):
+    """So that a run lasting far longer is stuck, not draining a backlog (ops.py)."""
+    monkeypatch.setattr(intake_module, "MAX_RUN_SECONDS", 0.0)
+    for i in range(15):
+        body = samples.example("user/user_added")
+        body["params"]["user"] = f"u{i}@x.example"
+        send(sqs_admin, queue_url, body)
+    intake = make_intake(make_config(queue_url))
+    assert intake.run() == 0.0  # again at once
+    first = intake.store.totals()["events"]
+    assert 1 <= first <= 10 and queue_depth(sqs_admin, queue_url) == 15 - first
+    drain(intake)
+    assert intake.store.totals()["events"] == 15
 
 
 def test_same_message_delivered_twice_is_stored_once(sqs_admin, make_queue, make_config):

@@ -16,6 +16,7 @@ from tests.fakes.adaptive_card_schema import validate_card
 from tests.fakes.slack_api import FakeSlack
 from tests.fakes.teams_webhook import FakeTeamsWebhook
 from tests.voisobot.test_delivery import CHANNELS, QUEUE, posts, run_until_settled, store_events
+from tests.voisobot.test_ops import Ops, sample, wait_until
 from voisobot import check, cli, config, samples, slack, sqs
 from voisobot.delivery import AlertDelivery, TeamsOutput
 from voisobot.intake import Intake, utc_now
@@ -334,13 +335,14 @@ def store_many(store, kind: str, count: int, at, **params) -> None:
     Intake(None, teams_config().sqs, store).store_messages(messages)
 
 
-def test_a_teams_only_bot_posts_cards_without_any_slack_token(tmp_path, moto_server, queue_url,
-                                                              sqs_admin, webhook):
-    """bot.build as `bot.py run` calls it when SLACK_BOT_TOKEN is unset."""
+def test_a_teams_only_bot_posts_cards_without_any_slack_token_and_counts_them(
+        tmp_path, moto_server, queue_url, sqs_admin, webhook):
+    """bot.build as `bot.py run` calls it when SLACK_BOT_TOKEN is unset; its operations
+    listener serves health and metrics all the same."""
     cfg = config.from_dict({
         "sqs": {"queue_url": queue_url, "endpoint_url": moto_server["url"],
                 "wait_time_seconds": 1, "poll_interval_seconds": 0.1},
-        "store": {"path": "store.sqlite3"},
+        "store": {"path": "store.sqlite3"}, "ops": {"port": 0},
         "teams": {"default_destination": "secops",
                   "destinations": {"secops": {"webhook_url_env": VARIABLE}}}},
         base_dir=tmp_path)
@@ -349,9 +351,14 @@ def test_a_teams_only_bot_posts_cards_without_any_slack_token(tmp_path, moto_ser
     try:
         body = samples.example("app_login/unauthorized_ip", now=utc_now())
         sqs_admin.send_message(QueueUrl=queue_url, MessageBody=samples.body_text(body))
-        deadline = time.monotonic() + 15
-        while not webhook.posts("secops") and time.monotonic() < deadline:
-            time.sleep(0.05)
+        probe = Ops(runtime.ops.url)
+        assert wait_until(lambda: sample(probe.metrics(), "voiso_alerts_sent_total",
+                                         destination="teams") == 1)
+        scraped = probe.metrics()
+        assert sample(scraped, "voiso_api_calls_total", service="teams", method="post",
+                      outcome="done") == 1
+        assert sample(scraped, "voiso_alerts_sent_total", destination="slack") == 0
+        assert probe.health()[0] == 200 and probe.ready()[0] == 200
     finally:
         runtime.stop()
     (card,) = cards(webhook)
