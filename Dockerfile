@@ -29,7 +29,8 @@ COPY --from=build /dist/ /tmp/dist/
 RUN python3 -m venv /opt/voisobot \
  && /opt/voisobot/bin/pip install --no-cache-dir --quiet /tmp/dist/*.whl \
  && rm -rf /tmp/dist \
- && useradd --system --uid 10001 --user-group --home-dir /data --no-create-home voiso \
+ && groupadd --system --gid 10001 voiso \
+ && useradd --system --uid 10001 --gid voiso --home-dir /data --no-create-home voiso \
  && mkdir -p /data \
  && chown voiso:voiso /data
 USER 10001:10001

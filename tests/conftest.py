@@ -1,8 +1,12 @@
-"""Fixtures: a real SQS server over HTTP (moto), fresh queues, fresh stores, config factories."""
+"""Fixtures: a real SQS server over HTTP (moto), fresh queues, fresh stores, config factories,
+and the bot built as a wheel and installed in a fresh virtual environment."""
 
 import json
 import logging
 import os
+import site
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -14,6 +18,7 @@ from tests.fakes.sqs_proxy import SqsFaultProxy
 from voisobot import config
 from voisobot.store import Store
 
+ROOT = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"
 TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -106,3 +111,31 @@ def sqs_message(body: str | dict, message_id: str | None = None) -> dict:
 def write_config(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> tuple[Path, str]:
+    """The wheel pip builds from the checkout, and what the build printed."""
+    out = tmp_path_factory.mktemp("dist")
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(out),
+                            str(ROOT)], capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stdout + build.stderr
+    (found,) = out.glob("voisobot-*.whl")
+    return found, build.stdout + build.stderr
+
+
+@pytest.fixture(scope="session")
+def installed(wheel, tmp_path_factory) -> Path:
+    """A fresh venv holding the wheel; its dependencies are read from this test run's own
+    environment (a .pth line), so the test needs no network. The checkout is not on its
+    path: the bot it runs is the wheel's."""
+    venv = tmp_path_factory.mktemp("venv")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    target = Path(subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()"
+         "['purelib'])"], capture_output=True, text=True, check=True).stdout.strip())
+    (target / "voisobot-test-dependencies.pth").write_text(
+        "\n".join(p for p in site.getsitepackages()) + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
+                    "install", "--no-deps", "--quiet", str(wheel[0])], check=True, timeout=300)
+    return venv

@@ -2,7 +2,6 @@
 the code does — the commands it runs, the ops endpoints it probes, the grace period a clean
 stop needs, and exactly the IAM and KMS actions the code calls."""
 
-import dataclasses
 import json
 import re
 import shlex
@@ -20,6 +19,7 @@ from botocore.validate import ParamValidator
 from cfnlint.api import lint_all
 
 from voisobot import cli, config, sqs
+from voisobot.runtime import STOP_GRACE_SECONDS
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -27,18 +27,15 @@ KUBERNETES = DEPLOY / "kubernetes"
 AWS = DEPLOY / "aws"
 UNIT = DEPLOY / "systemd" / "voisobot.service"
 KUBERNETES_VERSION = "1.30"
-OPS_PORT = 9464  # the default [ops] port: /healthz, /readyz, /metrics
+OPS_PORT = config.OpsConfig().port  # the default [ops] port: /healthz, /readyz, /metrics
 CONFIG_ERROR = 2  # the exit code of a configuration error (voisobot/cli.py)
 # send-sample sends as Voiso does, with the sender's credentials, never the bot's.
 SENDER_OPERATIONS = {"SendMessage"}
 
 
-def sqs_default(name: str):
-    return next(f.default for f in dataclasses.fields(config.SqsConfig) if f.name == name)
-
-
-# A clean stop finishes the long poll in hand: the bot asks for this much before a hard kill.
-STOP_SECONDS = sqs_default("wait_time_seconds") + sqs_default("request_timeout_seconds")
+# A clean stop waits this long at most for the job runs in hand (voisobot/runtime.py); the
+# platform must allow more before a hard kill.
+STOP_SECONDS = STOP_GRACE_SECONDS
 
 
 def kubernetes_documents() -> dict[tuple[str, str], dict]:
@@ -135,6 +132,23 @@ def test_the_environment_file_example_holds_no_secret():
     lines = (DEPLOY / "systemd" / "voisobot.env.example").read_text().splitlines()
     values = [line.partition("=")[2] for line in lines if line and not line.startswith("#")]
     assert values and all(value == "" for value in values)
+
+
+def env_file(path: Path) -> dict[str, str]:
+    lines = path.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_the_compose_environment_example_is_a_valid_config_and_holds_no_secret():
+    """The docker compose env_file: its VOISO_ settings load with no config file at all,
+    and every secret is left empty."""
+    values = env_file(DEPLOY / "voiso.env.example")
+    secrets = {k: v for k, v in values.items() if not k.startswith("VOISO_")}
+    assert set(secrets) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "SLACK_BOT_TOKEN",
+                            "SLACK_APP_TOKEN"} and set(secrets.values()) == {""}
+    cfg = config.load(DEPLOY / "no-config.toml", values, file_optional=True)
+    assert cfg.sqs.queue_url == values["VOISO_SQS__QUEUE_URL"]
+    assert cfg.access.channels == (values["VOISO_SLACK__DEFAULT_CHANNEL"],)
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
@@ -323,7 +337,10 @@ def test_the_ecs_task_has_a_role_its_secrets_and_a_health_check_on_the_ops_liste
     box = task_container()
     assert {item["name"] for item in box["secrets"]} == {"SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"}
     assert not [item for item in box["environment"] if re.match(r"SLACK_|AWS_", item["name"])]
-    assert f"'http://127.0.0.1:{OPS_PORT}/healthz'" in box["healthCheck"]["command"][-1]
+    check, *argv = box["healthCheck"]["command"]
+    args = cli.parse_args(argv[1:])
+    assert (check, argv[0], args.command, args.ready) == ("CMD", "voisobot", "health", False)
+    assert args.config == Path("/etc/voisobot/config.toml")
     assert box["readonlyRootFilesystem"] is True
     mounts = {m["containerPath"] for m in box["mountPoints"]}
     env = {item["name"]: item["value"] for item in box["environment"]}

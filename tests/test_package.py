@@ -4,7 +4,6 @@ and migrations travel inside it, so no alert falls back to the minimal message."
 
 import json
 import re
-import site
 import subprocess
 import sys
 from pathlib import Path
@@ -14,34 +13,6 @@ import pytest
 from voisobot import samples
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> tuple[Path, str]:
-    """The wheel pip builds from the checkout, and what the build printed."""
-    out = tmp_path_factory.mktemp("dist")
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(out),
-                            str(ROOT)], capture_output=True, text=True, timeout=300)
-    assert build.returncode == 0, build.stdout + build.stderr
-    (found,) = out.glob("voisobot-*.whl")
-    return found, build.stdout + build.stderr
-
-
-@pytest.fixture(scope="module")
-def installed(wheel, tmp_path_factory) -> Path:
-    """A fresh venv holding the wheel; its dependencies are read from this test run's own
-    environment (a .pth line), so the test needs no network. The checkout is not on its
-    path: the bot it runs is the wheel's."""
-    venv = tmp_path_factory.mktemp("venv")
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    target = Path(subprocess.run(
-        [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()"
-         "['purelib'])"], capture_output=True, text=True, check=True).stdout.strip())
-    (target / "voisobot-test-dependencies.pth").write_text(
-        "\n".join(p for p in site.getsitepackages()) + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
-                    "install", "--no-deps", "--quiet", str(wheel[0])], check=True, timeout=300)
-    return venv
 
 
 def run_installed(venv: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -97,4 +68,4 @@ def test_the_console_script_has_the_subcommands_of_bot_py(installed, tmp_path):
     subcommands = re.compile(r"\{([a-z,-]+)\}")
     assert subcommands.search(installed_help).group(1) \
         == subcommands.search(checkout_help).group(1)
-    assert "run,check,send-sample,render,redeliver,demo" in installed_help
+    assert "run,check,send-sample,render,redeliver,health,demo" in installed_help

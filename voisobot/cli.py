@@ -11,6 +11,9 @@
                                             example (or one)
     voisobot [--config PATH] redeliver [CHANNEL]
                                             queue alerts that failed (after the fix) again
+    voisobot [--config PATH] health [--ready]
+                                            ask the running bot's /healthz (or /readyz) on
+                                            [ops]: exit 0 when it answers 200
     voisobot demo [--seconds N]             everything on embedded defaults, no AWS needed
 
 Exit codes: 0 fine, 1 a problem found or a failed send, 2 a configuration or usage error.
@@ -26,7 +29,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-from voisobot import check, config, events, logs, routing, samples, slack, sqs
+from voisobot import check, config, events, logs, probe, routing, samples, slack, sqs
 from voisobot.config import Config
 from voisobot.errors import ConfigError, VoisoBotError
 from voisobot.intake import utc_now
@@ -169,8 +172,14 @@ def _failed_elsewhere(counts: dict[str, int]) -> str:
         f"{channel} ({count})" for channel, count in counts.items())
 
 
+def health(cfg: Config, args) -> int:
+    healthy, line = probe.probe(cfg.ops, ready=args.ready)
+    print(line, file=sys.stdout if healthy else sys.stderr)
+    return 0 if healthy else 1
+
+
 COMMANDS = {"run": run, "check": run_check, "send-sample": send_sample, "render": render_samples,
-            "redeliver": redeliver}
+            "redeliver": redeliver, "health": health}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -189,6 +198,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     again = commands.add_parser("redeliver", help="queue the alerts that failed again")
     again.add_argument("channel", nargs="?",
                        help="only those of one channel (a Slack ID, or teams:NAME)")
+    alive = commands.add_parser("health", help="ask the running bot whether it is alive")
+    alive.add_argument("--ready", action="store_true",
+                        help="whether it is ready (/readyz) instead of alive (/healthz)")
     demo = commands.add_parser("demo", help="run everything on embedded defaults")
     demo.add_argument("--seconds", type=float, default=None, help="stop after this long")
     demo.add_argument("--store", help="keep the demo's SQLite file here (default: a temp dir)")

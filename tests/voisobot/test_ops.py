@@ -28,7 +28,7 @@ from tests.test_slack_app import (
     send_event,
     started_bot,
 )
-from voisobot import config, delivery, ops, samples
+from voisobot import cli, config, delivery, ops, probe, samples
 from voisobot.config import OpsConfig
 from voisobot.intake import utc_now
 from voisobot.outbox import Outbox
@@ -411,3 +411,30 @@ def test_metrics_count_sqs_errors_by_reason(make_bot, fault_proxy):
     assert sample(scraped, "voiso_sqs_errors_total", reason="no_such_queue",
                   operation="ReceiveMessage") == 2
     assert sample(scraped, "voiso_sqs_polls_total") >= 3  # the failed ones count too
+
+
+# --- voisobot health: the image's HEALTHCHECK ---------------------------------------------------
+
+def test_the_health_command_exits_0_while_alive_and_1_with_the_reason_after(make_bot, tmp_path,
+                                                                             capsys):
+    running = make_bot("http")
+    port = urlsplit(running.ops.url).port
+    config_file = tmp_path / "probe.toml"
+    config_file.write_text('[sqs]\nqueue_url = "https://sqs.eu-west-1.amazonaws.com/123456789012/'
+                           'voiso"\n[ops]\nhost = "0.0.0.0"\n')
+    ask = ["--config", str(config_file), "health"]
+    environ = {"VOISO_OPS__PORT": str(port)}  # the port the way a container sets it
+    assert cli.main(ask, environ) == 0
+    assert capsys.readouterr().out == f"http://127.0.0.1:{port}/healthz: 200 ok\n"
+    assert cli.main([*ask, "--ready"], environ) == 0
+    running.runtime.scheduler.shutdown(wait=False)
+    assert cli.main(ask, environ) == 1
+    assert capsys.readouterr().err == f"http://127.0.0.1:{port}/healthz: 503 scheduler_stopped\n"
+    running.runtime.stop()
+    assert cli.main(ask, environ) == 1
+    assert "no answer" in capsys.readouterr().err
+
+
+def test_the_health_command_reaches_an_ipv6_listener_on_loopback():
+    assert probe.url(OpsConfig(host="::", port=9464)) == "http://[::1]:9464/healthz"
+    assert probe.url(OpsConfig(host="10.0.0.5", port=1), ready=True) == "http://10.0.0.5:1/readyz"
