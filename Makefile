@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## everything on embedded defaults: SQS server, traffic, intake, live view
 	$(PY) bot.py demo
 
-test: $(STAMP)  ## the whole suite
-	$(PY) -m pytest -q
+test: $(STAMP)  ## the whole suite, on up to 4 processes (tests sharing a build run in one)
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadgroup
 
 bench: $(STAMP)  ## benchmarks, printed as tables (about 5 minutes)
 	$(PY) bench/bench_intake.py

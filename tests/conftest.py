@@ -41,6 +41,9 @@ def aws_test_env(monkeypatch):
         monkeypatch.delenv(key)
     for key, value in TEST_ENV.items():
         monkeypatch.setenv(key, value)
+    # A bot a test starts as a process listens for health and metrics on a free port, not
+    # on the default 9464, which tests running in parallel (make test) would fight over.
+    monkeypatch.setenv("VOISO_OPS__PORT", "0")
 
 
 @pytest.fixture(scope="session")

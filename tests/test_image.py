@@ -23,6 +23,8 @@ import pytest
 from voisobot import cli, samples
 
 ROOT = Path(__file__).resolve().parents[1]
+# One wheel per process: pip builds it in the checkout's build/, so its users share a process.
+pytestmark = pytest.mark.xdist_group("wheel")
 DOCKERFILE = ROOT / "Dockerfile"
 
 

@@ -13,6 +13,8 @@ import pytest
 from voisobot import samples
 
 ROOT = Path(__file__).resolve().parents[1]
+# One wheel per process: pip builds it in the checkout's build/, so its users share a process.
+pytestmark = pytest.mark.xdist_group("wheel")
 
 
 def run_installed(venv: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:

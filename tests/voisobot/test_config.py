@@ -105,7 +105,7 @@ CONFIG_ERRORS = [
 def test_config_error_exits_2_with_one_line_naming_the_key(tmp_path, capsys, text, message):
     path = tmp_path / "config.toml"
     path.write_text(text)
-    assert cli.main(["--config", str(path), "check"]) == 2
+    assert cli.main(["--config", str(path), "check"], environ={}) == 2  # the file alone
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1 and err.startswith(f"error: {path}: ")

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def make_cfg(tmp_path, store: str = "store.sqlite3") -> config.Config:
     return config.from_dict({"sqs": {"queue_url": "http://127.0.0.1:9/000000000000/q",
                                      "endpoint_url": "http://127.0.0.1:9"},
-                             "store": {"path": store}}, base_dir=tmp_path)
+                             "store": {"path": store}, "ops": {"port": 0}}, base_dir=tmp_path)
 
 
 def in_use_message(store) -> str:
