@@ -255,10 +255,52 @@ class TeamsConfig:
     destinations: dict[str, TeamsDestinationConfig] = field(default_factory=dict)
 
 
+# Whom "was this you?" asks by default, per kind: the affected user (params.user) and the
+# admin who made the change (params.who). Never successful_login: it carries no IP.
+ASK_USER_KINDS = ("app_login/unauthorized_ip", "app_login/ip_changed",
+                  "app_login/incorrect_password", "user/password_changed",
+                  "user/privileges_updated")
+ASK_ADMIN_KINDS = ("user/user_added", "user/user_deleted", "user/password_changed",
+                   "user/privileges_updated", "allowed_ip/ip_added", "allowed_ip/ip_removed",
+                   "allowed_ip/ip_changed")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+def _kinds(values: tuple[str, ...]) -> bool:
+    return all(_KIND.match(v) for v in values)
+
+
+@dataclass(frozen=True)
+class ConfirmConfig:
+    """"Was this you?": direct messages to the people an alert involves, and escalation
+    when one says no (or, if set, says nothing)."""
+
+    enabled: bool = option(False, expect="true or false")
+    ask_user: tuple[str, ...] = option(ASK_USER_KINDS, check=_kinds, expect="a list of kinds "
+                                       'written type/event, e.g. "app_login/unauthorized_ip"')
+    ask_admin: tuple[str, ...] = option(ASK_ADMIN_KINDS, check=_kinds, expect="a list of "
+                                        'kinds written type/event, e.g. "user/user_added"')
+    if_not: str = option("If this wasn't you, tell the security team at once.",
+                         expect="one line of text (at most 300 characters)",
+                         check=lambda v: len(v) <= 300 and "\n" not in v)
+    timeout_minutes: int = option(30, expect="a whole number of minutes from 1 to 10080",
+                                  check=_between(1, 10080))
+    escalate_on_timeout: bool = option(False, expect="true or false")
+    escalation_channel: str = option("", expect="a Slack channel ID such as C0123ABCD, or "
+                                     "empty (the alert's own channel)", check=_channel_or_empty)
+    escalate_usergroup: str = option("", expect="a Slack user-group ID such as S0123ABCD, or "
+                                     "empty (no mention)",
+                                     check=lambda v: v == "" or _ids("S")((v,)))
+    auto_ack_on_yes: bool = option(False, expect="true or false")
+    lookup_cache_hours: int = option(24, expect="a whole number of hours from 1 to 720",
+                                     check=_between(1, 720))
+    aliases: dict[str, str] = field(default_factory=dict)  # Voiso email -> Slack email
+
+
 SECTIONS: dict[str, type] = {"sqs": SqsConfig, "store": StoreConfig, "log": LogConfig,
                              "slack": SlackConfig, "http": HttpConfig, "ops": OpsConfig,
                              "access": AccessConfig}
-SPECIAL_SECTIONS = ("severity", "routes", "teams")
+SPECIAL_SECTIONS = ("severity", "routes", "teams", "confirm")
 
 
 @dataclass(frozen=True)
@@ -271,6 +313,7 @@ class Config:
     ops: OpsConfig = field(default_factory=OpsConfig)
     access: AccessConfig = field(default_factory=AccessConfig)
     teams: TeamsConfig = field(default_factory=TeamsConfig)
+    confirm: ConfirmConfig = field(default_factory=ConfirmConfig)
     severity: dict[str, str] = field(default_factory=dict)  # "type/event" -> severity
     routes: tuple[RouteConfig, ...] = ()
     base_dir: Path = Path(".")
@@ -333,7 +376,7 @@ def _is_text(path: tuple) -> bool:
 
 def _key_type(path: tuple) -> type | None:
     """The type of the key at ``path``, or None when there is no such key."""
-    tables = {**SECTIONS, "teams": TeamsConfig}
+    tables = {**SECTIONS, "teams": TeamsConfig, "confirm": ConfirmConfig}
     if len(path) == 2 and path[0] in tables:
         cls = tables[path[0]]
     elif len(path) == 4 and path[:2] == ("teams", "destinations"):
@@ -387,7 +430,7 @@ def from_dict(data: dict, *, base_dir: Path = Path("."), source: str = "config",
     teams = _teams(data.get("teams", {}), origins)
     config = Config(**sections, severity=_severities(data.get("severity", {}), origins),
                     routes=_routes(data.get("routes", []), origins, teams), teams=teams,
-                    base_dir=base_dir)
+                    confirm=_confirm(data.get("confirm", {}), origins), base_dir=base_dir)
     for where, path, key in (("slack", config.templates_path, config.slack.templates_dir),
                              ("teams", config.teams_templates_path, config.teams.templates_dir)):
         if path and not path.is_dir():
@@ -494,6 +537,26 @@ def _teams(table: Any, origins: Origins) -> TeamsConfig:
         _known_destination(teams, teams.default_destination,
                            origins.at("teams", "default_destination"))
     return teams
+
+
+def _confirm(table: Any, origins: Origins) -> ConfirmConfig:
+    """[confirm] and its [confirm.aliases] table (Voiso's address = the Slack account's)."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{origins.at('confirm')}: expected a table [confirm], "
+                          f"got {_show(table)}")
+    plain = {key: value for key, value in table.items() if key != "aliases"}
+    aliases = table.get("aliases", {})
+    if not isinstance(aliases, dict):
+        raise ConfigError(f"{origins.at('confirm', 'aliases')}: expected a table "
+                          f"[confirm.aliases], got {_show(aliases)}")
+    for voiso, slack in aliases.items():
+        if not _EMAIL.match(voiso) or not isinstance(slack, str) or not _EMAIL.match(slack):
+            raise ConfigError(f"{origins.at('confirm', 'aliases', voiso)}: expected "
+                              '"voiso@address" = "slack@address", got '
+                              f"{_show(voiso)} = {_show(slack)}")
+    confirm = _section(ConfirmConfig, plain, ("confirm",), origins)
+    return dataclasses.replace(confirm, aliases={k.lower(): v.lower()
+                                                 for k, v in aliases.items()})
 
 
 def _field_keys(cls: type) -> list[str]:
