@@ -4,12 +4,15 @@ command's name and the buttons' action ids. Each listener acknowledges Slack at 
 
 from voisobot.buttons import AlertButtons
 from voisobot.commands import Commands
+from voisobot.question_buttons import QuestionButtons
 
 from . import actions, commands
 
 SLASH_COMMAND = "/voiso"
 
 
-def register(app, answers: Commands, buttons: AlertButtons) -> None:
+def register(app, answers: Commands, buttons: AlertButtons,
+             questions: QuestionButtons | None = None) -> None:
+    """``questions``: the "was this you?" buttons, when [confirm] is on."""
     commands.register(app, SLASH_COMMAND, answers)
-    actions.register(app, answers, buttons)
+    actions.register(app, answers, buttons, questions)

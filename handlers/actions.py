@@ -1,15 +1,18 @@
-"""The buttons: Acknowledge and Reopen on alerts, More on long /voiso answers."""
+"""The buttons: Acknowledge and Reopen on alerts, More on long /voiso answers, and the
+answers to a "was this you?" DM."""
 
 import json
 
 from voisobot.acks import MessageRef
 from voisobot.buttons import ACK_ACTION, REOPEN_ACTION, AlertButtons, Press
 from voisobot.commands import MORE_ACTION, Commands
+from voisobot.question_buttons import NO_ACTION, YES_ACTION, QuestionButtons
 
 from .reply import reply
 
 
-def register(app, answers: Commands, buttons: AlertButtons) -> None:
+def register(app, answers: Commands, buttons: AlertButtons,
+             questions: QuestionButtons | None = None) -> None:
     def alert_button(ack, body, action, respond):
         ack()
         note = buttons.press(press_of(body, action))
@@ -21,9 +24,18 @@ def register(app, answers: Commands, buttons: AlertButtons) -> None:
         answer = answers.more(body["user"]["id"], _channel(body), action.get("value") or "")
         reply(respond, answer)
 
+    def answer(ack, body, action, respond):
+        ack()
+        note = questions.press(press_of(body, action))
+        if note is not None:
+            reply(respond, note)
+
     app.action(ACK_ACTION)(alert_button)
     app.action(REOPEN_ACTION)(alert_button)
     app.action(MORE_ACTION)(more)
+    if questions is not None:
+        app.action(YES_ACTION)(answer)
+        app.action(NO_ACTION)(answer)
 
 
 def press_of(body: dict, action: dict) -> Press:

@@ -6,9 +6,9 @@
     voisobot [--config PATH] check          say in plain words what is wrong with the setup
     voisobot [--config PATH] send-sample [KIND]
                                             send the vendor's example of every kind (or one)
-    voisobot [--config PATH] render [--teams] [KIND]
-                                            print the Slack alert (or Teams card) of each
-                                            example (or one)
+    voisobot [--config PATH] render [--teams | --question | --escalation] [KIND]
+                                            print the Slack alert (or Teams card, "was this
+                                            you?" DM, escalation) of each example (or one)
     voisobot [--config PATH] redeliver [CHANNEL]
                                             queue alerts that failed (after the fix) again
     voisobot [--config PATH] health [--ready]
@@ -20,6 +20,7 @@ Exit codes: 0 fine, 1 a problem found or a failed send, 2 a configuration or usa
 """
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -34,9 +35,10 @@ from voisobot.config import Config
 from voisobot.errors import ConfigError, VoisoBotError
 from voisobot.intake import utc_now
 from voisobot.outbox import Outbox
-from voisobot.render import AlertView, SlackRenderer
+from voisobot.render import AlertView, QuestionView, SlackRenderer
 from voisobot.runtime import build, slack_client, teams_renderer
 from voisobot.store import Store
+from voisobot.values import SlackId
 
 log = logging.getLogger("voisobot")
 
@@ -105,6 +107,8 @@ def render_samples(cfg: Config, args) -> int:
     kinds = selected_kinds(args.kind)
     if kinds is None:
         return 2
+    if args.question or args.escalation:
+        return render_confirmations(cfg, kinds, args.escalation)
     renderer = teams_renderer(cfg) if args.teams else SlackRenderer(cfg.templates_path)
     for kind in kinds:
         event = events.parse(samples.body_text(samples.EXAMPLES[kind]).encode())
@@ -113,6 +117,37 @@ def render_samples(cfg: Config, args) -> int:
         print(json.dumps(renderer.render(AlertView(event, severity)), indent=2,
                          ensure_ascii=False))
     return 0
+
+
+def render_confirmations(cfg: Config, kinds: list[str], escalation: bool) -> int:
+    """Print the "was this you?" DM (or the escalation of a "no") that each example asks
+    of each person [confirm] names for its kind, whether or not [confirm] is on."""
+    renderer = SlackRenderer(cfg.templates_path)
+    asking = dataclasses.replace(cfg.confirm, enabled=True)
+    for kind in kinds:
+        event = events.parse(samples.body_text(samples.EXAMPLES[kind]).encode())
+        view = AlertView(event, routing.severity_of(event, cfg.severity), alert_id=1)
+        people = routing.people_to_ask(event, asking)
+        if not people:
+            print(f"# {kind}: nobody is asked ([confirm] ask_user, ask_admin)")
+        for number, (role, email) in enumerate(people, start=1):
+            question = QuestionView(view, number, (role,), SlackId("U0PREVIEW1"), email,
+                                    "answered" if escalation else "asked",
+                                    answer="no" if escalation else None,
+                                    answered_at=utc_now() if escalation else None,
+                                    if_not=asking.if_not,
+                                    usergroup=_preview_group(asking.escalate_usergroup),
+                                    reason="no", timeout_minutes=asking.timeout_minutes)
+            what = "escalation" if escalation else f"question to the {role}"
+            print(f"# {kind}: {what} ({email})")
+            message = renderer.render_escalation(question) if escalation \
+                else renderer.render_question(question)
+            print(json.dumps(message, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _preview_group(group: str) -> SlackId | None:
+    return SlackId(group) if group else None
 
 
 def run_check(cfg: Config, args) -> int:
@@ -193,7 +228,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     sample = commands.add_parser("send-sample", help="send the vendor's example events")
     sample.add_argument("kind", nargs="?", help="one kind, e.g. app_login/unauthorized_ip")
     render = commands.add_parser("render", help="print the Slack alert for the vendor's examples")
-    render.add_argument("--teams", action="store_true", help="the Teams card instead")
+    shown = render.add_mutually_exclusive_group()
+    shown.add_argument("--teams", action="store_true", help="the Teams card instead")
+    shown.add_argument("--question", action="store_true",
+                       help='the "was this you?" direct messages instead')
+    shown.add_argument("--escalation", action="store_true",
+                       help='the escalation a "no" posts instead')
     render.add_argument("kind", nargs="?", help="one kind, e.g. user/privileges_updated")
     again = commands.add_parser("redeliver", help="queue the alerts that failed again")
     again.add_argument("channel", nargs="?",

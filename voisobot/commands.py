@@ -19,6 +19,7 @@ from voisobot import logs, lookalike, queries
 from voisobot.access import AccessPolicy
 from voisobot.acks import AuditEntry, audit
 from voisobot.metrics import Metrics
+from voisobot.questions import Questions
 from voisobot.render import ButtonValue, SlackRenderer, slack_id_or_text
 from voisobot.store import Store
 
@@ -30,7 +31,8 @@ PROFILE_EVENTS = 10
 MAX_DETAIL = 500   # characters of the typed command kept in the audit table
 MORE_ACTION = "voiso_more"
 PUBLIC_WORD = "public"
-SUBCOMMANDS = ("recent", "user", "ip", "unacked", "stats", "audit", "help")
+SUBCOMMANDS = ("recent", "user", "ip", "unacked", "pending", "stats", "audit", "help")
+ANSWERS_SHOWN = 10  # a person's "was this you?" answers in /voiso user
 
 
 @dataclass(frozen=True)
@@ -216,7 +218,34 @@ def _user(conn, query: Query, now: datetime) -> tuple[str, dict]:
     profile = queries.user_profile(conn, query.arg, PROFILE_EVENTS)
     lookalike.index_all_new_accounts(conn)  # the few names stored since the job last ran
     return "user", {"profile": profile, "lookalikes": lookalike.lookalikes(conn, profile.email),
-                    "more": more_value(query, profile.events)}
+                    "more": more_value(query, profile.events),
+                    "answers": [_question_line(q) for q in Questions(_OnConnection(conn))
+                                .of_person(profile.email, ANSWERS_SHOWN)]}
+
+
+def _pending(conn, query: Query, now: datetime) -> tuple[str, dict]:
+    """The "was this you?" questions waiting for an answer (or still to be asked)."""
+    waiting = Questions(_OnConnection(conn)).waiting(PAGE)
+    return "pending", {"questions": [_question_line(q) for q in waiting]}
+
+
+def _question_line(question) -> dict:
+    """A question as an answer shows it; the Slack user id is mentioned, the email is text."""
+    return {"id": question.id, "alert_id": question.alert_id, "email": question.email,
+            "roles": question.role_list, "state": question.state, "answer": question.answer,
+            "person": slack_id_or_text(question.slack_user) if question.slack_user else None,
+            "asked_at": question.asked_at or question.created_at,
+            "answered_at": question.answered_at}
+
+
+class _OnConnection:
+    """A store-like object over one connection, so that an answer reads in one place."""
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def connection(self):
+        return self.conn
 
 
 def _ip(conn, query: Query, now: datetime) -> tuple[str, dict]:
@@ -251,7 +280,7 @@ def _help(conn, query: Query, now: datetime) -> tuple[str, dict]:
 
 
 ANSWERS = {"recent": _recent, "user": _user, "ip": _ip, "unacked": _unacked,
-           "stats": _stats, "audit": _audit_log, "help": _help}
+           "pending": _pending, "stats": _stats, "audit": _audit_log, "help": _help}
 
 
 # --- the "more" button ------------------------------------------------------------------

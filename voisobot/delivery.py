@@ -27,11 +27,13 @@ from voisobot.errors import MalformedEvent
 from voisobot.intake import utc_now
 from voisobot.metrics import Metrics
 from voisobot.outbox import GroupingLimits, Outbox, QueuedAlert, QueueItem
-from voisobot.render import AlertView, SlackRenderer, one_line
+from voisobot.questions import Questions
+from voisobot.render import AlertView, SlackRenderer, one_line, slack_id_or_text
 from voisobot.routing import (
     destinations,
     group_key,
     is_teams,
+    people_to_ask,
     severity_of,
     storm_key,
     teams_name,
@@ -107,10 +109,16 @@ class AlertDelivery:
                       extra=logs.ids(event_id=event_id))
             return []
         severity = severity_of(event, self.config.severity)
+        found = destinations(event, severity, self.config)
+        # Questions go with the event's first Slack channel: one question per person, and
+        # a DM exists only in Slack (Teams webhooks cannot send one).
+        asking = next((d.channel for d in found if not is_teams(d.channel)), None)
+        asks = people_to_ask(event, self.config.confirm)
         return [QueueItem(event_id, event.time, d.channel, severity,
                           group_key(event, d.group_by), storm_key(event),
-                          timedelta(minutes=d.group_window_minutes))
-                for d in destinations(event, severity, self.config)]
+                          timedelta(minutes=d.group_window_minutes),
+                          asks if d.channel == asking else ())
+                for d in found]
 
     def deliver_due(self) -> None:
         now = self.clock()
@@ -385,7 +393,16 @@ def alert_view(outbox: Outbox, alert: QueuedAlert) -> AlertView:
     group = outbox.group_summary(alert.id) if alert.event_count > 1 else None
     acked_at = datetime.fromisoformat(alert.acked_at) if alert.acked_at else None
     return AlertView(event, alert.severity, alert_id=alert.id, context=context, group=group,
-                     acked_by=alert.acked_by, acked_at=acked_at)
+                     acked_by=alert.acked_by, acked_at=acked_at,
+                     confirmations=confirmations(outbox.store, alert.id))
+
+
+def confirmations(store, alert_id: int) -> tuple[dict, ...]:
+    """Where each "was this you?" of the alert stands, as its message shows it."""
+    return tuple({"state": q.state, "answer": q.answer, "email": q.email,
+                  "person": slack_id_or_text(q.slack_user) if q.slack_user else None,
+                  "at": datetime.fromisoformat(q.answered_at) if q.answered_at else None}
+                 for q in Questions(store).of_alert(alert_id))
 
 
 def _ack_changed(outbox: Outbox, shown: QueuedAlert) -> bool:

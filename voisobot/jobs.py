@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 INTAKE_JOB = "intake"
 DELIVERY_JOB = "delivery"
+CONFIRM_JOB = "confirmations"
+CONFIRM_INTERVAL_SECONDS = 1.0
 PRUNE_JOB = "prune"
 DAILY_COUNT_JOB = "daily_counts"
 DAILY_COUNT_SECONDS = 5.0
@@ -103,7 +105,9 @@ class JobWatch:
 def build_scheduler(intake: Intake, store: Store, *, retention_days: int,
                     prune_interval_minutes: int, gate: StopGate,
                     delivery: AlertDelivery | None = None,
-                    watch: JobWatch | None = None) -> BackgroundScheduler:
+                    watch: JobWatch | None = None,
+                    confirmations=None) -> BackgroundScheduler:
+    """``confirmations``: the "was this you?" job (confirming.Confirmations), when on."""
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={
         "max_instances": 1, "coalesce": True, "misfire_grace_time": None})
     scheduler.add_listener(_report_job_problem,
@@ -114,6 +118,9 @@ def build_scheduler(intake: Intake, store: Store, *, retention_days: int,
     if delivery is not None:
         _add_paced_job(*paced, DELIVERY_JOB, "Slack delivery", delivery.run,
                        lambda exc: delivery.run_interval, delivery.run_interval)
+    if confirmations is not None:
+        _add_paced_job(*paced, CONFIRM_JOB, "was this you?", confirmations.run_paced,
+                       lambda exc: CONFIRM_INTERVAL_SECONDS, CONFIRM_INTERVAL_SECONDS)
     scheduler.add_job(_gated, IntervalTrigger(seconds=DAILY_COUNT_SECONDS),
                       args=(gate, count_days, store), id=DAILY_COUNT_JOB, name="daily counts")
     scheduler.add_job(_gated, IntervalTrigger(minutes=prune_interval_minutes),

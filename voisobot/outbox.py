@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from voisobot import questions
 from voisobot.routing import is_teams
 from voisobot.store import Store, time_text, transaction
 
@@ -32,6 +33,7 @@ class QueueItem:
     group_key: str
     storm_key: str
     window: timedelta  # zero: never grouped
+    asks: tuple[tuple[str, str], ...] = ()  # (role, email): "was this you?" (questions.py)
 
 
 @dataclass(frozen=True)
@@ -92,11 +94,12 @@ class Outbox:
                     continue  # queued by an earlier run that stopped before the cursor moved
                 alert_id, key = self._group_for(conn, item, limits.storm_threshold)
                 if alert_id is None:
-                    self._new_alert(conn, item, key, now)
+                    alert_id = self._new_alert(conn, item, key, now)
                     created.append(item.channel)
                 else:  # a Teams card cannot have thread replies
                     self._join(conn, alert_id, item,
                                0 if is_teams(item.channel) else limits.thread_reply_cap)
+                questions.ask(conn, alert_id, item.asks, now)  # once per person per alert
             conn.execute("UPDATE cursors SET value = max(value, ?) WHERE name = ?",
                          (up_to_event, ENQUEUE_CURSOR))
         return created
@@ -122,7 +125,7 @@ class Outbox:
         return None, (item.storm_key if open_groups >= storm_threshold else item.group_key)
 
     @staticmethod
-    def _new_alert(conn, item: QueueItem, key: str, now: datetime) -> None:
+    def _new_alert(conn, item: QueueItem, key: str, now: datetime) -> int:
         when = time_text(now)
         cursor = conn.execute(
             "INSERT INTO alerts (event_id, channel, severity, next_attempt_at, created_at, "
@@ -131,6 +134,7 @@ class Outbox:
              time_text(item.event_time + item.window)))
         conn.execute("INSERT INTO alert_events (event_id, channel, alert_id) VALUES (?, ?, ?)",
                      (item.event_id, item.channel, cursor.lastrowid))
+        return cursor.lastrowid
 
     @staticmethod
     def _join(conn, alert_id: int, item: QueueItem, reply_cap: int) -> None:

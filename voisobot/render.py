@@ -135,11 +135,34 @@ class AlertView:
     group: dict[str, Any] | None = None  # a storm's summary, when grouped
     acked_by: str | None = None  # Slack user ID of who acknowledged it
     acked_at: datetime | None = None
+    # "was this you?": one per person asked, {"state", "answer", "person" (a SlackId or
+    # None), "email", "at"} (questions.py)
+    confirmations: tuple[dict[str, Any], ...] = ()
 
     @property
     def event_count(self) -> int:
         """How many events the rendered message stands for."""
         return self.group["count"] if self.group else 1
+
+
+@dataclass(frozen=True)
+class QuestionView:
+    """What a "was this you?" DM, or the escalation it led to, shows. ``alert`` is the
+    alert's view (its event's fields are untrusted); the rest is the bot's own."""
+
+    alert: AlertView
+    question_id: int
+    roles: tuple[str, ...]  # "user" (the account), "admin" (who made the change)
+    person: SlackId | None
+    email: str  # untrusted: it came in the event
+    state: str
+    answer: str | None = None
+    answered_at: datetime | None = None
+    if_not: str = ""
+    usergroup: SlackId | None = None
+    reason: str | None = None  # of an escalation: "no" or "timeout"
+    link: SafeUrl | None = None  # to the alert's message in its channel
+    timeout_minutes: int = 0
 
 
 _UNSAFE_FILTERS = ("safe", "urlize", "xmlattr", "forceescape")
@@ -237,7 +260,18 @@ def template_context(alert: AlertView) -> dict[str, Any]:
         "lookalikes": [{"role": role, "name": name, "scripts": mix}
                        for role, name in (("user", e.user), ("admin", e.who))
                        if (mix := lookalike.mixed_scripts(name))],
+        "confirmations": alert.confirmations,
     }
+
+
+def question_context(view: QuestionView) -> dict[str, Any]:
+    """The alert's context, and the question's: who is asked as what, and its state."""
+    return {**template_context(view.alert), "question": {
+        "value": ButtonValue(json.dumps({"question": view.question_id}, separators=(",", ":"))),
+        "roles": view.roles, "person": view.person, "email": view.email, "state": view.state,
+        "answer": view.answer, "answered_at": view.answered_at, "if_not": view.if_not,
+        "usergroup": view.usergroup, "reason": view.reason, "link": view.link,
+        "timeout_minutes": view.timeout_minutes}}
 
 
 def slack_id_or_text(value: str | None) -> SlackId | str | None:
@@ -287,6 +321,23 @@ class SlackRenderer:
             log.error("template %s failed: %s: %s", template, type(exc).__name__, one_line(exc))
             return self.settled({"text": f"The answer could not be shown: template {template} "
                                          "failed (the error is in the bot's log)."})
+
+    def render_question(self, view: QuestionView) -> dict:
+        """The direct message asking "was this you?" (or, once answered or timed out, what
+        became of it). A failing template falls back to a minimal question."""
+        return self._render_confirmation("question.json.j2", view)
+
+    def render_escalation(self, view: QuestionView) -> dict:
+        """The message to the escalation channel: the responders' user group, and why."""
+        return self._render_confirmation("escalation.json.j2", view)
+
+    def _render_confirmation(self, name: str, view: QuestionView) -> dict:
+        try:
+            return self._settled_json(self.env.get_template(name).render(
+                **question_context(view)))
+        except Exception as exc:
+            log.error("template %s failed: %s: %s", name, type(exc).__name__, one_line(exc))
+            return minimal_message(view.alert)
 
     def render_reply(self, alert: AlertView) -> dict:
         """One event of a group, as a thread reply: its summary and facts, no header or

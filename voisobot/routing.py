@@ -9,7 +9,7 @@ config.toml overrides any kind.
 
 from dataclasses import dataclass
 
-from voisobot.config import SEVERITIES, TEAMS_PREFIX, Config, RouteConfig
+from voisobot.config import SEVERITIES, TEAMS_PREFIX, Config, ConfirmConfig, RouteConfig
 from voisobot.events import Event
 
 DEFAULT_SEVERITY: dict[str, str] = {
@@ -114,3 +114,14 @@ def matches(route: RouteConfig, event: Event, severity: str) -> bool:
 
 def _any(patterns: tuple[str, ...], value: str | None) -> bool:
     return "*" in patterns or value in patterns
+
+
+def people_to_ask(event: Event, confirm: ConfirmConfig) -> tuple[tuple[str, str], ...]:
+    """Whom "was this you?" asks about this event, as (role, email) pairs: the affected
+    user (params.user) for the kinds of ``confirm.ask_user``, the admin who made the change
+    (params.who) for those of ``confirm.ask_admin``; none when confirmations are off."""
+    if not confirm.enabled:
+        return ()
+    wanted = (("user", event.user, confirm.ask_user), ("admin", event.who, confirm.ask_admin))
+    return tuple((role, email.lower()) for role, email, kinds in wanted
+                 if email and event.kind in kinds)

@@ -18,6 +18,7 @@ from voisobot.access import AccessPolicy
 from voisobot.buttons import AlertButtons
 from voisobot.commands import Commands
 from voisobot.config import Config
+from voisobot.confirming import Confirmations
 from voisobot.delivery import AlertDelivery, TeamsOutput
 from voisobot.errors import ConfigError
 from voisobot.front_door import FrontDoor
@@ -25,6 +26,9 @@ from voisobot.intake import Intake, utc_now
 from voisobot.metrics import CountedSlackSender, CountedTeamsSender, Metrics
 from voisobot.ops import OpsListener, listener
 from voisobot.outbox import Outbox
+from voisobot.people import SlackPeople
+from voisobot.question_buttons import QuestionButtons
+from voisobot.questions import Questions
 from voisobot.render import SlackRenderer
 from voisobot.replays import Replays
 from voisobot.store import Store
@@ -59,6 +63,7 @@ class Runtime:
     lock: StoreLock | None = None  # this bot's hold on the store, until it stops
     metrics: Metrics = field(default_factory=Metrics)
     ops: OpsListener | None = None  # /healthz, /readyz, /metrics
+    confirmations: Confirmations | None = None  # "was this you?", when [confirm] is on
 
     def start(self) -> None:
         if self.ops is not None:
@@ -123,11 +128,13 @@ def _build(cfg: Config, sender, client, env, lock: StoreLock) -> Runtime:
         counted = CountedSlackSender(sender, metrics) if sender is not None else None
         delivery = AlertDelivery(Outbox(store), renderer, counted, cfg, teams=cards,
                                  metrics=metrics)
+    asking = confirmations(cfg, store, renderer, client) if sender is not None else None
     scheduler = jobs.build_scheduler(intake, store, retention_days=cfg.store.retention_days,
                                      prune_interval_minutes=cfg.store.prune_interval_minutes,
-                                     gate=gate, delivery=delivery, watch=watch)
+                                     gate=gate, delivery=delivery, watch=watch,
+                                     confirmations=asking)
     runtime = Runtime(cfg, store, intake, scheduler, gate, delivery, lock=lock,
-                      metrics=metrics)
+                      metrics=metrics, confirmations=asking)
     if client is not None and sender is not None:
         runtime.slack_server = slack_server(cfg, slack_app(cfg, client, runtime, renderer),
                                             runtime, env)
@@ -159,10 +166,25 @@ def slack_app(cfg: Config, client, runtime: Runtime, renderer: SlackRenderer) ->
               request_verification_enabled=False, logger=BOLT_LOG)
     policy = AccessPolicy(cfg.access, lambda group: slack.usergroup_members(client, group))
     outbox, metrics = runtime.delivery.outbox, runtime.metrics
-    handlers.register(app, Commands(runtime.store, renderer, policy, utc_now, metrics),
-                      AlertButtons(outbox, renderer, runtime.delivery.sender, policy, utc_now,
-                                   metrics))
+    commands = Commands(runtime.store, renderer, policy, utc_now, metrics)
+    answers = None
+    if runtime.confirmations is not None:
+        answers = QuestionButtons(runtime.confirmations.questions, outbox, commands.guard, cfg,
+                                  runtime.confirmations.show_in_dm, utc_now, metrics)
+    handlers.register(app, commands, AlertButtons(outbox, renderer, runtime.delivery.sender,
+                                                  policy, utc_now, metrics), answers)
     return app
+
+
+def confirmations(cfg: Config, store: Store, renderer: SlackRenderer,
+                  client) -> Confirmations | None:
+    """The "was this you?" job, when [confirm] is on and there is a Slack client to ask
+    with (questions are Slack DMs)."""
+    if not cfg.confirm.enabled or client is None:
+        return None
+    outbox = Outbox(store)
+    return Confirmations(Questions(store), outbox, SlackPeople(client, store, cfg.confirm),
+                         renderer, client, cfg)
 
 
 def slack_server(cfg: Config, app: App, runtime: Runtime, env):

@@ -1,0 +1,313 @@
+"""'Was this you?' end to end: the bot in HTTP mode against moto's SQS and the fake Slack
+(users.lookupByEmail, conversations.open, DMs, chat.getPermalink), answers pressed over
+signed HTTP. Yes, no and silence; a wrong presser; two presses racing; a restart and a
+Slack outage while asking; unmapped people and aliases; one question per person per
+alert, however many events it stands for."""
+
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+
+from tests.fakes.slack_api import FakeSlack
+from tests.test_slack_app import (
+    ALERTS,
+    ALLOWED,
+    CHANNEL,
+    SECRET,
+    Bot,
+    posted_alert,
+    send_event,
+    shown,
+    started_bot,
+    wait_for,
+)
+from voisobot.intake import utc_now
+from voisobot.store import time_text
+
+JANE, JANE_ID = "jane@acme.example", "UJANE00001"
+ADMIN, ADMIN_ID = "admin@acme.example", "UADMIN0001"
+ESCALATION, RESPONDERS = "CESCALATE1", "SRESPOND01"
+
+
+@pytest.fixture
+def fake():
+    slack = FakeSlack(channels={CHANNEL, ALERTS, ESCALATION},
+                      people={JANE: JANE_ID, ADMIN: ADMIN_ID}).start()
+    yield slack
+    slack.stop()
+
+
+@pytest.fixture
+def make_bot(tmp_path, moto_server, queue_url, fake):
+    """The bot with [confirm] on (started again after a stop: a restart)."""
+    started = []
+
+    def make(**confirm) -> Bot:
+        runtime = started_bot(
+            tmp_path, queue_url, moto_server["url"], fake, {"SLACK_SIGNING_SECRET": SECRET},
+            slack_settings={"mode": "http"}, http={"host": "127.0.0.1", "port": 0},
+            access={"users": [ALLOWED]},
+            confirm={"enabled": True, "escalation_channel": ESCALATION,
+                     "escalate_usergroup": RESPONDERS, "if_not": "If not, tell #sec-help.",
+                     **confirm})
+        started.append(runtime)
+        return Bot(runtime, fake)
+
+    yield make
+    for runtime in started:
+        runtime.stop()
+
+
+def dm_channel(user_id: str) -> str:
+    return "D" + user_id[1:]
+
+
+def question_dm(fake: FakeSlack, user_id: str, count: int = 1, timeout: float = 15.0) -> dict:
+    found = wait_for(lambda: fake.messages(dm_channel(user_id)), count, timeout)
+    assert len(found) == count, f"{len(found)} DM(s) to {user_id}, expected {count}"
+    return found[-1]
+
+
+def press(bot: Bot, answer: str, message: dict, user: str, response: str = "a1",
+          asked: str = JANE_ID):
+    """``user`` presses Yes or No on the DM sent to ``asked``, as Slack sends it."""
+    value = next(e["value"] for b in message["blocks"] if b["type"] == "actions"
+                 for e in b["elements"])
+    return bot.click(f"voiso_confirm_{answer}", value, user=user, response=response,
+                     message=message, channel=dm_channel(asked),
+                     container_channel=dm_channel(asked))
+
+
+def current(fake: FakeSlack, channel: str, ts: str) -> dict:
+    return next(m for m in fake.messages(channel) if m["ts"] == ts)
+
+
+def alert_shows(fake: FakeSlack, ts: str, text: str, timeout: float = 15.0) -> str:
+    seen = wait_for(lambda: [1] if text in shown(current(fake, ALERTS, ts)) else [], 1, timeout)
+    assert seen, shown(current(fake, ALERTS, ts))
+    return shown(current(fake, ALERTS, ts))
+
+
+def questions(bot: Bot) -> list[dict]:
+    rows = bot.runtime.store.connection().execute("SELECT * FROM questions ORDER BY id")
+    return [dict(row) for row in rows]
+
+
+# --- yes, no, silence ---------------------------------------------------------------------
+
+def test_yes_from_the_person_asked_shows_confirmed_on_the_alert(make_bot, fake, sqs_admin,
+                                                                 queue_url):
+    bot = make_bot()
+    send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
+    _, alert = posted_alert(fake)
+    dm = question_dm(fake, JANE_ID)
+    assert "Voiso security: was this you?" in shown(dm) and "If not, tell #sec-help." in shown(dm)
+    assert press(bot, "yes", dm, JANE_ID)[0] == 200
+    text = alert_shows(fake, alert["ts"], f"Confirmed by <@{JANE_ID}>")
+    assert "Acknowledge" in json.dumps(current(fake, ALERTS, alert["ts"]))  # not auto-acked
+    in_dm = dm_channel(JANE_ID)
+    wait_for(lambda: [1] if "You answered yes" in shown(current(fake, in_dm, dm["ts"])) else [])
+    assert "You answered yes" in shown(current(fake, in_dm, dm["ts"]))
+    (row,) = [r for r in bot.audit() if r["action"] == "answer"]
+    assert (row["user_id"], row["allowed"]) == (JANE_ID, 1)
+    assert row["outcome"].startswith("answered yes")
+    assert "NOT" not in text and fake.messages(ESCALATION) == []
+
+
+def test_yes_acknowledges_the_alert_when_configured(make_bot, fake, sqs_admin, queue_url):
+    bot = make_bot(auto_ack_on_yes=True)
+    send_event(sqs_admin, queue_url, "app_login/unauthorized_ip", user=JANE)
+    _, alert = posted_alert(fake)
+    press(bot, "yes", question_dm(fake, JANE_ID), JANE_ID)
+    alert_shows(fake, alert["ts"], f"Acknowledged by <@{JANE_ID}>")
+
+
+def test_no_makes_the_alert_critical_and_escalates_once_mentioning_the_configured_group(
+        make_bot, fake, sqs_admin, queue_url):
+    bot = make_bot()
+    send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
+    _, alert = posted_alert(fake)
+    press(bot, "no", question_dm(fake, JANE_ID), JANE_ID)
+    text = alert_shows(fake, alert["ts"], f"<@{JANE_ID}> says this was NOT them")
+    assert "CRITICAL" in text
+    (escalation,) = wait_for(lambda: fake.messages(ESCALATION), 1, 15)
+    said = shown(escalation)
+    assert f"<!subteam^{RESPONDERS}>" in said or RESPONDERS in json.dumps(escalation)
+    assert "says this was NOT them" in said and "/archives/C0ALERTS01/p" in said
+    bot.runtime.confirmations.run()  # another run escalates nothing more
+    assert len(fake.messages(ESCALATION)) == 1
+    assert questions(bot)[0]["escalation"] == "sent"
+
+
+def test_silence_expires_the_question_and_escalates_when_configured(make_bot, fake,
+                                                                     sqs_admin, queue_url):
+    bot = make_bot(timeout_minutes=1, escalate_on_timeout=True)
+    send_event(sqs_admin, queue_url, "user/user_added", who=ADMIN)
+    _, alert = posted_alert(fake)
+    dm = question_dm(fake, ADMIN_ID)
+    assert "did you make this change?" in shown(dm)
+    in_dm = dm_channel(ADMIN_ID)
+    with bot.runtime.store.connection() as conn:  # the minute passes
+        conn.execute("UPDATE questions SET asked_at = ?",
+                     (time_text(utc_now() - timedelta(minutes=2)),))
+    alert_shows(fake, alert["ts"], f"No answer from <@{ADMIN_ID}> in time")
+    (escalation,) = wait_for(lambda: fake.messages(ESCALATION), 1, 15)
+    assert "did not answer within 1 minutes" in shown(escalation)
+    wait_for(lambda: [1] if "No answer came" in shown(current(fake, in_dm, dm["ts"])) else [])
+    assert "voiso_confirm_yes" not in json.dumps(current(fake, in_dm, dm["ts"]))
+
+
+def test_silence_without_escalate_on_timeout_only_says_so(make_bot, fake, sqs_admin,
+                                                           queue_url):
+    bot = make_bot(timeout_minutes=1)
+    send_event(sqs_admin, queue_url, "user/user_added", who=ADMIN)
+    _, alert = posted_alert(fake)
+    question_dm(fake, ADMIN_ID)
+    with bot.runtime.store.connection() as conn:
+        conn.execute("UPDATE questions SET asked_at = ?",
+                     (time_text(utc_now() - timedelta(minutes=2)),))
+    alert_shows(fake, alert["ts"], f"No answer from <@{ADMIN_ID}> in time")
+    bot.runtime.confirmations.run()
+    assert fake.messages(ESCALATION) == [] and questions(bot)[0]["escalation"] is None
+
+
+# --- who may answer, and once ---------------------------------------------------------------
+
+def test_anyone_but_the_person_asked_is_refused_and_audited(make_bot, fake, sqs_admin,
+                                                           queue_url):
+    bot = make_bot()
+    send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
+    posted_alert(fake)
+    dm = question_dm(fake, JANE_ID)
+    assert press(bot, "no", dm, ALLOWED, response="x1")[0] == 200  # an analyst, in [access]
+    (note,) = bot.answers("x1")
+    assert "Only the person this question was sent to" in note["text"]
+    (row,) = [r for r in bot.audit() if r["action"] == "answer"]
+    assert (row["user_id"], row["allowed"]) == (ALLOWED, 0)
+    assert questions(bot)[0]["answer"] is None and fake.messages(ESCALATION) == []
+
+
+def test_two_presses_at_once_record_one_answer(make_bot, fake, sqs_admin, queue_url):
+    bot = make_bot()
+    send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
+    posted_alert(fake)
+    dm = question_dm(fake, JANE_ID)
+    presses = [threading.Thread(target=press, args=(bot, answer, dm, JANE_ID, f"r{i}"))
+               for i, answer in enumerate(["yes", "no", "yes", "no"])]
+    for thread in presses:
+        thread.start()
+    for thread in presses:
+        thread.join()
+    rows = [r for r in bot.audit() if r["action"] == "answer"]
+    assert len(rows) == 4
+    assert sum(r["outcome"].startswith("answered") for r in rows) == 1
+    (question,) = questions(bot)
+    recorded = next(r for r in rows if r["outcome"].startswith("answered"))
+    assert recorded["outcome"].startswith(f"answered {question['answer']}")
+    bot.runtime.confirmations.run()
+    assert len(fake.messages(ESCALATION)) == (1 if question["answer"] == "no" else 0)
+
+
+# --- exactly once -------------------------------------------------------------------------------
+
+def test_a_restart_while_a_question_is_open_asks_nobody_twice_and_takes_the_answer(
+        make_bot, fake, sqs_admin, queue_url):
+    bot = make_bot()
+    send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
+    posted_alert(fake)
+    dm = question_dm(fake, JANE_ID)
+    bot.runtime.stop()
+    bot = make_bot()
+    bot.runtime.confirmations.run()
+    assert len(fake.messages(dm_channel(JANE_ID))) == 1
+    press(bot, "yes", dm, JANE_ID)
+    wait_for(lambda: [1] if questions(bot)[0]["answer"] else [])
+    assert questions(bot)[0]["answer"] == "yes"
+
+
+def test_a_dm_that_may_have_been_posted_in_an_outage_is_found_not_sent_twice(
+        make_bot, fake, sqs_admin, queue_url):
+    bot = make_bot()
+    fake.fail("conversations.open", "server_error", times=2)  # holds the DM back a while
+    send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
+    posted_alert(fake)
+    fake.fail("chat.postMessage", "post_then_hang")  # the DM lands; its answer is lost
+    wait_for(lambda: [q for q in questions(bot) if q["state"] == "asked"], 1, 40)
+    assert len(fake.messages(dm_channel(JANE_ID))) == 1
+    assert questions(bot)[0]["state"] == "asked"
+
+
+def test_slack_down_while_asking_asks_once_it_is_back(make_bot, fake, sqs_admin, queue_url):
+    bot = make_bot()
+    fake.fail("users.lookupByEmail", "server_error", times=2)
+    send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
+    posted_alert(fake)
+    wait_for(lambda: [q for q in questions(bot) if q["state"] == "asked"], 1, 40)
+    assert len(fake.messages(dm_channel(JANE_ID))) == 1
+
+
+# --- who is asked -----------------------------------------------------------------------------
+
+def test_an_unmapped_email_is_said_on_the_alert(make_bot, fake, sqs_admin, queue_url):
+    make_bot()
+    send_event(sqs_admin, queue_url, "app_login/incorrect_password", user="ghost@acme.example")
+    _, alert = posted_alert(fake)
+    alert_shows(fake, alert["ts"], "Could not ask: no Slack user for ghost@acme.example")
+
+
+def test_an_alias_maps_a_voiso_address_to_the_slack_one(make_bot, fake, sqs_admin, queue_url):
+    make_bot(aliases={"j.doe@voiso-login.example": JANE})
+    send_event(sqs_admin, queue_url, "app_login/incorrect_password",
+               user="J.Doe@voiso-login.example")
+    posted_alert(fake)
+    assert "was this you?" in shown(question_dm(fake, JANE_ID))
+
+
+def test_an_admin_who_changed_their_own_account_is_asked_once(make_bot, fake, sqs_admin,
+                                                             queue_url):
+    bot = make_bot()
+    send_event(sqs_admin, queue_url, "user/password_changed", user=JANE, who=JANE)
+    posted_alert(fake)
+    question_dm(fake, JANE_ID)
+    (question,) = questions(bot)
+    assert question["roles"] == "user,admin"
+
+
+def test_a_storm_asks_each_person_once_per_alert(make_bot, fake, sqs_admin, queue_url):
+    bot = make_bot()
+    for _ in range(8):
+        send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
+    posted_alert(fake)
+    question_dm(fake, JANE_ID)
+    wait_for(lambda: [1] if bot.runtime.store.connection().execute(
+        "SELECT count(*) FROM events").fetchone()[0] == 8 else [], 1, 15)
+    bot.runtime.confirmations.run()
+    assert len(questions(bot)) == 1 and len(fake.messages(dm_channel(JANE_ID))) == 1
+
+
+def test_successful_login_asks_nobody_by_default(make_bot, fake, sqs_admin, queue_url):
+    bot = make_bot()
+    send_event(sqs_admin, queue_url, "app_login/successful_login", user=JANE)
+    posted_alert(fake)
+    bot.runtime.confirmations.run()
+    assert questions(bot) == [] and fake.calls_to("users.lookupByEmail") == []
+
+
+# --- the commands -------------------------------------------------------------------------------
+
+def test_pending_lists_open_questions_and_user_shows_the_answers(make_bot, fake, sqs_admin,
+                                                                 queue_url):
+    bot = make_bot()
+    send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
+    posted_alert(fake)
+    dm = question_dm(fake, JANE_ID)
+    bot.command("pending", response="p1")
+    (answer,) = bot.answers("p1")
+    assert "no answer yet" in shown(answer) and f"<@{JANE_ID}>" in shown(answer)
+    press(bot, "no", dm, JANE_ID)
+    wait_for(lambda: [1] if questions(bot)[0]["answer"] else [])
+    bot.command(f"user {JANE}", response="u1")
+    (profile,) = bot.answers("u1")
+    assert "NO, not them" in shown(profile)

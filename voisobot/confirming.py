@@ -1,0 +1,239 @@
+"""The confirmations job: ask the people an alert involves, notice silence, escalate.
+
+Each run, after the alerts: questions whose alert is in Slack are asked by direct message
+(the Voiso email mapped to a Slack user first), questions asked longer ago than
+``confirm.timeout_minutes`` expire, and escalations (a "no", or silence when so configured)
+are posted to the escalation channel with the responders' user group mentioned. A DM or an
+escalation whose post may have reached Slack is looked for before it is posted again, as an
+alert is, so nobody is asked twice and nothing escalates twice. Every change that alters
+what the channel alert shows marks it stale, and the delivery job updates it in place.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from voisobot import logs, slack
+from voisobot.config import Config
+from voisobot.delivery import alert_view
+from voisobot.intake import utc_now
+from voisobot.outbox import Outbox
+from voisobot.people import SlackPeople
+from voisobot.questions import Question, Questions, retry_delay
+from voisobot.render import QuestionView, SlackRenderer
+from voisobot.sending import SendResult
+from voisobot.values import SafeUrl, SlackId
+
+log = logging.getLogger(__name__)
+
+PER_RUN = 20  # questions asked, expired or escalated in one run, each
+HISTORY_MARGIN_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What became of one question in a run, for the metrics."""
+
+    question_id: int
+    outcome: str  # asked, unmapped, retry, uncertain, failed, already_asked
+
+
+class Confirmations:
+    def __init__(self, questions: Questions, outbox: Outbox, people: SlackPeople,
+                 renderer: SlackRenderer, client, config: Config, clock=utc_now):
+        """``client``: the Slack WebClient (DMs are Slack's only; Teams webhooks cannot
+        send one)."""
+        self.questions, self.outbox, self.people = questions, outbox, people
+        self.renderer, self.client, self.config, self.clock = renderer, client, config, clock
+        self.sender = slack.SlackSender(client)
+        self.reported: set[str] = set()
+
+    @property
+    def store_id(self) -> str:
+        return self.outbox.store.store_id
+
+    run_interval = 1.0  # seconds between runs
+
+    def run_paced(self) -> float:
+        """One scheduled run; the seconds until the next."""
+        self.run()
+        return self.run_interval
+
+    def run(self) -> list[Asked]:
+        now = self.clock()
+        done = [self._ask(question, now) for question in self.questions.due(now, PER_RUN)]
+        self._expire(now)
+        for question in self.questions.escalations_due(now, PER_RUN):
+            self._escalate(question, now)
+        return done
+
+    # --- asking -------------------------------------------------------------------------
+
+    def _ask(self, question: Question, now: datetime) -> Asked:
+        if question.state == "uncertain" and question.dm_channel:
+            found = self.sender.find(question.dm_channel, self.key(question, "q"),
+                                     _since(question.first_tried_at))
+            if found.status == "done" and found.ts:
+                self._asked(question, found.ts)
+                return Asked(question.id, "already_asked")
+            if found.status != "done":
+                return self._not_asked(question, found, uncertain=True)
+        lookup = self.people.lookup(question.email)
+        if lookup.status == "unknown":
+            self.questions.mark_unmapped(question.id)
+            self.outbox.mark_stale(question.alert_id)
+            log.warning("question %d: no Slack user for %s; the alert says it could not ask",
+                        question.id, lookup.email, extra=_ids(question))
+            return Asked(question.id, "unmapped")
+        if lookup.status != "found":
+            return self._not_asked(question, SendResult(
+                lookup.status, None, error=lookup.error, advice=lookup.advice,
+                retry_after=lookup.retry_after), uncertain=False)
+        opened = slack.open_dm(self.client, lookup.user_id)
+        if opened.status != "done":
+            return self._not_asked(question, opened, uncertain=False)
+        message = self.renderer.render_question(self.question_view(question))
+        self.questions.mark_trying(question.id, lookup.user_id, opened.channel, now)
+        result = self.sender.post(opened.channel, message, self.key(question, "q"))
+        if result.status == "done":
+            self._asked(question, result.ts)
+            return Asked(question.id, "asked")
+        return self._not_asked(question, result, uncertain=result.maybe_posted)
+
+    def _asked(self, question: Question, ts: str) -> None:
+        self.questions.mark_asked(question.id, ts, self.clock())
+        self.outbox.mark_stale(question.alert_id)
+
+    def _not_asked(self, question: Question, result: SendResult, *, uncertain: bool) -> Asked:
+        if result.status == "retry":
+            state = "uncertain" if uncertain or question.state == "uncertain" else "pending"
+            delay = retry_delay(question.attempts)
+            if result.retry_after:
+                delay = max(delay, timedelta(seconds=result.retry_after))
+            self.questions.mark_retry(question.id, state, self.clock() + delay,
+                                      result.error or "retry")
+            log.warning("question %d to %s: Slack did not take it (%s); retrying in %.0f s",
+                        question.id, question.email, result.error, delay.total_seconds(),
+                        extra=_ids(question))
+            return Asked(question.id, state if state == "uncertain" else "retry")
+        self.questions.mark_failed(question.id, f"{result.error}: {result.advice}")
+        self.outbox.mark_stale(question.alert_id)
+        self._report_once(result)
+        return Asked(question.id, "failed")
+
+    # --- silence ------------------------------------------------------------------------
+
+    def _expire(self, now: datetime) -> None:
+        limit = now - timedelta(minutes=self.config.confirm.timeout_minutes)
+        for question in self.questions.unanswered_since(limit, PER_RUN):
+            if self.questions.expire(question.id, self.config.confirm.escalate_on_timeout):
+                self.outbox.mark_stale(question.alert_id)
+                self.show_in_dm(question.id)
+
+    def show_in_dm(self, question_id: int) -> None:
+        """The DM as the question now stands (answered, or timed out), without buttons."""
+        question = self.questions.question(question_id)
+        if question is None or not question.dm_ts:
+            return
+        message = self.renderer.render_question(self.question_view(question))
+        result = self.sender.update(question.dm_channel, question.dm_ts, message)
+        if result.status != "done":
+            log.warning("could not update question %d in its DM (%s)", question.id,
+                        result.error, extra=_ids(question))
+
+    # --- escalation ---------------------------------------------------------------------
+
+    def _escalate(self, question: Question, now: datetime) -> None:
+        alert = self.outbox.alert(question.alert_id)
+        if alert is None:
+            return
+        channel = self.config.confirm.escalation_channel or alert.channel
+        key = self.key(question, "e")
+        if question.escalation == "uncertain":
+            found = self.sender.find(channel, key, _since(question.escalation_first_tried_at))
+            if found.status == "done" and found.ts:
+                self.questions.mark_escalated(question.id, found.ts)
+                return
+            if found.status != "done":
+                self._escalation_not_sent(question, found, uncertain=True)
+                return
+        view = self.question_view(question, link=slack.permalink(self.client, alert.channel,
+                                                                 alert.slack_ts))
+        message = self.renderer.render_escalation(view)
+        self.questions.mark_escalating(question.id, now)
+        result = self.sender.post(channel, message, key)
+        if result.status == "done":
+            self.questions.mark_escalated(question.id, result.ts)
+            log.warning("escalated alert %d to %s: %s", alert.id, channel,
+                        "the person says it was not them" if question.answer == "no"
+                        else "no answer in time", extra=_ids(question))
+            return
+        self._escalation_not_sent(question, result, uncertain=result.maybe_posted)
+
+    def _escalation_not_sent(self, question: Question, result: SendResult, *,
+                             uncertain: bool) -> None:
+        if result.status == "retry":
+            state = "uncertain" if uncertain or question.escalation == "uncertain" \
+                else "pending"
+            delay = retry_delay(question.escalation_attempts)
+            if result.retry_after:
+                delay = max(delay, timedelta(seconds=result.retry_after))
+            self.questions.mark_escalation_retry(question.id, state, self.clock() + delay)
+            return
+        self.questions.mark_escalation_failed(question.id, f"{result.error}: {result.advice}")
+        self._report_once(result)
+
+    # --- shared -------------------------------------------------------------------------
+
+    def key(self, question: Question, part: str) -> slack.AlertKey:
+        """How a DM ("q") or an escalation ("e") names itself in its metadata."""
+        return slack.AlertKey(self.store_id, question.alert_id, f"{part}{question.id}")
+
+    def question_view(self, question: Question, link: str | None = None) -> QuestionView:
+        return question_view(self.outbox, question, self.config, link)
+
+    def _report_once(self, result: SendResult) -> None:
+        if result.error in self.reported:
+            return
+        self.reported.add(result.error)
+        log.error("Slack refused a question or escalation (%s): %s", result.error,
+                  result.advice)
+
+
+def question_view(outbox: Outbox, question: Question, config: Config,
+                  link: str | None = None) -> QuestionView:
+    """What the DM (or the escalation) shows: the alert's event, how many events the
+    alert stands for, and where the question stands."""
+    view = alert_view(outbox, outbox.alert(question.alert_id))
+    return QuestionView(
+        alert=view, question_id=question.id, roles=question.role_list,
+        person=_slack_id(question.slack_user), email=question.email, state=question.state,
+        answer=question.answer, answered_at=_time(question.answered_at),
+        if_not=config.confirm.if_not, usergroup=_slack_id(config.confirm.escalate_usergroup),
+        reason=question.escalation_reason, link=SafeUrl(link) if _https(link) else None,
+        timeout_minutes=config.confirm.timeout_minutes)
+
+
+def _slack_id(value: str | None) -> SlackId | None:
+    try:
+        return SlackId(value) if value else None
+    except Exception:
+        return None
+
+
+def _https(link: str | None) -> bool:
+    return isinstance(link, str) and link.startswith("https://") and not any(
+        c in link for c in " <>|\n\t\"")
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _since(first_tried_at: str | None) -> float:
+    start = datetime.fromisoformat(first_tried_at) if first_tried_at else utc_now()
+    return start.timestamp() - HISTORY_MARGIN_SECONDS
+
+
+def _ids(question: Question) -> dict:
+    return logs.ids(alert_id=question.alert_id)

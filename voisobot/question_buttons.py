@@ -1,0 +1,115 @@
+"""The "Yes, this was me" and "No, this wasn't me" buttons of a "was this you?" DM.
+
+Only the person asked may answer: the press's Slack user must be the one the question was
+sent to, and the press must be on that very DM. [access] does not apply (the person asked
+is rarely an analyst), and anyone else's press is refused. One answer per question, of two
+presses at once exactly one counts (questions.Questions.answer). Every press, answered,
+refused or broken, writes one audit row.
+
+A "yes" shows "confirmed by" on the channel alert, and acknowledges it when
+``confirm.auto_ack_on_yes`` is set; a "no" makes the alert critical, shows it in place and
+queues the escalation (posted by the confirmations job, once).
+"""
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from voisobot import acks, logs
+from voisobot.acks import AuditEntry, MessageRef
+from voisobot.buttons import DETAIL_VALUE_CHARS, MAX_ALERT_ID, NotOurButton, Press
+from voisobot.commands import Answer, Guard
+from voisobot.config import Config
+from voisobot.metrics import Metrics
+from voisobot.outbox import Outbox
+from voisobot.questions import Questions
+
+log = logging.getLogger(__name__)
+
+YES_ACTION = "voiso_confirm_yes"
+NO_ACTION = "voiso_confirm_no"
+ANSWERS = {YES_ACTION: "yes", NO_ACTION: "no"}
+BUTTON_NAMES = {YES_ACTION: "confirm_yes", NO_ACTION: "confirm_no"}  # for the metrics
+_OUTCOMES = ("answered", "already", "refused", "ignored", "missing", "failed")
+
+
+def question_id_of(value: str) -> int:
+    """The question id in a button's value (``{"question": 7}``)."""
+    try:
+        question_id = json.loads(value)["question"]
+    except (ValueError, TypeError, KeyError, IndexError, RecursionError):
+        raise NotOurButton(f"not a question button value: {value[:80]!r}") from None
+    if not isinstance(question_id, int) or isinstance(question_id, bool) \
+            or not 1 <= question_id <= MAX_ALERT_ID:
+        raise NotOurButton(f"not a question id: {repr(question_id)[:80]}")
+    return question_id
+
+
+class QuestionButtons:
+    def __init__(self, questions: Questions, outbox: Outbox, guard: Guard, config: Config,
+                 show_in_dm: Callable[[int], None], clock: Callable[[], datetime],
+                 metrics: Metrics | None = None):
+        """``show_in_dm(question_id)`` puts the DM as it now stands in place of the one
+        pressed (confirming.Confirmations.show_in_dm)."""
+        self.questions, self.outbox, self.guard, self.config = questions, outbox, guard, config
+        self.show_in_dm, self.clock = show_in_dm, clock
+        self.metrics = metrics or Metrics()
+
+    def press(self, press: Press) -> Answer | None:
+        """Handle a press; None when the updated DM says it all, else a private note.
+        Never raises: whatever goes wrong is audited."""
+        entry = AuditEntry(press.user_id, press.channel_id, "answer",
+                           f"{press.action[:80]} {press.value[:DETAIL_VALUE_CHARS]}", True, "")
+        try:
+            note, outcome, allowed = self._handle(press)
+        except Exception:
+            log.exception("a press of %s failed", entry.detail,
+                          extra=logs.ids(channel=press.channel_id))
+            note, outcome, allowed = "Your answer could not be recorded: the bot's log says " \
+                "why. Please tell the security team directly.", "failed (see the log)", True
+        try:
+            self.guard.record(entry, outcome, allowed=allowed)
+        except Exception:  # the store itself is failing: the log is all there is
+            log.exception("could not audit a press of %s", entry.detail)
+        self.metrics.button_pressed(BUTTON_NAMES.get(press.action, "unknown"),
+                                    _metric_outcome(outcome))
+        return Answer(self.guard.renderer.settled({"text": note})) if note else None
+
+    def _handle(self, press: Press) -> tuple[str | None, str, bool]:
+        """(note for the presser or None, what became of it for the audit, allowed)."""
+        answer = ANSWERS.get(press.action)
+        try:
+            if answer is None:
+                raise NotOurButton(f"unknown action {press.action[:80]!r}")
+            question = self.questions.question(question_id_of(press.value))
+        except NotOurButton as exc:
+            return "That button is not one of the bot's.", f"ignored: {exc}", True
+        if question is None:
+            return ("That question is no longer in the bot's cache.", "missing", True)
+        if press.user_id != question.slack_user or press.message != MessageRef(
+                question.dm_channel or "", question.dm_ts or ""):
+            return ("Only the person this question was sent to can answer it.",
+                    f"refused: question {question.id} was sent to {question.slack_user}", False)
+        outcome = self.questions.answer(question.id, answer, self.clock())
+        if outcome.status != "recorded":
+            return (f"You already answered: {outcome.question.answer}.",
+                    f"already answered {outcome.question.answer}", True)
+        self._after(outcome.question)
+        return None, f"answered {answer} (question {question.id})", True
+
+    def _after(self, question) -> None:
+        """The alert and the DM as they now stand; a "yes" may acknowledge the alert."""
+        alert = self.outbox.alert(question.alert_id)
+        if question.answer == "yes" and self.config.confirm.auto_ack_on_yes \
+                and alert is not None and alert.slack_ts:
+            acks.acknowledge(self.outbox.store, alert.id, MessageRef(alert.channel,
+                             alert.slack_ts), question.slack_user, self.clock())
+        self.outbox.mark_stale(question.alert_id)
+        self.show_in_dm(question.id)
+
+
+def _metric_outcome(audited: str) -> str:
+    """The press's outcome as a metric label: one of a fixed few words."""
+    word = audited.split(" ", 1)[0].rstrip(":")
+    return word if word in _OUTCOMES else "failed"
