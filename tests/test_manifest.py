@@ -12,10 +12,13 @@ from voisobot import handlers
 
 ROOT = Path(__file__).resolve().parents[1]
 # The scope each Web API method the bot may call needs (api.slack.com/methods).
+# History is read in channels, private channels and DMs (a question asked by direct message).
 SCOPES_OF = {"chat_postMessage": {"chat:write"}, "chat_update": {"chat:write"},
-             "conversations_history": {"channels:history", "groups:history"},
+             "conversations_history": {"channels:history", "groups:history", "im:history"},
              "conversations_info": {"channels:read", "groups:read"},
              "usergroups_users_list": {"usergroups:read"}, "auth_test": set(),
+             "users_lookupByEmail": {"users:read", "users:read.email"},
+             "conversations_open": {"im:write"}, "chat_getPermalink": set(),
              "apps_connections_open": set()}  # the app-level token's connections:write
 
 
@@ -35,7 +38,8 @@ def web_api_calls() -> set[str]:
 def test_the_scopes_are_exactly_those_of_the_methods_called():
     calls = web_api_calls()
     assert {"chat_postMessage", "chat_update", "conversations_history", "conversations_info",
-            "usergroups_users_list"} <= calls
+            "usergroups_users_list", "users_lookupByEmail", "conversations_open",
+            "chat_getPermalink"} <= calls
     assert calls <= set(SCOPES_OF), f"a method without a known scope: {calls - set(SCOPES_OF)}"
     needed = {"commands"}.union(*(SCOPES_OF[name] for name in calls))
     assert set(manifest()["oauth_config"]["scopes"]["bot"]) == needed

@@ -119,6 +119,36 @@ def update_message(client: slack_sdk.WebClient, channel: str, ts: str,
     return classify(response, channel=channel)
 
 
+def open_dm(client: slack_sdk.WebClient, user_id: str) -> SendResult:
+    """Open (or find again: Slack gives the same one) the direct-message channel with one
+    user (scope im:write); ``done`` carries its ``D…`` id as ``channel``."""
+    try:
+        response = client.conversations_open(users=user_id)
+    except (SlackClientError, *NETWORK_ERRORS) as exc:
+        return classify(exc)
+    result = classify(response)
+    if result.status != "done":
+        return result
+    info = response.get("channel")
+    channel = info.get("id") if isinstance(info, Mapping) else None
+    if not isinstance(channel, str) or not channel:
+        return SendResult("give_up", error="no channel in Slack's answer",
+                          advice="Slack opened a direct message without naming its channel; "
+                                 "report it")
+    return SendResult("done", channel)
+
+
+def permalink(client: slack_sdk.WebClient, channel: str, ts: str) -> str | None:
+    """A link to one message (chat.getPermalink, which needs no scope), or None if Slack
+    gives none for any reason: a link is a convenience, never worth a retry."""
+    try:
+        response = client.chat_getPermalink(channel=channel, message_ts=ts)
+    except (SlackClientError, *NETWORK_ERRORS):
+        return None
+    link = response.get("permalink")
+    return link if response.get("ok") and isinstance(link, str) and link else None
+
+
 def auth_test(client: slack_sdk.WebClient) -> SendResult:
     """For ``bot.py check``: done if the token works, else give_up (or retry) with advice."""
     try:

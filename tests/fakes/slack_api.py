@@ -1,13 +1,16 @@
 """A fake Slack Web API over HTTP: a recorder with faults on demand.
 
 slack_sdk's WebClient reaches it through ``base_url``, like Slack itself. It answers
-``chat.postMessage``, ``chat.update``, ``conversations.history``, ``conversations.info``,
-``auth.test``, ``usergroups.users.list`` and ``apps.connections.open`` (with the app-level
-token) the way Slack does, accepts POSTs to ``/response/<anything>`` (a response_url), and records
-every call. Posted messages (with their metadata) are kept per channel, so history
-reads see them, newest first, in cursor-linked pages. It checks only what Slack's
-answer depends on (the token, the channel); it validates no payload. A test can make
-the next N calls of one method fail the way Slack fails them, or take the whole API
+``chat.postMessage``, ``chat.update``, ``chat.getPermalink``, ``conversations.history``,
+``conversations.info``, ``conversations.open``, ``users.lookupByEmail``, ``auth.test``,
+``usergroups.users.list`` and ``apps.connections.open`` (with the app-level token) the way
+Slack does, accepts POSTs to ``/response/<anything>`` (a response_url), and records
+every call. People (email -> user id) are looked up case-insensitively, as Slack does;
+opening a DM with one gives the same ``D…`` channel every time, which then takes posts,
+updates and history reads like any channel. Posted messages (with their metadata) are kept
+per channel, so history reads see them, newest first, in cursor-linked pages. It checks
+only what Slack's answer depends on (the token, the channel); it validates no payload. A test
+can make the next N calls of one method fail the way Slack fails them, or take the whole API
 down.
 """
 
@@ -27,8 +30,22 @@ TS_STEP_MICROS = 100
 HISTORY_DEFAULT_LIMIT = 100  # Slack's default page size for conversations.history
 # The scope Slack names in "needed" when a method answers missing_scope.
 _NEEDED_SCOPE = {"conversations.history": "channels:history,groups:history",
-                 "conversations.info": "channels:read"}
+                 "conversations.info": "channels:read",
+                 "users.lookupByEmail": "users:read.email", "conversations.open": "im:write"}
 _CURSOR_PREFIX = "next_ts:"
+_MESSAGE_METHODS = ("chat.postMessage", "chat.update", "conversations.history",
+                    "conversations.info", "chat.getPermalink")
+PERMALINK_BASE = "https://fake.slack.example/archives"
+
+
+@dataclass(frozen=True)
+class Person:
+    """A Slack user as users.lookupByEmail shows one."""
+
+    user_id: str
+    email: str
+    deleted: bool = False
+    is_bot: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,8 +62,11 @@ class FakeSlack:
                  retry_after: float = 1, hang_seconds: float = 5.0,
                  history_max_limit: int = 999, first_ts: float | None = None,
                  usergroups: dict[str, list[str]] | None = None,
-                 app_token: str = "xapp-test", socket_url: str | None = None):
+                 app_token: str = "xapp-test", socket_url: str | None = None,
+                 people: dict[str, str] | None = None):
         self.token = token
+        self._people: dict[str, Person] = {}  # lower-case email -> person
+        self._dm_channels: set[str] = set()  # opened by conversations.open
         self.usergroups = dict(usergroups or {})  # user-group ID -> member user IDs
         self.app_token = app_token  # Socket Mode's app-level token
         self.socket_url = socket_url  # what apps.connections.open hands out
@@ -71,6 +91,8 @@ class FakeSlack:
         # A short poll interval keeps stop() (one per test) from costing half a second.
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
                                         daemon=True)
+        for email, user_id in (people or {}).items():
+            self.add_person(email, user_id)
 
     @property
     def url(self) -> str:
@@ -107,6 +129,16 @@ class FakeSlack:
             self._not_in_channel.clear()
             self._archived.clear()
         self.down = False
+
+    def add_person(self, email: str, user_id: str, *, deleted: bool = False,
+                   is_bot: bool = False) -> None:
+        """A Slack user with that email; ``deleted`` for a deactivated account."""
+        with self._lock:
+            self._people[email.lower()] = Person(user_id, email, deleted, is_bot)
+
+    def dm_channel(self, user_id: str) -> str:
+        """The DM channel conversations.open gives for ``user_id`` (same one every time)."""
+        return "D" + user_id[1:]
 
     def set_down(self, down: bool) -> None:
         self.down = down
@@ -171,21 +203,54 @@ class FakeSlack:
         if call.method == "auth.test":
             return {"ok": True, "url": "https://test.slack.com/", "team": "Test",
                     "user": "voiso-bot", "team_id": "T1", "user_id": "UBOT", "bot_id": "B1"}
-        if call.method not in ("chat.postMessage", "chat.update", "conversations.history",
-                               "conversations.info"):
+        if call.method == "users.lookupByEmail":
+            return self._lookup_answer(call.payload.get("email") or "")
+        if call.method == "conversations.open":
+            return self._open_answer(call.payload.get("users") or "")
+        if call.method not in _MESSAGE_METHODS:
             return _error("unknown_method")
         channel = call.payload.get("channel")
         if call.method == "conversations.info":
             return self._info_answer(channel)
+        if call.method == "chat.getPermalink":
+            return self._permalink_answer(channel, call.payload.get("message_ts"))
         if channel in self._not_in_channel:
             return _error("not_in_channel")
         if channel in self._archived and call.method != "conversations.history":
             return _error("is_archived")
-        if channel not in self.channels:
+        if channel not in self.channels and channel not in self._dm_channels:
             return _error("channel_not_found")
         if call.method == "conversations.history":
             return self._history_answer(call, channel)
         return self._message_answer(call, channel)
+
+    def _lookup_answer(self, email: str) -> dict:
+        with self._lock:
+            person = self._people.get(email.lower())
+        if person is None:
+            return _error("users_not_found")
+        return {"ok": True, "user": {
+            "id": person.user_id, "name": person.email.split("@")[0],
+            "deleted": person.deleted, "is_bot": person.is_bot,
+            "profile": {"email": person.email}}}
+
+    def _open_answer(self, users: str) -> dict:
+        """One user's DM, like Slack's answer to conversations.open with ``users``."""
+        with self._lock:
+            known = {person.user_id for person in self._people.values()}
+            if users not in known:
+                return _error("user_not_found")
+            channel = self.dm_channel(users)
+            self._dm_channels.add(channel)
+        return {"ok": True, "channel": {"id": channel}}
+
+    def _permalink_answer(self, channel: str, ts: str) -> dict:
+        with self._lock:
+            found = any(m["ts"] == ts for m in self._messages.get(channel, []))
+        if not found:
+            return _error("message_not_found")
+        return {"ok": True, "channel": channel,
+                "permalink": f"{PERMALINK_BASE}/{channel}/p{ts.replace('.', '')}"}
 
     def _info_answer(self, channel: str) -> dict:
         """Like Slack: a public channel the bot is not in is found, with is_member false."""
