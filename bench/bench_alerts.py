@@ -9,7 +9,9 @@ scheduler runs it, posting to a local fake Slack Web API over HTTP. Reported:
 - events accounted for in alerts: the counts the messages show, as last posted or
   updated, over the events stored (target 100 %),
 - time from the first event stored to the first alert in Slack (target <= 2 s),
-- render throughput, messages/s, against json.dumps of the same messages (a floor).
+- render throughput, messages/s, against json.dumps of the same messages (a floor),
+- "was this you?" ([confirm] on, every user known to the fake Slack): questions sent as DMs,
+  and the most any one person got about one kind within one group window (target 1).
 
     python bench/bench_alerts.py [--events N] [--users U] [--feed-seconds S]
 """
@@ -30,9 +32,12 @@ if str(REPO_ROOT) not in sys.path:
 
 from tests.fakes.slack_api import FakeSlack  # noqa: E402
 from voisobot import config, events, samples, slack  # noqa: E402
+from voisobot.confirming import Confirmations  # noqa: E402
 from voisobot.delivery import AlertDelivery  # noqa: E402
 from voisobot.intake import Intake  # noqa: E402
 from voisobot.outbox import Outbox  # noqa: E402
+from voisobot.people import SlackPeople  # noqa: E402
+from voisobot.questions import Questions  # noqa: E402
 from voisobot.render import AlertView, SlackRenderer  # noqa: E402
 from voisobot.routing import severity_of  # noqa: E402
 from voisobot.store import Store  # noqa: E402
@@ -65,15 +70,17 @@ def attack(n_events: int, n_users: int, span: timedelta, rng: random.Random) -> 
 
 
 class DeliveryLoop(threading.Thread):
-    """The delivery job on its own thread, run as often as the scheduler would run it."""
+    """A job (the delivery, the confirmations) on its own thread, run as often as the
+    scheduler would run it."""
 
-    def __init__(self, job: AlertDelivery):
+    def __init__(self, job):
         super().__init__(daemon=True)
         self.job, self.stopping = job, threading.Event()
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            self.stopping.wait(self.job.run())
+            self.stopping.wait(self.job.run_paced() if hasattr(self.job, "run_paced")
+                               else self.job.run())
 
 
 def feed(store: Store, cfg, messages: list[dict], seconds: float) -> float:
@@ -98,8 +105,29 @@ def settled(store: Store, total: int) -> bool:
     return shown >= total
 
 
+def all_asked(store: Store) -> bool:
+    (waiting,) = store.connection().execute(
+        "SELECT count(*) FROM questions WHERE state IN ('pending', 'uncertain')").fetchone()
+    return waiting == 0
+
+
+def questions_per_person_per_window(store: Store) -> int:
+    """The most questions one person got about one kind whose windows overlap."""
+    rows = store.connection().execute(
+        "SELECT q.email, e.type || '/' || e.event AS kind, e.event_time, a.window_ends_at "
+        "FROM questions q JOIN alerts a ON a.id = q.alert_id JOIN events e ON e.id = a.event_id "
+        "WHERE q.state = 'asked' ORDER BY q.email, kind, e.event_time").fetchall()
+    most, open_windows = 0, {}
+    for email, kind, starts, ends in rows:
+        windows = [end for end in open_windows.get((email, kind), []) if end > starts] + [ends]
+        open_windows[(email, kind)] = windows
+        most = max(most, len(windows))
+    return most
+
+
 def max_writes_per_minute(fake: FakeSlack) -> int:
-    times = sorted(call.at for call in fake.calls if call.method in WRITES)
+    times = sorted(call.at for call in fake.calls
+                   if call.method in WRITES and call.payload.get("channel") == CHANNEL)
     most, first = 0, 0
     for last, at in enumerate(times):
         while at - times[first] >= 60.0:
@@ -111,22 +139,32 @@ def max_writes_per_minute(fake: FakeSlack) -> int:
 def alerting_run(args) -> dict:
     rng = random.Random(20261124)
     messages = attack(args.events, args.users, timedelta(seconds=60), rng)
-    fake = FakeSlack(channels={CHANNEL}).start()
+    people = {f"agent{i:03d}@acme.example": f"UAGENT{i:04d}" for i in range(args.users)}
+    fake = FakeSlack(channels={CHANNEL}, people=people).start()
     with tempfile.TemporaryDirectory(prefix="voisobot-bench-") as tmp:
         cfg = config.from_dict({"sqs": {"queue_url": QUEUE_URL},
                                 "store": {"path": "bench.sqlite3"},
                                 "slack": {"default_channel": CHANNEL,
-                                          "api_base_url": fake.base_url}}, base_dir=Path(tmp))
+                                          "api_base_url": fake.base_url},
+                                "confirm": {"enabled": True}}, base_dir=Path(tmp))
         store = Store(cfg.store_path)
-        sender = slack.SlackSender(slack.make_client("xoxb-test", fake.base_url, timeout=5))
-        loop = DeliveryLoop(AlertDelivery(Outbox(store), SlackRenderer(), sender, cfg))
-        loop.start()
+        client = slack.make_client("xoxb-test", fake.base_url, timeout=5)
+        renderer = SlackRenderer()
+        loops = [DeliveryLoop(AlertDelivery(Outbox(store), renderer, slack.SlackSender(client),
+                                            cfg)),
+                 DeliveryLoop(Confirmations(Questions(store), Outbox(store),
+                                            SlackPeople(client, store, cfg.confirm), renderer,
+                                            client, cfg))]
+        for loop in loops:
+            loop.start()
         first_stored = feed(store, cfg, messages, args.feed_seconds)
         deadline = time.monotonic() + DRAIN_LIMIT_SECONDS
-        while not settled(store, len(messages)) and time.monotonic() < deadline:
+        while not (settled(store, len(messages)) and all_asked(store)) \
+                and time.monotonic() < deadline:
             time.sleep(0.5)
-        loop.stopping.set()
-        loop.join(30)
+        for loop in loops:
+            loop.stopping.set()
+            loop.join(30)
         result = summarise(store, fake, len(messages), first_stored)
         store.close()
     fake.stop()
@@ -137,7 +175,10 @@ def summarise(store: Store, fake: FakeSlack, total: int, first_stored: float) ->
     conn = store.connection()
     (shown,) = conn.execute("SELECT coalesce(sum(shown_count), 0) FROM alerts").fetchone()
     (alerts,) = conn.execute("SELECT count(*) FROM alerts").fetchone()
-    posts = [c for c in fake.calls if c.method == "chat.postMessage"]
+    posts = [c for c in fake.calls if c.method == "chat.postMessage"
+             and c.payload.get("channel") == CHANNEL]
+    dms = [c for c in fake.calls if c.method == "chat.postMessage"
+           and str(c.payload.get("channel", "")).startswith("D")]
     first_alert = min((c.at for c in posts), default=float("nan"))
     return {"events": total, "alerts": alerts, "shown": shown,
             "posts": sum(1 for c in posts if not c.payload.get("thread_ts")),
@@ -145,7 +186,9 @@ def summarise(store: Store, fake: FakeSlack, total: int, first_stored: float) ->
             "updates": len(fake.calls_to("chat.update")),
             "max_writes_per_minute": max_writes_per_minute(fake),
             "first_alert_seconds": first_alert - first_stored,
-            "span_seconds": max((c.at for c in fake.calls), default=first_stored) - first_stored}
+            "span_seconds": max((c.at for c in fake.calls), default=first_stored) - first_stored,
+            "dms": len(dms), "people_asked": len({c.payload.get("channel") for c in dms}),
+            "per_person_window": questions_per_person_per_window(store)}
 
 
 def render_run(n: int) -> tuple[float, float]:
@@ -185,6 +228,8 @@ def main() -> int:
          r["shown"] == r["events"]),
         ("first event stored -> first alert in Slack", f"{r['first_alert_seconds']:.2f} s",
          "<= 2 s", r["first_alert_seconds"] <= 2.0),
+        ('"was this you?" DMs per person per kind per window', f"{r['per_person_window']}",
+         "<= 1", r["per_person_window"] <= 1),
         ("render throughput", f"{render_rate:,.0f} msg/s", "", True),
         ("  json.dumps+loads of the same (floor)", f"{json_rate:,.0f} msg/s",
          f"ratio {render_rate / json_rate:.3f}", True),
@@ -195,7 +240,8 @@ def main() -> int:
         print(f"{name:<{width}}  {value:>16}  {target:>12}  {'ok' if ok else 'MISSED'}")
     print(f"\n{r['alerts']} alert(s): {r['posts']} message(s) posted, {r['updates']} in-place "
           f"update(s), {r['replies']} thread reply(ies); all writes within "
-          f"{r['span_seconds']:.0f} s of the first event")
+          f"{r['span_seconds']:.0f} s of the first event; {r['dms']} \"was this you?\" "
+          f"DM(s) to {r['people_asked']} people")
     return 0
 
 

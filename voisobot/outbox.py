@@ -99,7 +99,7 @@ class Outbox:
                 else:  # a Teams card cannot have thread replies
                     self._join(conn, alert_id, item,
                                0 if is_teams(item.channel) else limits.thread_reply_cap)
-                questions.ask(conn, alert_id, item.asks, now)  # once per person per alert
+                questions.ask(conn, alert_id, self._not_yet_asked(conn, item), now)
             conn.execute("UPDATE cursors SET value = max(value, ?) WHERE name = ?",
                          (up_to_event, ENQUEUE_CURSOR))
         return created
@@ -123,6 +123,21 @@ class Outbox:
             "AND group_key < ? AND window_ends_at > ?",
             (item.channel, kind, kind[:-1] + "}", at)).fetchone()  # "}" sorts right after "|"
         return None, (item.storm_key if open_groups >= storm_threshold else item.group_key)
+
+    @staticmethod
+    def _not_yet_asked(conn, item: QueueItem) -> tuple[tuple[str, str], ...]:
+        """The people of ``item.asks`` not asked yet about this kind in this channel
+        within an open window: one question per person per window, even when a storm's
+        message takes over from the groups opened before it."""
+        if not item.asks:
+            return ()
+        kind = item.storm_key[:-1]
+        return tuple((role, email) for role, email in item.asks if not conn.execute(
+            "SELECT 1 FROM questions q JOIN alerts a ON a.id = q.alert_id "
+            "WHERE q.email = ? AND a.channel = ? AND a.group_key >= ? AND a.group_key < ? "
+            "AND a.window_ends_at > ? LIMIT 1",
+            (email, item.channel, kind, kind[:-1] + "}", time_text(item.event_time))
+        ).fetchone())
 
     @staticmethod
     def _new_alert(conn, item: QueueItem, key: str, now: datetime) -> int:

@@ -110,7 +110,7 @@ def test_yes_from_the_person_asked_shows_confirmed_on_the_alert(make_bot, fake, 
     in_dm = dm_channel(JANE_ID)
     wait_for(lambda: [1] if "You answered yes" in shown(current(fake, in_dm, dm["ts"])) else [])
     assert "You answered yes" in shown(current(fake, in_dm, dm["ts"]))
-    (row,) = [r for r in bot.audit() if r["action"] == "answer"]
+    (row,) = wait_for(lambda: [r for r in bot.audit() if r["action"] == "answer"])
     assert (row["user_id"], row["allowed"]) == (JANE_ID, 1)
     assert row["outcome"].startswith("answered yes")
     assert "NOT" not in text and fake.messages(ESCALATION) == []
@@ -184,7 +184,7 @@ def test_anyone_but_the_person_asked_is_refused_and_audited(make_bot, fake, sqs_
     assert press(bot, "no", dm, ALLOWED, response="x1")[0] == 200  # an analyst, in [access]
     (note,) = bot.answers("x1")
     assert "Only the person this question was sent to" in note["text"]
-    (row,) = [r for r in bot.audit() if r["action"] == "answer"]
+    (row,) = wait_for(lambda: [r for r in bot.audit() if r["action"] == "answer"])
     assert (row["user_id"], row["allowed"]) == (ALLOWED, 0)
     assert questions(bot)[0]["answer"] is None and fake.messages(ESCALATION) == []
 
@@ -200,7 +200,7 @@ def test_two_presses_at_once_record_one_answer(make_bot, fake, sqs_admin, queue_
         thread.start()
     for thread in presses:
         thread.join()
-    rows = [r for r in bot.audit() if r["action"] == "answer"]
+    rows = wait_for(lambda: [r for r in bot.audit() if r["action"] == "answer"], 4)
     assert len(rows) == 4
     assert sum(r["outcome"].startswith("answered") for r in rows) == 1
     (question,) = questions(bot)
