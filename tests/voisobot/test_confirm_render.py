@@ -121,3 +121,25 @@ def _renderer() -> SlackRenderer:
     if not _RENDERERS:
         _RENDERERS.append(SlackRenderer())
     return _RENDERERS[0]
+
+
+def test_render_previews_the_question_and_the_escalation(tmp_path, capsys):
+    """bot.py render --question / --escalation: each person [confirm] would ask, for each
+    example; successful_login asks nobody."""
+    from voisobot import cli
+
+    path = tmp_path / "config.toml"
+    path.write_text('[sqs]\nqueue_url = "https://sqs.eu-west-1.amazonaws.com/123456789012/v"\n'
+                    '[confirm]\nescalate_usergroup = "SRESPOND01"\n')
+    assert cli.main(["--config", str(path), "render", "--question", "user/password_changed"],
+                    {}) == 0
+    out = capsys.readouterr().out
+    assert out.count("# user/password_changed: question to the") == 2  # user, then admin
+    assert out.count('"action_id": "voiso_confirm_yes"') == 2
+    assert cli.main(["--config", str(path), "render", "--escalation", "unauthorized_ip"],
+                    {}) == 0
+    out = capsys.readouterr().out
+    assert "# app_login/unauthorized_ip: escalation" in out and "SRESPOND01" in out
+    assert cli.main(["--config", str(path), "render", "--question", "successful_login"],
+                    {}) == 0
+    assert "nobody is asked" in capsys.readouterr().out

@@ -5,8 +5,15 @@ Slack outage while asking; unmapped people and aliases; one question per person 
 alert, however many events it stands for."""
 
 import json
+import os
+import random
+import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +36,7 @@ from voisobot.store import time_text
 JANE, JANE_ID = "jane@acme.example", "UJANE00001"
 ADMIN, ADMIN_ID = "admin@acme.example", "UADMIN0001"
 ESCALATION, RESPONDERS = "CESCALATE1", "SRESPOND01"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -311,3 +319,70 @@ def test_pending_lists_open_questions_and_user_shows_the_answers(make_bot, fake,
     bot.command(f"user {JANE}", response="u1")
     (profile,) = bot.answers("u1")
     assert "NO, not them" in shown(profile)
+
+
+def test_kill_9_while_asking_asks_nobody_twice_and_nobody_never(tmp_path, moto_server,
+                                                                 make_queue, sqs_admin):
+    """bot.py run killed with SIGKILL while it asks 12 people, each time in the middle of a
+    post whose answer never came: after a last restart every person has exactly one DM."""
+    people = {f"p{i:02d}@acme.example": f"UPERSON{i:03d}" for i in range(12)}
+    fake = FakeSlack(channels={ALERTS}, people=people).start()
+    queue_url = make_queue(VisibilityTimeout=1)
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[sqs]\nqueue_url = "{queue_url}"\nendpoint_url = "{moto_server["url"]}"\n'
+        "wait_time_seconds = 1\npoll_interval_seconds = 0.1\n"
+        '[store]\npath = "store.sqlite3"\n[ops]\nport = 0\n'
+        f'[slack]\napi_base_url = "{fake.base_url}"\ndefault_channel = "{ALERTS}"\n'
+        "timeout_seconds = 2\ngroup_window_minutes = 0\n[confirm]\nenabled = true\n",
+        encoding="utf-8")
+    env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-test"}
+    for email in people:
+        send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=email)
+    chance = random.Random(20261201)
+    store = tmp_path / "store.sqlite3"
+
+    def asked() -> int:
+        if not store.exists():
+            return 0
+        with sqlite3.connect(store, timeout=10) as conn:
+            try:
+                return conn.execute("SELECT count(*) FROM questions WHERE state = 'asked'"
+                                    ).fetchone()[0]
+            except sqlite3.OperationalError:
+                return 0
+
+    try:
+        for _ in range(3):
+            worker = subprocess.Popen([sys.executable, "bot.py", "--config", str(path), "run"],
+                                      cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+            before = len(dm_posts(fake))
+            wait_for(lambda before=before: dm_posts(fake)[before:], 1, 30)
+            # The next post (a DM or an alert) lands but its answer never comes: killed in
+            # that moment, the bot must find it after the restart, not post it again.
+            posts = len(fake.calls_to("chat.postMessage"))
+            fake.fail("chat.postMessage", "post_then_hang")
+            wait_for(lambda posts=posts: fake.calls_to("chat.postMessage")[posts:], 1, 30)
+            time.sleep(chance.uniform(0.0, 1.0))
+            worker.kill()
+            worker.wait(timeout=10)
+        worker = subprocess.Popen([sys.executable, "bot.py", "--config", str(path), "run"],
+                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: [1] * asked(), len(people), 60)
+        finally:
+            worker.kill()
+            worker.wait(timeout=10)
+        per_person = {user_id: len(fake.messages(dm_channel(user_id)))
+                      for user_id in people.values()}
+        assert per_person == {user_id: 1 for user_id in people.values()}
+        assert len(fake.messages(ALERTS)) == len(people)  # and every alert once
+    finally:
+        fake.stop()
+
+
+def dm_posts(fake: FakeSlack) -> list:
+    return [c for c in fake.calls_to("chat.postMessage")
+            if str(c.payload.get("channel", "")).startswith("D")]
