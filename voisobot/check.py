@@ -105,7 +105,7 @@ def _slack(cfg: Config, client, env: Mapping[str, str]) -> list[tuple[str, str]]
     result = slack.auth_test(client)
     if result.status == "done":
         findings.append(("ok", f"Slack accepts the bot token ({cfg.slack.api_base_url})"))
-        findings += _memberships(cfg, client)
+        findings += _memberships(cfg, client) + _confirm_scopes(cfg, client)
     elif result.status == "retry":
         findings.append((_NOT_OK, f"cannot reach Slack at {cfg.slack.api_base_url} "
                          f"({result.error}); check the network, a proxy or slack.api_base_url"))
@@ -124,11 +124,35 @@ def _bot_token(env: Mapping[str, str]) -> list[tuple[str, str]]:
     return [(_NOT_OK, f"SLACK_BOT_TOKEN {wrong}")] if wrong else []
 
 
+# What "was this you?" needs beyond the alerts' scopes (manifest.yml).
+CONFIRM_SCOPES = ("users:read", "users:read.email", "im:write", "im:history")
+
+
+def _confirm_scopes(cfg: Config, client) -> list[tuple[str, str]]:
+    """With [confirm] on: the scopes asking people needs, which an app installed before
+    confirmations lacks until it is reinstalled."""
+    if not cfg.confirm.enabled:
+        return []
+    granted = slack.granted_scopes(client)
+    if granted is None:
+        return [("warning", "cannot tell the bot token's scopes; [confirm] needs "
+                 + ", ".join(CONFIRM_SCOPES))]
+    missing = [scope for scope in CONFIRM_SCOPES if scope not in granted]
+    if not missing:
+        return [("ok", "the bot token has the scopes [confirm] needs")]
+    return [(_NOT_OK, f"[confirm] is on but the bot token lacks {', '.join(missing)}: add "
+             "them under OAuth & Permissions (manifest.yml has them), reinstall the app and "
+             "set the new xoxb- token; until then nobody can be asked")]
+
+
 def routed_channels(cfg: Config) -> list[str]:
-    """The Slack channels alerts can go to: each posting route's, then the default one.
-    Only C… and G… IDs: a bot is not invited into a DM (D…)."""
+    """The Slack channels alerts can go to: each posting route's, then the default one, and
+    the escalation channel of [confirm]. Only C… and G… IDs: a bot is not invited into a DM
+    (D…)."""
     channels = [route.channel for route in cfg.routes if route.channel and not route.mute]
     channels.append(cfg.slack.default_channel)
+    if cfg.confirm.enabled:
+        channels.append(cfg.confirm.escalation_channel)
     return [c for c in dict.fromkeys(channels) if c[:1] in ("C", "G")]
 
 

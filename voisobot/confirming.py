@@ -17,6 +17,7 @@ from voisobot import logs, slack
 from voisobot.config import Config
 from voisobot.delivery import alert_view
 from voisobot.intake import utc_now
+from voisobot.metrics import Metrics
 from voisobot.outbox import Outbox
 from voisobot.people import SlackPeople
 from voisobot.questions import Question, Questions, retry_delay
@@ -40,11 +41,13 @@ class Asked:
 
 class Confirmations:
     def __init__(self, questions: Questions, outbox: Outbox, people: SlackPeople,
-                 renderer: SlackRenderer, client, config: Config, clock=utc_now):
+                 renderer: SlackRenderer, client, config: Config, clock=utc_now,
+                 metrics: Metrics | None = None):
         """``client``: the Slack WebClient (DMs are Slack's only; Teams webhooks cannot
         send one)."""
         self.questions, self.outbox, self.people = questions, outbox, people
         self.renderer, self.client, self.config, self.clock = renderer, client, config, clock
+        self.metrics = metrics or Metrics()
         self.sender = slack.SlackSender(client)
         self.reported: set[str] = set()
 
@@ -62,6 +65,8 @@ class Confirmations:
     def run(self) -> list[Asked]:
         now = self.clock()
         done = [self._ask(question, now) for question in self.questions.due(now, PER_RUN)]
+        for step in done:
+            self.metrics.question(step.outcome)
         self._expire(now)
         for question in self.questions.escalations_due(now, PER_RUN):
             self._escalate(question, now)
@@ -127,13 +132,15 @@ class Confirmations:
         limit = now - timedelta(minutes=self.config.confirm.timeout_minutes)
         for question in self.questions.unanswered_since(limit, PER_RUN):
             if self.questions.expire(question.id, self.config.confirm.escalate_on_timeout):
+                self.metrics.question("expired")
                 self.outbox.mark_stale(question.alert_id)
                 self.show_in_dm(question.id)
 
     def show_in_dm(self, question_id: int) -> None:
         """The DM as the question now stands (answered, or timed out), without buttons."""
         question = self.questions.question(question_id)
-        if question is None or not question.dm_ts:
+        if question is None or not question.dm_ts \
+                or self.outbox.alert(question.alert_id) is None:
             return
         message = self.renderer.render_question(self.question_view(question))
         result = self.sender.update(question.dm_channel, question.dm_ts, message)
@@ -164,6 +171,7 @@ class Confirmations:
         result = self.sender.post(channel, message, key)
         if result.status == "done":
             self.questions.mark_escalated(question.id, result.ts)
+            self.metrics.question("escalated")
             log.warning("escalated alert %d to %s: %s", alert.id, channel,
                         "the person says it was not them" if question.answer == "no"
                         else "no answer in time", extra=_ids(question))

@@ -34,6 +34,8 @@ REJECTION_REASONS = ("malformed", "internal_error")
 # Seconds: a commit takes milliseconds, a Slack call a fraction of a second, a command
 # answer up to seconds; the top buckets catch timeouts (a Slack call's is 10 s by default).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+QUESTION_OUTCOMES = ("asked", "already_asked", "unmapped", "retry", "uncertain", "failed",
+                     "expired", "escalated")
 
 
 def kind_label(kind: tuple[str, str]) -> str:
@@ -113,6 +115,10 @@ class Metrics:
             ["command"], buckets=LATENCY_BUCKETS, registry=r)
         self.presses = Counter("voiso_button_presses_total", "Button presses, by button and "
                                "outcome", ["button", "outcome"], registry=r)
+        self.questions = Counter(
+            "voiso_questions_total", '"Was this you?" steps, by outcome (asked, '
+            "already_asked, unmapped, retry, uncertain, failed, expired, escalated)",
+            ["outcome"], registry=r)
 
     # --- the intake ---------------------------------------------------------------------
 
@@ -170,6 +176,10 @@ class Metrics:
     def command_answered(self, command: str, outcome: str, seconds: float) -> None:
         self.commands.labels(command, outcome).inc()
         self.command_duration.labels(command).observe(seconds)
+
+    def question(self, outcome: str) -> None:
+        """One step of a "was this you?" question: ``outcome`` is one of QUESTION_OUTCOMES."""
+        self.questions.labels(outcome if outcome in QUESTION_OUTCOMES else "failed").inc()
 
     def button_pressed(self, button: str, outcome: str) -> None:
         self.presses.labels(button, outcome).inc()

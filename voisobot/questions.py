@@ -89,10 +89,9 @@ class Questions:
     def due(self, now: datetime, limit: int) -> list[Question]:
         """Questions to ask now, oldest first: their alert is in Slack (so that it can show
         the answer) and their time has come."""
-        return self._select(
-            "state IN ('pending', 'uncertain') AND next_attempt_at <= ? AND alert_id IN "
-            "(SELECT id FROM alerts WHERE state = 'sent') ORDER BY id LIMIT ?",
-            time_text(now), limit)
+        return self._select_sent(
+            "q.state IN ('pending', 'uncertain') AND q.next_attempt_at <= ? ORDER BY q.id "
+            "LIMIT ?", time_text(now), limit)
 
     def unanswered_since(self, before: datetime, limit: int) -> list[Question]:
         """Asked before ``before`` and not answered: their time is up."""
@@ -100,10 +99,9 @@ class Questions:
                             time_text(before), limit)
 
     def escalations_due(self, now: datetime, limit: int) -> list[Question]:
-        return self._select(
-            "escalation IN ('pending', 'uncertain') AND coalesce(escalation_next_at, '') <= ? "
-            "AND alert_id IN (SELECT id FROM alerts WHERE state = 'sent') ORDER BY id LIMIT ?",
-            time_text(now), limit)
+        return self._select_sent(
+            "q.escalation IN ('pending', 'uncertain') AND coalesce(q.escalation_next_at, '') "
+            "<= ? ORDER BY q.id LIMIT ?", time_text(now), limit)
 
     def question(self, question_id: int) -> Question | None:
         return next(iter(self._select("id = ?", question_id)), None)
@@ -119,6 +117,15 @@ class Questions:
     def of_person(self, email: str, limit: int) -> list[Question]:
         """The questions asked of one person, newest first (for /voiso user)."""
         return self._select("email = ? ORDER BY id DESC LIMIT ?", email.lower(), limit)
+
+    def _select_sent(self, where: str, *values) -> list[Question]:
+        """Questions whose alert is in Slack: found from the few open questions (a partial
+        index), never by reading every alert sent."""
+        columns = ", ".join(f"q.{name.strip()}" for name in _COLUMNS.split(","))
+        rows = self.store.connection().execute(
+            f"SELECT {columns} FROM questions q JOIN alerts a ON a.id = q.alert_id "
+            f"WHERE a.state = 'sent' AND {where}", values)
+        return [Question(*row) for row in rows]
 
     def _select(self, where: str, *values) -> list[Question]:
         rows = self.store.connection().execute(

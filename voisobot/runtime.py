@@ -128,7 +128,8 @@ def _build(cfg: Config, sender, client, env, lock: StoreLock) -> Runtime:
         counted = CountedSlackSender(sender, metrics) if sender is not None else None
         delivery = AlertDelivery(Outbox(store), renderer, counted, cfg, teams=cards,
                                  metrics=metrics)
-    asking = confirmations(cfg, store, renderer, client) if sender is not None else None
+    asking = confirmations(cfg, store, renderer, client, metrics) \
+        if sender is not None else None
     scheduler = jobs.build_scheduler(intake, store, retention_days=cfg.store.retention_days,
                                      prune_interval_minutes=cfg.store.prune_interval_minutes,
                                      gate=gate, delivery=delivery, watch=watch,
@@ -176,15 +177,15 @@ def slack_app(cfg: Config, client, runtime: Runtime, renderer: SlackRenderer) ->
     return app
 
 
-def confirmations(cfg: Config, store: Store, renderer: SlackRenderer,
-                  client) -> Confirmations | None:
+def confirmations(cfg: Config, store: Store, renderer: SlackRenderer, client,
+                  metrics: Metrics) -> Confirmations | None:
     """The "was this you?" job, when [confirm] is on and there is a Slack client to ask
     with (questions are Slack DMs)."""
     if not cfg.confirm.enabled or client is None:
         return None
     outbox = Outbox(store)
     return Confirmations(Questions(store), outbox, SlackPeople(client, store, cfg.confirm),
-                         renderer, client, cfg)
+                         renderer, client, cfg, metrics=metrics)
 
 
 def slack_server(cfg: Config, app: App, runtime: Runtime, env):

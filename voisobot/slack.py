@@ -187,6 +187,19 @@ def wrong_bot_token(token: str) -> str | None:
             "OAuth & Permissions page into SLACK_BOT_TOKEN")
 
 
+def granted_scopes(client: slack_sdk.WebClient) -> frozenset[str] | None:
+    """The bot token's scopes, as auth.test's X-OAuth-Scopes header names them; None when
+    Slack could not say."""
+    try:
+        response = client.auth_test()
+    except (SlackClientError, *NETWORK_ERRORS):
+        return None
+    header = {k.lower(): v for k, v in (response.headers or {}).items()}.get("x-oauth-scopes")
+    if not isinstance(header, str):
+        return None
+    return frozenset(scope.strip() for scope in header.split(",") if scope.strip())
+
+
 @dataclass(frozen=True)
 class Membership:
     """Whether the bot can post in a channel, from conversations.info; ``failure`` set when

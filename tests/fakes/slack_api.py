@@ -65,6 +65,7 @@ class FakeSlack:
                  app_token: str = "xapp-test", socket_url: str | None = None,
                  people: dict[str, str] | None = None):
         self.token = token
+        self.scopes: list[str] | None = None  # the token's scopes auth.test names, when set
         self._people: dict[str, Person] = {}  # lower-case email -> person
         self._dm_channels: set[str] = set()  # opened by conversations.open
         self.usergroups = dict(usergroups or {})  # user-group ID -> member user IDs
@@ -183,7 +184,10 @@ class FakeSlack:
             return 200, _error(fault, call.method), {}
         if call.method == RESPONSE_URL:
             return 200, {"ok": True}, {}
-        return 200, self._api_answer(call), {}
+        answer = self._api_answer(call)
+        if call.method == "auth.test" and answer.get("ok") and self.scopes is not None:
+            return 200, answer, {"X-OAuth-Scopes": ",".join(self.scopes)}  # as Slack does
+        return 200, answer, {}
 
     def _api_answer(self, call: Call) -> dict:
         token = _bearer(call.headers) or call.payload.get("token")

@@ -396,6 +396,46 @@ def test_without_the_read_scopes_membership_is_a_warning_said_once(queue_url, ma
     assert len(fake_slack.calls_to("conversations.info")) == 1
 
 
+def confirming(cfg, escalation: str = ""):
+    return dataclasses.replace(cfg, confirm=dataclasses.replace(
+        cfg.confirm, enabled=True, escalation_channel=escalation))
+
+
+@pytest.mark.parametrize(("granted", "missing"), [
+    (["chat:write", "users:read", "users:read.email", "im:write", "im:history"], []),
+    (["chat:write", "users:read", "im:write"], ["users:read.email", "im:history"]),
+    (["chat:write"], ["users:read", "users:read.email", "im:write", "im:history"]),
+])
+def test_with_confirm_on_check_names_the_scopes_the_token_lacks(queue_url, make_config,
+                                                                fake_slack, granted, missing):
+    fake_slack.scopes = granted
+    client = slack.make_client("xoxb-test", fake_slack.base_url, timeout=2)
+    code, out = run_check(confirming(with_channel(make_config(queue_url))), client)
+    if missing:
+        assert code == 1
+        assert f"problem  [confirm] is on but the bot token lacks {', '.join(missing)}" in out
+    else:
+        assert "ok       the bot token has the scopes [confirm] needs" in out
+
+
+def test_with_confirm_off_check_asks_nothing_of_its_scopes(queue_url, make_config,
+                                                           fake_slack):
+    fake_slack.scopes = ["chat:write"]
+    client = slack.make_client("xoxb-test", fake_slack.base_url, timeout=2)
+    _, out = run_check(with_channel(make_config(queue_url)), client)
+    assert "[confirm]" not in out and len(fake_slack.calls_to("auth.test")) == 1
+
+
+def test_with_confirm_on_the_escalation_channel_is_checked_like_a_routed_one(
+        queue_url, make_config, fake_slack):
+    fake_slack.set_not_in_channel("C0ESCALATE")
+    fake_slack.channels.add("C0ESCALATE")
+    client = slack.make_client("xoxb-test", fake_slack.base_url, timeout=2)
+    code, out = run_check(confirming(with_channel(make_config(queue_url)), "C0ESCALATE"),
+                          client)
+    assert code == 1 and "the bot is not a member of channel C0ESCALATE" in out
+
+
 # --- retention ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("days", "warned"), [(1, True), (29, True), (30, False), (90, False)])

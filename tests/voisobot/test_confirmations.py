@@ -147,6 +147,9 @@ def test_no_makes_the_alert_critical_and_escalates_once_mentioning_the_configure
     bot.runtime.confirmations.run()  # another run escalates nothing more
     assert len(fake.messages(ESCALATION)) == 1
     assert questions(bot)[0]["escalation"] == "sent"
+    counted = bot.runtime.metrics.registry.get_sample_value
+    assert [counted("voiso_questions_total", {"outcome": o}) for o in ("asked", "escalated")] \
+        == [1.0, 1.0]
 
 
 def test_silence_expires_the_question_and_escalates_when_configured(make_bot, fake,
