@@ -17,7 +17,7 @@ from voisobot import logs, slack
 from voisobot.config import Config
 from voisobot.delivery import alert_view
 from voisobot.intake import utc_now
-from voisobot.metrics import Metrics
+from voisobot.metrics import CountedSlackSender, Metrics
 from voisobot.outbox import Outbox
 from voisobot.people import SlackPeople
 from voisobot.questions import Question, Questions, retry_delay
@@ -48,7 +48,7 @@ class Confirmations:
         self.questions, self.outbox, self.people = questions, outbox, people
         self.renderer, self.client, self.config, self.clock = renderer, client, config, clock
         self.metrics = metrics or Metrics()
-        self.sender = slack.SlackSender(client)
+        self.sender = CountedSlackSender(slack.SlackSender(client), self.metrics)
         self.reported: set[str] = set()
 
     @property
