@@ -87,6 +87,7 @@ class QuestionButtons:
             return "That button is not one of the bot's.", f"ignored: {exc}", True
         if question is None:
             return ("That question is no longer in the bot's cache.", "missing", True)
+        question = self._found_by_press(question, press)
         if press.user_id != question.slack_user or press.message != MessageRef(
                 question.dm_channel or "", question.dm_ts or ""):
             return ("Only the person this question was sent to can answer it.",
@@ -97,6 +98,15 @@ class QuestionButtons:
                     f"already answered {outcome.question.answer}", True)
         self._after(outcome.question)
         return None, f"answered {answer} (question {question.id})", True
+
+    def _found_by_press(self, question, press: Press):
+        """A DM whose post's answer was lost (uncertain) is proved posted by its own
+        person's press in that DM: record it as asked there, then take the answer."""
+        if question.state != "uncertain" or press.user_id != question.slack_user \
+                or press.message is None or press.message.channel != question.dm_channel:
+            return question
+        self.questions.mark_asked(question.id, press.message.ts, self.clock())
+        return self.questions.question(question.id) or question
 
     def _after(self, question) -> None:
         """The alert and the DM as they now stand; a "yes" may acknowledge the alert."""

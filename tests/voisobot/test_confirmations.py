@@ -250,6 +250,25 @@ def test_a_dm_that_may_have_been_posted_in_an_outage_is_found_not_sent_twice(
     assert questions(bot)[0]["state"] == "asked"
 
 
+def test_a_press_on_a_dm_whose_post_answer_was_lost_is_taken(make_bot, fake, sqs_admin,
+                                                              queue_url):
+    """The DM landed, its answer was lost and the history cannot be read yet: the person's
+    own press in that DM proves it was asked, and the answer counts."""
+    bot = make_bot()
+    fake.fail("conversations.open", "server_error", times=2)
+    send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
+    posted_alert(fake)
+    fake.fail("chat.postMessage", "post_then_hang")
+    fake.fail("conversations.history", "server_error", times=100)
+    dm = question_dm(fake, JANE_ID)
+    wait_for(lambda: [q for q in questions(bot) if q["state"] == "uncertain"], 1, 20)
+    press(bot, "yes", dm, JANE_ID)
+    wait_for(lambda: [1] if questions(bot)[0]["answer"] else [])
+    (question,) = questions(bot)
+    assert (question["answer"], question["dm_ts"]) == ("yes", dm["ts"])
+    assert len(fake.messages(dm_channel(JANE_ID))) == 1
+
+
 def test_slack_down_while_asking_asks_once_it_is_back(make_bot, fake, sqs_admin, queue_url):
     bot = make_bot()
     fake.fail("users.lookupByEmail", "server_error", times=2)
