@@ -10,6 +10,7 @@ what the channel alert shows marks it stale, and the delivery job updates it in 
 """
 
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -50,6 +51,7 @@ class Confirmations:
         self.metrics = metrics or Metrics()
         self.sender = CountedSlackSender(slack.SlackSender(client), self.metrics)
         self.reported: set[str] = set()
+        self._running = threading.Lock()
 
     @property
     def store_id(self) -> str:
@@ -63,6 +65,12 @@ class Confirmations:
         return self.run_interval
 
     def run(self) -> list[Asked]:
+        """One pass; passes never overlap (the scheduler runs one at a time, and a call from
+        elsewhere waits), so no question is picked up twice at once."""
+        with self._running:
+            return self._run()
+
+    def _run(self) -> list[Asked]:
         now = self.clock()
         done = [self._ask(question, now) for question in self.questions.due(now, PER_RUN)]
         for step in done:
