@@ -89,7 +89,7 @@ class Confirmations:
             if found.status == "done" and found.ts:
                 self._asked(question, found.ts)
                 return Asked(question.id, "already_asked")
-            if found.status != "done":
+            if found.status != "done" and not self._history_unreadable(found):
                 return self._not_asked(question, found, uncertain=True)
         lookup = self.people.lookup(question.email)
         if lookup.status == "unknown":
@@ -169,7 +169,7 @@ class Confirmations:
             if found.status == "done" and found.ts:
                 self.questions.mark_escalated(question.id, found.ts)
                 return
-            if found.status != "done":
+            if found.status != "done" and not self._history_unreadable(found):
                 self._escalation_not_sent(question, found, uncertain=True)
                 return
         view = self.question_view(question, link=slack.permalink(self.client, alert.channel,
@@ -207,6 +207,19 @@ class Confirmations:
 
     def question_view(self, question: Question, link: str | None = None) -> QuestionView:
         return question_view(self.outbox, question, self.config, link)
+
+    def _history_unreadable(self, found: SendResult) -> bool:
+        """Without the scope to read the conversation, a post that may have landed cannot be
+        looked for: it is posted again (at least once rather than never), as alerts are,
+        and the log says once which scope to add."""
+        if found.error != "missing_scope":
+            return False
+        if "history" not in self.reported:
+            self.reported.add("history")
+            log.error("cannot read a DM's or channel's history to rule out asking twice "
+                      "(%s); a question or escalation whose post may have landed is posted "
+                      "again", found.advice)
+        return True
 
     def _report_once(self, result: SendResult) -> None:
         if result.error in self.reported:

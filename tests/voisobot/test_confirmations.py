@@ -271,6 +271,22 @@ def test_a_press_on_a_dm_whose_post_answer_was_lost_is_taken(make_bot, fake, sqs
     assert len(fake.messages(dm_channel(JANE_ID))) == 1
 
 
+def test_without_im_history_a_dm_whose_answer_was_lost_is_asked_again(make_bot, fake,
+                                                                     sqs_admin, queue_url,
+                                                                     caplog):
+    """At least once rather than never, as alerts: the person may get the question twice,
+    and the log names the scope that would prevent it."""
+    bot = make_bot()
+    fake.fail("conversations.open", "server_error", times=2)
+    send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
+    posted_alert(fake)
+    fake.fail("chat.postMessage", "post_then_hang")
+    fake.fail("conversations.history", "missing_scope", times=100)
+    wait_for(lambda: [q for q in questions(bot) if q["state"] == "asked"], 1, 40)
+    assert len(fake.messages(dm_channel(JANE_ID))) == 2
+    assert "is posted again" in caplog.text
+
+
 def test_slack_down_while_asking_asks_once_it_is_back(make_bot, fake, sqs_admin, queue_url):
     bot = make_bot()
     fake.fail("users.lookupByEmail", "server_error", times=2)
