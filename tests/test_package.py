@@ -70,4 +70,4 @@ def test_the_console_script_has_the_subcommands_of_bot_py(installed, tmp_path):
     subcommands = re.compile(r"\{([a-z,-]+)\}")
     assert subcommands.search(installed_help).group(1) \
         == subcommands.search(checkout_help).group(1)
-    assert "run,check,send-sample,render,redeliver,health,demo" in installed_help
+    assert "run,check,send-sample,render,redeliver,teams-app,health,demo" in installed_help

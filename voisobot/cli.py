@@ -11,6 +11,8 @@
                                             you?" DM, escalation) of each example (or one)
     voisobot [--config PATH] redeliver [CHANNEL]
                                             queue alerts that failed (after the fix) again
+    voisobot [--config PATH] teams-app --website URL [--out FILE]
+                                            write the Teams app package (TEAMS_APP_ID's bot)
     voisobot [--config PATH] health [--ready]
                                             ask the running bot's /healthz (or /readyz) on
                                             [ops]: exit 0 when it answers 200
@@ -31,6 +33,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from voisobot import check, config, events, logs, probe, routing, samples, slack, sqs
+from voisobot import teams_app as teams_app_package
 from voisobot.config import Config
 from voisobot.errors import ConfigError, VoisoBotError
 from voisobot.intake import utc_now
@@ -207,6 +210,20 @@ def _failed_elsewhere(counts: dict[str, int]) -> str:
         f"{channel} ({count})" for channel, count in counts.items())
 
 
+def teams_app(cfg: Config, args) -> int:
+    """Write the Teams app package (manifest.json and icons, zipped) for the bot whose
+    Microsoft App ID is TEAMS_APP_ID."""
+    bot_id = os.environ.get(teams_app_package.APP_ID_VARIABLE, "")
+    if not bot_id:
+        print(f"error: {teams_app_package.APP_ID_VARIABLE} is not set: set it to the Azure "
+              "Bot's Microsoft App ID (Azure Bot → Configuration)", file=sys.stderr)
+        return 2
+    path = teams_app_package.write(args.out, bot_id, args.website)
+    print(f"wrote {path}: upload it in Teams (Apps → Manage your apps → Upload an app), or "
+          "give it to a Teams admin to approve")
+    return 0
+
+
 def health(cfg: Config, args) -> int:
     healthy, line = probe.probe(cfg.ops, ready=args.ready)
     print(line, file=sys.stdout if healthy else sys.stderr)
@@ -214,7 +231,7 @@ def health(cfg: Config, args) -> int:
 
 
 COMMANDS = {"run": run, "check": run_check, "send-sample": send_sample, "render": render_samples,
-            "redeliver": redeliver, "health": health}
+            "redeliver": redeliver, "health": health, "teams-app": teams_app}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -238,6 +255,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     again = commands.add_parser("redeliver", help="queue the alerts that failed again")
     again.add_argument("channel", nargs="?",
                        help="only those of one channel (a Slack ID, or teams:NAME)")
+    app = commands.add_parser("teams-app", help="write the Teams app package (a zip)")
+    app.add_argument("--out", type=Path, default=Path("voiso-teams-app.zip"),
+                     help="where to write it (default: ./voiso-teams-app.zip)")
+    app.add_argument("--website", required=True,
+                     help="an https:// page about the bot in your organisation (Teams shows it "
+                     "as the developer's website, privacy and terms links)")
     alive = commands.add_parser("health", help="ask the running bot whether it is alive")
     alive.add_argument("--ready", action="store_true",
                         help="whether it is ready (/readyz) instead of alive (/healthz)")
