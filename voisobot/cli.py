@@ -6,7 +6,7 @@
     voisobot [--config PATH] check          say in plain words what is wrong with the setup
     voisobot [--config PATH] send-sample [KIND]
                                             send the vendor's example of every kind (or one)
-    voisobot [--config PATH] render [--teams | --question | --escalation] [KIND]
+    voisobot [--config PATH] render [--teams | --teams-bot | --question | --escalation] [KIND]
                                             print the Slack alert (or Teams card, "was this
                                             you?" DM, escalation) of each example (or one)
     voisobot [--config PATH] redeliver [CHANNEL]
@@ -112,13 +112,15 @@ def render_samples(cfg: Config, args) -> int:
         return 2
     if args.question or args.escalation:
         return render_confirmations(cfg, kinds, args.escalation)
-    renderer = teams_renderer(cfg) if args.teams else SlackRenderer(cfg.templates_path)
+    teams = args.teams or args.teams_bot
+    renderer = teams_renderer(cfg) if teams else SlackRenderer(cfg.templates_path)
     for kind in kinds:
         event = events.parse(samples.body_text(samples.EXAMPLES[kind]).encode())
         severity = routing.severity_of(event, cfg.severity)
+        view = AlertView(event, severity, alert_id=1)
         print(f"# {kind}: severity {severity}, template {renderer.template_for(kind)}")
-        print(json.dumps(renderer.render(AlertView(event, severity)), indent=2,
-                         ensure_ascii=False))
+        message = renderer.bot_card(view) if args.teams_bot else renderer.render(view)
+        print(json.dumps(message, indent=2, ensure_ascii=False))
     return 0
 
 
@@ -247,6 +249,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     render = commands.add_parser("render", help="print the Slack alert for the vendor's examples")
     shown = render.add_mutually_exclusive_group()
     shown.add_argument("--teams", action="store_true", help="the Teams card instead")
+    shown.add_argument("--teams-bot", action="store_true",
+                       help="the Teams bot's card, with its Action.Execute buttons, instead")
     shown.add_argument("--question", action="store_true",
                        help='the "was this you?" direct messages instead')
     shown.add_argument("--escalation", action="store_true",

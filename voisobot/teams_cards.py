@@ -45,6 +45,7 @@ from voisobot.resources import packaged
 log = logging.getLogger(__name__)
 
 BUILTIN_TEAMS_TEMPLATES = packaged("templates", "teams")
+ACK_VERB, REOPEN_VERB = "voiso_ack", "voiso_reopen"  # the Slack buttons' action ids too
 CARD_VERSION = "1.4"
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 MAX_POST_BYTES = 28 * 1024  # Teams refuses larger posts
@@ -124,6 +125,25 @@ class TeamsRenderer:
             raise RenderError(f"not valid JSON ({exc.msg} at line {exc.lineno} column "
                               f"{exc.colno})") from None
         return fitted(checked_card(card, {str(link["url"]) for link in context["links"]}))
+
+    def bot_card(self, alert: AlertView) -> dict:
+        """The card a Teams bot posts: the webhook card, then who acknowledged it (if anyone)
+        and an Acknowledge or Reopen button as Universal Actions (``Action.Execute``), whose
+        invoke replaces the card for everyone. The verbs are Slack's action ids: one
+        acknowledgement table, pressed from either side."""
+        card = self.card(alert)
+        ack = template_context(alert)["ack"]
+        if ack:
+            card["body"].append({"type": "TextBlock", "wrap": True, "color": "Good",
+                                 "text": f"✅ Acknowledged by {teams_markdown(ack['by'])} at "
+                                         f"{teams_markdown(ack['at'])}"})
+        verb, title = (REOPEN_VERB, "Reopen") if ack else (ACK_VERB, "Acknowledge")
+        action = {"type": "Action.Execute", "title": title, "verb": verb,
+                  "data": {"alert": alert.alert_id}}
+        if not ack:
+            action["style"] = "positive"
+        card["actions"] = [*card.get("actions", []), action]
+        return fitted(card)
 
     def _context(self, alert: AlertView) -> dict[str, Any]:
         e = alert.event
