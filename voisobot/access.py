@@ -58,3 +58,16 @@ class AccessPolicy:
         self._failed_at.pop(group_id, None)
         self._members_read[group_id] = (now, members)
         return members
+
+
+class TeamsAccessPolicy:
+    """Who may ask the Teams bot: listed Entra ID object ids (access.teams_users), or anyone
+    in a listed Teams channel or chat (access.teams_channels). The Slack lists never count
+    here, nor these in Slack: an id of one platform cannot open the other."""
+
+    def __init__(self, config: AccessConfig):
+        self.users, self.channels = frozenset(config.teams_users), frozenset(
+            config.teams_channels)
+
+    def allows(self, user_id: str, channel_id: str | None) -> bool:
+        return user_id in self.users or (channel_id is not None and channel_id in self.channels)

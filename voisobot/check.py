@@ -38,6 +38,7 @@ def run(cfg: Config, client, slack_client=None, *, out: TextIO,
     if slack_client is not None:
         findings += _slack_mode(cfg, env)
     findings += _teams(cfg, env)
+    findings += _teams_bot(cfg, env)
     store_findings, seen = _store(cfg)
     findings += store_findings
     findings += _retention(cfg)
@@ -223,6 +224,28 @@ def _teams(cfg: Config, env: Mapping[str, str]) -> list[tuple[str, str]]:
                              "https URL; copy the URL from the flow's trigger"))
         else:
             findings.append(("ok", f"Teams destination {name}: webhook URL set in {variable}"))
+    return findings
+
+
+def _teams_bot(cfg: Config, env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The Teams bot's credentials (names only) and its authentication switch."""
+    bot = cfg.teams.bot
+    if not bot.enabled:
+        return []
+    from voisobot.teams_bot.server import APP_ID_VARIABLE, SECRET_VARIABLE, TENANT_VARIABLE
+    findings = []
+    if bot.allow_unauthenticated:
+        findings.append((_NOT_OK, "teams.bot.allow_unauthenticated is true: the Teams bot "
+                         "accepts activities without checking Microsoft's signature; for "
+                         "local tests only, set it to false"))
+    missing = [name for name in (APP_ID_VARIABLE, SECRET_VARIABLE, TENANT_VARIABLE)
+               if not env.get(name)]
+    if missing and not bot.allow_unauthenticated:
+        findings.append((_NOT_OK, f"Teams bot: {', '.join(missing)} not set (README: Teams "
+                         "bot)"))
+    elif not missing:
+        findings.append(("ok", f"Teams bot: {APP_ID_VARIABLE}, {SECRET_VARIABLE} and "
+                         f"{TENANT_VARIABLE} set; endpoint {bot.host}:{bot.port}{bot.path}"))
     return findings
 
 

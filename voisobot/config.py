@@ -32,6 +32,11 @@ _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 _KIND = re.compile(r"^[^/\s]+/[^/\s]+$")
 _TEAMS_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,99}$")
+_URL_PATH = re.compile(r"^/[A-Za-z0-9._~/-]{0,200}$")
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# A channel's id (19:…@thread.tacv2 / .skype) or a chat's (19:…, a:…): no thread suffix
+# (";messageid="), no spaces.
+_TEAMS_CONVERSATION = re.compile(r"^(19|a|8):[^\s;]{1,300}$")
 # VOISO_ variables the bot reads that are not settings (config_env.py): make demo's.
 OTHER_VARIABLES = frozenset({"VOISO_DEMO_CHANNEL", "VOISO_DEMO_TEAMS_URL"})
 TEAMS_PREFIX = "teams:"  # an alert's channel for a Teams destination: "teams:<name>"
@@ -229,6 +234,15 @@ class AccessConfig:
                                          "S0123ABCD", check=_ids("S"))
     channels: tuple[str, ...] = option((), expect="a list of Slack channel IDs such as "
                                        "C0123ABCD", check=_ids("CG"))
+    # Teams identities ([teams.bot]): never mixed with the Slack ones above, so that an id
+    # of one platform can never grant access on the other.
+    teams_users: tuple[str, ...] = option((), expect="a list of Entra ID (Azure AD) object "
+                                          "ids such as 00000000-0000-0000-0000-000000000000",
+                                          check=lambda v: all(_GUID.match(i) for i in v))
+    teams_channels: tuple[str, ...] = option((), expect="a list of Teams channel or chat ids "
+                                             "such as 19:abc123@thread.tacv2",
+                                             check=lambda v: all(_TEAMS_CONVERSATION.match(i)
+                                                                 for i in v))
 
 
 @dataclass(frozen=True)
@@ -243,6 +257,22 @@ class TeamsDestinationConfig:
 
 
 @dataclass(frozen=True)
+class TeamsBotConfig:
+    """The Teams bot ([teams.bot]): its endpoint. Its app id, secret and tenant come from
+    the environment only (TEAMS_APP_ID, TEAMS_APP_PASSWORD, TEAMS_TENANT_ID)."""
+
+    enabled: bool = option(False, expect="true or false")
+    host: str = option("127.0.0.1", expect="an address to listen on, e.g. 127.0.0.1 (behind "
+                       "a reverse proxy) or 0.0.0.0", check=bool)
+    port: int = option(3978, expect="a TCP port from 1 to 65535 (0: any free port)",
+                       check=_between(0, 65535))
+    path: str = option("/api/messages", expect='a URL path starting with "/", e.g. '
+                       "/api/messages", check=lambda v: bool(_URL_PATH.match(v)))
+    allow_unauthenticated: bool = option(False, expect="true or false (true: for local tests "
+                                         "only)")
+
+
+@dataclass(frozen=True)
 class TeamsConfig:
     default_destination: str = option("", expect="a name from [teams.destinations], or empty")
     templates_dir: str = option("", expect="a directory of your own Teams templates, or empty")
@@ -253,6 +283,7 @@ class TeamsConfig:
         expect='an https URL with "{ip}" in it, or empty (no link)',
         check=lambda v: v == "" or (v.startswith("https://") and "{ip}" in v))
     destinations: dict[str, TeamsDestinationConfig] = field(default_factory=dict)
+    bot: TeamsBotConfig = field(default_factory=TeamsBotConfig)
 
 
 # Whom "was this you?" asks by default, per kind: the affected user (params.user) and the
@@ -381,6 +412,8 @@ def _key_type(path: tuple) -> type | None:
         cls = tables[path[0]]
     elif len(path) == 4 and path[:2] == ("teams", "destinations"):
         cls = TeamsDestinationConfig
+    elif len(path) == 3 and path[:2] == ("teams", "bot"):
+        cls = TeamsBotConfig
     else:
         return None
     return next((f.type for f in dataclasses.fields(cls) if "expect" in f.metadata
@@ -512,10 +545,10 @@ def _teams(table: Any, origins: Origins) -> TeamsConfig:
     """[teams] and its [teams.destinations.<name>] tables."""
     if not isinstance(table, dict):
         raise ConfigError(f"{origins.at('teams')}: expected a table [teams], got {_show(table)}")
-    plain = {key: value for key, value in table.items() if key != "destinations"}
+    plain = {key: value for key, value in table.items() if key not in ("destinations", "bot")}
     if unknown := [key for key in plain if key not in _field_keys(TeamsConfig)]:
         raise ConfigError(f"{origins.at('teams', unknown[0])}: unknown key; expected one of "
-                          + ", ".join([*_field_keys(TeamsConfig), "destinations"]))
+                          + ", ".join([*_field_keys(TeamsConfig), "destinations", "bot"]))
     found = table.get("destinations", {})
     if not isinstance(found, dict):
         raise ConfigError(f"{origins.at('teams', 'destinations')}: expected tables "
@@ -532,7 +565,9 @@ def _teams(table: Any, origins: Origins) -> TeamsConfig:
                               "variable and name that with webhook_url_env")
         destinations[name] = _section(TeamsDestinationConfig, item, where, origins)
     teams = dataclasses.replace(_section(TeamsConfig, plain, ("teams",), origins),
-                                destinations=destinations)
+                                destinations=destinations,
+                                bot=_section(TeamsBotConfig, table.get("bot", {}),
+                                             ("teams", "bot"), origins))
     if teams.default_destination:
         _known_destination(teams, teams.default_destination,
                            origins.at("teams", "default_destination"))

@@ -14,7 +14,7 @@ from slack_bolt import App
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 
 from voisobot import handlers, jobs, logs, serve, slack, sqs
-from voisobot.access import AccessPolicy
+from voisobot.access import AccessPolicy, TeamsAccessPolicy
 from voisobot.buttons import AlertButtons
 from voisobot.commands import Commands
 from voisobot.config import Config
@@ -34,6 +34,9 @@ from voisobot.replays import Replays
 from voisobot.store import Store
 from voisobot.store_lock import StoreLock
 from voisobot.teams import TeamsSender
+from voisobot.teams_bot.answers import TeamsAnswers
+from voisobot.teams_bot.references import References
+from voisobot.teams_bot.server import BotServer
 from voisobot.teams_cards import TeamsRenderer
 
 log = logging.getLogger("voisobot")
@@ -64,10 +67,12 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     ops: OpsListener | None = None  # /healthz, /readyz, /metrics
     confirmations: Confirmations | None = None  # "was this you?", when [confirm] is on
+    teams_bot: BotServer | None = None  # @Voiso in Teams, when [teams.bot] is enabled
 
     def start(self) -> None:
         if self.ops is not None:
             self.ops.start()  # first: an address in use stops the bot before anything runs
+        self._start_teams_bot()
         self.scheduler.start()
         if self.slack_server is not None:
             self.slack_server.start()
@@ -80,6 +85,8 @@ class Runtime:
         is lost or left half stored."""
         if self.slack_server is not None:
             self.slack_server.stop()
+        if self.teams_bot is not None:
+            self.teams_bot.stop()  # before the store closes: its answers read the store
         self.intake.stop()
         finished = self.gate.close(timeout=STOP_GRACE_SECONDS)
         if not finished:
@@ -95,6 +102,17 @@ class Runtime:
         self.store.close()
         if self.lock is not None:
             self.lock.release()
+
+    def _start_teams_bot(self) -> None:
+        """Its own thread and loop; its address in use stops the bot before anything runs."""
+        if self.teams_bot is None:
+            return
+        try:
+            self.teams_bot.start()
+        except BaseException:
+            if self.ops is not None:
+                self.ops.stop()
+            raise
 
 
 def build(cfg: Config, sender=None, client=None, secrets: dict[str, str] | None = None
@@ -139,8 +157,20 @@ def _build(cfg: Config, sender, client, env, lock: StoreLock) -> Runtime:
     if client is not None and sender is not None:
         runtime.slack_server = slack_server(cfg, slack_app(cfg, client, runtime, renderer),
                                             runtime, env)
+    if cfg.teams.bot.enabled:
+        runtime.teams_bot = teams_bot(cfg, runtime, renderer, env)
     runtime.ops = listener(runtime, watch)
     return runtime
+
+
+# --- the Teams bot ([teams.bot]) ----------------------------------------------------------
+
+def teams_bot(cfg: Config, runtime: Runtime, renderer: SlackRenderer, env) -> BotServer:
+    """@Voiso in Teams: the same commands as /voiso, with Teams identities in [access]."""
+    commands = Commands(runtime.store, renderer, TeamsAccessPolicy(cfg.access), utc_now,
+                        runtime.metrics)
+    return BotServer(cfg.teams.bot, TeamsAnswers(commands), References(runtime.store),
+                     utc_now, env)
 
 
 def teams_output(cfg: Config, env, metrics: Metrics) -> TeamsOutput | None:

@@ -120,11 +120,13 @@ def test_the_shipped_config_is_valid_and_commented():
     cfg = config.load(ROOT / "config.toml")
     assert cfg.sqs.region == "eu-west-1"
     text = (ROOT / "config.toml").read_text()
-    for section, cls in {**config.SECTIONS, "teams": config.TeamsConfig}.items():
+    for section, cls in {**config.SECTIONS, "teams": config.TeamsConfig,
+                         "teams.bot": config.TeamsBotConfig}.items():
+        body = text.split(f"\n[{section}]\n")[1].split("\n[")[0]  # the section's own lines
         for field in (f.name for f in dataclasses.fields(cls) if "expect" in f.metadata):
             line = f"\n{field} = "
-            assert line in text, f"{section}.{field} is missing from config.toml"
-            before = text.split(line)[0].rstrip().splitlines()[-1]
+            assert line in body, f"{section}.{field} is missing from config.toml"
+            before = body.split(line)[0].rstrip().splitlines()[-1]
             assert before.startswith("#"), f"{section}.{field} has no comment above it"
 
 

@@ -1,0 +1,137 @@
+"""A fake Bot Connector service over HTTP: where a Teams bot's replies go.
+
+A Teams bot answers through the Bot Connector REST API at the ``serviceUrl`` that each
+incoming activity carries, so a test points that at ``FakeBotConnector.base_url`` and sees
+every reply here, without Azure. It answers the three calls a bot makes:
+
+* ``POST /v3/conversations/{id}/activities``: a new activity, **201** ``{"id": "<new id>"}``;
+* ``POST /v3/conversations/{id}/activities/{activityId}``: a reply to one, 201 likewise;
+* ``PUT /v3/conversations/{id}/activities/{activityId}``: an update in place, **200**
+  ``{"id": "<activityId>"}`` (404 for an id it never handed out).
+
+Anything else is 404. ``fail()`` makes the next calls answer 429 (with Retry-After) or 500,
+as the real service does under throttling or trouble. It checks no token: the real one
+would, and the bot under test has no Azure credentials.
+"""
+
+import json
+import threading
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
+
+FAULTS = {"rate_limited": 429, "server_error": 500}
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    conversation_id: str  # "" for a path of another shape
+    activity_id: str      # the one replied to or updated; "" for a new activity
+    body: dict | None     # the JSON sent, None if it did not parse
+    headers: dict
+    status: int
+
+
+class FakeBotConnector:
+    def __init__(self, retry_after: float = 0):
+        self.retry_after = retry_after
+        self.calls: list[Call] = []
+        self._faults: list[str] = []
+        self._ids: set[str] = set()
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> "FakeBotConnector":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+        self._server.server_close()
+
+    def fail(self, fault: str, times: int = 1) -> None:
+        """Answer the next ``times`` calls with ``fault``: "rate_limited" or "server_error"."""
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; expected one of {sorted(FAULTS)}")
+        with self._lock:
+            self._faults += [fault] * times
+
+    def sent(self) -> list[dict]:
+        """The activities taken (created or replied), oldest first."""
+        with self._lock:
+            return [call.body for call in self.calls
+                    if call.method == "POST" and call.status == 201]
+
+    def answer(self, method: str, path: str, headers: dict, body: bytes) -> tuple[int, dict]:
+        conversation, activity_id, known_path = _parts(path)
+        parsed = _json(body)
+        with self._lock:
+            status, reply = self._decide(method, known_path, activity_id, parsed)
+            self.calls.append(Call(method, conversation, activity_id, parsed, headers, status))
+        return status, reply
+
+    def _decide(self, method: str, known_path: bool, activity_id: str,
+                parsed: dict | None) -> tuple[int, dict]:
+        if not known_path or method not in ("POST", "PUT"):
+            return 404, {"error": {"code": "NotFound", "message": "no such API"}}
+        if self._faults:
+            fault = self._faults.pop(0)
+            return FAULTS[fault], {"error": {"code": fault, "message": fault}}
+        if parsed is None:
+            return 400, {"error": {"code": "BadArgument", "message": "not JSON"}}
+        if method == "PUT":
+            if activity_id not in self._ids:
+                return 404, {"error": {"code": "ActivityNotFound", "message": "no activity"}}
+            return 200, {"id": activity_id}
+        new_id = uuid.uuid4().hex
+        self._ids.add(new_id)
+        return 201, {"id": new_id}
+
+
+def _parts(path: str) -> tuple[str, str, bool]:
+    """(conversation id, activity id, whether the path has the API's shape)."""
+    parts = path.split("?")[0].strip("/").split("/")
+    if len(parts) in (4, 5) and parts[0] == "v3" and parts[1] == "conversations" \
+            and parts[3] == "activities":
+        return unquote(parts[2]), unquote(parts[4]) if len(parts) == 5 else "", True
+    return "", "", False
+
+
+def _json(body: bytes) -> dict | None:
+    try:
+        value = json.loads(body.decode("utf-8"))
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _handler(fake: FakeBotConnector):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            status, reply = fake.answer(self.command, self.path, dict(self.headers), body)
+            data = json.dumps(reply).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            if status == 429:
+                self.send_header("Retry-After", f"{fake.retry_after:g}")
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_PUT = do_GET = do_DELETE = do_PATCH = do_POST
+
+    return Handler
