@@ -141,19 +141,22 @@ class Questions:
                      "attempts = attempts + 1, first_tried_at = coalesce(first_tried_at, ?)",
                      slack_user, dm_channel, time_text(now))
 
+    # The job's changes apply only while the question is still being asked: the person's
+    # own press may have proved the DM and answered meanwhile (question_buttons.py).
+
     def mark_asked(self, question_id: int, ts: str, now: datetime) -> None:
         self._update(question_id, "state = 'asked', dm_ts = ?, asked_at = ?, last_error = NULL",
-                     ts, time_text(now))
+                     ts, time_text(now), asking=True)
 
     def mark_retry(self, question_id: int, state: str, at: datetime, error: str) -> None:
         self._update(question_id, "state = ?, next_attempt_at = ?, last_error = ?",
-                     state, time_text(at), error)
+                     state, time_text(at), error, asking=True)
 
     def mark_unmapped(self, question_id: int) -> None:
-        self._update(question_id, "state = 'unmapped', last_error = NULL")
+        self._update(question_id, "state = 'unmapped', last_error = NULL", asking=True)
 
     def mark_failed(self, question_id: int, error: str) -> None:
-        self._update(question_id, "state = 'failed', last_error = ?", error)
+        self._update(question_id, "state = 'failed', last_error = ?", error, asking=True)
 
     # --- answers and timeouts -----------------------------------------------------------
 
@@ -204,9 +207,12 @@ class Questions:
     def mark_escalation_failed(self, question_id: int, error: str) -> None:
         self._update(question_id, "escalation = 'failed', last_error = ?", error)
 
-    def _update(self, question_id: int, assignments: str, *values) -> None:
+    def _update(self, question_id: int, assignments: str, *values, asking: bool = False
+                ) -> None:
+        """``asking``: only if the question is still pending or uncertain."""
+        still = " AND state IN ('pending', 'uncertain')" if asking else ""
         with transaction(self.store.connection()) as conn:
-            conn.execute(f"UPDATE questions SET {assignments} WHERE id = ?",
+            conn.execute(f"UPDATE questions SET {assignments} WHERE id = ?{still}",
                          (*values, question_id))
 
 

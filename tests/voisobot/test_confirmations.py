@@ -33,6 +33,12 @@ from tests.test_slack_app import (
 from voisobot.intake import utc_now
 from voisobot.store import time_text
 
+
+def waited(read, count: int = 1, timeout: float = 30.0) -> list:
+    """wait_for with room for a loaded machine: the jobs run every second or so."""
+    return wait_for(read, count, timeout)
+
+
 JANE, JANE_ID = "jane@acme.example", "UJANE00001"
 ADMIN, ADMIN_ID = "admin@acme.example", "UADMIN0001"
 ESCALATION, RESPONDERS = "CESCALATE1", "SRESPOND01"
@@ -72,8 +78,8 @@ def dm_channel(user_id: str) -> str:
     return "D" + user_id[1:]
 
 
-def question_dm(fake: FakeSlack, user_id: str, count: int = 1, timeout: float = 15.0) -> dict:
-    found = wait_for(lambda: fake.messages(dm_channel(user_id)), count, timeout)
+def question_dm(fake: FakeSlack, user_id: str, count: int = 1, timeout: float = 30.0) -> dict:
+    found = waited(lambda: fake.messages(dm_channel(user_id)), count, timeout)
     assert len(found) == count, f"{len(found)} DM(s) to {user_id}, expected {count}"
     return found[-1]
 
@@ -92,10 +98,19 @@ def current(fake: FakeSlack, channel: str, ts: str) -> dict:
     return next(m for m in fake.messages(channel) if m["ts"] == ts)
 
 
-def alert_shows(fake: FakeSlack, ts: str, text: str, timeout: float = 15.0) -> str:
-    seen = wait_for(lambda: [1] if text in shown(current(fake, ALERTS, ts)) else [], 1, timeout)
+def alert_shows(fake: FakeSlack, ts: str, text: str, timeout: float = 30.0) -> str:
+    seen = waited(lambda: [1] if text in shown(current(fake, ALERTS, ts)) else [], 1, timeout)
     assert seen, shown(current(fake, ALERTS, ts))
     return shown(current(fake, ALERTS, ts))
+
+
+def a_minute_passes(bot: Bot) -> None:
+    """The question was asked two minutes ago (once the bot has recorded it as asked: the
+    DM is in Slack a moment before)."""
+    waited(lambda: [q for q in questions(bot) if q["state"] == "asked"])
+    with bot.runtime.store.connection() as conn:
+        conn.execute("UPDATE questions SET asked_at = ? WHERE state = 'asked'",
+                     (time_text(utc_now() - timedelta(minutes=2)),))
 
 
 def questions(bot: Bot) -> list[dict]:
@@ -109,16 +124,16 @@ def test_yes_from_the_person_asked_shows_confirmed_on_the_alert(make_bot, fake, 
                                                                  queue_url):
     bot = make_bot()
     send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
-    _, alert = posted_alert(fake)
+    _, alert = posted_alert(fake, 30)
     dm = question_dm(fake, JANE_ID)
     assert "Voiso security: was this you?" in shown(dm) and "If not, tell #sec-help." in shown(dm)
     assert press(bot, "yes", dm, JANE_ID)[0] == 200
     text = alert_shows(fake, alert["ts"], f"Confirmed by <@{JANE_ID}>")
     assert "Acknowledge" in json.dumps(current(fake, ALERTS, alert["ts"]))  # not auto-acked
     in_dm = dm_channel(JANE_ID)
-    wait_for(lambda: [1] if "You answered yes" in shown(current(fake, in_dm, dm["ts"])) else [])
+    waited(lambda: [1] if "You answered yes" in shown(current(fake, in_dm, dm["ts"])) else [])
     assert "You answered yes" in shown(current(fake, in_dm, dm["ts"]))
-    (row,) = wait_for(lambda: [r for r in bot.audit() if r["action"] == "answer"])
+    (row,) = waited(lambda: [r for r in bot.audit() if r["action"] == "answer"])
     assert (row["user_id"], row["allowed"]) == (JANE_ID, 1)
     assert row["outcome"].startswith("answered yes")
     assert "NOT" not in text and fake.messages(ESCALATION) == []
@@ -127,7 +142,7 @@ def test_yes_from_the_person_asked_shows_confirmed_on_the_alert(make_bot, fake, 
 def test_yes_acknowledges_the_alert_when_configured(make_bot, fake, sqs_admin, queue_url):
     bot = make_bot(auto_ack_on_yes=True)
     send_event(sqs_admin, queue_url, "app_login/unauthorized_ip", user=JANE)
-    _, alert = posted_alert(fake)
+    _, alert = posted_alert(fake, 30)
     press(bot, "yes", question_dm(fake, JANE_ID), JANE_ID)
     alert_shows(fake, alert["ts"], f"Acknowledged by <@{JANE_ID}>")
 
@@ -136,11 +151,11 @@ def test_no_makes_the_alert_critical_and_escalates_once_mentioning_the_configure
         make_bot, fake, sqs_admin, queue_url):
     bot = make_bot()
     send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
-    _, alert = posted_alert(fake)
+    _, alert = posted_alert(fake, 30)
     press(bot, "no", question_dm(fake, JANE_ID), JANE_ID)
     text = alert_shows(fake, alert["ts"], f"<@{JANE_ID}> says this was NOT them")
     assert "CRITICAL" in text
-    (escalation,) = wait_for(lambda: fake.messages(ESCALATION), 1, 15)
+    (escalation,) = waited(lambda: fake.messages(ESCALATION), 1, 30)
     said = shown(escalation)
     assert f"<!subteam^{RESPONDERS}>" in said or RESPONDERS in json.dumps(escalation)
     assert "says this was NOT them" in said and "/archives/C0ALERTS01/p" in said
@@ -148,7 +163,7 @@ def test_no_makes_the_alert_critical_and_escalates_once_mentioning_the_configure
     assert len(fake.messages(ESCALATION)) == 1
     assert questions(bot)[0]["escalation"] == "sent"
     counted = bot.runtime.metrics.registry.get_sample_value
-    steps = wait_for(lambda: [1] if counted("voiso_questions_total", {"outcome": "escalated"})
+    steps = waited(lambda: [1] if counted("voiso_questions_total", {"outcome": "escalated"})
                      else [])
     assert steps and counted("voiso_questions_total", {"outcome": "asked"}) == 1.0
     assert counted("voiso_questions_total", {"outcome": "escalated"}) == 1.0
@@ -158,17 +173,15 @@ def test_silence_expires_the_question_and_escalates_when_configured(make_bot, fa
                                                                      sqs_admin, queue_url):
     bot = make_bot(timeout_minutes=1, escalate_on_timeout=True)
     send_event(sqs_admin, queue_url, "user/user_added", who=ADMIN)
-    _, alert = posted_alert(fake)
+    _, alert = posted_alert(fake, 30)
     dm = question_dm(fake, ADMIN_ID)
     assert "did you make this change?" in shown(dm)
     in_dm = dm_channel(ADMIN_ID)
-    with bot.runtime.store.connection() as conn:  # the minute passes
-        conn.execute("UPDATE questions SET asked_at = ?",
-                     (time_text(utc_now() - timedelta(minutes=2)),))
+    a_minute_passes(bot)
     alert_shows(fake, alert["ts"], f"No answer from <@{ADMIN_ID}> in time")
-    (escalation,) = wait_for(lambda: fake.messages(ESCALATION), 1, 15)
+    (escalation,) = waited(lambda: fake.messages(ESCALATION), 1, 30)
     assert "did not answer within 1 minutes" in shown(escalation)
-    wait_for(lambda: [1] if "No answer came" in shown(current(fake, in_dm, dm["ts"])) else [])
+    waited(lambda: [1] if "No answer came" in shown(current(fake, in_dm, dm["ts"])) else [])
     assert "voiso_confirm_yes" not in json.dumps(current(fake, in_dm, dm["ts"]))
 
 
@@ -176,11 +189,9 @@ def test_silence_without_escalate_on_timeout_only_says_so(make_bot, fake, sqs_ad
                                                            queue_url):
     bot = make_bot(timeout_minutes=1)
     send_event(sqs_admin, queue_url, "user/user_added", who=ADMIN)
-    _, alert = posted_alert(fake)
+    _, alert = posted_alert(fake, 30)
     question_dm(fake, ADMIN_ID)
-    with bot.runtime.store.connection() as conn:
-        conn.execute("UPDATE questions SET asked_at = ?",
-                     (time_text(utc_now() - timedelta(minutes=2)),))
+    a_minute_passes(bot)
     alert_shows(fake, alert["ts"], f"No answer from <@{ADMIN_ID}> in time")
     bot.runtime.confirmations.run()
     assert fake.messages(ESCALATION) == [] and questions(bot)[0]["escalation"] is None
@@ -192,12 +203,12 @@ def test_anyone_but_the_person_asked_is_refused_and_audited(make_bot, fake, sqs_
                                                            queue_url):
     bot = make_bot()
     send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
-    posted_alert(fake)
+    posted_alert(fake, 30)
     dm = question_dm(fake, JANE_ID)
     assert press(bot, "no", dm, ALLOWED, response="x1")[0] == 200  # an analyst, in [access]
     (note,) = bot.answers("x1")
     assert "Only the person this question was sent to" in note["text"]
-    (row,) = wait_for(lambda: [r for r in bot.audit() if r["action"] == "answer"])
+    (row,) = waited(lambda: [r for r in bot.audit() if r["action"] == "answer"])
     assert (row["user_id"], row["allowed"]) == (ALLOWED, 0)
     assert questions(bot)[0]["answer"] is None and fake.messages(ESCALATION) == []
 
@@ -205,7 +216,7 @@ def test_anyone_but_the_person_asked_is_refused_and_audited(make_bot, fake, sqs_
 def test_two_presses_at_once_record_one_answer(make_bot, fake, sqs_admin, queue_url):
     bot = make_bot()
     send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
-    posted_alert(fake)
+    posted_alert(fake, 30)
     dm = question_dm(fake, JANE_ID)
     presses = [threading.Thread(target=press, args=(bot, answer, dm, JANE_ID, f"r{i}"))
                for i, answer in enumerate(["yes", "no", "yes", "no"])]
@@ -213,7 +224,7 @@ def test_two_presses_at_once_record_one_answer(make_bot, fake, sqs_admin, queue_
         thread.start()
     for thread in presses:
         thread.join()
-    rows = wait_for(lambda: [r for r in bot.audit() if r["action"] == "answer"], 4)
+    rows = waited(lambda: [r for r in bot.audit() if r["action"] == "answer"], 4)
     assert len(rows) == 4
     assert sum(r["outcome"].startswith("answered") for r in rows) == 1
     (question,) = questions(bot)
@@ -229,14 +240,14 @@ def test_a_restart_while_a_question_is_open_asks_nobody_twice_and_takes_the_answ
         make_bot, fake, sqs_admin, queue_url):
     bot = make_bot()
     send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
-    posted_alert(fake)
+    posted_alert(fake, 30)
     dm = question_dm(fake, JANE_ID)
     bot.runtime.stop()
     bot = make_bot()
     bot.runtime.confirmations.run()
     assert len(fake.messages(dm_channel(JANE_ID))) == 1
     press(bot, "yes", dm, JANE_ID)
-    wait_for(lambda: [1] if questions(bot)[0]["answer"] else [])
+    waited(lambda: [1] if questions(bot)[0]["answer"] else [])
     assert questions(bot)[0]["answer"] == "yes"
 
 
@@ -245,9 +256,9 @@ def test_a_dm_that_may_have_been_posted_in_an_outage_is_found_not_sent_twice(
     bot = make_bot()
     fake.fail("conversations.open", "server_error", times=2)  # holds the DM back a while
     send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
-    posted_alert(fake)
+    posted_alert(fake, 30)
     fake.fail("chat.postMessage", "post_then_hang")  # the DM lands; its answer is lost
-    wait_for(lambda: [q for q in questions(bot) if q["state"] == "asked"], 1, 40)
+    waited(lambda: [q for q in questions(bot) if q["state"] == "asked"], 1, 40)
     assert len(fake.messages(dm_channel(JANE_ID))) == 1
     assert questions(bot)[0]["state"] == "asked"
 
@@ -259,13 +270,13 @@ def test_a_press_on_a_dm_whose_post_answer_was_lost_is_taken(make_bot, fake, sqs
     bot = make_bot()
     fake.fail("conversations.open", "server_error", times=2)
     send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
-    posted_alert(fake)
+    posted_alert(fake, 30)
     fake.fail("chat.postMessage", "post_then_hang")
     fake.fail("conversations.history", "server_error", times=100)
     dm = question_dm(fake, JANE_ID)
-    wait_for(lambda: [q for q in questions(bot) if q["state"] == "uncertain"], 1, 20)
+    waited(lambda: [q for q in questions(bot) if q["state"] == "uncertain"], 1, 20)
     press(bot, "yes", dm, JANE_ID)
-    wait_for(lambda: [1] if questions(bot)[0]["answer"] else [])
+    waited(lambda: [1] if questions(bot)[0]["answer"] else [])
     (question,) = questions(bot)
     assert (question["answer"], question["dm_ts"]) == ("yes", dm["ts"])
     assert len(fake.messages(dm_channel(JANE_ID))) == 1
@@ -279,10 +290,10 @@ def test_without_im_history_a_dm_whose_answer_was_lost_is_asked_again(make_bot, 
     bot = make_bot()
     fake.fail("conversations.open", "server_error", times=2)
     send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
-    posted_alert(fake)
+    posted_alert(fake, 30)
     fake.fail("chat.postMessage", "post_then_hang")
     fake.fail("conversations.history", "missing_scope", times=100)
-    wait_for(lambda: [q for q in questions(bot) if q["state"] == "asked"], 1, 40)
+    waited(lambda: [q for q in questions(bot) if q["state"] == "asked"], 1, 40)
     assert len(fake.messages(dm_channel(JANE_ID))) == 2
     assert "is posted again" in caplog.text
 
@@ -291,8 +302,8 @@ def test_slack_down_while_asking_asks_once_it_is_back(make_bot, fake, sqs_admin,
     bot = make_bot()
     fake.fail("users.lookupByEmail", "server_error", times=2)
     send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
-    posted_alert(fake)
-    wait_for(lambda: [q for q in questions(bot) if q["state"] == "asked"], 1, 40)
+    posted_alert(fake, 30)
+    waited(lambda: [q for q in questions(bot) if q["state"] == "asked"], 1, 40)
     assert len(fake.messages(dm_channel(JANE_ID))) == 1
 
 
@@ -301,7 +312,7 @@ def test_slack_down_while_asking_asks_once_it_is_back(make_bot, fake, sqs_admin,
 def test_an_unmapped_email_is_said_on_the_alert(make_bot, fake, sqs_admin, queue_url):
     make_bot()
     send_event(sqs_admin, queue_url, "app_login/incorrect_password", user="ghost@acme.example")
-    _, alert = posted_alert(fake)
+    _, alert = posted_alert(fake, 30)
     alert_shows(fake, alert["ts"], "Could not ask: no Slack user for ghost@acme.example")
 
 
@@ -309,7 +320,7 @@ def test_an_alias_maps_a_voiso_address_to_the_slack_one(make_bot, fake, sqs_admi
     make_bot(aliases={"j.doe@voiso-login.example": JANE})
     send_event(sqs_admin, queue_url, "app_login/incorrect_password",
                user="J.Doe@voiso-login.example")
-    posted_alert(fake)
+    posted_alert(fake, 30)
     assert "was this you?" in shown(question_dm(fake, JANE_ID))
 
 
@@ -317,7 +328,7 @@ def test_an_admin_who_changed_their_own_account_is_asked_once(make_bot, fake, sq
                                                              queue_url):
     bot = make_bot()
     send_event(sqs_admin, queue_url, "user/password_changed", user=JANE, who=JANE)
-    posted_alert(fake)
+    posted_alert(fake, 30)
     question_dm(fake, JANE_ID)
     (question,) = questions(bot)
     assert question["roles"] == "user,admin"
@@ -327,10 +338,10 @@ def test_a_storm_asks_each_person_once_per_alert(make_bot, fake, sqs_admin, queu
     bot = make_bot()
     for _ in range(8):
         send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
-    posted_alert(fake)
+    posted_alert(fake, 30)
     question_dm(fake, JANE_ID)
-    wait_for(lambda: [1] if bot.runtime.store.connection().execute(
-        "SELECT count(*) FROM events").fetchone()[0] == 8 else [], 1, 15)
+    waited(lambda: [1] if bot.runtime.store.connection().execute(
+        "SELECT count(*) FROM events").fetchone()[0] == 8 else [], 1, 30)
     bot.runtime.confirmations.run()
     assert len(questions(bot)) == 1 and len(fake.messages(dm_channel(JANE_ID))) == 1
 
@@ -338,7 +349,7 @@ def test_a_storm_asks_each_person_once_per_alert(make_bot, fake, sqs_admin, queu
 def test_successful_login_asks_nobody_by_default(make_bot, fake, sqs_admin, queue_url):
     bot = make_bot()
     send_event(sqs_admin, queue_url, "app_login/successful_login", user=JANE)
-    posted_alert(fake)
+    posted_alert(fake, 30)
     bot.runtime.confirmations.run()
     assert questions(bot) == [] and fake.calls_to("users.lookupByEmail") == []
 
@@ -349,13 +360,14 @@ def test_pending_lists_open_questions_and_user_shows_the_answers(make_bot, fake,
                                                                  queue_url):
     bot = make_bot()
     send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
-    posted_alert(fake)
+    posted_alert(fake, 30)
     dm = question_dm(fake, JANE_ID)
+    waited(lambda: [q for q in questions(bot) if q["state"] == "asked"])
     bot.command("pending", response="p1")
     (answer,) = bot.answers("p1")
     assert "no answer yet" in shown(answer) and f"<@{JANE_ID}>" in shown(answer)
     press(bot, "no", dm, JANE_ID)
-    wait_for(lambda: [1] if questions(bot)[0]["answer"] else [])
+    waited(lambda: [1] if questions(bot)[0]["answer"] else [])
     bot.command(f"user {JANE}", response="u1")
     (profile,) = bot.answers("u1")
     assert "NO, not them" in shown(profile)
@@ -398,12 +410,12 @@ def test_kill_9_while_asking_asks_nobody_twice_and_nobody_never(tmp_path, moto_s
                                       cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL)
             before = len(dm_posts(fake))
-            wait_for(lambda before=before: dm_posts(fake)[before:], 1, 30)
+            waited(lambda before=before: dm_posts(fake)[before:], 1, 30)
             # The next post (a DM or an alert) lands but its answer never comes: killed in
             # that moment, the bot must find it after the restart, not post it again.
             posts = len(fake.calls_to("chat.postMessage"))
             fake.fail("chat.postMessage", "post_then_hang")
-            wait_for(lambda posts=posts: fake.calls_to("chat.postMessage")[posts:], 1, 30)
+            waited(lambda posts=posts: fake.calls_to("chat.postMessage")[posts:], 1, 30)
             time.sleep(chance.uniform(0.0, 1.0))
             worker.kill()
             worker.wait(timeout=10)
@@ -411,7 +423,7 @@ def test_kill_9_while_asking_asks_nobody_twice_and_nobody_never(tmp_path, moto_s
                                   cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
         try:
-            wait_for(lambda: [1] * asked(), len(people), 60)
+            waited(lambda: [1] * asked(), len(people), 60)
         finally:
             worker.kill()
             worker.wait(timeout=10)
