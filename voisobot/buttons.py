@@ -59,14 +59,21 @@ class NotThisMessage(VoisoBotError):
 
 def alert_id_of(value: str) -> int:
     """The alert id in a button's value; the value comes back from Slack as text."""
+    return id_in_value(value, "alert")
+
+
+def id_in_value(value: str, name: str) -> int:
+    """The row id a button's value (``{"<name>": 42}``) names, checked as untrusted: a
+    value that is not ours raises NotOurButton saying why."""
+    article = "an" if name[:1] in "aeiou" else "a"
     try:
-        alert_id = json.loads(value)["alert"]
+        row_id = json.loads(value)[name]
     except (ValueError, TypeError, KeyError, IndexError, RecursionError):
-        raise NotOurButton(f"not an alert button value: {value[:80]!r}") from None
-    if not isinstance(alert_id, int) or isinstance(alert_id, bool) \
-            or not 1 <= alert_id <= MAX_ALERT_ID:
-        raise NotOurButton(f"not an alert id: {_short(repr(alert_id), 80)}")
-    return alert_id
+        raise NotOurButton(f"not {article} {name} button value: {value[:80]!r}") from None
+    if not isinstance(row_id, int) or isinstance(row_id, bool) \
+            or not 1 <= row_id <= MAX_ALERT_ID:
+        raise NotOurButton(f"not {article} {name} id: {_short(repr(row_id), 80)}")
+    return row_id
 
 
 class AlertButtons:

@@ -11,14 +11,13 @@ A "yes" shows "confirmed by" on the channel alert, and acknowledges it when
 queues the escalation (posted by the confirmations job, once).
 """
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import datetime
 
 from voisobot import acks, logs
 from voisobot.acks import AuditEntry, MessageRef
-from voisobot.buttons import DETAIL_VALUE_CHARS, MAX_ALERT_ID, NotOurButton, Press
+from voisobot.buttons import DETAIL_VALUE_CHARS, NotOurButton, Press, id_in_value
 from voisobot.commands import Answer, Guard
 from voisobot.config import Config
 from voisobot.metrics import Metrics
@@ -36,14 +35,7 @@ _OUTCOMES = ("answered", "already", "refused", "ignored", "missing", "failed")
 
 def question_id_of(value: str) -> int:
     """The question id in a button's value (``{"question": 7}``)."""
-    try:
-        question_id = json.loads(value)["question"]
-    except (ValueError, TypeError, KeyError, IndexError, RecursionError):
-        raise NotOurButton(f"not a question button value: {value[:80]!r}") from None
-    if not isinstance(question_id, int) or isinstance(question_id, bool) \
-            or not 1 <= question_id <= MAX_ALERT_ID:
-        raise NotOurButton(f"not a question id: {repr(question_id)[:80]}")
-    return question_id
+    return id_in_value(value, "question")
 
 
 class QuestionButtons:
