@@ -104,6 +104,16 @@ def alert_shows(fake: FakeSlack, ts: str, text: str, timeout: float = 30.0) -> s
     return shown(current(fake, ALERTS, ts))
 
 
+def jane_asked(make_bot, fake: FakeSlack, sqs_admin, queue_url: str, **confirm
+               ) -> tuple[Bot, dict, dict]:
+    """A bot that has posted the alert of Jane's failed passwords and asked her: (the bot,
+    the alert in Slack, the DM)."""
+    bot = make_bot(**confirm)
+    send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
+    _, alert = posted_alert(fake, 30)
+    return bot, alert, question_dm(fake, JANE_ID)
+
+
 def a_minute_passes(bot: Bot) -> None:
     """The question was asked two minutes ago (once the bot has recorded it as asked: the
     DM is in Slack a moment before)."""
@@ -201,10 +211,7 @@ def test_silence_without_escalate_on_timeout_only_says_so(make_bot, fake, sqs_ad
 
 def test_anyone_but_the_person_asked_is_refused_and_audited(make_bot, fake, sqs_admin,
                                                            queue_url):
-    bot = make_bot()
-    send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
-    posted_alert(fake, 30)
-    dm = question_dm(fake, JANE_ID)
+    bot, _, dm = jane_asked(make_bot, fake, sqs_admin, queue_url)
     assert press(bot, "no", dm, ALLOWED, response="x1")[0] == 200  # an analyst, in [access]
     (note,) = bot.answers("x1")
     assert "Only the person this question was sent to" in note["text"]
@@ -214,10 +221,7 @@ def test_anyone_but_the_person_asked_is_refused_and_audited(make_bot, fake, sqs_
 
 
 def test_two_presses_at_once_record_one_answer(make_bot, fake, sqs_admin, queue_url):
-    bot = make_bot()
-    send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
-    posted_alert(fake, 30)
-    dm = question_dm(fake, JANE_ID)
+    bot, _, dm = jane_asked(make_bot, fake, sqs_admin, queue_url)
     presses = [threading.Thread(target=press, args=(bot, answer, dm, JANE_ID, f"r{i}"))
                for i, answer in enumerate(["yes", "no", "yes", "no"])]
     for thread in presses:
@@ -238,10 +242,7 @@ def test_two_presses_at_once_record_one_answer(make_bot, fake, sqs_admin, queue_
 
 def test_a_restart_while_a_question_is_open_asks_nobody_twice_and_takes_the_answer(
         make_bot, fake, sqs_admin, queue_url):
-    bot = make_bot()
-    send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
-    posted_alert(fake, 30)
-    dm = question_dm(fake, JANE_ID)
+    bot, _, dm = jane_asked(make_bot, fake, sqs_admin, queue_url)
     bot.runtime.stop()
     bot = make_bot()
     bot.runtime.confirmations.run()
@@ -358,10 +359,7 @@ def test_successful_login_asks_nobody_by_default(make_bot, fake, sqs_admin, queu
 
 def test_pending_lists_open_questions_and_user_shows_the_answers(make_bot, fake, sqs_admin,
                                                                  queue_url):
-    bot = make_bot()
-    send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
-    posted_alert(fake, 30)
-    dm = question_dm(fake, JANE_ID)
+    bot, _, dm = jane_asked(make_bot, fake, sqs_admin, queue_url)
     waited(lambda: [q for q in questions(bot) if q["state"] == "asked"])
     bot.command("pending", response="p1")
     (answer,) = bot.answers("p1")
