@@ -1,7 +1,8 @@
 """What the Teams bot does with each activity: the only place that knows activity types.
 
 - message: ``@Voiso <command>`` (the bot's mention stripped), answered as a card in the
-  same conversation (a channel's thread, or the chat) through voisobot.commands;
+  same conversation (a channel's thread, or the chat) through voisobot.commands, and
+  ``@Voiso subscribe <name>`` (teams_bot.subscribe);
 - conversationUpdate with the bot among the members added or removed, and
   installationUpdate add/remove: its conversation reference kept or forgotten.
 
@@ -20,6 +21,7 @@ import httpx
 from voisobot import logs
 from voisobot.teams_bot.answers import TeamsAnswers
 from voisobot.teams_bot.references import References, conversation_base, reference_of
+from voisobot.teams_bot.subscribe import Subscriptions, is_subscribe
 from voisobot.teams_cards import CARD_CONTENT_TYPE
 
 log = logging.getLogger("voisobot.teams_bot")
@@ -34,7 +36,12 @@ def register(app, answers: TeamsAnswers, references: References,
     async def message(ctx) -> None:
         activity = ctx.activity
         text = _command_text(activity)
-        card = answers.answer(_user_id(activity), _access_channel(activity), text)
+        if is_subscribe(text):
+            subscriptions = Subscriptions(answers.commands.guard, references, clock)
+            card = subscriptions.subscribe(_user_id(activity), _access_channel(activity),
+                                           reference_of(activity), text)
+        else:
+            card = answers.answer(_user_id(activity), _access_channel(activity), text)
         await _send_card(ctx, card, retry_waits())
 
     @app.on_conversation_update

@@ -78,6 +78,11 @@ class BotServer:
         return self._server.servers[0].sockets[0].getsockname()[1]
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The bot's own loop, where proactive posts run (teams_bot.sender)."""
+        return self._loop
+
+    @property
     def url(self) -> str:
         return f"http://{self.cfg.host}:{self.port}{self.cfg.path}"
 
