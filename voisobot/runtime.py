@@ -16,7 +16,7 @@ from slack_bolt.logger.messages import warning_client_prioritized_and_token_skip
 from voisobot import handlers, jobs, logs, serve, slack, sqs
 from voisobot.access import AccessPolicy, TeamsAccessPolicy
 from voisobot.buttons import AlertButtons
-from voisobot.commands import Commands
+from voisobot.commands import Commands, Guard
 from voisobot.config import Config
 from voisobot.confirming import Confirmations
 from voisobot.delivery import AlertDelivery, BotOutput, TeamsOutput
@@ -35,6 +35,7 @@ from voisobot.store import Store
 from voisobot.store_lock import StoreLock
 from voisobot.teams import TeamsSender
 from voisobot.teams_bot.answers import TeamsAnswers
+from voisobot.teams_bot.buttons import TeamsAlertButtons
 from voisobot.teams_bot.references import References
 from voisobot.teams_bot.sender import BotSender
 from voisobot.teams_bot.server import BotServer
@@ -171,8 +172,13 @@ def _build(cfg: Config, sender, client, env, lock: StoreLock) -> Runtime:
 def teams_bot(cfg: Config, store: Store, metrics: Metrics, renderer: SlackRenderer, env
               ) -> BotServer:
     """@Voiso in Teams: the same commands as /voiso, with Teams identities in [access]."""
-    commands = Commands(store, renderer, TeamsAccessPolicy(cfg.access), utc_now, metrics)
-    return BotServer(cfg.teams.bot, TeamsAnswers(commands), References(store), utc_now, env)
+    policy = TeamsAccessPolicy(cfg.access)
+    commands = Commands(store, renderer, policy, utc_now, metrics)
+    buttons = TeamsAlertButtons(Outbox(store), teams_renderer(cfg),
+                                Guard(store, renderer, policy, utc_now), References(store),
+                                utc_now)
+    return BotServer(cfg.teams.bot, TeamsAnswers(commands), References(store), utc_now, env,
+                     buttons=buttons)
 
 
 def bot_output(cfg: Config, server: BotServer | None, store: Store) -> BotOutput | None:

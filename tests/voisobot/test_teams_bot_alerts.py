@@ -7,6 +7,9 @@ scheduler."""
 import json
 import logging
 import re
+import threading
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -16,6 +19,7 @@ from tests.voisobot.test_teams_bot import (
     ALLOWED,
     CHANNEL,
     STRANGER,
+    activity,
     audit_rows,
     bot_config,
     card_text,
@@ -30,13 +34,15 @@ from voisobot.routing import destinations
 from voisobot.teams_bot.references import References
 
 QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/voiso"
+COLLEAGUE = "00000000-0000-0000-0000-0000000c011e"
 
 
 @pytest.fixture
 def bot(make_config, queue_url):
     """A runtime whose Teams bot listens (its scheduler does not run: tests run delivery),
     alerts going by default to the bot conversation named "secops"."""
-    cfg = bot_config(make_config, queue_url, default_conversation="secops")
+    cfg = bot_config(make_config, queue_url, default_conversation="secops",
+                     access={"teams_users": (ALLOWED, COLLEAGUE)})
     bot_runtime = runtime.build(cfg, secrets={})
     bot_runtime.teams_bot.retry_waits = (0.0, 0.0)
     bot_runtime.delivery.retry_base = 0.01
@@ -175,3 +181,109 @@ def test_a_route_names_bot_conversations_and_the_default_takes_the_rest():
 def test_bot_conversation_config_errors_name_the_key(table, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         config.from_dict({"sqs": {"queue_url": QUEUE}, **table})
+
+
+# --- Acknowledge / Reopen ----------------------------------------------------------------------
+
+def invoke(bot, connector, verb: str, alert_id, card_id: str | None,
+           user: str = ALLOWED) -> dict:
+    """A press of an alert card's Action.Execute button, as Teams sends its invoke; the
+    invoke's answer (HTTP 200 whatever it says)."""
+    pressed = activity(connector, "invoke", user=user, name="adaptiveCard/action",
+                       value={"action": {"type": "Action.Execute", "verb": verb,
+                                         "data": {"alert": alert_id}}, "trigger": "manual"},
+                       **({"replyToId": card_id} if card_id is not None else {}))
+    request = urllib.request.Request(
+        bot.teams_bot.url, data=json.dumps(pressed).encode(), method="POST",
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=20) as response:
+        assert response.status == 200
+        return json.loads(response.read())
+
+
+def posted_alerts(bot, connector, *kinds: str) -> list[dict]:
+    """Subscribe the channel, store one event per kind and deliver: their alert rows."""
+    subscribe(bot, connector)
+    for i, kind in enumerate(kinds):
+        record(bot.store, kind, NOW, user=f"user{i}@example.com")
+    deliver(bot)
+    return alerts(bot.store)
+
+
+def ack_state(bot, alert_id: int) -> tuple:
+    row = bot.store.connection().execute("SELECT acked_by, acked_at FROM alerts WHERE id = ?",
+                                         (alert_id,)).fetchone()
+    return tuple(row)
+
+
+def button_audit(bot) -> list[tuple]:
+    return [(r["user_id"], r["detail"], r["allowed"], r["outcome"]) for r in audit_rows(bot.store)
+            if r["action"] == "button"]
+
+
+def test_acknowledge_answers_the_card_as_it_now_stands_and_reopen_undoes_it(bot, connector):
+    (alert,) = posted_alerts(bot, connector, "app_login/unauthorized_ip")
+    answer = invoke(bot, connector, "voiso_ack", alert["id"], alert["slack_ts"])
+    assert (answer["statusCode"], answer["type"]) == (200, "application/vnd.microsoft.card."
+                                                            "adaptive")
+    card = answer["value"]
+    validate_card(card)
+    assert f"Acknowledged by {ALLOWED}" in card_text(card).replace("\\", "")
+    assert [a["verb"] for a in card["actions"] if a["type"] == "Action.Execute"] == [
+        "voiso_reopen"]
+    assert ack_state(bot, alert["id"])[0] == ALLOWED
+    reopened = invoke(bot, connector, "voiso_reopen", alert["id"], alert["slack_ts"])["value"]
+    assert "Acknowledged by" not in card_text(reopened)
+    assert [a["verb"] for a in reopened["actions"] if a["type"] == "Action.Execute"] == [
+        "voiso_ack"]
+    assert ack_state(bot, alert["id"]) == (None, None)
+    assert [(user, outcome) for user, _, _, outcome in button_audit(bot)] == [
+        (ALLOWED, f"acknowledged (by {ALLOWED})"), (ALLOWED, "reopened")]
+
+
+def test_a_strangers_press_is_refused_leaves_the_card_and_is_audited(bot, connector):
+    (alert,) = posted_alerts(bot, connector, "app_login/unauthorized_ip")
+    answer = invoke(bot, connector, "voiso_ack", alert["id"], alert["slack_ts"], user=STRANGER)
+    assert answer["type"] == "application/vnd.microsoft.activity.message"
+    assert "not allowed" in answer["value"]
+    assert ack_state(bot, alert["id"]) == (None, None)
+    assert button_audit(bot) == [
+        (STRANGER, f'voiso_ack {{"alert": {alert["id"]}}}', 0, "denied")]
+
+
+def test_two_presses_racing_give_one_acknowledgement(bot, connector):
+    (alert,) = posted_alerts(bot, connector, "app_login/unauthorized_ip")
+    answers: dict[str, dict] = {}
+    start = threading.Barrier(2)
+
+    def press(user: str) -> None:
+        start.wait()
+        answers[user] = invoke(bot, connector, "voiso_ack", alert["id"], alert["slack_ts"],
+                               user=user)
+
+    threads = [threading.Thread(target=press, args=(u,)) for u in (ALLOWED, COLLEAGUE)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    (winner,) = [u for u in (ALLOWED, COLLEAGUE) if ack_state(bot, alert["id"])[0] == u]
+    outcomes = sorted(outcome for _, _, _, outcome in button_audit(bot))
+    assert outcomes == [f"acknowledged (by {winner})", f"already acknowledged (by {winner})"]
+    for answer in answers.values():  # both see the one who holds it
+        assert f"Acknowledged by {winner}" in card_text(answer["value"]).replace("\\", "")
+
+
+@pytest.mark.parametrize("case", ["other_alert", "no_message", "unknown_message", "bad_data"])
+def test_a_press_that_does_not_name_its_own_message_changes_nothing(bot, connector, case):
+    first, second = posted_alerts(bot, connector, "app_login/unauthorized_ip",
+                                  "user/user_added")
+    alert_id, card_id = {"other_alert": (second["id"], first["slack_ts"]),
+                         "no_message": (first["id"], None),
+                         "unknown_message": (first["id"], "f" * 32),
+                         "bad_data": ("1; DROP TABLE alerts", first["slack_ts"])}[case]
+    answer = invoke(bot, connector, "voiso_ack", alert_id, card_id)
+    assert answer["type"] == "application/vnd.microsoft.activity.message"
+    assert ack_state(bot, first["id"]) == ack_state(bot, second["id"]) == (None, None)
+    ((user, _, allowed, outcome),) = button_audit(bot)
+    assert user == ALLOWED and outcome.startswith("refused" if case != "bad_data" else "ignored")
+    assert allowed == (0 if case != "bad_data" else 1)

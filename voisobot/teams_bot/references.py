@@ -93,6 +93,13 @@ class References:
             (name,)).fetchone()
         return ConversationRef(*row) if row is not None else None
 
+    def name_of(self, conversation_id: str) -> str | None:
+        """The name the conversation holds now, if any."""
+        row = self.store.connection().execute(
+            "SELECT name FROM teams_conversations WHERE conversation_id = ?",
+            (conversation_base(conversation_id),)).fetchone()
+        return row[0] if row is not None else None
+
     def all(self) -> list[ConversationRef]:
         rows = self.store.connection().execute(
             f"SELECT {', '.join(_COLUMNS)} FROM teams_conversations ORDER BY added_at, "
