@@ -40,6 +40,12 @@ _TEAMS_CONVERSATION = re.compile(r"^(19|a|8):[^\s;]{1,300}$")
 # VOISO_ variables the bot reads that are not settings (config_env.py): make demo's.
 OTHER_VARIABLES = frozenset({"VOISO_DEMO_CHANNEL", "VOISO_DEMO_TEAMS_URL"})
 TEAMS_PREFIX = "teams:"  # an alert's channel for a Teams destination: "teams:<name>"
+# An alert's channel for a conversation where the Teams bot is installed, named by
+# "@Voiso subscribe <name>" there: "teamsbot:<name>".
+TEAMS_BOT_PREFIX = "teamsbot:"
+BOT_CONVERSATION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_BOT_NAMES = ('a list of names given with "@Voiso subscribe <name>" (lowercase letters, '
+              "digits, - and _)")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
 SEVERITIES = ("info", "low", "medium", "high", "critical")  # in rising order
@@ -218,6 +224,9 @@ class RouteConfig:
                                check=lambda v: v in SEVERITIES)
     teams: tuple[str, ...] = option((), expect="a list of Teams destination names from "
                                     "[teams.destinations]", check=lambda v: True)
+    teams_bot: tuple[str, ...] = option((), expect=_BOT_NAMES,
+                                        check=lambda v: all(BOT_CONVERSATION_NAME.match(n)
+                                                            for n in v))
     continue_matching: bool = option(False, expect="true or false", key="continue")
     mute: bool = option(False, expect="true or false")
     group_by: tuple[str, ...] = _group_by_option()
@@ -270,6 +279,10 @@ class TeamsBotConfig:
                        "/api/messages", check=lambda v: bool(_URL_PATH.match(v)))
     allow_unauthenticated: bool = option(False, expect="true or false (true: for local tests "
                                          "only)")
+    default_conversation: str = option("", expect='a name given with "@Voiso subscribe '
+                                       '<name>" (lowercase letters, digits, - and _), or empty',
+                                       check=lambda v: v == "" or bool(
+                                           BOT_CONVERSATION_NAME.match(v)))
 
 
 @dataclass(frozen=True)
@@ -532,10 +545,13 @@ def _routes(items: Any, origins: Origins, teams: TeamsConfig) -> tuple[RouteConf
     routes = tuple(_section(RouteConfig, item, ("routes", i), origins)
                    for i, item in enumerate(items))
     for i, route in enumerate(routes):
-        if not route.channel and not route.teams and not route.mute:
+        if not route.channel and not route.teams and not route.teams_bot and not route.mute:
             raise ConfigError(f"{origins.at('routes', i, 'channel')}: missing; expected a "
                               "Slack channel ID such as C0123ABCD, teams = [\"<destination>\"], "
-                              "or mute = true")
+                              "teams_bot = [\"<name>\"], or mute = true")
+        if route.teams_bot and not teams.bot.enabled:
+            raise ConfigError(f"{origins.at('routes', i, 'teams_bot')}: the Teams bot is off; "
+                              "set [teams.bot] enabled = true, or remove teams_bot")
         for name in route.teams:
             _known_destination(teams, name, origins.at("routes", i, "teams"))
     return routes
@@ -568,6 +584,9 @@ def _teams(table: Any, origins: Origins) -> TeamsConfig:
                                 destinations=destinations,
                                 bot=_section(TeamsBotConfig, table.get("bot", {}),
                                              ("teams", "bot"), origins))
+    if teams.bot.default_conversation and not teams.bot.enabled:
+        raise ConfigError(f"{origins.at('teams', 'bot', 'default_conversation')}: the Teams "
+                          "bot is off; set [teams.bot] enabled = true, or leave it empty")
     if teams.default_destination:
         _known_destination(teams, teams.default_destination,
                            origins.at("teams", "default_destination"))

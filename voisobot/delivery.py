@@ -32,10 +32,13 @@ from voisobot.render import AlertView, SlackRenderer, one_line, slack_id_or_text
 from voisobot.routing import (
     destinations,
     group_key,
+    is_slack,
     is_teams,
+    is_teams_bot,
     people_to_ask,
     severity_of,
     storm_key,
+    teams_bot_name,
     teams_name,
 )
 from voisobot.sending import SendResult
@@ -61,15 +64,33 @@ class TeamsOutput:
     sender: object
 
 
+@dataclass(frozen=True)
+class BotOutput:
+    """How cards reach conversations where the Teams bot is installed ("teamsbot:<name>"):
+    ``renderer.bot_card(view)`` builds the card, ``sender.post(name, card)`` posts it and
+    ``sender.update(name, activity_id, card)`` replaces it (teams_bot.sender.BotSender)."""
+
+    renderer: object
+    sender: object
+
+
+def platform(channel: str) -> str:
+    """The service an alert's channel is on, as the log names it."""
+    return "Teams" if is_teams(channel) else "the Teams bot" if is_teams_bot(channel) \
+        else "Slack"
+
+
 class AlertDelivery:
     def __init__(self, outbox: Outbox, renderer: SlackRenderer, sender, config: Config, *,
                  post_interval: float = 1.0, retry_base: float = 1.0, clock=utc_now,
-                 teams: TeamsOutput | None = None, metrics: Metrics | None = None):
+                 teams: TeamsOutput | None = None, bot: BotOutput | None = None,
+                 metrics: Metrics | None = None):
         """``sender`` has ``post(channel, message, alert_id)`` and ``find(channel, alert_id,
         oldest_ts)``, both returning a SendResult (see slack.SlackSender); ``teams``
-        posts the alerts of Teams destinations ("teams:<name>" channels)."""
+        posts the alerts of Teams destinations ("teams:<name>" channels), ``bot`` those of
+        the Teams bot's conversations ("teamsbot:<name>")."""
         self.outbox, self.renderer, self.sender, self.config = outbox, renderer, sender, config
-        self.teams = teams
+        self.teams, self.bot = teams, bot
         self.metrics = metrics or Metrics()
         self.post_interval, self.retry_base, self.clock = post_interval, retry_base, clock
         self.next_post_at: dict[str, float] = {}  # channel -> time.monotonic()
@@ -112,7 +133,7 @@ class AlertDelivery:
         found = destinations(event, severity, self.config)
         # Questions go with the event's first Slack channel: one question per person, and
         # a DM exists only in Slack (Teams webhooks cannot send one).
-        asking = next((d.channel for d in found if not is_teams(d.channel)), None)
+        asking = next((d.channel for d in found if is_slack(d.channel)), None)
         asks = people_to_ask(event, self.config.confirm)
         return [QueueItem(event_id, event.time, d.channel, severity,
                           group_key(event, d.group_by), storm_key(event),
@@ -132,7 +153,7 @@ class AlertDelivery:
                 continue
             outcome = self._deliver_alone(alert, now)
             self.metrics.alert_delivered(alert.channel, outcome)
-            if outcome == "sent" and not is_teams(alert.channel):
+            if outcome == "sent" and is_slack(alert.channel):
                 self.token_refused = None
             if outcome == "pause":
                 return
@@ -154,7 +175,7 @@ class AlertDelivery:
         return channel
 
     def _paced(self, channel: str, extra: float = 0.0) -> None:
-        interval = TEAMS_PACE_SECONDS if is_teams(channel) else self.post_interval
+        interval = self.post_interval if is_slack(channel) else TEAMS_PACE_SECONDS
         self.next_post_at[self._pace_key(channel)] = time.monotonic() + interval + extra
 
     def _deliver_alone(self, alert: QueuedAlert, now: datetime) -> str:
@@ -190,6 +211,8 @@ class AlertDelivery:
             return self._hold(alert, blocked)
         if is_teams(alert.channel):
             return self._deliver_card(alert, now)
+        if is_teams_bot(alert.channel):
+            return self._deliver_bot_card(alert, now)
         if alert.state == "uncertain" and not self.history_unreadable:
             found = self._look_for_earlier_post(alert)
             if found != "absent":
@@ -217,10 +240,32 @@ class AlertDelivery:
             return "sent"
         return self._not_sent(alert, result, uncertain=result.maybe_posted)
 
+    def _deliver_bot_card(self, alert: QueuedAlert, now: datetime) -> str:
+        """A card posted by the Teams bot. The Bot Connector cannot be searched either, so a
+        post that may have arrived (no answer in time) is posted again, as for webhooks:
+        at least once. The new activity's id is kept as the alert's ts: the invoke of its
+        buttons names it."""
+        view = alert_view(self.outbox, alert)
+        self.outbox.mark_trying(alert.id, now)
+        result = self.bot.sender.post(teams_bot_name(alert.channel),
+                                      self.bot.renderer.bot_card(view))
+        self._paced(alert.channel)
+        if result.status == "done":
+            self.outbox.mark_sent(alert.id, result.ts, self.clock(), view.event_count)
+            return "sent"
+        return self._not_sent(alert, result, uncertain=result.maybe_posted)
+
     def _blocked(self, channel: str) -> SendResult | None:
         """Why no alert to this channel can be sent in this run, or None: no Slack token (a
-        Teams-only run), no Teams at all, or a Teams destination gone or without its URL."""
-        if not is_teams(channel):
+        Teams-only run), no Teams at all, a Teams destination gone or without its URL, or
+        a bot conversation that no conversation has subscribed."""
+        if is_teams_bot(channel):
+            if self.bot is None:
+                return SendResult("retry", channel, error="teams_bot_off",
+                                  advice="the Teams bot is not running: set [teams.bot] "
+                                         "enabled = true and restart (the alerts wait)")
+            return self.bot.sender.unavailable(teams_bot_name(channel))
+        if is_slack(channel):
             return None if self.sender is not None else SendResult(
                 "retry", channel, error="no_slack_token",
                 advice="SLACK_BOT_TOKEN is not set; set it and restart (the alerts wait)")
@@ -239,7 +284,9 @@ class AlertDelivery:
         if (alert.channel, result.error) not in self.reported:
             self.reported.add((alert.channel, result.error))
             where = f"Teams destination {teams_name(alert.channel)}" \
-                if is_teams(alert.channel) else f"Slack channel {alert.channel}"
+                if is_teams(alert.channel) else \
+                f"Teams bot conversation {teams_bot_name(alert.channel)}" \
+                if is_teams_bot(alert.channel) else f"Slack channel {alert.channel}"
             log.error("%s: %s", where, result.advice, extra=_ids_of(alert))
         return "retry"
 
@@ -287,7 +334,7 @@ class AlertDelivery:
         if view is None:
             self.outbox.mark_updated(alert.id, alert.event_count, now)
             return
-        result = self.sender.update(alert.channel, alert.slack_ts, self.renderer.render(view))
+        result = self._update_post(alert, view)
         self.recent_updates[alert.channel].append(time.monotonic())
         self._paced(alert.channel)
         if result.status == "done" and _ack_changed(self.outbox, alert):
@@ -299,6 +346,15 @@ class AlertDelivery:
         else:  # e.g. the message was deleted: stop updating it, keep the count
             self.outbox.mark_updated(alert.id, alert.event_count, now)
             self._report_once(alert.channel, result)
+
+    def _update_post(self, alert: QueuedAlert, view: AlertView) -> SendResult:
+        """A bot card is replaced in place as a Slack message is (a webhook card cannot)."""
+        if is_teams_bot(alert.channel):
+            if self.bot is None:
+                return SendResult("retry", alert.channel, error="teams_bot_off")
+            return self.bot.sender.update(teams_bot_name(alert.channel), alert.slack_ts,
+                                          self.bot.renderer.bot_card(view))
+        return self.sender.update(alert.channel, alert.slack_ts, self.renderer.render(view))
 
     def _reply(self, channel: str, event_id: int, severity: str, thread_ts: str,
                raw: bytes) -> None:
@@ -363,7 +419,7 @@ class AlertDelivery:
                                result.error or "retry")
         self.next_post_at[self._pace_key(alert.channel)] = time.monotonic() + delay
         log.warning("alert %d to %s: %s did not take it (%s); retrying in %.0f s",
-                    alert.id, alert.channel, "Teams" if is_teams(alert.channel) else "Slack",
+                    alert.id, alert.channel, platform(alert.channel),
                     result.error, delay, extra=_ids_of(alert))
 
     def _pause_for_token(self, alert: QueuedAlert, result: SendResult) -> None:
@@ -376,8 +432,8 @@ class AlertDelivery:
         if (channel, result.error) in self.reported:
             return
         self.reported.add((channel, result.error))
-        log.error("%s refused alerts for %s (%s): %s", "Teams" if is_teams(channel) else
-                  "Slack", channel, result.error, result.advice,
+        log.error("%s refused alerts for %s (%s): %s", platform(channel), channel,
+                  result.error, result.advice,
                   extra=logs.ids(channel=None if channel == "*" else channel))
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from voisobot import questions
-from voisobot.routing import is_teams
+from voisobot.routing import is_slack
 from voisobot.store import Store, time_text, transaction
 
 ENQUEUE_CURSOR = "alerts_enqueued"
@@ -96,9 +96,9 @@ class Outbox:
                 if alert_id is None:
                     alert_id = self._new_alert(conn, item, key, now)
                     created.append(item.channel)
-                else:  # a Teams card cannot have thread replies
+                else:  # only Slack alerts have thread replies
                     self._join(conn, alert_id, item,
-                               0 if is_teams(item.channel) else limits.thread_reply_cap)
+                               limits.thread_reply_cap if is_slack(item.channel) else 0)
                 questions.ask(conn, alert_id, self._not_yet_asked(conn, item), now)
             conn.execute("UPDATE cursors SET value = max(value, ?) WHERE name = ?",
                          (up_to_event, ENQUEUE_CURSOR))

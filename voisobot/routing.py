@@ -9,7 +9,14 @@ config.toml overrides any kind.
 
 from dataclasses import dataclass
 
-from voisobot.config import SEVERITIES, TEAMS_PREFIX, Config, ConfirmConfig, RouteConfig
+from voisobot.config import (
+    SEVERITIES,
+    TEAMS_BOT_PREFIX,
+    TEAMS_PREFIX,
+    Config,
+    ConfirmConfig,
+    RouteConfig,
+)
 from voisobot.events import Event
 
 DEFAULT_SEVERITY: dict[str, str] = {
@@ -47,7 +54,9 @@ def rank(severity: str) -> int:
 
 @dataclass(frozen=True)
 class Destination:
-    channel: str  # a Slack channel ID, or "teams:<name>" for a Teams destination
+    # a Slack channel ID, "teams:<name>" for a Teams destination (a webhook), or
+    # "teamsbot:<name>" for a conversation where the Teams bot is installed
+    channel: str
     route: int | None  # index into config.routes; None for the default channel
     group_by: tuple[str, ...] = ()
     group_window_minutes: int = 0
@@ -63,6 +72,22 @@ def teams_channel(name: str) -> str:
 
 def teams_name(channel: str) -> str:
     return channel.removeprefix(TEAMS_PREFIX)
+
+
+def is_teams_bot(channel: str) -> bool:
+    return channel.startswith(TEAMS_BOT_PREFIX)
+
+
+def teams_bot_channel(name: str) -> str:
+    return TEAMS_BOT_PREFIX + name
+
+
+def teams_bot_name(channel: str) -> str:
+    return channel.removeprefix(TEAMS_BOT_PREFIX)
+
+
+def is_slack(channel: str) -> bool:
+    return not is_teams(channel) and not is_teams_bot(channel)
 
 
 def group_key(event: Event, fields: tuple[str, ...]) -> str:
@@ -81,9 +106,10 @@ def storm_key(event: Event) -> str:
 
 def destinations(event: Event, severity: str, config: Config) -> list[Destination]:
     """Where the event's alert goes: the first matching route, and those after it while
-    matching routes say ``continue`` — each to its Slack channel and its Teams destinations.
+    matching routes say ``continue`` — each to its Slack channel, its Teams destinations and
+    its Teams bot conversations.
     A matching ``mute`` route stops with no alert. No match: the default Slack channel and
-    the default Teams destination, those that are set."""
+    the default Teams destination and bot conversation, those that are set."""
     found: list[Destination] = []
     for index, route in enumerate(config.routes):
         if not matches(route, event, severity):
@@ -92,6 +118,7 @@ def destinations(event: Event, severity: str, config: Config) -> list[Destinatio
             return found
         channels = [route.channel] if route.channel else []
         channels += [teams_channel(name) for name in route.teams]
+        channels += [teams_bot_channel(name) for name in route.teams_bot]
         found += [Destination(channel, index, route.group_by, route.group_window_minutes)
                   for channel in channels if channel not in {d.channel for d in found}]
         if not route.continue_matching:
@@ -101,6 +128,8 @@ def destinations(event: Event, severity: str, config: Config) -> list[Destinatio
     defaults = [config.slack.default_channel]
     if config.teams.default_destination:
         defaults.append(teams_channel(config.teams.default_destination))
+    if config.teams.bot.default_conversation:
+        defaults.append(teams_bot_channel(config.teams.bot.default_conversation))
     return [Destination(channel, None, config.slack.group_by, config.slack.group_window_minutes)
             for channel in defaults if channel]
 

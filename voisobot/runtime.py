@@ -16,10 +16,10 @@ from slack_bolt.logger.messages import warning_client_prioritized_and_token_skip
 from voisobot import handlers, jobs, logs, serve, slack, sqs
 from voisobot.access import AccessPolicy, TeamsAccessPolicy
 from voisobot.buttons import AlertButtons
-from voisobot.commands import Commands
+from voisobot.commands import Commands, Guard
 from voisobot.config import Config
 from voisobot.confirming import Confirmations
-from voisobot.delivery import AlertDelivery, TeamsOutput
+from voisobot.delivery import AlertDelivery, BotOutput, TeamsOutput
 from voisobot.errors import ConfigError
 from voisobot.front_door import FrontDoor
 from voisobot.intake import Intake, utc_now
@@ -35,7 +35,9 @@ from voisobot.store import Store
 from voisobot.store_lock import StoreLock
 from voisobot.teams import TeamsSender
 from voisobot.teams_bot.answers import TeamsAnswers
+from voisobot.teams_bot.buttons import TeamsAlertButtons
 from voisobot.teams_bot.references import References
+from voisobot.teams_bot.sender import BotSender
 from voisobot.teams_bot.server import BotServer
 from voisobot.teams_cards import TeamsRenderer
 
@@ -141,11 +143,14 @@ def _build(cfg: Config, sender, client, env, lock: StoreLock) -> Runtime:
                     metrics=metrics)
     renderer = SlackRenderer(cfg.templates_path)
     cards = teams_output(cfg, env, metrics)
+    bot_server = teams_bot(cfg, store, metrics, renderer, env) if cfg.teams.bot.enabled \
+        else None
+    bot_cards = bot_output(cfg, bot_server, store)
     delivery = None
-    if sender is not None or cards is not None:
+    if sender is not None or cards is not None or bot_cards is not None:
         counted = CountedSlackSender(sender, metrics) if sender is not None else None
         delivery = AlertDelivery(Outbox(store), renderer, counted, cfg, teams=cards,
-                                 metrics=metrics)
+                                 bot=bot_cards, metrics=metrics)
     asking = confirmations(cfg, store, renderer, client, metrics) \
         if sender is not None else None
     scheduler = jobs.build_scheduler(intake, store, retention_days=cfg.store.retention_days,
@@ -157,20 +162,31 @@ def _build(cfg: Config, sender, client, env, lock: StoreLock) -> Runtime:
     if client is not None and sender is not None:
         runtime.slack_server = slack_server(cfg, slack_app(cfg, client, runtime, renderer),
                                             runtime, env)
-    if cfg.teams.bot.enabled:
-        runtime.teams_bot = teams_bot(cfg, runtime, renderer, env)
+    runtime.teams_bot = bot_server
     runtime.ops = listener(runtime, watch)
     return runtime
 
 
 # --- the Teams bot ([teams.bot]) ----------------------------------------------------------
 
-def teams_bot(cfg: Config, runtime: Runtime, renderer: SlackRenderer, env) -> BotServer:
+def teams_bot(cfg: Config, store: Store, metrics: Metrics, renderer: SlackRenderer, env
+              ) -> BotServer:
     """@Voiso in Teams: the same commands as /voiso, with Teams identities in [access]."""
-    commands = Commands(runtime.store, renderer, TeamsAccessPolicy(cfg.access), utc_now,
-                        runtime.metrics)
-    return BotServer(cfg.teams.bot, TeamsAnswers(commands), References(runtime.store),
-                     utc_now, env)
+    policy = TeamsAccessPolicy(cfg.access)
+    commands = Commands(store, renderer, policy, utc_now, metrics)
+    buttons = TeamsAlertButtons(Outbox(store), teams_renderer(cfg),
+                                Guard(store, renderer, policy, utc_now), References(store),
+                                utc_now)
+    return BotServer(cfg.teams.bot, TeamsAnswers(commands), References(store), utc_now, env,
+                     buttons=buttons)
+
+
+def bot_output(cfg: Config, server: BotServer | None, store: Store) -> BotOutput | None:
+    """Alert cards posted by the Teams bot to the conversations named by subscribe."""
+    if server is None:
+        return None
+    return BotOutput(teams_renderer(cfg), BotSender(server, References(store),
+                                                    cfg.teams.timeout_seconds))
 
 
 def teams_output(cfg: Config, env, metrics: Metrics) -> TeamsOutput | None:

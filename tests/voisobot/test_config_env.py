@@ -189,11 +189,11 @@ ERRORS = [
      "letters, digits, - and _ (at most 40)"),
     ("route_without_channel", FILE, {"VOISO_ROUTES": '[{event = "x"}]'},
      "VOISO_ROUTES (routes[0].channel): missing; expected a Slack channel ID such as C0123ABCD, "
-     "teams = [\"<destination>\"], or mute = true"),
+     "teams = [\"<destination>\"], teams_bot = [\"<name>\"], or mute = true"),
     ("route_bad_key", FILE,
      {"VOISO_ROUTES": '[{mute = true}, {channel = "C0123ABCD", chanel = 1}]'},
      "VOISO_ROUTES (routes[1].chanel): unknown key; expected one of channel, type, event, "
-     "callcenter, access_group, min_severity, teams, continue, mute, group_by, "
+     "callcenter, access_group, min_severity, teams, teams_bot, continue, mute, group_by, "
      "group_window_minutes"),
     ("routes_not_an_array", FILE, {"VOISO_ROUTES": '{channel = "C0123ABCD"}'},
      "VOISO_ROUTES (routes): expected [[routes]] tables, got {'channel': 'C0123ABCD'} (a table)"),

@@ -61,6 +61,12 @@ def card_from_answer(message: dict) -> dict:
                                 "body": body or [_text_block("-")]}, set()))
 
 
+def text_card(*lines: str) -> dict:
+    """A card of plain lines, escaped as every card's text is."""
+    return checked_card({"type": "AdaptiveCard", "version": CARD_VERSION,
+                         "body": [_text_block(line) for line in lines]}, set())
+
+
 def _text_block(text: str) -> dict:
     return {"type": "TextBlock", "wrap": True, "text": teams_markdown(text)}
 

@@ -1,7 +1,10 @@
 """What the Teams bot does with each activity: the only place that knows activity types.
 
 - message: ``@Voiso <command>`` (the bot's mention stripped), answered as a card in the
-  same conversation (a channel's thread, or the chat) through voisobot.commands;
+  same conversation (a channel's thread, or the chat) through voisobot.commands, and
+  ``@Voiso subscribe <name>`` (teams_bot.subscribe);
+- invoke ``adaptiveCard/action``: Acknowledge or Reopen pressed on an alert card
+  (teams_bot.buttons), answered with the card as it now stands;
 - conversationUpdate with the bot among the members added or removed, and
   installationUpdate add/remove: its conversation reference kept or forgotten.
 
@@ -19,7 +22,9 @@ import httpx
 
 from voisobot import logs
 from voisobot.teams_bot.answers import TeamsAnswers
+from voisobot.teams_bot.buttons import FAILED, TeamsAlertButtons, message_answer
 from voisobot.teams_bot.references import References, conversation_base, reference_of
+from voisobot.teams_bot.subscribe import Subscriptions, is_subscribe
 from voisobot.teams_cards import CARD_CONTENT_TYPE
 
 log = logging.getLogger("voisobot.teams_bot")
@@ -28,14 +33,29 @@ MAX_RETRY_AFTER = 5.0  # Teams gives up on the activity's own answer after about
 
 
 def register(app, answers: TeamsAnswers, references: References,
-             clock: Callable[[], datetime], retry_waits: Callable[[], tuple[float, ...]]
-             ) -> None:
+             clock: Callable[[], datetime], retry_waits: Callable[[], tuple[float, ...]],
+             buttons: TeamsAlertButtons | None = None) -> None:
     @app.on_message
     async def message(ctx) -> None:
         activity = ctx.activity
         text = _command_text(activity)
-        card = answers.answer(_user_id(activity), _access_channel(activity), text)
+        if is_subscribe(text):
+            subscriptions = Subscriptions(answers.commands.guard, references, clock)
+            card = subscriptions.subscribe(_user_id(activity), _access_channel(activity),
+                                           reference_of(activity), text)
+        else:
+            card = answers.answer(_user_id(activity), _access_channel(activity), text)
         await _send_card(ctx, card, retry_waits())
+
+    @app.on_card_action_execute
+    async def card_action(ctx) -> dict:
+        activity = ctx.activity
+        action = activity.value.action
+        if buttons is None:  # an alert card from a run that posted them; not this one
+            return message_answer(FAILED)
+        conversation = activity.conversation.id if activity.conversation else ""
+        return buttons.press(_user_id(activity), _access_channel(activity), conversation,
+                             activity.reply_to_id, action.verb, action.data)
 
     @app.on_conversation_update
     async def conversation_update(ctx) -> None:

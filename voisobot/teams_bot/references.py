@@ -1,7 +1,8 @@
 """Where the bot may write in Teams: the conversation references Teams sends when the bot is
 added to a team, a channel, a group chat or a personal chat, kept in the store
-(migration 0011) so that they outlive a restart. A bot cannot post anywhere else: alerts to
-bot channels (not yet built) will read these rows."""
+(migration 0011) so that they outlive a restart. A bot cannot post anywhere else. A
+conversation can be given a name (``@Voiso subscribe <name>``, migration 0012) that routes
+use: alerts to "teamsbot:<name>" are posted to the conversation holding that name."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -73,6 +74,31 @@ class References:
         with transaction(self.store.connection()) as conn:
             return conn.execute("DELETE FROM teams_conversations WHERE conversation_id = ?",
                                 (conversation_base(conversation_id),)).rowcount > 0
+
+    def name(self, conversation_id: str, name: str) -> bool:
+        """Give the (stored) conversation ``name``, taking it from any other conversation
+        that had it; whether the conversation was known."""
+        base = conversation_base(conversation_id)
+        with transaction(self.store.connection()) as conn:
+            conn.execute("UPDATE teams_conversations SET name = NULL WHERE name = ? AND "
+                         "conversation_id != ?", (name, base))
+            return conn.execute("UPDATE teams_conversations SET name = ? WHERE "
+                                "conversation_id = ?", (name, base)).rowcount > 0
+
+    def named(self, name: str) -> ConversationRef | None:
+        """The conversation that holds ``name``, or None (no one subscribed it, or the bot
+        was removed from there)."""
+        row = self.store.connection().execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM teams_conversations WHERE name = ?",
+            (name,)).fetchone()
+        return ConversationRef(*row) if row is not None else None
+
+    def name_of(self, conversation_id: str) -> str | None:
+        """The name the conversation holds now, if any."""
+        row = self.store.connection().execute(
+            "SELECT name FROM teams_conversations WHERE conversation_id = ?",
+            (conversation_base(conversation_id),)).fetchone()
+        return row[0] if row is not None else None
 
     def all(self) -> list[ConversationRef]:
         rows = self.store.connection().execute(

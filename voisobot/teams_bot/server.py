@@ -61,7 +61,9 @@ class BotServer:
 
     def __init__(self, cfg: TeamsBotConfig, answers: TeamsAnswers, references: References,
                  clock: Callable[[], datetime], env: Mapping[str, str], *,
-                 retry_waits: tuple[float, ...] = (1.0, 3.0)):
+                 retry_waits: tuple[float, ...] = (1.0, 3.0), buttons=None):
+        """``buttons`` (teams_bot.buttons.TeamsAlertButtons) answers the alert cards'
+        Acknowledge/Reopen; without it a press is answered with an error message."""
         self.cfg = cfg
         self.retry_waits = retry_waits  # waits between tries of a reply; tests set none
         self._server = None  # the uvicorn server, made by the SDK's adapter
@@ -70,12 +72,18 @@ class BotServer:
         self._failure: BaseException | None = None
         self.app = _make_app(cfg, credentials(cfg, env), self._uvicorn)
         from voisobot.teams_bot import listeners
-        listeners.register(self.app, answers, references, clock, lambda: self.retry_waits)
+        listeners.register(self.app, answers, references, clock, lambda: self.retry_waits,
+                           buttons)
 
     @property
     def port(self) -> int:
         """The port listened on (the one the system chose, for port 0)."""
         return self._server.servers[0].sockets[0].getsockname()[1]
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The bot's own loop, where proactive posts run (teams_bot.sender)."""
+        return self._loop
 
     @property
     def url(self) -> str:
