@@ -22,7 +22,7 @@ from prometheus_client.exposition import choose_encoder
 from voisobot.errors import IntakeProblem
 from voisobot.events import KIND_PARAMS
 from voisobot.outbox import Backlog
-from voisobot.routing import is_teams
+from voisobot.routing import is_teams, is_teams_bot
 from voisobot.sending import SendResult
 from voisobot.store import BatchOutcome
 
@@ -44,7 +44,8 @@ def kind_label(kind: tuple[str, str]) -> str:
 
 
 def destination_of(channel: str) -> str:
-    return "teams" if is_teams(channel) else "slack"
+    """The destination label: "slack", "teams" (a Workflows webhook) or "teams_bot"."""
+    return "teams" if is_teams(channel) else "teams_bot" if is_teams_bot(channel) else "slack"
 
 
 class Metrics:

@@ -98,3 +98,11 @@ def test_a_teams_destination_without_its_url_is_held_not_counted_as_a_call():
     held = CountedTeamsSender(TeamsSender(config, {}), metrics).post("secops", {})
     assert held.error == "webhook_url_missing"
     assert not [key for key in scraped(metrics) if key[0] == "voiso_api_calls_total"]
+
+
+@pytest.mark.parametrize(("channel", "label"), [
+    ("C0SECURITY", "slack"), ("teams:secops", "teams"), ("teamsbot:secops", "teams_bot")])
+def test_each_kind_of_destination_has_its_label(channel, label):
+    from voisobot.metrics import destination_of
+
+    assert destination_of(channel) == label
