@@ -3,7 +3,7 @@
 A zip of manifest.json and its two icons (color 192 by 192 pixels, outline 32 by 32,
 drawn here so the package needs no image files or libraries). The bot is the Azure Bot
 registration whose id is TEAMS_APP_ID (environment only, like its secret); its command list
-is /voiso's, so Teams offers the same subcommands after @Voiso that Slack does after /voiso.
+is /voiso's and ``subscribe``, so Teams offers after @Voiso what Slack does after /voiso.
 """
 
 import io
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from voisobot.commands import SUBCOMMANDS
 from voisobot.errors import ConfigError
+from voisobot.teams_bot.subscribe import COMMAND as SUBSCRIBE
 
 MANIFEST_SCHEMA = ("https://developer.microsoft.com/en-us/json-schemas/teams/v1.17/"
                    "MicrosoftTeams.schema.json")
@@ -36,13 +37,16 @@ COMMAND_HELP = {
     "stats": "Counts per kind, top users and IPs: stats [24h|7d|30d]",
     "audit": "Who ran which command or pressed which button",
     "help": "How to ask the bot",
+    "subscribe": "Name this conversation so routes can send alerts here: subscribe NAME",
 }
+# Teams-only: naming a conversation for [[routes]] teams_bot (teams_bot/subscribe.py).
+TEAMS_COMMANDS = (*SUBCOMMANDS, SUBSCRIBE)
 
 
 def manifest(bot_id: str, website: str, version: str = "1.0.0") -> dict:
     """The app manifest: one bot, in teams, chats and personal scope, with /voiso's
     commands."""
-    commands = [{"title": name, "description": COMMAND_HELP[name]} for name in SUBCOMMANDS]
+    commands = [{"title": name, "description": COMMAND_HELP[name]} for name in TEAMS_COMMANDS]
     return {
         "$schema": MANIFEST_SCHEMA, "manifestVersion": MANIFEST_VERSION, "version": version,
         "id": bot_id, "packageName": "com.voiso.securitybot",

@@ -43,7 +43,7 @@ def test_the_package_holds_the_manifest_and_both_icons_at_its_root():
 
 def test_the_command_list_is_voisos_in_every_scope_within_teams_limits():
     (commands,) = teams_app.manifest(BOT_ID, WEBSITE)["bots"][0]["commandLists"]
-    assert [c["title"] for c in commands["commands"]] == list(SUBCOMMANDS)
+    assert [c["title"] for c in commands["commands"]] == [*SUBCOMMANDS, "subscribe"]
     assert set(commands["scopes"]) == {"team", "personal", "groupChat"}
     assert len(commands["commands"]) <= 10
     assert all(len(c["title"]) <= 32 and 0 < len(c["description"]) <= 128
