@@ -17,19 +17,19 @@ from datetime import datetime, timedelta
 from voisobot import logs, slack
 from voisobot.config import Config
 from voisobot.delivery import alert_view
+from voisobot.errors import RenderError
 from voisobot.intake import utc_now
 from voisobot.metrics import CountedSlackSender, Metrics
 from voisobot.outbox import Outbox
 from voisobot.people import SlackPeople
-from voisobot.questions import Question, Questions, retry_delay
+from voisobot.questions import Question, Questions
 from voisobot.render import QuestionView, SlackRenderer
-from voisobot.sending import SendResult
+from voisobot.sending import SendResult, retry_delay
 from voisobot.values import SafeUrl, SlackId
 
 log = logging.getLogger(__name__)
 
 PER_RUN = 20  # questions asked, expired or escalated in one run, each
-HISTORY_MARGIN_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class Confirmations:
     def _ask(self, question: Question, now: datetime) -> Asked:
         if question.state == "uncertain" and question.dm_channel:
             found = self.sender.find(question.dm_channel, self.key(question, "q"),
-                                     _since(question.first_tried_at))
+                                     slack.history_start(question.first_tried_at))
             if found.status == "done" and found.ts:
                 self._asked(question, found.ts)
                 return Asked(question.id, "already_asked")
@@ -120,14 +120,12 @@ class Confirmations:
     def _not_asked(self, question: Question, result: SendResult, *, uncertain: bool) -> Asked:
         if result.status == "retry":
             state = "uncertain" if uncertain or question.state == "uncertain" else "pending"
-            delay = retry_delay(question.attempts)
-            if result.retry_after:
-                delay = max(delay, timedelta(seconds=result.retry_after))
-            self.questions.mark_retry(question.id, state, self.clock() + delay,
+            delay = retry_delay(question.attempts, result)
+            self.questions.mark_retry(question.id, state,
+                                      self.clock() + timedelta(seconds=delay),
                                       result.error or "retry")
             log.warning("question %d to %s: Slack did not take it (%s); retrying in %.0f s",
-                        question.id, question.email, result.error, delay.total_seconds(),
-                        extra=_ids(question))
+                        question.id, question.email, result.error, delay, extra=_ids(question))
             return Asked(question.id, state if state == "uncertain" else "retry")
         self.questions.mark_failed(question.id, f"{result.error}: {result.advice}")
         self.outbox.mark_stale(question.alert_id)
@@ -165,7 +163,8 @@ class Confirmations:
         channel = self.config.confirm.escalation_channel or alert.channel
         key = self.key(question, "e")
         if question.escalation == "uncertain":
-            found = self.sender.find(channel, key, _since(question.escalation_first_tried_at))
+            found = self.sender.find(channel, key,
+                                     slack.history_start(question.escalation_first_tried_at))
             if found.status == "done" and found.ts:
                 self.questions.mark_escalated(question.id, found.ts)
                 return
@@ -191,10 +190,9 @@ class Confirmations:
         if result.status == "retry":
             state = "uncertain" if uncertain or question.escalation == "uncertain" \
                 else "pending"
-            delay = retry_delay(question.escalation_attempts)
-            if result.retry_after:
-                delay = max(delay, timedelta(seconds=result.retry_after))
-            self.questions.mark_escalation_retry(question.id, state, self.clock() + delay)
+            delay = retry_delay(question.escalation_attempts, result)
+            self.questions.mark_escalation_retry(question.id, state,
+                                                 self.clock() + timedelta(seconds=delay))
             return
         self.questions.mark_escalation_failed(question.id, f"{result.error}: {result.advice}")
         self._report_once(result)
@@ -246,7 +244,7 @@ def question_view(outbox: Outbox, question: Question, config: Config,
 def _slack_id(value: str | None) -> SlackId | None:
     try:
         return SlackId(value) if value else None
-    except Exception:
+    except RenderError:  # not one (a user id Slack never gives): shown without a mention
         return None
 
 
@@ -257,11 +255,6 @@ def _https(link: str | None) -> bool:
 
 def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
-
-
-def _since(first_tried_at: str | None) -> float:
-    start = datetime.fromisoformat(first_tried_at) if first_tried_at else utc_now()
-    return start.timestamp() - HISTORY_MARGIN_SECONDS
 
 
 def _ids(question: Question) -> dict:

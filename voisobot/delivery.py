@@ -41,7 +41,7 @@ from voisobot.routing import (
     teams_bot_name,
     teams_name,
 )
-from voisobot.sending import SendResult
+from voisobot.sending import MAX_RETRY_DELAY_SECONDS, SendResult, retry_delay
 from voisobot.store import time_text
 from voisobot.teams import PACE_SECONDS as TEAMS_PACE_SECONDS
 
@@ -49,9 +49,7 @@ log = logging.getLogger(__name__)
 
 ENQUEUE_BATCH = 500
 OPEN_ALERTS_PER_RUN = 500
-MAX_RETRY_DELAY_SECONDS = 300.0
 TOKEN_PAUSE_SECONDS = 300.0
-HISTORY_MARGIN_SECONDS = 120.0  # look this far before the first try for a possible post
 SUMMARY_RETRY_SECONDS = 10.0  # a Teams summary card that did not go out waits this long
 
 
@@ -381,9 +379,8 @@ class AlertDelivery:
 
     def _look_for_earlier_post(self, alert: QueuedAlert) -> str:
         """A post may have reached Slack: find it rather than post a second copy."""
-        since = datetime.fromisoformat(alert.first_tried_at)
-        oldest = since.timestamp() - HISTORY_MARGIN_SECONDS
-        found = self.sender.find(alert.channel, self.key(alert), oldest)
+        found = self.sender.find(alert.channel, self.key(alert),
+                                 slack.history_start(alert.first_tried_at))
         if found.status == "done" and found.ts:
             self.outbox.mark_sent(alert.id, found.ts, self.clock())
             log.info("alert %d was already in %s (ts %s): not posted again", alert.id,
@@ -411,8 +408,7 @@ class AlertDelivery:
         return "failed"
 
     def _retry_later(self, alert: QueuedAlert, result: SendResult, state: str) -> None:
-        backoff = min(MAX_RETRY_DELAY_SECONDS, self.retry_base * 2.0 ** alert.attempts)
-        delay = max(result.retry_after or 0.0, backoff)
+        delay = retry_delay(alert.attempts, result, self.retry_base)
         if state == "uncertain":  # let a post still in flight land before looking for it
             delay = max(delay, self.config.slack.timeout_seconds)
         self.outbox.mark_retry(alert.id, state, self.clock() + timedelta(seconds=delay),

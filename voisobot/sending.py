@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_RETRY_AFTER_SECONDS = 1.0
+MAX_RETRY_DELAY_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -33,3 +34,9 @@ def retry_after(headers: Mapping[str, str]) -> float:
     except (TypeError, ValueError):
         return DEFAULT_RETRY_AFTER_SECONDS
     return seconds if math.isfinite(seconds) and seconds >= 0 else DEFAULT_RETRY_AFTER_SECONDS
+
+
+def retry_delay(attempts: int, result: SendResult, base: float = 1.0) -> float:
+    """Seconds before trying again: ``base`` doubled per attempt made, at most
+    MAX_RETRY_DELAY_SECONDS, and never sooner than the service asked (Retry-After)."""
+    return max(result.retry_after or 0.0, min(MAX_RETRY_DELAY_SECONDS, base * 2.0 ** attempts))

@@ -11,6 +11,7 @@ import http.client
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from urllib.error import HTTPError, URLError
 
 import slack_sdk
@@ -37,6 +38,7 @@ _MAYBE_DONE_CODES = frozenset({"internal_error", "fatal_error"})
 
 ALERT_EVENT_TYPE = "voiso_alert"  # the metadata event_type of every alert post
 HISTORY_PAGE_SIZE = 200
+HISTORY_MARGIN_SECONDS = 120.0  # look this far before the first try for a possible post
 HISTORY_MAX_PAGES = 5
 HISTORY_SCOPES = "channels:history,groups:history"
 INFO_SCOPES = "channels:read,groups:read"  # conversations.info, for check
@@ -227,6 +229,13 @@ def membership(client: slack_sdk.WebClient, channel: str) -> Membership:
                                                       "in Slack's answer"))
     return Membership(channel, str(info.get("name") or ""), bool(info.get("is_member")),
                       bool(info.get("is_archived")))
+
+
+def history_start(first_tried_at: str | None) -> float:
+    """Where to start looking (epoch seconds) for a post first tried at ``first_tried_at``
+    (now, if unknown): a margin before it, since Slack's clock is not ours."""
+    start = datetime.fromisoformat(first_tried_at) if first_tried_at else datetime.now(UTC)
+    return start.timestamp() - HISTORY_MARGIN_SECONDS
 
 
 def find_alert_post(client: slack_sdk.WebClient, channel: str, alert: AlertKey,
