@@ -15,11 +15,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from voisobot import logs, lookalike, queries
+from voisobot import logs, lookalike, queries, questions
 from voisobot.access import AccessPolicy
 from voisobot.acks import AuditEntry, audit
 from voisobot.metrics import Metrics
-from voisobot.questions import Questions
 from voisobot.render import ButtonValue, SlackRenderer, slack_id_or_text
 from voisobot.store import Store
 
@@ -219,14 +218,14 @@ def _user(conn, query: Query, now: datetime) -> tuple[str, dict]:
     lookalike.index_all_new_accounts(conn)  # the few names stored since the job last ran
     return "user", {"profile": profile, "lookalikes": lookalike.lookalikes(conn, profile.email),
                     "more": more_value(query, profile.events),
-                    "answers": [_question_line(q) for q in Questions(_OnConnection(conn))
-                                .of_person(profile.email, ANSWERS_SHOWN)]}
+                    "answers": [_question_line(q) for q in questions.of_person(
+                        conn, profile.email, ANSWERS_SHOWN)]}
 
 
 def _pending(conn, query: Query, now: datetime) -> tuple[str, dict]:
     """The "was this you?" questions waiting for an answer (or still to be asked)."""
-    waiting = Questions(_OnConnection(conn)).waiting(PAGE)
-    return "pending", {"questions": [_question_line(q) for q in waiting]}
+    return "pending", {"questions": [_question_line(q)
+                                     for q in questions.waiting(conn, PAGE)]}
 
 
 def _question_line(question) -> dict:
@@ -236,16 +235,6 @@ def _question_line(question) -> dict:
             "person": slack_id_or_text(question.slack_user) if question.slack_user else None,
             "asked_at": question.asked_at or question.created_at,
             "answered_at": question.answered_at}
-
-
-class _OnConnection:
-    """A store-like object over one connection, so that an answer reads in one place."""
-
-    def __init__(self, conn):
-        self.conn = conn
-
-    def connection(self):
-        return self.conn
 
 
 def _ip(conn, query: Query, now: datetime) -> tuple[str, dict]:

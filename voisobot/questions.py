@@ -9,7 +9,7 @@ a second outbox item on the same row, posted once.
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from voisobot.store import Store, time_text, transaction
 
@@ -109,15 +109,6 @@ class Questions:
     def of_alert(self, alert_id: int) -> list[Question]:
         return self._select("alert_id = ? ORDER BY id", alert_id)
 
-    def waiting(self, limit: int) -> list[Question]:
-        """Questions not answered yet (for /voiso pending), oldest first."""
-        return self._select("state IN ('pending', 'uncertain', 'asked') ORDER BY id LIMIT ?",
-                            limit)
-
-    def of_person(self, email: str, limit: int) -> list[Question]:
-        """The questions asked of one person, newest first (for /voiso user)."""
-        return self._select("email = ? ORDER BY id DESC LIMIT ?", email.lower(), limit)
-
     def _select_sent(self, where: str, *values) -> list[Question]:
         """Questions whose alert is in Slack: found from the few open questions (a partial
         index), never by reading every alert sent."""
@@ -128,9 +119,7 @@ class Questions:
         return [Question(*row) for row in rows]
 
     def _select(self, where: str, *values) -> list[Question]:
-        rows = self.store.connection().execute(
-            f"SELECT {_COLUMNS} FROM questions WHERE {where}", values)
-        return [Question(*row) for row in rows]
+        return _select(self.store.connection(), where, *values)
 
     # --- asking -------------------------------------------------------------------------
 
@@ -216,11 +205,26 @@ class Questions:
                          (*values, question_id))
 
 
+# --- for the /voiso answers, which read on the connection they are given -------------------
+
+def waiting(conn, limit: int) -> list[Question]:
+    """Questions not answered yet (for /voiso pending), oldest first."""
+    return _select(conn, "state IN ('pending', 'uncertain', 'asked') ORDER BY id LIMIT ?",
+                   limit)
+
+
+def of_person(conn, email: str, limit: int) -> list[Question]:
+    """The questions asked of one person, newest first (for /voiso user)."""
+    return _select(conn, "email = ? ORDER BY id DESC LIMIT ?", email.lower(), limit)
+
+
+def _select(conn, where: str, *values) -> list[Question]:
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM questions WHERE {where}", values)
+    return [Question(*row) for row in rows]
+
+
 def _escalate_alert(conn, question_id: int) -> None:
     """The question's alert becomes critical, and its message is shown again."""
     conn.execute("UPDATE alerts SET severity = 'critical', shown_count = 0 "
                  "WHERE id = (SELECT alert_id FROM questions WHERE id = ?)", (question_id,))
 
-
-def retry_delay(attempts: int, base: float = 1.0, cap: float = 300.0) -> timedelta:
-    return timedelta(seconds=min(cap, base * 2.0 ** attempts))
