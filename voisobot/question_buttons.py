@@ -13,6 +13,7 @@ queues the escalation (posted by the confirmations job, once).
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from voisobot import acks, logs
@@ -30,7 +31,6 @@ YES_ACTION = "voiso_confirm_yes"
 NO_ACTION = "voiso_confirm_no"
 ANSWERS = {YES_ACTION: "yes", NO_ACTION: "no"}
 BUTTON_NAMES = {YES_ACTION: "confirm_yes", NO_ACTION: "confirm_no"}  # for the metrics
-_OUTCOMES = ("answered", "already", "refused", "ignored", "missing", "failed")
 
 
 def question_id_of(value: str) -> int:
@@ -54,42 +54,45 @@ class QuestionButtons:
         entry = AuditEntry(press.user_id, press.channel_id, "answer",
                            f"{press.action[:80]} {press.value[:DETAIL_VALUE_CHARS]}", True, "")
         try:
-            note, outcome, allowed = self._handle(press)
+            handled = self._handle(press)
         except Exception:
             log.exception("a press of %s failed", entry.detail,
                           extra=logs.ids(channel=press.channel_id))
-            note, outcome, allowed = "Your answer could not be recorded: the bot's log says " \
-                "why. Please tell the security team directly.", "failed (see the log)", True
+            handled = _Handled("failed", "failed (see the log)", "Your answer could not be "
+                               "recorded: the bot's log says why. Please tell the security "
+                               "team directly.")
         try:
-            self.guard.record(entry, outcome, allowed=allowed)
+            self.guard.record(entry, handled.audited, allowed=handled.allowed)
         except Exception:  # the store itself is failing: the log is all there is
             log.exception("could not audit a press of %s", entry.detail)
-        self.metrics.button_pressed(BUTTON_NAMES.get(press.action, "unknown"),
-                                    _metric_outcome(outcome))
+        self.metrics.button_pressed(BUTTON_NAMES.get(press.action, "unknown"), handled.outcome)
+        note = handled.note
         return Answer(self.guard.renderer.settled({"text": note})) if note else None
 
-    def _handle(self, press: Press) -> tuple[str | None, str, bool]:
-        """(note for the presser or None, what became of it for the audit, allowed)."""
+    def _handle(self, press: Press) -> "_Handled":
         answer = ANSWERS.get(press.action)
         try:
             if answer is None:
                 raise NotOurButton(f"unknown action {press.action[:80]!r}")
             question = self.questions.question(question_id_of(press.value))
         except NotOurButton as exc:
-            return "That button is not one of the bot's.", f"ignored: {exc}", True
+            return _Handled("ignored", f"ignored: {exc}", "That button is not one of the bot's.")
         if question is None:
-            return ("That question is no longer in the bot's cache.", "missing", True)
+            return _Handled("missing", "missing",
+                            "That question is no longer in the bot's cache.")
         question = self._found_by_press(question, press)
         if press.user_id != question.slack_user or press.message != MessageRef(
                 question.dm_channel or "", question.dm_ts or ""):
-            return ("Only the person this question was sent to can answer it.",
-                    f"refused: question {question.id} was sent to {question.slack_user}", False)
+            return _Handled("refused", f"refused: question {question.id} was sent to "
+                            f"{question.slack_user}",
+                            "Only the person this question was sent to can answer it.",
+                            allowed=False)
         outcome = self.questions.answer(question.id, answer, self.clock())
         if outcome.status != "recorded":
-            return (f"You already answered: {outcome.question.answer}.",
-                    f"already answered {outcome.question.answer}", True)
+            return _Handled("already", f"already answered {outcome.question.answer}",
+                            f"You already answered: {outcome.question.answer}.")
         self._after(outcome.question)
-        return None, f"answered {answer} (question {question.id})", True
+        return _Handled("answered", f"answered {answer} (question {question.id})")
 
     def _found_by_press(self, question, press: Press):
         """A DM whose post's answer was lost (uncertain) is proved posted by its own
@@ -111,7 +114,14 @@ class QuestionButtons:
         self.show_in_dm(question.id)
 
 
-def _metric_outcome(audited: str) -> str:
-    """The press's outcome as a metric label: one of a fixed few words."""
-    word = audited.split(" ", 1)[0].rstrip(":")
-    return word if word in _OUTCOMES else "failed"
+
+@dataclass(frozen=True)
+class _Handled:
+    """What became of a press: its metric label (answered, already, refused, ignored,
+    missing, failed), the audit row's words, the note for the presser (None: the updated
+    DM says it all), and whether the press was allowed."""
+
+    outcome: str
+    audited: str
+    note: str | None = None
+    allowed: bool = True
