@@ -114,6 +114,17 @@ def jane_asked(make_bot, fake: FakeSlack, sqs_admin, queue_url: str, **confirm
     return bot, alert, question_dm(fake, JANE_ID)
 
 
+def dm_answer_lost(make_bot, fake: FakeSlack, sqs_admin, queue_url: str) -> Bot:
+    """A bot whose DM to Jane will land in Slack with its answer lost (the post's answer
+    never comes): the alert is posted first, and the DM held back until the fault is set."""
+    bot = make_bot()
+    fake.fail("conversations.open", "server_error", times=2)  # holds the DM back a while
+    send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
+    posted_alert(fake, 30)
+    fake.fail("chat.postMessage", "post_then_hang")
+    return bot
+
+
 def a_minute_passes(bot: Bot) -> None:
     """The question was asked two minutes ago (once the bot has recorded it as asked: the
     DM is in Slack a moment before)."""
@@ -254,11 +265,7 @@ def test_a_restart_while_a_question_is_open_asks_nobody_twice_and_takes_the_answ
 
 def test_a_dm_that_may_have_been_posted_in_an_outage_is_found_not_sent_twice(
         make_bot, fake, sqs_admin, queue_url):
-    bot = make_bot()
-    fake.fail("conversations.open", "server_error", times=2)  # holds the DM back a while
-    send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
-    posted_alert(fake, 30)
-    fake.fail("chat.postMessage", "post_then_hang")  # the DM lands; its answer is lost
+    bot = dm_answer_lost(make_bot, fake, sqs_admin, queue_url)
     waited(lambda: [q for q in questions(bot) if q["state"] == "asked"], 1, 40)
     assert len(fake.messages(dm_channel(JANE_ID))) == 1
     assert questions(bot)[0]["state"] == "asked"
@@ -268,11 +275,7 @@ def test_a_press_on_a_dm_whose_post_answer_was_lost_is_taken(make_bot, fake, sqs
                                                               queue_url):
     """The DM landed, its answer was lost and the history cannot be read yet: the person's
     own press in that DM proves it was asked, and the answer counts."""
-    bot = make_bot()
-    fake.fail("conversations.open", "server_error", times=2)
-    send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
-    posted_alert(fake, 30)
-    fake.fail("chat.postMessage", "post_then_hang")
+    bot = dm_answer_lost(make_bot, fake, sqs_admin, queue_url)
     fake.fail("conversations.history", "server_error", times=100)
     dm = question_dm(fake, JANE_ID)
     waited(lambda: [q for q in questions(bot) if q["state"] == "uncertain"], 1, 20)
@@ -288,11 +291,7 @@ def test_without_im_history_a_dm_whose_answer_was_lost_is_asked_again(make_bot, 
                                                                      caplog):
     """At least once rather than never, as alerts: the person may get the question twice,
     and the log names the scope that would prevent it."""
-    bot = make_bot()
-    fake.fail("conversations.open", "server_error", times=2)
-    send_event(sqs_admin, queue_url, "app_login/incorrect_password", user=JANE)
-    posted_alert(fake, 30)
-    fake.fail("chat.postMessage", "post_then_hang")
+    bot = dm_answer_lost(make_bot, fake, sqs_admin, queue_url)
     fake.fail("conversations.history", "missing_scope", times=100)
     waited(lambda: [q for q in questions(bot) if q["state"] == "asked"], 1, 40)
     assert len(fake.messages(dm_channel(JANE_ID))) == 2
