@@ -17,6 +17,8 @@ GROUP_FAILURE_CACHE_SECONDS = 30.0
 
 
 class AccessPolicy:
+    platform = "slack"  # whose identities it checks, as the audit trail names it
+
     def __init__(self, config: AccessConfig, group_members: Callable[[str], set[str]],
                  clock=time.monotonic):
         """``group_members(group_id)`` returns the user IDs of a Slack user group (the
@@ -64,6 +66,8 @@ class TeamsAccessPolicy:
     """Who may ask the Teams bot: listed Entra ID object ids (access.teams_users), or anyone
     in a listed Teams channel or chat (access.teams_channels). The Slack lists never count
     here, nor these in Slack: an id of one platform cannot open the other."""
+
+    platform = "teams"
 
     def __init__(self, config: AccessConfig):
         self.users, self.channels = frozenset(config.teams_users), frozenset(

@@ -73,7 +73,9 @@ class Guard:
         return Answer(self.renderer.render_answer("denied", user=entry.user_id))
 
     def record(self, entry: AuditEntry, outcome: str, *, allowed: bool = True) -> None:
-        audit(self.store, replace(entry, allowed=allowed, outcome=outcome), self.clock())
+        """The audit row, with the platform of the identities this gate checks."""
+        audit(self.store, replace(entry, allowed=allowed, outcome=outcome,
+                                  platform=self.policy.platform), self.clock())
 
 
 class UsageError(ValueError):
@@ -257,10 +259,12 @@ def _stats(conn, query: Query, now: datetime) -> tuple[str, dict]:
 
 
 def _audit_log(conn, query: Query, now: datetime) -> tuple[str, dict]:
-    """Who did what; the user and channel IDs come from Slack, so they are mentioned."""
+    """Who did what; the user and channel IDs of Slack's rows come from Slack, so they are
+    mentioned (a Teams row's ids are Entra and Teams ids: text)."""
     page = queries.audit_log(conn, PAGE, query.before)
     rows = [replace(a, user_id=slack_id_or_text(a.user_id),
-                    channel_id=slack_id_or_text(a.channel_id)) for a in page.items]
+                    channel_id=slack_id_or_text(a.channel_id)) if a.platform == "slack" else a
+            for a in page.items]
     return "audit", {"page": replace(page, items=rows), "more": more_value(query, page)}
 
 

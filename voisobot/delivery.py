@@ -445,7 +445,8 @@ def alert_view(outbox: Outbox, alert: QueuedAlert) -> AlertView:
     group = outbox.group_summary(alert.id) if alert.event_count > 1 else None
     acked_at = datetime.fromisoformat(alert.acked_at) if alert.acked_at else None
     return AlertView(event, alert.severity, alert_id=alert.id, context=context, group=group,
-                     acked_by=alert.acked_by, acked_at=acked_at,
+                     acked_by=alert.acked_by, acked_at=acked_at, acked_via=alert.acked_via,
+                     acked_by_name=alert.acked_by_name,
                      confirmations=confirmations(outbox.store, alert.id))
 
 
@@ -459,4 +460,8 @@ def confirmations(store, alert_id: int) -> tuple[dict, ...]:
 
 def _ack_changed(outbox: Outbox, shown: QueuedAlert) -> bool:
     now = outbox.alert(shown.id)
-    return now is not None and (now.acked_by, now.acked_at) != (shown.acked_by, shown.acked_at)
+    return now is not None and _ack_of(now) != _ack_of(shown)
+
+
+def _ack_of(alert: QueuedAlert) -> tuple:
+    return alert.acked_by, alert.acked_at, alert.acked_via, alert.acked_by_name

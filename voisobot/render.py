@@ -133,8 +133,10 @@ class AlertView:
     alert_id: int | None = None
     context: tuple[str, ...] = ()  # what the cache knows, one line each
     group: dict[str, Any] | None = None  # a storm's summary, when grouped
-    acked_by: str | None = None  # Slack user ID of who acknowledged it
+    acked_by: str | None = None  # who acknowledged it: their id on ``acked_via``
     acked_at: datetime | None = None
+    acked_via: str | None = None  # "slack" or "teams"; None for an older row (Slack's)
+    acked_by_name: str | None = None  # their display name, typed by people: text only
     # "was this you?": one per person asked, {"state", "answer", "person" (a SlackId or
     # None), "email", "at"} (questions.py)
     confirmations: tuple[dict[str, Any], ...] = ()
@@ -255,7 +257,8 @@ def template_context(alert: AlertView) -> dict[str, Any]:
         "severity_emoji": SEVERITY_EMOJI.get(alert.severity, "❔"),
         "ack_value": ButtonValue(json.dumps({"alert": alert.alert_id}, separators=(",", ":"))),
         "context": alert.context, "group": alert.group,
-        "ack": {"by": slack_id_or_text(alert.acked_by), "at": alert.acked_at}
+        "ack": {"by": slack_id_or_text(alert.acked_by), "at": alert.acked_at,
+                "platform": alert.acked_via, "name": alert.acked_by_name or alert.acked_by}
         if alert.acked_by else None,
         "lookalikes": [{"role": role, "name": name, "scripts": mix}
                        for role, name in (("user", e.user), ("admin", e.who))

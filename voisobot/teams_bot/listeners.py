@@ -55,7 +55,8 @@ def register(app, answers: TeamsAnswers, references: References,
             return message_answer(FAILED)
         conversation = activity.conversation.id if activity.conversation else ""
         return buttons.press(_user_id(activity), _access_channel(activity), conversation,
-                             activity.reply_to_id, action.verb, action.data)
+                             activity.reply_to_id, action.verb, action.data,
+                             _user_name(activity))
 
     @app.on_conversation_update
     async def conversation_update(ctx) -> None:
@@ -89,6 +90,13 @@ def _user_id(activity) -> str:
     is never in access.teams_users, which holds object ids: refused, and audited)."""
     sender = activity.from_
     return (sender.aad_object_id or sender.id or "") if sender is not None else ""
+
+
+def _user_name(activity) -> str:
+    """The name Teams shows for who acted; typed by people, so only ever shown as text."""
+    sender = activity.from_
+    name = sender.name if sender is not None else None
+    return name if isinstance(name, str) else ""
 
 
 def _access_channel(activity) -> str | None:
