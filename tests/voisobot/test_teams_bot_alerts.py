@@ -187,14 +187,15 @@ def test_bot_conversation_config_errors_name_the_key(table, message):
 # --- Acknowledge / Reopen ----------------------------------------------------------------------
 
 def invoke(bot, connector, verb: str, alert_id, card_id: str | None,
-           user: str = ALLOWED) -> dict:
-    """A press of an alert card's Action.Execute button, as Teams sends its invoke; the
-    invoke's answer (HTTP 200 whatever it says)."""
+           user: str = ALLOWED, name: str | None = None) -> dict:
+    """A press of an alert card's Action.Execute button, as Teams sends its invoke (the
+    presser named ``name``, else as NAMES has them); the invoke's answer (HTTP 200 whatever
+    it says)."""
     pressed = activity(connector, "invoke", user=user, name="adaptiveCard/action",
                        value={"action": {"type": "Action.Execute", "verb": verb,
                                          "data": {"alert": alert_id}}, "trigger": "manual"},
                        **({"replyToId": card_id} if card_id is not None else {}))
-    pressed["from"]["name"] = NAMES.get(user, "Stranger")
+    pressed["from"]["name"] = name if name is not None else NAMES.get(user, "Stranger")
     request = urllib.request.Request(
         bot.teams_bot.url, data=json.dumps(pressed).encode(), method="POST",
         headers={"Content-Type": "application/json"})
