@@ -13,17 +13,17 @@ from urllib.parse import urlencode
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from voisobot.slack.render import SlackRenderer
 
 from tests.fakes.adaptive_card_schema import validate_card
 from tests.fakes.slack_api import RESPONSE_URL, FakeSlack
 from tests.slack_display import assert_shown_literally, readable
 from tests.slack_display import shown as display
 from tests.test_slack_app import ALERTS, SECRET, Bot, block_actions, wait_for
-from tests.voisobot.test_queries import NOW, record
-from tests.voisobot.test_teams_bot import ALLOWED as TEAMS_ANALYST
-from tests.voisobot.test_teams_bot import card_text
-from tests.voisobot.test_teams_bot import connector as connector  # a fixture
-from tests.voisobot.test_teams_bot_alerts import (
+from tests.voisobot.teams.test_bot import ALLOWED as TEAMS_ANALYST
+from tests.voisobot.teams.test_bot import card_text
+from tests.voisobot.teams.test_bot import connector as connector  # a fixture
+from tests.voisobot.teams.test_bot_alerts import (
     COLLEAGUE,
     NAMES,
     alerts,
@@ -31,24 +31,20 @@ from tests.voisobot.test_teams_bot_alerts import (
     invoke,
     subscribe,
 )
-from tests.voisobot.test_teams_bot_card import without_executes
-from tests.voisobot.test_teams_cards import assert_safe, example
-from voisobot import config, runtime, slack
+from tests.voisobot.teams.test_bot_card import without_executes
+from tests.voisobot.teams.test_cards import assert_safe, example
+from tests.voisobot.test_queries import NOW, record
+from voisobot import config, runtime
 from voisobot.access import AccessPolicy
 from voisobot.acks import AckOutcome
-from voisobot.buttons import acknowledger
 from voisobot.commands import Commands
 from voisobot.config import AccessConfig
 from voisobot.delivery import alert_view
 from voisobot.outbox import Outbox
-from voisobot.render import (
-    BLANK_CHARACTERS,
-    SHOWN_CATEGORIES,
-    AlertView,
-    SlackRenderer,
-    one_line,
-)
-from voisobot.teams_cards import TeamsRenderer, envelope
+from voisobot.render import BLANK_CHARACTERS, SHOWN_CATEGORIES, AlertView, one_line
+from voisobot.slack import sender as slack
+from voisobot.slack.buttons import acknowledger
+from voisobot.teams.cards import TeamsRenderer, envelope
 
 SLACK_ANALYST, SLACK_NAME = "UALICE0001", "alice"
 BOT_CHANNEL = "teamsbot:secops"
