@@ -1,18 +1,5 @@
-"""Slack listeners, registered in one place: the only code that knows the slash
-command's name and the buttons' action ids. Each listener acknowledges Slack at once
-(Slack waits 3 seconds at most), hands the request to the core, and sends the answer."""
-
-from voisobot.buttons import AlertButtons
-from voisobot.commands import Commands
-from voisobot.question_buttons import QuestionButtons
-
-from . import actions, commands
-
-SLASH_COMMAND = "/voiso"
-
-
-def register(app, answers: Commands, buttons: AlertButtons,
-             questions: QuestionButtons | None = None) -> None:
-    """``questions``: the "was this you?" buttons, when [confirm] is on."""
-    commands.register(app, SLASH_COMMAND, answers)
-    actions.register(app, answers, buttons, questions)
+"""The listeners of each chat platform, registered in one place per platform: the only code
+that knows command names, action ids and activity types. ``handlers.slack`` (Bolt: /voiso,
+the buttons) and ``handlers.teams`` (the Teams bot: messages, invokes, installations) take a
+request, hand it to the core (voisobot.commands, voisobot.acks through each platform's
+buttons) and send its answer."""

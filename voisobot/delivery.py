@@ -21,7 +21,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from voisobot import events, history, logs, slack
+from voisobot import events, history, logs
 from voisobot.config import Config
 from voisobot.errors import MalformedEvent
 from voisobot.intake import utc_now
@@ -42,8 +42,9 @@ from voisobot.routing import (
     teams_name,
 )
 from voisobot.sending import MAX_RETRY_DELAY_SECONDS, SendResult, retry_delay
+from voisobot.slack import sender as slack
 from voisobot.store import time_text
-from voisobot.teams import PACE_SECONDS as TEAMS_PACE_SECONDS
+from voisobot.teams.webhook import PACE_SECONDS as TEAMS_PACE_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class TeamsOutput:
 class BotOutput:
     """How cards reach conversations where the Teams bot is installed ("teamsbot:<name>"):
     ``renderer.bot_card(view)`` builds the card, ``sender.post(name, card)`` posts it and
-    ``sender.update(name, activity_id, card)`` replaces it (teams_bot.sender.BotSender)."""
+    ``sender.update(name, activity_id, card)`` replaces it (teams.sender.BotSender)."""
 
     renderer: object
     sender: object

@@ -8,7 +8,7 @@ Safety does not depend on the templates:
   of a macro or a block is not escaped twice; filters that would mark raw text safe are
   removed, and ``tojson`` escapes like ``finalize``;
 - no value is ever sent where Slack parses markup: text is written in the dialect of
-  ``slack_text`` and becomes ``rich_text`` or ``plain_text`` with ``emoji: false``; a mention,
+  ``slack.text`` and becomes ``rich_text`` or ``plain_text`` with ``emoji: false``; a mention,
   a link or a style exists only where the template's own source wrote a tag, or where a typed
   value the bot made (a SlackId, a SafeUrl) asked for one;
 - templates run in Jinja's sandbox, and their output is data, never evaluated again, so a
@@ -39,7 +39,7 @@ from voisobot import lookalike
 from voisobot.errors import RenderError
 from voisobot.events import Event
 from voisobot.resources import packaged
-from voisobot.slack_text import (
+from voisobot.slack.text import (
     SlackTextExtension,
     Tokens,
     escape_controls,

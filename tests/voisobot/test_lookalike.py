@@ -11,7 +11,7 @@ from tests.voisobot.test_queries import NOW, record
 from tests.voisobot.test_render import alert_for
 from voisobot import history, jobs, lookalike
 from voisobot.render import SlackRenderer
-from voisobot.teams_cards import TeamsRenderer
+from voisobot.teams.cards import TeamsRenderer
 
 CYRILLIC_A = "\u0430"
 FAKE_ADMIN = f"{CYRILLIC_A}dmin@acme.io"  # looks exactly like admin@acme.io

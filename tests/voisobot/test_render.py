@@ -27,7 +27,7 @@ from voisobot.render import (
     template_name,
 )
 from voisobot.routing import severity_of
-from voisobot.slack_text import truncate, truncate_escaped
+from voisobot.slack.text import truncate, truncate_escaped
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = Path(__file__).parent / "expected" / "slack"
