@@ -4,7 +4,8 @@
   same conversation (a channel's thread, or the chat) through voisobot.commands, and
   ``@Voiso subscribe <name>`` (teams.subscribe);
 - invoke ``adaptiveCard/action``: Acknowledge or Reopen pressed on an alert card
-  (teams.buttons), answered with the card as it now stands;
+  (teams.buttons), answered with the card as it now stands; "More" on a long answer
+  (teams.answers), answered with the next page;
 - conversationUpdate with the bot among the members added or removed, and
   installationUpdate add/remove: its conversation reference kept or forgotten.
 
@@ -21,8 +22,9 @@ from datetime import datetime
 import httpx
 
 from voisobot import logs
+from voisobot.commands import MORE_ACTION
 from voisobot.teams.answers import TeamsAnswers
-from voisobot.teams.buttons import FAILED, TeamsAlertButtons, message_answer
+from voisobot.teams.buttons import FAILED, TeamsAlertButtons, card_answer, message_answer
 from voisobot.teams.cards import CARD_CONTENT_TYPE
 from voisobot.teams.references import References, conversation_base, reference_of
 from voisobot.teams.subscribe import Subscriptions, is_subscribe
@@ -51,6 +53,9 @@ def register(app, answers: TeamsAnswers, references: References,
     async def card_action(ctx) -> dict:
         activity = ctx.activity
         action = activity.value.action
+        if action.verb == MORE_ACTION:
+            return card_answer(answers.more(_user_id(activity), _access_channel(activity),
+                                            action.data))
         if buttons is None:  # an alert card from a run that posted them; not this one
             return message_answer(FAILED)
         conversation = activity.conversation.id if activity.conversation else ""

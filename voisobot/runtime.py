@@ -176,7 +176,7 @@ def teams_bot(cfg: Config, store: Store, metrics: Metrics, renderer: SlackRender
               ) -> BotServer:
     """@Voiso in Teams: the same commands as /voiso, with Teams identities in [access]."""
     policy = TeamsAccessPolicy(cfg.access)
-    commands = Commands(store, renderer, policy, utc_now, metrics)
+    commands = Commands(store, renderer, policy, utc_now, metrics, platform="teams")
     buttons = TeamsAlertButtons(Outbox(store), teams_renderer(cfg),
                                 Guard(store, renderer, policy, utc_now), References(store),
                                 utc_now)
