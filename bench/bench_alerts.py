@@ -37,9 +37,10 @@ from voisobot.delivery import AlertDelivery  # noqa: E402
 from voisobot.intake import Intake  # noqa: E402
 from voisobot.outbox import Outbox  # noqa: E402
 from voisobot.questions import Questions  # noqa: E402
-from voisobot.render import AlertView, SlackRenderer  # noqa: E402
+from voisobot.render import AlertView  # noqa: E402
 from voisobot.routing import severity_of  # noqa: E402
 from voisobot.slack.people import SlackPeople  # noqa: E402
+from voisobot.slack.render import SlackRenderer  # noqa: E402
 from voisobot.store import Store  # noqa: E402
 
 CHANNEL = "C0SECURITY"

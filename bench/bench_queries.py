@@ -42,7 +42,7 @@ from voisobot import store as voiso_store  # noqa: E402
 from voisobot.access import AccessPolicy  # noqa: E402
 from voisobot.commands import Commands  # noqa: E402
 from voisobot.config import AccessConfig  # noqa: E402
-from voisobot.render import SlackRenderer  # noqa: E402
+from voisobot.slack.render import SlackRenderer  # noqa: E402
 from voisobot.store import Store, time_text  # noqa: E402
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

@@ -37,9 +37,10 @@ from voisobot.config import Config
 from voisobot.errors import ConfigError, VoisoBotError
 from voisobot.intake import utc_now
 from voisobot.outbox import Outbox
-from voisobot.render import AlertView, QuestionView, SlackRenderer
+from voisobot.render import AlertView, QuestionView
 from voisobot.runtime import build, slack_client, teams_renderer
 from voisobot.slack import sender as slack
+from voisobot.slack.render import SlackRenderer
 from voisobot.store import Store
 from voisobot.teams import app as teams_app_package
 from voisobot.values import SlackId

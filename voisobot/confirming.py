@@ -22,10 +22,11 @@ from voisobot.intake import utc_now
 from voisobot.metrics import CountedSlackSender, Metrics
 from voisobot.outbox import Outbox
 from voisobot.questions import Question, Questions
-from voisobot.render import QuestionView, SlackRenderer
+from voisobot.render import QuestionView
 from voisobot.sending import SendResult, retry_delay
 from voisobot.slack import sender as slack
 from voisobot.slack.people import SlackPeople
+from voisobot.slack.render import SlackRenderer
 from voisobot.values import SafeUrl, SlackId
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from voisobot.intake import utc_now
 from voisobot.metrics import Metrics
 from voisobot.outbox import GroupingLimits, Outbox, QueuedAlert, QueueItem
 from voisobot.questions import Questions
-from voisobot.render import AlertView, SlackRenderer, one_line, slack_id_or_text
+from voisobot.render import AlertView, one_line, slack_id_or_text
 from voisobot.routing import (
     destinations,
     group_key,
@@ -43,6 +43,7 @@ from voisobot.routing import (
 )
 from voisobot.sending import MAX_RETRY_DELAY_SECONDS, SendResult, retry_delay
 from voisobot.slack import sender as slack
+from voisobot.slack.render import SlackRenderer
 from voisobot.store import time_text
 from voisobot.teams.webhook import PACE_SECONDS as TEAMS_PACE_SECONDS
 

@@ -26,13 +26,13 @@ from voisobot.metrics import CountedSlackSender, CountedTeamsSender, Metrics
 from voisobot.ops import OpsListener, listener
 from voisobot.outbox import Outbox
 from voisobot.questions import Questions
-from voisobot.render import SlackRenderer
 from voisobot.slack import sender as slack
 from voisobot.slack import serve
 from voisobot.slack.buttons import AlertButtons
 from voisobot.slack.front_door import FrontDoor
 from voisobot.slack.people import SlackPeople
 from voisobot.slack.question_buttons import QuestionButtons
+from voisobot.slack.render import SlackRenderer
 from voisobot.slack.replays import Replays
 from voisobot.store import Store
 from voisobot.store_lock import StoreLock

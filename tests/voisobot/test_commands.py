@@ -11,7 +11,8 @@ from voisobot import commands, queries
 from voisobot.access import AccessPolicy
 from voisobot.commands import Commands, parse, query_from_button
 from voisobot.config import AccessConfig
-from voisobot.render import SlackRenderer, one_line
+from voisobot.render import one_line
+from voisobot.slack.render import SlackRenderer
 
 ALLOWED, STRANGER, CHANNEL = "UALLOWED1", "USTRANGER1", "CSECURITY1"
 

@@ -13,8 +13,8 @@ from voisobot import config, samples
 from voisobot.delivery import AlertDelivery
 from voisobot.intake import Intake
 from voisobot.outbox import Outbox
-from voisobot.render import SlackRenderer
 from voisobot.slack import sender as slack
+from voisobot.slack.render import SlackRenderer
 from voisobot.store import Store
 
 CHANNEL = "C0SECURITY"

@@ -26,7 +26,8 @@ from voisobot.delivery import alert_view
 from voisobot.errors import VoisoBotError
 from voisobot.metrics import Metrics
 from voisobot.outbox import Outbox
-from voisobot.render import SlackRenderer, slack_id_or_text
+from voisobot.render import slack_id_or_text
+from voisobot.slack.render import SlackRenderer
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 What the user typed goes through voisobot.commands (``parse``, ``ANSWERS``, the Guard with
 its access check and audit entry) exactly as a /voiso command does; only the last step
 differs. The answer the Slack renderer built is a settled message whose every text is
-literal (rich_text and plain_text: render.settled_message), so its text can be read back
+literal (rich_text and plain_text: slack.render.settled_message), so its text can be read back
 as it will be shown and put into an Adaptive Card 1.4, each line one TextBlock escaped with
 teams.cards.teams_markdown, the escaping of the webhook cards. No event text is read as
 markdown, HTML or a mention, and the card gets the same checks and 28 KB limit.

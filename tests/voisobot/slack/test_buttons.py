@@ -23,7 +23,6 @@ from voisobot.access import AccessPolicy
 from voisobot.acks import MessageRef
 from voisobot.config import AccessConfig
 from voisobot.outbox import Outbox
-from voisobot.render import SlackRenderer
 from voisobot.slack import sender as slack
 from voisobot.slack.buttons import (
     ACK_ACTION,
@@ -33,6 +32,7 @@ from voisobot.slack.buttons import (
     Press,
     alert_id_of,
 )
+from voisobot.slack.render import SlackRenderer
 
 ANALYST = "UANALYST01"
 DEFAULT, SECURITY = "C0DEFAULT1", "C0SECURITY"

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.slack_display import assert_shown_literally, shown
-from tests.voisobot.test_render import alert_for, override, spoof_text
+from tests.voisobot.slack.test_render import alert_for, override, spoof_text
 from voisobot.errors import RenderError
 from voisobot.render import (
     BLANK_CHARACTERS,
@@ -20,9 +20,9 @@ from voisobot.render import (
     ButtonValue,
     SafeUrl,
     SlackId,
-    SlackRenderer,
     one_line,
 )
+from voisobot.slack.render import SlackRenderer
 from voisobot.slack.text import Tokens, notification, plain, rich_elements
 
 KIND = "app_login/unauthorized_ip"

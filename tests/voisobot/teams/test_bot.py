@@ -25,7 +25,7 @@ from voisobot.access import AccessPolicy, TeamsAccessPolicy
 from voisobot.commands import Commands
 from voisobot.config import AccessConfig
 from voisobot.errors import ConfigError
-from voisobot.render import SlackRenderer
+from voisobot.slack.render import SlackRenderer
 from voisobot.store import Store
 from voisobot.teams.answers import TeamsAnswers
 from voisobot.teams.references import References

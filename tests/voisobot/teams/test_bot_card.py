@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fakes.adaptive_card_schema import validate_card
+from tests.voisobot.slack.test_render import HOSTILE, hostile_alert
 from tests.voisobot.teams.test_cards import LOOKUP, TEAMS_HOSTILE, assert_safe, example
-from tests.voisobot.test_render import HOSTILE, hostile_alert
 from voisobot import cli, samples
 from voisobot.teams.cards import ACK_VERB, REOPEN_VERB, TeamsRenderer, envelope
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fakes.adaptive_card_schema import SCHEMA_VERSION, validate_card
-from tests.voisobot.test_render import HOSTILE, accepted_alerts, deep, hostile_alert
+from tests.voisobot.slack.test_render import HOSTILE, accepted_alerts, deep, hostile_alert
 from voisobot import events, routing, samples
 from voisobot.render import AlertView, nodes
 from voisobot.teams.cards import (

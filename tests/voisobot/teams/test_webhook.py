@@ -21,9 +21,9 @@ from voisobot import check, cli, config, samples, sqs
 from voisobot.delivery import AlertDelivery, TeamsOutput
 from voisobot.intake import Intake, utc_now
 from voisobot.outbox import Outbox
-from voisobot.render import SlackRenderer
 from voisobot.runtime import build as build_bot
 from voisobot.slack import sender as slack
+from voisobot.slack.render import SlackRenderer
 from voisobot.store import transaction
 from voisobot.teams.cards import TeamsRenderer
 from voisobot.teams.webhook import TeamsSender
