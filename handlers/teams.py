@@ -36,10 +36,16 @@ MAX_RETRY_AFTER = 5.0  # Teams gives up on the activity's own answer after about
 
 def register(app, answers: TeamsAnswers, references: References,
              clock: Callable[[], datetime], retry_waits: Callable[[], tuple[float, ...]],
-             buttons: TeamsAlertButtons | None = None) -> None:
+             buttons: TeamsAlertButtons | None = None,
+             seen_in_team: Callable[[str | None, str | None], None] | None = None) -> None:
+    def learn_team(activity) -> None:
+        if seen_in_team is not None:
+            seen_in_team(_access_channel(activity), _team_id(activity))
+
     @app.on_message
     async def message(ctx) -> None:
         activity = ctx.activity
+        learn_team(activity)
         text = _command_text(activity)
         if is_subscribe(text):
             subscriptions = Subscriptions(answers.commands.guard, references, clock)
@@ -52,6 +58,7 @@ def register(app, answers: TeamsAnswers, references: References,
     @app.on_card_action_execute
     async def card_action(ctx) -> dict:
         activity = ctx.activity
+        learn_team(activity)
         action = activity.value.action
         if action.verb == MORE_ACTION:
             return card_answer(answers.more(_user_id(activity), _access_channel(activity),
@@ -103,6 +110,12 @@ def _access_channel(activity) -> str | None:
         return data.channel.id
     conversation = activity.conversation
     return conversation_base(conversation.id) if conversation and conversation.id else None
+
+
+def _team_id(activity) -> str | None:
+    """The team of a channel's activity, as Teams says in its channel data."""
+    data = activity.channel_data
+    return data.team.id if data is not None and data.team is not None else None
 
 
 def _keep(references: References, activity, clock) -> None:

@@ -181,7 +181,7 @@ def teams_bot(cfg: Config, store: Store, metrics: Metrics, renderer: SlackRender
                                 Guard(store, renderer, policy, utc_now), References(store),
                                 utc_now)
     return BotServer(cfg.teams.bot, TeamsAnswers(commands), References(store), utc_now, env,
-                     buttons=buttons)
+                     buttons=buttons, seen_in_team=policy.saw)
 
 
 def bot_output(cfg: Config, server: BotServer | None, store: Store) -> BotOutput | None:

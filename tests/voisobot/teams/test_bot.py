@@ -20,7 +20,7 @@ from tests.fakes.adaptive_card_schema import validate_card
 from tests.fakes.bot_connector import FakeBotConnector
 from tests.voisobot.teams.test_cards import TEAMS_HOSTILE, assert_safe, texts
 from tests.voisobot.test_queries import NOW, record
-from voisobot import check, config, runtime, sqs
+from voisobot import access, check, config, runtime, sqs
 from voisobot.access import AccessPolicy, TeamsAccessPolicy
 from voisobot.commands import Commands
 from voisobot.config import AccessConfig
@@ -217,6 +217,48 @@ def test_a_stranger_is_refused_and_the_refusal_is_audited(running, connector):
 def test_teams_access_counts_teams_ids_only(access, user, allowed):
     policy = TeamsAccessPolicy(AccessConfig(**access))
     assert policy.allows(user, CHANNEL) is allowed
+
+
+OTHER_CHANNEL = "19:engineering@thread.tacv2"
+
+
+@pytest.mark.parametrize("seen_team, allowed", [
+    (TEAM, True),                            # a channel of the listed team
+    ("19:other-team@thread.tacv2", False),   # of another team
+    (None, False),                           # a channel whose team Teams never named
+])
+def test_a_listed_team_opens_every_channel_of_it(seen_team, allowed):
+    policy = TeamsAccessPolicy(AccessConfig(teams_teams=(TEAM,)))
+    policy.saw(OTHER_CHANNEL, seen_team)
+    assert policy.allows(STRANGER, OTHER_CHANNEL) is allowed
+    assert not policy.allows(STRANGER, "a:personal-chat")  # a chat is in no team
+
+
+def test_the_policy_forgets_the_oldest_channels_beyond_its_bound(monkeypatch):
+    monkeypatch.setattr(access, "TEAMS_REMEMBERED", 3)
+    policy = TeamsAccessPolicy(AccessConfig(teams_teams=(TEAM,)))
+    for i in range(4):
+        policy.saw(f"19:c{i}@thread.tacv2", TEAM)
+    assert [policy.allows(STRANGER, f"19:c{i}@thread.tacv2") for i in range(4)] == [
+        False, True, True, True]
+
+
+def test_a_stranger_in_a_listed_teams_channel_is_answered_over_http(make_config, queue_url,
+                                                                   connector):
+    cfg = bot_config(make_config, queue_url, access={"teams_teams": (TEAM,)})
+    bot = runtime.build(cfg, secrets={})
+    bot.teams_bot.retry_waits = (0.0,)
+    bot.teams_bot.start()
+    try:
+        record(bot.store, "app_login/unauthorized_ip", NOW, user="jane@example.com")
+        assert post(bot, mention(connector, "recent", user=STRANGER)) == 200
+        assert "jane@example.com" in card_text(the_card(connector)).replace("\\", "")
+        assert post(bot, mention(connector, "recent", user=STRANGER, where="personal")) == 200
+        assert "not allowed" in card_text(connector.sent()[-1]["attachments"][0]["content"])
+        assert [(r["user_id"], r["allowed"]) for r in audit_rows(bot.store)] == [
+            (STRANGER, 1), (STRANGER, 0)]
+    finally:
+        bot.stop()
 
 
 def test_teams_ids_never_open_slack():
