@@ -2,9 +2,10 @@
 
 - message: ``@Voiso <command>`` (the bot's mention stripped), answered as a card in the
   same conversation (a channel's thread, or the chat) through voisobot.commands, and
-  ``@Voiso subscribe <name>`` (teams_bot.subscribe);
+  ``@Voiso subscribe <name>`` (teams.subscribe);
 - invoke ``adaptiveCard/action``: Acknowledge or Reopen pressed on an alert card
-  (teams_bot.buttons), answered with the card as it now stands;
+  (teams.buttons), answered with the card as it now stands; "More" on a long answer
+  (teams.answers), answered with the next page;
 - conversationUpdate with the bot among the members added or removed, and
   installationUpdate add/remove: its conversation reference kept or forgotten.
 
@@ -21,8 +22,9 @@ from datetime import datetime
 import httpx
 
 from voisobot import logs
+from voisobot.commands import MORE_ACTION
 from voisobot.teams.answers import TeamsAnswers
-from voisobot.teams.buttons import FAILED, TeamsAlertButtons, message_answer
+from voisobot.teams.buttons import FAILED, TeamsAlertButtons, card_answer, message_answer
 from voisobot.teams.cards import CARD_CONTENT_TYPE
 from voisobot.teams.references import References, conversation_base, reference_of
 from voisobot.teams.subscribe import Subscriptions, is_subscribe
@@ -34,10 +36,16 @@ MAX_RETRY_AFTER = 5.0  # Teams gives up on the activity's own answer after about
 
 def register(app, answers: TeamsAnswers, references: References,
              clock: Callable[[], datetime], retry_waits: Callable[[], tuple[float, ...]],
-             buttons: TeamsAlertButtons | None = None) -> None:
+             buttons: TeamsAlertButtons | None = None,
+             seen_in_team: Callable[[str | None, str | None], None] | None = None) -> None:
+    def learn_team(activity) -> None:
+        if seen_in_team is not None:
+            seen_in_team(_access_channel(activity), _team_id(activity))
+
     @app.on_message
     async def message(ctx) -> None:
         activity = ctx.activity
+        learn_team(activity)
         text = _command_text(activity)
         if is_subscribe(text):
             subscriptions = Subscriptions(answers.commands.guard, references, clock)
@@ -50,7 +58,11 @@ def register(app, answers: TeamsAnswers, references: References,
     @app.on_card_action_execute
     async def card_action(ctx) -> dict:
         activity = ctx.activity
+        learn_team(activity)
         action = activity.value.action
+        if action.verb == MORE_ACTION:
+            return card_answer(answers.more(_user_id(activity), _access_channel(activity),
+                                            action.data))
         if buttons is None:  # an alert card from a run that posted them; not this one
             return message_answer(FAILED)
         conversation = activity.conversation.id if activity.conversation else ""
@@ -106,6 +118,12 @@ def _access_channel(activity) -> str | None:
         return data.channel.id
     conversation = activity.conversation
     return conversation_base(conversation.id) if conversation and conversation.id else None
+
+
+def _team_id(activity) -> str | None:
+    """The team of a channel's activity, as Teams says in its channel data."""
+    data = activity.channel_data
+    return data.team.id if data is not None and data.team is not None else None
 
 
 def _keep(references: References, activity, clock) -> None:

@@ -156,8 +156,12 @@ def _quoted(text: str) -> str:
 
 class Commands:
     def __init__(self, store: Store, renderer: SlackRenderer, policy: AccessPolicy,
-                 clock: Callable[[], datetime], metrics: Metrics | None = None):
+                 clock: Callable[[], datetime], metrics: Metrics | None = None,
+                 platform: str = "slack"):
+        """``platform``: where the commands are typed, "slack" (``/voiso``) or "teams"
+        (``@Voiso``), for the words the help shows."""
         self.store, self.renderer, self.clock = store, renderer, clock
+        self.platform = platform
         self.metrics = metrics or Metrics()
         self.guard = Guard(store, renderer, policy, clock)
 
@@ -195,12 +199,14 @@ class Commands:
         return answer, result
 
     def usage(self, problem: str = "") -> Answer:
-        return Answer(self.renderer.render_answer("help", problem=problem))
+        return Answer(self.renderer.render_answer("help", problem=problem,
+                                                  platform=self.platform))
 
     def _answer(self, query: Query) -> tuple[Answer, str]:
         conn = self.store.connection()
         name, context = ANSWERS[query.name](conn, query, self.clock())
-        message = self.renderer.render_answer(name, **context, public=query.public)
+        message = self.renderer.render_answer(name, **context, public=query.public,
+                                              platform=self.platform)
         return Answer(message, query.public), f"answered {query.name}"
 
 

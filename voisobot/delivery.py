@@ -68,7 +68,7 @@ class TeamsOutput:
 class BotOutput:
     """How cards reach conversations where the Teams bot is installed ("teamsbot:<name>"):
     ``renderer.bot_card(view)`` builds the card, ``sender.post(name, card)`` posts it and
-    ``sender.update(name, activity_id, card)`` replaces it (teams_bot.sender.BotSender)."""
+    ``sender.update(name, activity_id, card)`` replaces it (teams.sender.BotSender)."""
 
     renderer: object
     sender: object

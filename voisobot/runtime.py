@@ -176,12 +176,12 @@ def teams_bot(cfg: Config, store: Store, metrics: Metrics, renderer: SlackRender
               ) -> BotServer:
     """@Voiso in Teams: the same commands as /voiso, with Teams identities in [access]."""
     policy = TeamsAccessPolicy(cfg.access)
-    commands = Commands(store, renderer, policy, utc_now, metrics)
+    commands = Commands(store, renderer, policy, utc_now, metrics, platform="teams")
     buttons = TeamsAlertButtons(Outbox(store), teams_renderer(cfg),
                                 Guard(store, renderer, policy, utc_now), References(store),
                                 utc_now)
     return BotServer(cfg.teams.bot, TeamsAnswers(commands), References(store), utc_now, env,
-                     buttons=buttons)
+                     buttons=buttons, seen_in_team=policy.saw)
 
 
 def bot_output(cfg: Config, server: BotServer | None, store: Store) -> BotOutput | None:
@@ -211,7 +211,7 @@ def slack_app(cfg: Config, client, runtime: Runtime, renderer: SlackRenderer) ->
     """The Bolt app with every listener registered."""
     # No auth.test at start-up: Slack being down must not stop the intake. No signature
     # check either: the front door checks each request before Bolt sees it, and Bolt's
-    # check logs the whole body of a request it refuses (front_door.py).
+    # check logs the whole body of a request it refuses (slack/front_door.py).
     app = App(client=client, token_verification_enabled=False,
               request_verification_enabled=False, logger=BOLT_LOG)
     policy = AccessPolicy(cfg.access, lambda group: slack.usergroup_members(client, group))
@@ -221,8 +221,8 @@ def slack_app(cfg: Config, client, runtime: Runtime, renderer: SlackRenderer) ->
     if runtime.confirmations is not None:
         answers = QuestionButtons(runtime.confirmations.questions, outbox, commands.guard, cfg,
                                   runtime.confirmations.show_in_dm, utc_now, metrics)
-    slack_handlers.register(app, commands, AlertButtons(outbox, renderer, runtime.delivery.sender,
-                                                  policy, utc_now, metrics), answers)
+    buttons = AlertButtons(outbox, renderer, runtime.delivery.sender, policy, utc_now, metrics)
+    slack_handlers.register(app, commands, buttons, answers)
     return app
 
 

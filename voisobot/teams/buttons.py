@@ -44,7 +44,7 @@ FAILED = "Something went wrong; nothing was changed. Try again."
 class TeamsAlertButtons:
     def __init__(self, outbox: Outbox, renderer, guard: Guard, references: References,
                  clock: Callable[[], datetime]):
-        """``renderer.bot_card(view)`` builds the card (teams_cards.TeamsRenderer)."""
+        """``renderer.bot_card(view)`` builds the card (voisobot.teams.cards.TeamsRenderer)."""
         self.outbox, self.renderer, self.guard = outbox, renderer, guard
         self.references, self.clock = references, clock
 
