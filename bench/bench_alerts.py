@@ -39,6 +39,7 @@ from voisobot.outbox import Outbox  # noqa: E402
 from voisobot.questions import Questions  # noqa: E402
 from voisobot.render import AlertView  # noqa: E402
 from voisobot.routing import severity_of  # noqa: E402
+from voisobot.runtime import alert_outputs  # noqa: E402
 from voisobot.slack.people import SlackPeople  # noqa: E402
 from voisobot.slack.render import SlackRenderer  # noqa: E402
 from voisobot.store import Store  # noqa: E402
@@ -151,8 +152,8 @@ def alerting_run(args) -> dict:
         store = Store(cfg.store_path)
         client = slack.make_client("xoxb-test", fake.base_url, timeout=5)
         renderer = SlackRenderer()
-        loops = [DeliveryLoop(AlertDelivery(Outbox(store), renderer, slack.SlackSender(client),
-                                            cfg)),
+        outputs = alert_outputs(renderer, slack.SlackSender(client))
+        loops = [DeliveryLoop(AlertDelivery(Outbox(store), outputs, cfg)),
                  DeliveryLoop(Confirmations(Questions(store), Outbox(store),
                                             SlackPeople(client, store, cfg.confirm), renderer,
                                             client, cfg))]

@@ -1,24 +1,40 @@
-"""The delivery job: new events become queued alerts, queued alerts become Slack posts.
+"""The delivery job: new events become queued alerts, queued alerts become posts.
 
 Related events share one alert (a group: same key, same channel, within a window;
 a storm when too many groups of one kind are open): it is posted once, then
 updated in place as events join, with events as thread replies up to a cap. Per
-channel the job makes at most one Slack write per ``post_interval`` seconds (Slack
-allows about one a second per channel) — a new alert first, else an update within
+channel the job makes at most one write per the platform's pace (Slack allows about
+one a second per channel) — a new alert first, else an update within
 ``updates_per_minute``, else a thread reply — and a waiting alert holds back the
-ones behind it. Slack down, 5xx or 429: the alert
-waits (honouring Retry-After) and goes out when Slack is back. An alert whose
-post may have reached Slack (a timeout, a crash mid-call) is looked up in the
-channel's history before it is posted again. Channel problems are permanent:
-logged once with what to do, the alert marked failed. A bad token pauses all
-delivery, losing nothing, until it is fixed.
+ones behind it. The service down, 5xx or 429: the alert waits (honouring
+Retry-After) and goes out when it is back. An alert whose post may have arrived (a
+timeout, a crash mid-call) is looked for before it is posted again where the platform
+can be searched. Channel problems are permanent: logged once with what to do, the
+alert marked failed. A refused token pauses all delivery, losing nothing, until it is
+fixed.
+
+The job never names a platform: each channel belongs to one ``Output`` (Slack's in
+voisobot.slack.output, Teams' webhooks and bot in voisobot.teams.output), and the job only
+asks it. An Output has:
+
+- ``name`` (how the log names the service), ``owns(channel)``, ``where(channel)`` (the
+  channel as a person reads it), ``pace_key(channel)`` and ``pace_seconds``;
+- ``blocked(channel)``: why nothing can go there in this run (a missing secret or
+  subscription, the platform off), or None;
+- ``post(channel, view, key)`` → SendResult (``ts``: the post's id, when it has one);
+- ``editable``, and ``update(channel, ts, view)``: replace a post in place; a platform that
+  cannot gets one summary post when a group's window closes;
+- ``threads``, and ``reply(channel, view, thread_ts)``: a thread reply per event of a group;
+- ``searchable()`` and ``find(channel, key, first_tried_at)``: look for a post that may
+  have arrived (done with its ts, done without one when absent);
+- ``pauses_all(result)``: whether a refusal stops every post (a revoked token).
 """
 
 import logging
 import sqlite3
 import time
 from collections import defaultdict, deque
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from voisobot import events, history, logs
@@ -26,26 +42,19 @@ from voisobot.config import Config
 from voisobot.errors import MalformedEvent
 from voisobot.intake import utc_now
 from voisobot.metrics import Metrics
-from voisobot.outbox import GroupingLimits, Outbox, QueuedAlert, QueueItem
+from voisobot.outbox import AlertKey, GroupingLimits, Outbox, QueuedAlert, QueueItem
 from voisobot.questions import Questions
 from voisobot.render import AlertView, one_line, slack_id_or_text
 from voisobot.routing import (
     destinations,
     group_key,
     is_slack,
-    is_teams,
-    is_teams_bot,
     people_to_ask,
     severity_of,
     storm_key,
-    teams_bot_name,
-    teams_name,
 )
 from voisobot.sending import MAX_RETRY_DELAY_SECONDS, SendResult, retry_delay
-from voisobot.slack import sender as slack
-from voisobot.slack.render import SlackRenderer
 from voisobot.store import time_text
-from voisobot.teams.webhook import PACE_SECONDS as TEAMS_PACE_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -55,49 +64,18 @@ TOKEN_PAUSE_SECONDS = 300.0
 SUMMARY_RETRY_SECONDS = 10.0  # a Teams summary card that did not go out waits this long
 
 
-@dataclass(frozen=True)
-class TeamsOutput:
-    """How cards reach Teams: ``renderer.render(view)`` builds the post, and
-    ``sender.post(name, post)`` sends it (teams.TeamsSender)."""
-
-    renderer: object
-    sender: object
-
-
-@dataclass(frozen=True)
-class BotOutput:
-    """How cards reach conversations where the Teams bot is installed ("teamsbot:<name>"):
-    ``renderer.bot_card(view)`` builds the card, ``sender.post(name, card)`` posts it and
-    ``sender.update(name, activity_id, card)`` replaces it (teams.sender.BotSender)."""
-
-    renderer: object
-    sender: object
-
-
-def platform(channel: str) -> str:
-    """The service an alert's channel is on, as the log names it."""
-    return "Teams" if is_teams(channel) else "the Teams bot" if is_teams_bot(channel) \
-        else "Slack"
-
-
 class AlertDelivery:
-    def __init__(self, outbox: Outbox, renderer: SlackRenderer, sender, config: Config, *,
-                 post_interval: float = 1.0, retry_base: float = 1.0, clock=utc_now,
-                 teams: TeamsOutput | None = None, bot: BotOutput | None = None,
-                 metrics: Metrics | None = None):
-        """``sender`` has ``post(channel, message, alert_id)`` and ``find(channel, alert_id,
-        oldest_ts)``, both returning a SendResult (see slack.SlackSender); ``teams``
-        posts the alerts of Teams destinations ("teams:<name>" channels), ``bot`` those of
-        the Teams bot's conversations ("teamsbot:<name>")."""
-        self.outbox, self.renderer, self.sender, self.config = outbox, renderer, sender, config
-        self.teams, self.bot = teams, bot
+    def __init__(self, outbox: Outbox, outputs: Sequence, config: Config, *,
+                 retry_base: float = 1.0, clock=utc_now, metrics: Metrics | None = None):
+        """``outputs``: one Output per platform (see above); every channel belongs to one."""
+        self.outbox, self.outputs, self.config = outbox, tuple(outputs), config
         self.metrics = metrics or Metrics()
-        self.post_interval, self.retry_base, self.clock = post_interval, retry_base, clock
-        self.next_post_at: dict[str, float] = {}  # channel -> time.monotonic()
+        self.retry_base, self.clock = retry_base, clock
+        self.next_post_at: dict[str, float] = {}  # pace key -> time.monotonic()
         self.paused_until: datetime | None = None
-        self.token_refused: str | None = None  # Slack's error, until a post works again
+        self.token_refused: str | None = None  # the refusal that paused all, until a post works
+        self.paused_by = None  # the output that refused it
         self.reported: set[tuple[str, str]] = set()
-        self.history_unreadable = False
         self.recent_updates: dict[str, deque[float]] = defaultdict(deque)  # channel -> times
         self.limits = GroupingLimits(config.slack.storm_threshold, config.slack.thread_reply_cap)
 
@@ -153,30 +131,30 @@ class AlertDelivery:
                 continue
             outcome = self._deliver_alone(alert, now)
             self.metrics.alert_delivered(alert.channel, outcome)
-            if outcome == "sent" and is_slack(alert.channel):
-                self.token_refused = None
+            if outcome == "sent" and self.output(alert.channel) is self.paused_by:
+                self.token_refused = self.paused_by = None
             if outcome == "pause":
                 return
         for channel in self.outbox.channels_with_follow_ups():
             if self._channel_ready(channel):
                 self._follow_up(channel, now)
 
-    def key(self, alert: QueuedAlert) -> slack.AlertKey:
+    def output(self, channel: str):
+        """The platform the channel is on; a channel of none gets one that refuses it."""
+        return next((o for o in self.outputs if o.owns(channel)), _NOWHERE)
+
+    def key(self, alert: QueuedAlert) -> AlertKey:
         """How the alert's post names it: this store, this alert, its first event."""
-        return slack.AlertKey(self.outbox.store.store_id, alert.id, alert.event_sha256[:8].hex())
+        return AlertKey(self.outbox.store.store_id, alert.id, alert.event_sha256[:8].hex())
 
     def _channel_ready(self, channel: str) -> bool:
-        return time.monotonic() >= self.next_post_at.get(self._pace_key(channel), 0.0)
-
-    def _pace_key(self, channel: str) -> str:
-        """Slack paces per channel; Teams per webhook URL (two destinations may share one)."""
-        if is_teams(channel) and self.teams is not None:
-            return self.teams.sender.pace_key(teams_name(channel))
-        return channel
+        return time.monotonic() >= self.next_post_at.get(
+            self.output(channel).pace_key(channel), 0.0)
 
     def _paced(self, channel: str, extra: float = 0.0) -> None:
-        interval = self.post_interval if is_slack(channel) else TEAMS_PACE_SECONDS
-        self.next_post_at[self._pace_key(channel)] = time.monotonic() + interval + extra
+        output = self.output(channel)
+        self.next_post_at[output.pace_key(channel)] = \
+            time.monotonic() + output.pace_seconds + extra
 
     def _deliver_alone(self, alert: QueuedAlert, now: datetime) -> str:
         """``_deliver``, with a safety net: an alert that breaks the job (a stored event this
@@ -206,73 +184,24 @@ class AlertDelivery:
             return None
 
     def _deliver(self, alert: QueuedAlert, now: datetime) -> str:
-        blocked = self._blocked(alert.channel)
+        """Post the alert, once: where the platform can be searched, a post that may have
+        arrived is looked for first; where it cannot, it is posted again (at least once)."""
+        output = self.output(alert.channel)
+        blocked = output.blocked(alert.channel)
         if blocked is not None:
             return self._hold(alert, blocked)
-        if is_teams(alert.channel):
-            return self._deliver_card(alert, now)
-        if is_teams_bot(alert.channel):
-            return self._deliver_bot_card(alert, now)
-        if alert.state == "uncertain" and not self.history_unreadable:
+        if alert.state == "uncertain" and output.searchable():
             found = self._look_for_earlier_post(alert)
             if found != "absent":
                 return found
         view = alert_view(self.outbox, alert)
-        message = self.renderer.render(view)
         self.outbox.mark_trying(alert.id, now)
-        result = self.sender.post(alert.channel, message, self.key(alert))
+        result = output.post(alert.channel, view, self.key(alert))
         self._paced(alert.channel)
         if result.status == "done":
             self.outbox.mark_sent(alert.id, result.ts, self.clock(), view.event_count)
             return "sent"
         return self._not_sent(alert, result, uncertain=result.maybe_posted)
-
-    def _deliver_card(self, alert: QueuedAlert, now: datetime) -> str:
-        """A Teams card. A webhook cannot be searched, so a card whose post may have
-        reached Teams is posted again: at least once rather than lose it."""
-        view = alert_view(self.outbox, alert)
-        post = self.teams.renderer.render(view)
-        self.outbox.mark_trying(alert.id, now)
-        result = self.teams.sender.post(teams_name(alert.channel), post)
-        self._paced(alert.channel)
-        if result.status == "done":
-            self.outbox.mark_sent(alert.id, None, self.clock(), view.event_count)
-            return "sent"
-        return self._not_sent(alert, result, uncertain=result.maybe_posted)
-
-    def _deliver_bot_card(self, alert: QueuedAlert, now: datetime) -> str:
-        """A card posted by the Teams bot. The Bot Connector cannot be searched either, so a
-        post that may have arrived (no answer in time) is posted again, as for webhooks:
-        at least once. The new activity's id is kept as the alert's ts: the invoke of its
-        buttons names it."""
-        view = alert_view(self.outbox, alert)
-        self.outbox.mark_trying(alert.id, now)
-        result = self.bot.sender.post(teams_bot_name(alert.channel),
-                                      self.bot.renderer.bot_card(view))
-        self._paced(alert.channel)
-        if result.status == "done":
-            self.outbox.mark_sent(alert.id, result.ts, self.clock(), view.event_count)
-            return "sent"
-        return self._not_sent(alert, result, uncertain=result.maybe_posted)
-
-    def _blocked(self, channel: str) -> SendResult | None:
-        """Why no alert to this channel can be sent in this run, or None: no Slack token (a
-        Teams-only run), no Teams at all, a Teams destination gone or without its URL, or
-        a bot conversation that no conversation has subscribed."""
-        if is_teams_bot(channel):
-            if self.bot is None:
-                return SendResult("retry", channel, error="teams_bot_off",
-                                  advice="the Teams bot is not running: set [teams.bot] "
-                                         "enabled = true and restart (the alerts wait)")
-            return self.bot.sender.unavailable(teams_bot_name(channel))
-        if is_slack(channel):
-            return None if self.sender is not None else SendResult(
-                "retry", channel, error="no_slack_token",
-                advice="SLACK_BOT_TOKEN is not set; set it and restart (the alerts wait)")
-        if self.teams is None:
-            return SendResult("give_up", channel, error="teams_not_configured",
-                              advice="no Teams destinations are configured in this run")
-        return self.teams.sender.unavailable(teams_name(channel))
 
     def _hold(self, alert: QueuedAlert, result: SendResult) -> str:
         """Nothing is tried: a destination that is gone fails the alert (reported once);
@@ -283,41 +212,40 @@ class AlertDelivery:
             seconds=MAX_RETRY_DELAY_SECONDS), result.error)
         if (alert.channel, result.error) not in self.reported:
             self.reported.add((alert.channel, result.error))
-            where = f"Teams destination {teams_name(alert.channel)}" \
-                if is_teams(alert.channel) else \
-                f"Teams bot conversation {teams_bot_name(alert.channel)}" \
-                if is_teams_bot(alert.channel) else f"Slack channel {alert.channel}"
-            log.error("%s: %s", where, result.advice, extra=_ids_of(alert))
+            log.error("%s: %s", self.output(alert.channel).where(alert.channel), result.advice,
+                      extra=_ids_of(alert))
         return "retry"
 
     def _follow_up(self, channel: str, now: datetime) -> None:
         """The channel's one write this interval, when no new alert needs it: bring a
         group's message up to date, else post the next thread reply."""
-        if is_teams(channel):
-            self._summary_card(channel, now)
+        output = self.output(channel)
+        if not output.editable:
+            self._summary_post(channel, now)
             return
         stale = self.outbox.stale_alert(channel)
         if stale is not None and self._update_allowed(channel):
             self._update(stale, now)
             return
-        reply = self.outbox.pending_reply(channel)
+        reply = self.outbox.pending_reply(channel) if output.threads else None
         if reply is not None:
             self._reply(channel, *reply)
 
-    def _summary_card(self, channel: str, now: datetime) -> None:
-        """A posted card cannot be edited: once a group's window has closed, one more card
+    def _summary_post(self, channel: str, now: datetime) -> None:
+        """A post that cannot be edited: once a group's window has closed, one more post
         sums up every event of it (counts, first and last seen, top users and IPs)."""
+        output = self.output(channel)
         group = self.outbox.closed_group(channel, now)
-        if group is None or self.teams is None:
+        if group is None or output.blocked(channel) is not None:
             return
         view = self._view(group)
         if view is None:
             self.outbox.mark_updated(group.id, group.event_count, now)
             return
-        result = self.teams.sender.post(teams_name(channel), self.teams.renderer.render(view))
+        result = output.post(channel, view, None)
         pause = max(result.retry_after or 0.0, SUMMARY_RETRY_SECONDS) \
             if result.status == "retry" else 0.0
-        self._paced(channel, pause)  # an outage is not hammered at 4 posts a second
+        self._paced(channel, pause)  # an outage is not hammered at the platform's pace
         if result.status == "done" or result.status == "give_up":  # give_up: shown in log
             self.outbox.mark_updated(group.id, view.event_count, now)
         if result.status == "give_up":
@@ -334,7 +262,9 @@ class AlertDelivery:
         if view is None:
             self.outbox.mark_updated(alert.id, alert.event_count, now)
             return
-        result = self._update_post(alert, view)
+        output = self.output(alert.channel)
+        result = output.blocked(alert.channel) or output.update(alert.channel,
+                                                                alert.slack_ts, view)
         self.recent_updates[alert.channel].append(time.monotonic())
         self._paced(alert.channel)
         if result.status == "done" and _ack_changed(self.outbox, alert):
@@ -347,15 +277,6 @@ class AlertDelivery:
             self.outbox.mark_updated(alert.id, alert.event_count, now)
             self._report_once(alert.channel, result)
 
-    def _update_post(self, alert: QueuedAlert, view: AlertView) -> SendResult:
-        """A bot card is replaced in place as a Slack message is (a webhook card cannot)."""
-        if is_teams_bot(alert.channel):
-            if self.bot is None:
-                return SendResult("retry", alert.channel, error="teams_bot_off")
-            return self.bot.sender.update(teams_bot_name(alert.channel), alert.slack_ts,
-                                          self.bot.renderer.bot_card(view))
-        return self.sender.update(alert.channel, alert.slack_ts, self.renderer.render(view))
-
     def _reply(self, channel: str, event_id: int, severity: str, thread_ts: str,
                raw: bytes) -> None:
         """A thread reply for one event of a group: marked before the call, so at most
@@ -367,9 +288,8 @@ class AlertDelivery:
                       extra=logs.ids(event_id=event_id, channel=channel))
             self.outbox.mark_reply(event_id, channel, "failed")
             return
-        message = self.renderer.render_reply(AlertView(event, severity))
         self.outbox.mark_reply(event_id, channel, "sent")
-        result = self.sender.post(channel, message, None, thread_ts=thread_ts)
+        result = self.output(channel).reply(channel, AlertView(event, severity), thread_ts)
         self._paced(channel)
         if result.status == "done":
             self.outbox.mark_reply(event_id, channel, "sent", result.ts)
@@ -380,20 +300,15 @@ class AlertDelivery:
             self.outbox.mark_reply(event_id, channel, "failed")
 
     def _look_for_earlier_post(self, alert: QueuedAlert) -> str:
-        """A post may have reached Slack: find it rather than post a second copy."""
-        found = self.sender.find(alert.channel, self.key(alert),
-                                 slack.history_start(alert.first_tried_at))
+        """A post may have arrived: find it rather than post a second copy."""
+        found = self.output(alert.channel).find(alert.channel, self.key(alert),
+                                                alert.first_tried_at)
         if found.status == "done" and found.ts:
             self.outbox.mark_sent(alert.id, found.ts, self.clock())
             log.info("alert %d was already in %s (ts %s): not posted again", alert.id,
                      alert.channel, found.ts, extra=_ids_of(alert))
             return "sent"
         if found.status == "done":
-            return "absent"
-        if found.error == "missing_scope":
-            self.history_unreadable = True
-            log.error("cannot read channel history to rule out a duplicate post (%s); alerts "
-                      "whose post may have reached Slack will be posted again", found.advice)
             return "absent"
         return self._not_sent(alert, found, uncertain=True)  # the earlier post may still exist
 
@@ -402,7 +317,7 @@ class AlertDelivery:
         if result.status == "retry":
             self._retry_later(alert, result, "uncertain" if uncertain else "pending")
             return "uncertain" if uncertain else "retry"
-        if result.error in slack.BAD_TOKEN_ERRORS:
+        if self.output(alert.channel).pauses_all(result):
             self._pause_for_token(alert, result)
             return "pause"
         self.outbox.mark_failed(alert.id, f"{result.error}: {result.advice}")
@@ -415,24 +330,56 @@ class AlertDelivery:
             delay = max(delay, self.config.slack.timeout_seconds)
         self.outbox.mark_retry(alert.id, state, self.clock() + timedelta(seconds=delay),
                                result.error or "retry")
-        self.next_post_at[self._pace_key(alert.channel)] = time.monotonic() + delay
+        output = self.output(alert.channel)
+        self.next_post_at[output.pace_key(alert.channel)] = time.monotonic() + delay
         log.warning("alert %d to %s: %s did not take it (%s); retrying in %.0f s",
-                    alert.id, alert.channel, platform(alert.channel),
-                    result.error, delay, extra=_ids_of(alert))
+                    alert.id, alert.channel, output.name, result.error, delay,
+                    extra=_ids_of(alert))
 
     def _pause_for_token(self, alert: QueuedAlert, result: SendResult) -> None:
-        self.token_refused = result.error
+        self.token_refused, self.paused_by = result.error, self.output(alert.channel)
         self.paused_until = self.clock() + timedelta(seconds=TOKEN_PAUSE_SECONDS)
         self.outbox.mark_retry(alert.id, "pending", self.paused_until, result.error)
-        self._report_once("*", result)
+        self._report_once("*", result, self.output(alert.channel).name)
 
-    def _report_once(self, channel: str, result: SendResult) -> None:
+    def _report_once(self, channel: str, result: SendResult, service: str | None = None
+                     ) -> None:
         if (channel, result.error) in self.reported:
             return
         self.reported.add((channel, result.error))
-        log.error("%s refused alerts for %s (%s): %s", platform(channel), channel,
-                  result.error, result.advice,
+        log.error("%s refused alerts for %s (%s): %s",
+                  service or self.output(channel).name, channel, result.error, result.advice,
                   extra=logs.ids(channel=None if channel == "*" else channel))
+
+
+class _Nowhere:
+    """The output of a channel no platform owns (a prefix this version does not know)."""
+
+    name = "no service"
+    editable = threads = False
+    pace_seconds = 1.0
+
+    def owns(self, channel: str) -> bool:
+        return True
+
+    def where(self, channel: str) -> str:
+        return f"channel {channel}"
+
+    def pace_key(self, channel: str) -> str:
+        return channel
+
+    def blocked(self, channel: str) -> SendResult:
+        return SendResult("give_up", channel, error="unknown_channel",
+                          advice="no platform of this run takes this channel")
+
+    def searchable(self) -> bool:
+        return False
+
+    def pauses_all(self, result: SendResult) -> bool:
+        return False
+
+
+_NOWHERE = _Nowhere()
 
 
 def _ids_of(alert: QueuedAlert) -> dict:

@@ -8,6 +8,7 @@ never posted twice.
 
 import sqlite3
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,6 +26,26 @@ _BEHIND = "a.state = 'sent' AND a.event_count > a.shown_count"  # posted, events
 # edited, and a stale one would get a summary card: it is left as it is.
 STALE_IF_EDITABLE = (f"shown_count = CASE WHEN substr(channel, 1, {len(TEAMS_PREFIX)}) = "
                      f"'{TEAMS_PREFIX}' THEN shown_count ELSE 0 END")
+
+
+@dataclass(frozen=True)
+class AlertKey:
+    """What names an alert's post (Slack keeps it in the message's metadata): the store's
+    own id (made with the store), the alert's id in that store, and the start of its first
+    event's fingerprint. Two bots posting into one channel, or one whose store was recreated or
+    restored from a backup, never take each other's posts for their own."""
+
+    store_id: str
+    alert_id: int
+    event: str = ""  # hex
+
+    def payload(self) -> dict:
+        return {"alert_id": self.alert_id, "store_id": self.store_id, "event": self.event}
+
+    def names(self, payload: Mapping) -> bool:
+        """Whether a post's metadata payload names this alert."""
+        return (str(payload.get("alert_id")), payload.get("store_id"), payload.get("event")) \
+            == (str(self.alert_id), self.store_id, self.event)
 
 
 @dataclass(frozen=True)

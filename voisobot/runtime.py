@@ -18,7 +18,7 @@ from voisobot.access import AccessPolicy, TeamsAccessPolicy
 from voisobot.commands import Commands, Guard
 from voisobot.config import Config
 from voisobot.confirming import Confirmations
-from voisobot.delivery import AlertDelivery, BotOutput, TeamsOutput
+from voisobot.delivery import AlertDelivery
 from voisobot.errors import ConfigError
 from voisobot.handlers import slack as slack_handlers
 from voisobot.intake import Intake, utc_now
@@ -30,6 +30,7 @@ from voisobot.slack import sender as slack
 from voisobot.slack import serve
 from voisobot.slack.buttons import AlertButtons
 from voisobot.slack.front_door import FrontDoor
+from voisobot.slack.output import SlackOutput
 from voisobot.slack.people import SlackPeople
 from voisobot.slack.question_buttons import QuestionButtons
 from voisobot.slack.render import SlackRenderer
@@ -39,6 +40,7 @@ from voisobot.store_lock import StoreLock
 from voisobot.teams.answers import TeamsAnswers
 from voisobot.teams.buttons import TeamsAlertButtons
 from voisobot.teams.cards import TeamsRenderer
+from voisobot.teams.output import BotCardOutput, WebhookOutput
 from voisobot.teams.references import References
 from voisobot.teams.sender import BotSender
 from voisobot.teams.server import BotServer
@@ -73,6 +75,7 @@ class Runtime:
     ops: OpsListener | None = None  # /healthz, /readyz, /metrics
     confirmations: Confirmations | None = None  # "was this you?", when [confirm] is on
     teams_bot: BotServer | None = None  # @Voiso in Teams, when [teams.bot] is enabled
+    slack_sender: object = None  # what posts and updates alerts in Slack (the buttons too)
 
     def start(self) -> None:
         if self.ops is not None:
@@ -149,11 +152,11 @@ def _build(cfg: Config, sender, client, env, lock: StoreLock) -> Runtime:
     bot_server = teams_bot(cfg, store, metrics, renderer, env) if cfg.teams.bot.enabled \
         else None
     bot_cards = bot_output(cfg, bot_server, store)
-    delivery = None
+    delivery = counted = None
     if sender is not None or cards is not None or bot_cards is not None:
         counted = CountedSlackSender(sender, metrics) if sender is not None else None
-        delivery = AlertDelivery(Outbox(store), renderer, counted, cfg, teams=cards,
-                                 bot=bot_cards, metrics=metrics)
+        delivery = AlertDelivery(Outbox(store), alert_outputs(renderer, counted, cards,
+                                                              bot_cards), cfg, metrics=metrics)
     asking = confirmations(cfg, store, renderer, client, metrics) \
         if sender is not None else None
     scheduler = jobs.build_scheduler(intake, store, retention_days=cfg.store.retention_days,
@@ -161,11 +164,11 @@ def _build(cfg: Config, sender, client, env, lock: StoreLock) -> Runtime:
                                      gate=gate, delivery=delivery, watch=watch,
                                      confirmations=asking)
     runtime = Runtime(cfg, store, intake, scheduler, gate, delivery, lock=lock,
-                      metrics=metrics, confirmations=asking)
+                      metrics=metrics, confirmations=asking, teams_bot=bot_server,
+                      slack_sender=counted)
     if client is not None and sender is not None:
         runtime.slack_server = slack_server(cfg, slack_app(cfg, client, runtime, renderer),
                                             runtime, env)
-    runtime.teams_bot = bot_server
     runtime.ops = listener(runtime, watch)
     return runtime
 
@@ -184,15 +187,25 @@ def teams_bot(cfg: Config, store: Store, metrics: Metrics, renderer: SlackRender
                      buttons=buttons, seen_in_team=policy.saw)
 
 
-def bot_output(cfg: Config, server: BotServer | None, store: Store) -> BotOutput | None:
+def alert_outputs(renderer: SlackRenderer, slack_sender, webhooks: WebhookOutput | None = None,
+                  bot_cards: BotCardOutput | None = None, *, slack_pace: float = 1.0
+                  ) -> tuple:
+    """Where alerts go, one output per platform: Slack (its sender None without a token:
+    its alerts wait), Teams' webhooks and the Teams bot (each refusing its alerts with the
+    reason when this run has none)."""
+    return (SlackOutput(renderer, slack_sender, slack_pace), webhooks or WebhookOutput(),
+            bot_cards or BotCardOutput())
+
+
+def bot_output(cfg: Config, server: BotServer | None, store: Store) -> BotCardOutput | None:
     """Alert cards posted by the Teams bot to the conversations named by subscribe."""
     if server is None:
         return None
-    return BotOutput(teams_renderer(cfg), BotSender(server, References(store),
+    return BotCardOutput(teams_renderer(cfg), BotSender(server, References(store),
                                                     cfg.teams.timeout_seconds))
 
 
-def teams_output(cfg: Config, env, metrics: Metrics) -> TeamsOutput | None:
+def teams_output(cfg: Config, env, metrics: Metrics) -> WebhookOutput | None:
     """Cards for the Teams destinations, if any; their webhook URLs come from ``env``."""
     if not cfg.teams.destinations:
         return None
@@ -200,7 +213,7 @@ def teams_output(cfg: Config, env, metrics: Metrics) -> TeamsOutput | None:
     for name in cfg.teams.destinations:
         if (unavailable := sender.unavailable(name)) is not None:
             log.error("Teams destination %s: %s", name, unavailable.advice)
-    return TeamsOutput(teams_renderer(cfg), CountedTeamsSender(sender, metrics))
+    return WebhookOutput(teams_renderer(cfg), CountedTeamsSender(sender, metrics))
 
 
 def teams_renderer(cfg: Config) -> TeamsRenderer:
@@ -221,7 +234,7 @@ def slack_app(cfg: Config, client, runtime: Runtime, renderer: SlackRenderer) ->
     if runtime.confirmations is not None:
         answers = QuestionButtons(runtime.confirmations.questions, outbox, commands.guard, cfg,
                                   runtime.confirmations.show_in_dm, utc_now, metrics)
-    buttons = AlertButtons(outbox, renderer, runtime.delivery.sender, policy, utc_now, metrics)
+    buttons = AlertButtons(outbox, renderer, runtime.slack_sender, policy, utc_now, metrics)
     slack_handlers.register(app, commands, buttons, answers)
     return app
 

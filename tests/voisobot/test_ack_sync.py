@@ -13,7 +13,6 @@ from urllib.parse import urlencode
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from voisobot.slack.render import SlackRenderer
 
 from tests.fakes.adaptive_card_schema import validate_card
 from tests.fakes.slack_api import RESPONSE_URL, FakeSlack
@@ -44,6 +43,7 @@ from voisobot.outbox import Outbox
 from voisobot.render import BLANK_CHARACTERS, SHOWN_CATEGORIES, AlertView, one_line
 from voisobot.slack import sender as slack
 from voisobot.slack.buttons import acknowledger
+from voisobot.slack.render import SlackRenderer
 from voisobot.teams.cards import TeamsRenderer, envelope
 
 SLACK_ANALYST, SLACK_NAME = "UALICE0001", "alice"

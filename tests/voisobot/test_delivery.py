@@ -13,6 +13,7 @@ from voisobot import cli, config, samples
 from voisobot.delivery import AlertDelivery
 from voisobot.intake import Intake, to_delivery
 from voisobot.outbox import Outbox
+from voisobot.runtime import alert_outputs
 from voisobot.slack import sender as slack
 from voisobot.slack.render import SlackRenderer
 from voisobot.store import (
@@ -58,8 +59,10 @@ def store_events(store: Store, *kinds: str, **params) -> None:
 
 def delivery_for(store, fake, cfg=None, **options) -> AlertDelivery:
     sender = slack.SlackSender(slack.make_client("xoxb-test", fake.base_url, timeout=1))
-    options = {"post_interval": 0.0, "retry_base": 0.01, **options}
-    return AlertDelivery(Outbox(store), SlackRenderer(), sender, cfg or make_config(), **options)
+    options = {"retry_base": 0.01, **options}
+    outputs = alert_outputs(SlackRenderer(), sender, options.pop("teams", None),
+                            slack_pace=options.pop("post_interval", 0.0))
+    return AlertDelivery(Outbox(store), outputs, cfg or make_config(), **options)
 
 
 def posts(fake) -> list[dict]:
@@ -323,8 +326,8 @@ def test_redeliver_never_creates_a_store(tmp_path, capsys):
 def test_a_bad_token_pauses_delivery_and_loses_nothing(store, fake_slack, caplog):
     store_events(store, "user/user_added", "user/user_deleted")
     sender = slack.SlackSender(slack.make_client("xoxb-wrong", fake_slack.base_url, timeout=1))
-    delivery = AlertDelivery(Outbox(store), SlackRenderer(), sender, make_config(),
-                             post_interval=0.0)
+    delivery = AlertDelivery(Outbox(store), alert_outputs(SlackRenderer(), sender, slack_pace=0.0),
+                             make_config())
     with caplog.at_level(logging.ERROR, logger="voisobot.delivery"):
         delivery.run()
         delivery.run()

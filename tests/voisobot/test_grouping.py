@@ -13,6 +13,7 @@ from voisobot import config, samples
 from voisobot.delivery import AlertDelivery
 from voisobot.intake import Intake
 from voisobot.outbox import Outbox
+from voisobot.runtime import alert_outputs
 from voisobot.slack import sender as slack
 from voisobot.slack.render import SlackRenderer
 from voisobot.store import Store
@@ -44,8 +45,8 @@ def store_failed_logins(store: Store, users: list[str], start=T0, step=timedelta
 
 def delivery(store, fake, **slack_keys) -> AlertDelivery:
     sender = slack.SlackSender(slack.make_client("xoxb-test", fake.base_url, timeout=2))
-    return AlertDelivery(Outbox(store), SlackRenderer(), sender, grouping_config(**slack_keys),
-                         post_interval=0.0, retry_base=0.01)
+    return AlertDelivery(Outbox(store), alert_outputs(SlackRenderer(), sender, slack_pace=0.0),
+                         grouping_config(**slack_keys), retry_base=0.01)
 
 
 def drain(job: AlertDelivery, runs: int = 400) -> None:
@@ -109,7 +110,7 @@ def test_no_grouping_when_the_window_is_zero(store, fake_slack):
 def test_one_write_per_channel_per_interval_whatever_is_waiting(store, fake_slack):
     store_failed_logins(store, ["a@acme.example"] * 5 + ["b@acme.example"] * 5)
     job = delivery(store, fake_slack)
-    job.post_interval = 3600.0
+    job.output(CHANNEL).pace_seconds = 3600.0
     for _ in range(5):
         job.run()
     writes = [c for c in fake_slack.calls if c.method in ("chat.postMessage", "chat.update")]

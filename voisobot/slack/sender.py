@@ -20,6 +20,7 @@ from slack_sdk.http_retry import ConnectionErrorRetryHandler, FixedValueRetryInt
 from slack_sdk.web import SlackResponse
 
 from voisobot.logs import Quieted
+from voisobot.outbox import AlertKey
 from voisobot.sending import SendResult, retry_after
 
 CONNECT_RETRY_PAUSE_SECONDS = 0.5
@@ -67,25 +68,6 @@ def make_client(token: str, base_url: str, timeout: float) -> slack_sdk.WebClien
             max_retry_count=1, error_types=[URLError],
             interval_calculator=FixedValueRetryIntervalCalculator(CONNECT_RETRY_PAUSE_SECONDS))],
     )
-
-
-@dataclass(frozen=True)
-class AlertKey:
-    """What names an alert's post in Slack, in its message metadata: the store's own id
-    (made with the store), the alert's id in that store, and the start of its first event's
-    fingerprint. Two bots posting into one channel, or one whose store was recreated or
-    restored from a backup, never take each other's posts for their own."""
-
-    store_id: str
-    alert_id: int
-    event: str = ""  # hex
-
-    def payload(self) -> dict:
-        return {"alert_id": self.alert_id, "store_id": self.store_id, "event": self.event}
-
-    def names(self, payload: Mapping) -> bool:
-        return (str(payload.get("alert_id")), payload.get("store_id"), payload.get("event")) \
-            == (str(self.alert_id), self.store_id, self.event)
 
 
 def post_message(client: slack_sdk.WebClient, channel: str, message: dict, *,

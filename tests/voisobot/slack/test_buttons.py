@@ -118,16 +118,17 @@ def test_a_group_update_racing_a_click_is_followed_by_one_that_shows_it(store, f
     store_events(store, "app_login/incorrect_password", count="9")  # joins the group
     delivery.enqueue_new_events()
     buttons = make_buttons(store, fake_slack)
-    real_update = delivery.sender.update
+    slack_sender = delivery.output(DEFAULT).sender
+    real_update = slack_sender.update
 
     def update_then_click(channel, ts, message):
         result = real_update(channel, ts, message)
         press(buttons, fake_slack, ACK_ACTION, alert_id)  # its update lands first in Slack
         return result
-    delivery.sender.update = update_then_click
+    slack_sender.update = update_then_click
     delivery.next_post_at.clear()
     delivery.run()
-    delivery.sender.update = real_update
+    slack_sender.update = real_update
     delivery.next_post_at.clear()
     delivery.run()
     assert f"Acknowledged by <@{ANALYST}>" in the_message(fake_slack)

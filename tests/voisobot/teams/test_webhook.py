@@ -18,14 +18,16 @@ from tests.fakes.teams_webhook import FakeTeamsWebhook
 from tests.voisobot.test_delivery import CHANNELS, QUEUE, posts, run_until_settled, store_events
 from tests.voisobot.test_ops import Ops, sample, wait_until
 from voisobot import check, cli, config, samples, sqs
-from voisobot.delivery import AlertDelivery, TeamsOutput
+from voisobot.delivery import AlertDelivery
 from voisobot.intake import Intake, utc_now
 from voisobot.outbox import Outbox
+from voisobot.runtime import alert_outputs
 from voisobot.runtime import build as build_bot
 from voisobot.slack import sender as slack
 from voisobot.slack.render import SlackRenderer
 from voisobot.store import transaction
 from voisobot.teams.cards import TeamsRenderer
+from voisobot.teams.output import WebhookOutput
 from voisobot.teams.webhook import TeamsSender
 
 VARIABLE = "VOISO_TEAMS_SECOPS_URL"
@@ -62,10 +64,11 @@ def delivery(store, webhook, cfg=None, env=None, slack_fake=None, **options) -> 
     sender = None
     if slack_fake is not None:
         sender = slack.SlackSender(slack.make_client("xoxb-test", slack_fake.base_url, 1))
-    cards = TeamsOutput(TeamsRenderer(ip_lookup_url=cfg.teams.ip_lookup_url),
-                        TeamsSender(cfg.teams, env))
-    return AlertDelivery(Outbox(store), SlackRenderer(), sender, cfg, teams=cards,
-                         retry_base=0.01, **options)
+    cards = WebhookOutput(TeamsRenderer(ip_lookup_url=cfg.teams.ip_lookup_url),
+                          TeamsSender(cfg.teams, env))
+    return AlertDelivery(Outbox(store), alert_outputs(SlackRenderer(), sender, cards,
+                                                      slack_pace=options.pop("post_interval", 1.0)),
+                         cfg, retry_base=0.01, **options)
 
 
 def cards(webhook, name: str = "secops") -> list[dict]:
