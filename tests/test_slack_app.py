@@ -112,7 +112,7 @@ class Bot:
                                 **{"message_ts": ts, **where})
         return self.post(urlencode({"payload": json.dumps(payload)}).encode())
 
-    def answers(self, response: str = "c1", count: int = 1, timeout: float = 10.0) -> list:
+    def answers(self, response: str = "c1", count: int = 1, timeout: float = 30.0) -> list:
         """The payloads POSTed to one response_url, once ``count`` have come."""
         path = f"/response/{response}"
         return wait_for(lambda: [c.payload for c in self.fake.calls_to(RESPONSE_URL)
