@@ -18,7 +18,7 @@ from voisobot.access import AccessPolicy, TeamsAccessPolicy
 from voisobot.buttons import AlertButtons
 from voisobot.commands import Commands, Guard
 from voisobot.config import Config
-from voisobot.confirming import Confirmations
+from voisobot.confirming import Confirmations, TeamsAsking, question_view
 from voisobot.delivery import AlertDelivery, BotOutput, TeamsOutput
 from voisobot.errors import ConfigError
 from voisobot.front_door import FrontDoor
@@ -27,7 +27,7 @@ from voisobot.metrics import CountedSlackSender, CountedTeamsSender, Metrics
 from voisobot.ops import OpsListener, listener
 from voisobot.outbox import Outbox
 from voisobot.people import SlackPeople
-from voisobot.question_buttons import QuestionButtons
+from voisobot.question_buttons import QuestionAnswers, QuestionButtons
 from voisobot.questions import Questions
 from voisobot.render import SlackRenderer
 from voisobot.replays import Replays
@@ -36,6 +36,8 @@ from voisobot.store_lock import StoreLock
 from voisobot.teams import TeamsSender
 from voisobot.teams_bot.answers import TeamsAnswers
 from voisobot.teams_bot.buttons import TeamsAlertButtons
+from voisobot.teams_bot.people import TeamsPeople
+from voisobot.teams_bot.question_cards import TeamsQuestionButtons
 from voisobot.teams_bot.references import References
 from voisobot.teams_bot.sender import BotSender
 from voisobot.teams_bot.server import BotServer
@@ -151,8 +153,8 @@ def _build(cfg: Config, sender, client, env, lock: StoreLock) -> Runtime:
         counted = CountedSlackSender(sender, metrics) if sender is not None else None
         delivery = AlertDelivery(Outbox(store), renderer, counted, cfg, teams=cards,
                                  bot=bot_cards, metrics=metrics)
-    asking = confirmations(cfg, store, renderer, client, metrics) \
-        if sender is not None else None
+    asking = confirmations(cfg, store, renderer, client if sender is not None else None,
+                           metrics, bot_server)
     scheduler = jobs.build_scheduler(intake, store, retention_days=cfg.store.retention_days,
                                      prune_interval_minutes=cfg.store.prune_interval_minutes,
                                      gate=gate, delivery=delivery, watch=watch,
@@ -171,14 +173,27 @@ def _build(cfg: Config, sender, client, env, lock: StoreLock) -> Runtime:
 
 def teams_bot(cfg: Config, store: Store, metrics: Metrics, renderer: SlackRenderer, env
               ) -> BotServer:
-    """@Voiso in Teams: the same commands as /voiso, with Teams identities in [access]."""
+    """@Voiso in Teams: the same commands as /voiso, with Teams identities in [access];
+    and, when "was this you?" may ask in Teams, who each personal chat's user is and the
+    answers pressed on its cards."""
     policy = TeamsAccessPolicy(cfg.access)
     commands = Commands(store, renderer, policy, utc_now, metrics)
-    buttons = TeamsAlertButtons(Outbox(store), teams_renderer(cfg),
-                                Guard(store, renderer, policy, utc_now), References(store),
+    guard = Guard(store, renderer, policy, utc_now)
+    buttons = TeamsAlertButtons(Outbox(store), teams_renderer(cfg), guard, References(store),
                                 utc_now)
+    people = questions = None
+    if asks_in_teams(cfg):
+        people = TeamsPeople(store, cfg.confirm)
+        outbox = Outbox(store)
+        answers = QuestionAnswers(Questions(store), outbox, guard, cfg, utc_now, metrics)
+        questions = TeamsQuestionButtons(answers, teams_renderer(cfg),
+                                         lambda q: question_view(outbox, q, cfg))
     return BotServer(cfg.teams.bot, TeamsAnswers(commands), References(store), utc_now, env,
-                     buttons=buttons)
+                     buttons=buttons, people=people, questions=questions)
+
+
+def asks_in_teams(cfg: Config) -> bool:
+    return cfg.confirm.enabled and cfg.teams.bot.enabled and "teams" in cfg.confirm.ask_in
 
 
 def bot_output(cfg: Config, server: BotServer | None, store: Store) -> BotOutput | None:
@@ -224,14 +239,18 @@ def slack_app(cfg: Config, client, runtime: Runtime, renderer: SlackRenderer) ->
 
 
 def confirmations(cfg: Config, store: Store, renderer: SlackRenderer, client,
-                  metrics: Metrics) -> Confirmations | None:
-    """The "was this you?" job, when [confirm] is on and there is a Slack client to ask
-    with (questions are Slack DMs)."""
-    if not cfg.confirm.enabled or client is None:
+                  metrics: Metrics, bot: BotServer | None = None) -> Confirmations | None:
+    """The "was this you?" job, when [confirm] is on and there is a way to ask: a Slack
+    client (DMs), or the Teams bot (personal chats, and "teamsbot:<name>" escalations)."""
+    if not cfg.confirm.enabled or (client is None and bot is None):
         return None
-    outbox = Outbox(store)
-    return Confirmations(Questions(store), outbox, SlackPeople(client, store, cfg.confirm),
-                         renderer, client, cfg, metrics=metrics)
+    teams = None
+    if bot is not None:
+        teams = TeamsAsking(TeamsPeople(store, cfg.confirm), teams_renderer(cfg),
+                            BotSender(bot, References(store), cfg.teams.timeout_seconds))
+    people = SlackPeople(client, store, cfg.confirm) if client is not None else None
+    return Confirmations(Questions(store), Outbox(store), people, renderer, client, cfg,
+                         metrics=metrics, teams=teams)
 
 
 def slack_server(cfg: Config, app: App, runtime: Runtime, env):

@@ -61,9 +61,13 @@ class BotServer:
 
     def __init__(self, cfg: TeamsBotConfig, answers: TeamsAnswers, references: References,
                  clock: Callable[[], datetime], env: Mapping[str, str], *,
-                 retry_waits: tuple[float, ...] = (1.0, 3.0), buttons=None):
+                 retry_waits: tuple[float, ...] = (1.0, 3.0), buttons=None, people=None,
+                 questions=None):
         """``buttons`` (teams_bot.buttons.TeamsAlertButtons) answers the alert cards'
-        Acknowledge/Reopen; without it a press is answered with an error message."""
+        Acknowledge/Reopen; without it a press is answered with an error message.
+        ``questions`` (teams_bot.question_cards.TeamsQuestionButtons) answers the "was this
+        you?" cards, and ``people`` (teams_bot.people.TeamsPeople) learns who each personal
+        chat's user is, when questions may be asked in Teams."""
         self.cfg = cfg
         self.retry_waits = retry_waits  # waits between tries of a reply; tests set none
         self._server = None  # the uvicorn server, made by the SDK's adapter
@@ -73,7 +77,7 @@ class BotServer:
         self.app = _make_app(cfg, credentials(cfg, env), self._uvicorn)
         from voisobot.teams_bot import listeners
         listeners.register(self.app, answers, references, clock, lambda: self.retry_waits,
-                           buttons)
+                           buttons, people, questions)
 
     @property
     def port(self) -> int:
