@@ -40,6 +40,7 @@ class Call:
     headers: dict
     status: int
     member_id: str = ""   # the member asked about by a GET of one member
+    new_id: str = ""      # the id handed out for a new activity
 
 
 class FakeBotConnector:
@@ -103,8 +104,9 @@ class FakeBotConnector:
             if hang:
                 self._faults.pop(0)
             status, reply = self._decide(method, known_path, activity_id, member_id, parsed)
+            new_id = reply.get("id", "") if status == 201 else ""
             self.calls.append(Call(method, conversation, activity_id, parsed, headers, status,
-                                   member_id))
+                                   member_id, new_id))
         if hang:
             self._released.wait(HANG_LIMIT_SECONDS)
         return status, reply
