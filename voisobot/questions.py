@@ -1,11 +1,13 @@
 """The questions outbox in SQLite: "was this you?" to the people an alert involves.
 
 A question belongs to one alert (one group window) and one person, so a storm asks each
-person once. Like an alert, each state change is committed before the next call to Slack:
-a crash or an outage leaves a question pending, uncertain (the DM may be in Slack: look
-before asking again), asked, answered, expired, unmapped or failed — never asked twice. An
-answer is one conditional UPDATE (of two presses at once, one wins), and an escalation is
-a second outbox item on the same row, posted once.
+person once. Like an alert, each state change is committed before the next call to Slack
+or Teams: a crash or an outage leaves a question pending, uncertain (the DM may be in Slack:
+look before asking again; a Teams card may have arrived: the Connector cannot be searched,
+so it is posted again in the same chat), asked, answered, expired, unmapped or failed —
+never asked twice in Slack, nor anywhere after a restart. ``asked_via`` says where it went
+(migration 0014). An answer is one conditional UPDATE (of two presses at once, one wins),
+and an escalation is a second outbox item on the same row, posted once.
 """
 
 from dataclasses import dataclass
