@@ -36,7 +36,7 @@ from tests.test_slack_app import (
     started_bot,
     wait_for,
 )
-from tests.voisobot.test_slack_requests import FORM, JSON_TYPE, form, signed_bodies
+from tests.voisobot.slack.test_requests import FORM, JSON_TYPE, form, signed_bodies
 from voisobot import config
 from voisobot.config import ConfigError
 

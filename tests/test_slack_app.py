@@ -21,9 +21,10 @@ from slack_sdk.signature import SignatureVerifier
 from tests.fakes.slack_api import RESPONSE_URL, FakeSlack
 from tests.slack_display import readable
 from tests.slack_display import shown as display
-from voisobot import config, jobs, samples, slack
+from voisobot import config, jobs, samples
 from voisobot.intake import utc_now
 from voisobot.runtime import build as build_bot
+from voisobot.slack import sender as slack
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "test-signing-secret"

@@ -21,7 +21,7 @@ from tests.test_slack_app import (
     started_bot,
     wait_for,
 )
-from voisobot import serve
+from voisobot.slack import serve
 
 APP_TOKEN = "xapp-test"
 
@@ -98,7 +98,7 @@ def test_a_button_over_socket_mode_acknowledges_the_alert(make_bot, socket_serve
 
 def test_an_app_token_slack_refuses_is_reported_once_and_the_intake_goes_on(
         make_bot, socket_server, caplog):
-    caplog.set_level(logging.ERROR, logger="voisobot.serve")
+    caplog.set_level(logging.ERROR, logger="voisobot.slack.serve")
     runtime, fake = make_bot(socket_server.url, app_token="xapp-revoked")
     assert wait_for(lambda: [r for r in caplog.records if "SLACK_APP_TOKEN" in r.message])
     (record,) = [r for r in caplog.records if "SLACK_APP_TOKEN" in r.message]

@@ -11,9 +11,10 @@ from typing import TextIO
 
 import boto3
 
-from voisobot import config_kinds, history, queries, slack, sqs
+from voisobot import config_kinds, history, queries, sqs
 from voisobot.config import Config
 from voisobot.errors import VoisoBotError
+from voisobot.slack import sender as slack
 from voisobot.store import NoStore, Store, migrations
 
 _NOT_OK = "problem"
@@ -232,7 +233,7 @@ def _teams_bot(cfg: Config, env: Mapping[str, str]) -> list[tuple[str, str]]:
     bot = cfg.teams.bot
     if not bot.enabled:
         return []
-    from voisobot.teams_bot.server import APP_ID_VARIABLE, SECRET_VARIABLE, TENANT_VARIABLE
+    from voisobot.teams.server import APP_ID_VARIABLE, SECRET_VARIABLE, TENANT_VARIABLE
     findings = []
     if bot.allow_unauthenticated:
         findings.append((_NOT_OK, "teams.bot.allow_unauthenticated is true: the Teams bot "

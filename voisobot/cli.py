@@ -32,15 +32,17 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-from voisobot import check, config, events, logs, probe, routing, samples, slack, sqs
-from voisobot import teams_app as teams_app_package
+from voisobot import check, config, events, logs, probe, routing, samples, sqs
 from voisobot.config import Config
 from voisobot.errors import ConfigError, VoisoBotError
 from voisobot.intake import utc_now
 from voisobot.outbox import Outbox
-from voisobot.render import AlertView, QuestionView, SlackRenderer
+from voisobot.render import AlertView, QuestionView
 from voisobot.runtime import build, slack_client, teams_renderer
+from voisobot.slack import sender as slack
+from voisobot.slack.render import SlackRenderer
 from voisobot.store import Store
+from voisobot.teams import app as teams_app_package
 from voisobot.values import SlackId
 
 log = logging.getLogger("voisobot")

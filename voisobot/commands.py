@@ -19,7 +19,8 @@ from voisobot import logs, lookalike, queries, questions
 from voisobot.access import AccessPolicy
 from voisobot.acks import AuditEntry, audit
 from voisobot.metrics import Metrics
-from voisobot.render import ButtonValue, SlackRenderer, slack_id_or_text
+from voisobot.render import ButtonValue, slack_id_or_text
+from voisobot.slack.render import SlackRenderer
 from voisobot.store import Store
 
 log = logging.getLogger(__name__)

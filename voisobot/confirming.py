@@ -23,18 +23,20 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from voisobot import logs, slack
+from voisobot import logs
 from voisobot.config import Config
 from voisobot.delivery import alert_view
 from voisobot.errors import RenderError
 from voisobot.intake import utc_now
 from voisobot.metrics import CountedSlackSender, Metrics
 from voisobot.outbox import Outbox
-from voisobot.people import SlackPeople
 from voisobot.questions import Question, Questions
-from voisobot.render import QuestionView, SlackRenderer
+from voisobot.render import QuestionView
 from voisobot.routing import is_slack, is_teams_bot, teams_bot_name
 from voisobot.sending import SendResult, retry_delay
+from voisobot.slack import sender as slack
+from voisobot.slack.people import SlackPeople
+from voisobot.slack.render import SlackRenderer
 from voisobot.values import SafeUrl, SlackId
 
 log = logging.getLogger(__name__)

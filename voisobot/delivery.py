@@ -21,14 +21,14 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from voisobot import events, history, logs, slack
+from voisobot import events, history, logs
 from voisobot.config import Config
 from voisobot.errors import MalformedEvent
 from voisobot.intake import utc_now
 from voisobot.metrics import Metrics
 from voisobot.outbox import GroupingLimits, Outbox, QueuedAlert, QueueItem
 from voisobot.questions import Questions
-from voisobot.render import AlertView, SlackRenderer, one_line, slack_id_or_text
+from voisobot.render import AlertView, one_line, slack_id_or_text
 from voisobot.routing import (
     destinations,
     group_key,
@@ -42,8 +42,10 @@ from voisobot.routing import (
     teams_name,
 )
 from voisobot.sending import MAX_RETRY_DELAY_SECONDS, SendResult, retry_delay
+from voisobot.slack import sender as slack
+from voisobot.slack.render import SlackRenderer
 from voisobot.store import time_text
-from voisobot.teams import PACE_SECONDS as TEAMS_PACE_SECONDS
+from voisobot.teams.webhook import PACE_SECONDS as TEAMS_PACE_SECONDS
 
 log = logging.getLogger(__name__)
 

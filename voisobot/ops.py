@@ -19,12 +19,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from voisobot import jobs, serve
+from voisobot import jobs
 from voisobot.config import OpsConfig
 from voisobot.errors import VoisoBotError
 from voisobot.intake import utc_now
 from voisobot.metrics import Metrics
 from voisobot.outbox import Outbox
+from voisobot.slack import serve
 
 log = logging.getLogger(__name__)
 

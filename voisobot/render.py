@@ -39,7 +39,7 @@ from voisobot import lookalike
 from voisobot.errors import RenderError
 from voisobot.events import Event
 from voisobot.resources import packaged
-from voisobot.slack_text import (
+from voisobot.slack.text import (
     SlackTextExtension,
     Tokens,
     escape_controls,

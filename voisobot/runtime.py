@@ -13,35 +13,38 @@ from dataclasses import dataclass, field
 from slack_bolt import App
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 
-from voisobot import handlers, jobs, logs, serve, slack, sqs
+from voisobot import jobs, logs, sqs
 from voisobot.access import AccessPolicy, TeamsAccessPolicy
-from voisobot.buttons import AlertButtons
 from voisobot.commands import Commands, Guard
 from voisobot.config import Config
 from voisobot.confirming import Confirmations, TeamsAsking, question_view
 from voisobot.delivery import AlertDelivery, BotOutput, TeamsOutput
 from voisobot.errors import ConfigError
-from voisobot.front_door import FrontDoor
+from voisobot.handlers import slack as slack_handlers
 from voisobot.intake import Intake, utc_now
 from voisobot.metrics import CountedSlackSender, CountedTeamsSender, Metrics
 from voisobot.ops import OpsListener, listener
 from voisobot.outbox import Outbox
-from voisobot.people import SlackPeople
-from voisobot.question_buttons import QuestionAnswers, QuestionButtons
 from voisobot.questions import Questions
-from voisobot.render import SlackRenderer
-from voisobot.replays import Replays
+from voisobot.slack import sender as slack
+from voisobot.slack import serve
+from voisobot.slack.buttons import AlertButtons
+from voisobot.slack.front_door import FrontDoor
+from voisobot.slack.people import SlackPeople
+from voisobot.slack.question_buttons import QuestionAnswers, QuestionButtons
+from voisobot.slack.render import SlackRenderer
+from voisobot.slack.replays import Replays
 from voisobot.store import Store
 from voisobot.store_lock import StoreLock
-from voisobot.teams import TeamsSender
-from voisobot.teams_bot.answers import TeamsAnswers
-from voisobot.teams_bot.buttons import TeamsAlertButtons
-from voisobot.teams_bot.people import TeamsPeople
-from voisobot.teams_bot.question_cards import TeamsQuestionButtons
-from voisobot.teams_bot.references import References
-from voisobot.teams_bot.sender import BotSender
-from voisobot.teams_bot.server import BotServer
-from voisobot.teams_cards import TeamsRenderer
+from voisobot.teams.answers import TeamsAnswers
+from voisobot.teams.buttons import TeamsAlertButtons
+from voisobot.teams.cards import TeamsRenderer
+from voisobot.teams.people import TeamsPeople
+from voisobot.teams.question_cards import TeamsQuestionButtons
+from voisobot.teams.references import References
+from voisobot.teams.sender import BotSender
+from voisobot.teams.server import BotServer
+from voisobot.teams.webhook import TeamsSender
 
 log = logging.getLogger("voisobot")
 
@@ -233,7 +236,7 @@ def slack_app(cfg: Config, client, runtime: Runtime, renderer: SlackRenderer) ->
     if runtime.confirmations is not None:
         answers = QuestionButtons(runtime.confirmations.questions, outbox, commands.guard, cfg,
                                   runtime.confirmations.show_in_dm, utc_now, metrics)
-    handlers.register(app, commands, AlertButtons(outbox, renderer, runtime.delivery.sender,
+    slack_handlers.register(app, commands, AlertButtons(outbox, renderer, runtime.delivery.sender,
                                                   policy, utc_now, metrics), answers)
     return app
 

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.fakes.slack_api import FakeSlack
-from voisobot import slack
 from voisobot.access import GROUP_CACHE_SECONDS, GROUP_FAILURE_CACHE_SECONDS, AccessPolicy
 from voisobot.config import AccessConfig
+from voisobot.slack import sender as slack
 
 GROUP, MEMBER = "S0SECTEAM", "U0CAROL01"
 USERGROUPS_LIST = "usergroups.users.list"

@@ -12,10 +12,11 @@ import pytest
 
 from tests.conftest import sqs_message
 from tests.fakes.slack_api import FakeSlack
-from voisobot import check, samples, slack, sqs
+from voisobot import check, samples, sqs
 from voisobot.config import RouteConfig
 from voisobot.errors import ConfigError
 from voisobot.intake import Intake
+from voisobot.slack import sender as slack
 from voisobot.store import Store, connect, migrate, migrations, transaction
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,16 +8,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
+from voisobot.slack.render import SlackRenderer
 
 from tests.slack_display import readable, shown
-from tests.voisobot.test_render import (
+from tests.voisobot.slack.test_render import (
     HOSTILE,
     HOSTILE_KINDS,
     assert_safe,
     hostile_alert,
     spoof_text,
 )
-from voisobot.render import QuestionView, SlackRenderer
+from voisobot.render import QuestionView
 from voisobot.values import SafeUrl, SlackId
 
 PERSON, GROUP = SlackId("UJANE00001"), SlackId("SRESPOND01")

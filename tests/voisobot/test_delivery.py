@@ -6,14 +6,15 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from voisobot.slack.render import SlackRenderer
 
 from tests.conftest import sqs_message
 from tests.fakes.slack_api import FakeSlack
-from voisobot import cli, config, samples, slack
+from voisobot import cli, config, samples
 from voisobot.delivery import AlertDelivery
 from voisobot.intake import Intake, to_delivery
 from voisobot.outbox import Outbox
-from voisobot.render import SlackRenderer
+from voisobot.slack import sender as slack
 from voisobot.store import (
     _INSERT_EVENT,
     Store,

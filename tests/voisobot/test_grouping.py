@@ -5,15 +5,16 @@ import json
 from datetime import timedelta
 
 import pytest
+from voisobot.slack.render import SlackRenderer
 
 from tests.conftest import sqs_message
 from tests.fakes.slack_api import FakeSlack
 from tests.voisobot.test_delivery import QUEUE, T0
-from voisobot import config, samples, slack
+from voisobot import config, samples
 from voisobot.delivery import AlertDelivery
 from voisobot.intake import Intake
 from voisobot.outbox import Outbox
-from voisobot.render import SlackRenderer
+from voisobot.slack import sender as slack
 from voisobot.store import Store
 
 CHANNEL = "C0SECURITY"

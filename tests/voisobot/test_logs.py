@@ -37,15 +37,16 @@ from tests.test_slack_app import (
     wait_for,
 )
 from tests.test_socket_mode import slash_command
-from tests.voisobot.test_buttons import ANALYST, DEFAULT, make_buttons, message_of, posted
+from tests.voisobot.slack.test_buttons import ANALYST, DEFAULT, make_buttons, message_of, posted
 from tests.voisobot.test_config import GOOD_URL
 from tests.voisobot.test_delivery import CHANNELS, delivery_for, make_config, store_events
-from voisobot import cli, config, logs, runtime, slack
+from voisobot import cli, config, logs, runtime
 from voisobot.acks import MessageRef
-from voisobot.buttons import ACK_ACTION, Press
 from voisobot.errors import ConfigError
 from voisobot.intake import Intake
 from voisobot.logs import CONTINUATION, ESCAPED_CATEGORIES, continued, escaped
+from voisobot.slack import sender as slack
+from voisobot.slack.buttons import ACK_ACTION, Press
 
 RECORD_START = re.compile(
     r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ")
@@ -168,7 +169,7 @@ def log_everywhere(text: str, intake: Intake, serial: int) -> None:
     try:
         raise ValueError(f"bad value {text}")
     except ValueError:
-        logging.getLogger("voisobot.serve").exception("a request failed: %s", text)
+        logging.getLogger("voisobot.slack.serve").exception("a request failed: %s", text)
 
 
 def assert_one_record_per_line_and_readable(stream: io.StringIO, records: Records) -> None:

@@ -14,7 +14,7 @@ from voisobot.events import KIND_PARAMS
 from voisobot.metrics import CountedTeamsSender, Metrics, kind_label
 from voisobot.sending import SendResult
 from voisobot.store import BatchOutcome
-from voisobot.teams import TeamsSender
+from voisobot.teams.webhook import TeamsSender
 
 DOCUMENTED = {f"{type_}/{event}" for type_, event in KIND_PARAMS}
 

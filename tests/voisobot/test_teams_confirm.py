@@ -16,9 +16,8 @@ from hypothesis import strategies as st
 
 from tests.fakes.adaptive_card_schema import validate_card
 from tests.fakes.slack_api import FakeSlack
-from tests.voisobot.test_queries import NOW, record
-from tests.voisobot.test_render import hostile_alert
-from tests.voisobot.test_teams_bot import (
+from tests.voisobot.slack.test_render import hostile_alert
+from tests.voisobot.teams.test_bot import (
     ALLOWED,
     CHANNEL,
     STRANGER,
@@ -29,17 +28,19 @@ from tests.voisobot.test_teams_bot import (
     mention,
     post,
 )
-from tests.voisobot.test_teams_bot import connector as connector  # a fixture
-from tests.voisobot.test_teams_bot_alerts import alert_cards, alerts, deliver, subscribe
-from tests.voisobot.test_teams_bot_card import without_executes
-from tests.voisobot.test_teams_cards import TEAMS_HOSTILE, assert_safe
-from voisobot import config, runtime, slack
+from tests.voisobot.teams.test_bot import connector as connector  # a fixture
+from tests.voisobot.teams.test_bot_alerts import alert_cards, alerts, deliver, subscribe
+from tests.voisobot.teams.test_bot_card import without_executes
+from tests.voisobot.teams.test_cards import TEAMS_HOSTILE, assert_safe
+from tests.voisobot.test_queries import NOW, record
+from voisobot import config, runtime
 from voisobot.config import ConfirmConfig
 from voisobot.errors import ConfigError
 from voisobot.render import QuestionView
-from voisobot.teams_bot.people import TeamsPeople
-from voisobot.teams_bot.references import References
-from voisobot.teams_cards import TeamsRenderer, confirmation_lines
+from voisobot.slack import sender as slack
+from voisobot.teams.cards import TeamsRenderer, confirmation_lines
+from voisobot.teams.people import TeamsPeople
+from voisobot.teams.references import References
 
 JANE, JANE_ID = "jane@acme.example", "00000000-0000-0000-0000-00000000j4e0"
 ALICE, ALICE_SLACK = "alice@acme.example", "UALICE0001"
@@ -49,7 +50,7 @@ YES, NO = "voiso_confirm_yes", "voiso_confirm_no"
 
 
 def chat_of(user: str) -> str:
-    """The personal conversation's id, as tests.voisobot.test_teams_bot.activity makes it."""
+    """The personal conversation's id, as tests.voisobot.teams.test_bot.activity makes it."""
     return f"a:personal-{user}"
 
 

@@ -1,0 +1,378 @@
+"""Slack rendering: expected output per template, Block Kit validity, hostile text,
+fallbacks when a template fails, the user's overrides, Slack's limits."""
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from slack_sdk.models.blocks import Block
+from voisobot.slack.render import BUILTIN_TEMPLATES, SlackRenderer
+
+from tests.slack_display import assert_shown_literally, shown
+from voisobot import events, samples
+from voisobot.render import GENERIC_TEMPLATE, SEVERITY_EMOJI, AlertView, one_line, template_name
+from voisobot.routing import severity_of
+from voisobot.slack.text import truncate, truncate_escaped
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPECTED = Path(__file__).parent / "expected" / "slack"
+UPDATE = os.environ.get("UPDATE_EXPECTED") == "1"  # rewrite the expected files, then review
+
+
+def parse(body: dict) -> events.Event:
+    return events.parse(json.dumps(body).encode())
+
+
+def alert_for(kind: str, **params) -> AlertView:
+    body = samples.example(kind)
+    body["params"].update(params)
+    event = parse(body)
+    return AlertView(event, severity_of(event, {}), alert_id=42)
+
+
+def all_texts(value):
+    """Every string in a rendered message."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from all_texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from all_texts(item)
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    return SlackRenderer()
+
+
+@pytest.mark.parametrize("kind", sorted(samples.EXAMPLES))
+def test_each_template_renders_its_expected_message(renderer, kind, caplog):
+    message = renderer.render(alert_for(kind))
+    expected_file = EXPECTED / f"{kind.replace('/', '.')}.json"
+    if UPDATE:
+        expected_file.parent.mkdir(parents=True, exist_ok=True)
+        expected_file.write_text(json.dumps(message, indent=2, ensure_ascii=False) + "\n")
+    assert message == json.loads(expected_file.read_text())
+    assert not caplog.records, "the kind's own template must not fall back"
+    assert renderer.template_for(kind) == template_name(kind)
+
+
+def test_the_generic_template_renders_an_unknown_kind(renderer):
+    event = parse({"timestamp": "2024-05-06T07:08:09.1Z", "type": "app_login",
+                   "event": "mfa_failed", "callcenter": "acme",
+                   "params": {"user": "x@y.z", "factor": "totp"}})
+    message = renderer.render(AlertView(event, "medium"))
+    assert renderer.template_for(event.kind) == GENERIC_TEMPLATE
+    texts = " ".join(all_texts(message))
+    assert "app_login/mfa_failed" in texts and "totp" in texts and "x@y.z" in texts
+
+
+@pytest.mark.parametrize("kind", sorted(samples.EXAMPLES))
+def test_every_message_is_valid_block_kit_with_an_ack_button(renderer, kind):
+    message = renderer.render(alert_for(kind))
+    for block in message["blocks"]:
+        assert Block.parse(block).to_dict() == block
+    button = message["blocks"][-1]["elements"][0]
+    assert button["action_id"] == "voiso_ack" and json.loads(button["value"]) == {"alert": 42}
+    severity = severity_of(alert_for(kind).event, {})
+    assert message["text"].startswith(SEVERITY_EMOJI[severity])  # it leads the notification
+
+
+def test_header_says_in_words_what_happened(renderer):
+    headers = {kind: renderer.render(alert_for(kind))["blocks"][0]["text"]["text"]
+               for kind in samples.EXAMPLES}
+    assert headers["app_login/unauthorized_ip"] == "Login attempt from an unauthorized IP"
+    assert headers["user/privileges_updated"] == "Privileges raised to admin"
+    assert len(set(headers.values())) == len(headers)
+
+
+HOSTILE = [
+    "<!channel>", "<!here>", "<!everyone>", "<@U123>", "<#C123>", "<https://x|y>",
+    "<mailto:a@b.c|click>", "&lt;!channel&gt;", "{{7*7}}", "{% raw %}", "\" } ] {",
+    "\\", "\\u003c!channel\\u003e", "line1\nline2\r\n*Severity:* info", "\u202eevil",
+    "\x00\x01\x1b[2J", "\ud800", "x" * 5000, "*bold* _it_ ~s~ `code`",
+]
+
+
+def hostile_alert(value: str, kind: str) -> AlertView:
+    if kind == "unknown":
+        body = {"timestamp": "2024-01-01T00:00:00Z", "type": value or "t", "event": value or "e",
+                "callcenter": value, "params": {"user": value, "who": value, value: value}}
+    else:
+        body = samples.example(kind)
+        for key in ("user", "who", "access_group"):
+            if key in body["params"]:
+                body["params"][key] = value
+        body["callcenter"] = value
+        if kind == "user/privileges_updated":
+            body["params"].update({"from": value, "to": value})
+    raw = json.dumps(body)
+    return AlertView(events.parse(raw.encode()), "high", alert_id=1)
+
+
+def assert_safe(message: dict, value: str, baseline: dict | None = None) -> None:
+    """Valid JSON and Block Kit, and ``value`` shown literally (tests/slack_display.py)."""
+    assert json.loads(json.dumps(message)) == message
+    for block in message["blocks"]:
+        assert Block.parse(block).to_dict() == block
+    for text in all_texts(message):
+        # (a line break of the template's own, between facts, is the only one allowed)
+        assert not _HIDDEN.search(text), "an invisible or line-breaking character passed"
+    baseline = baseline or message
+    assert_shown_literally(message, one_line(value)[:100], baseline, must_appear=False)
+    if "{{7*7}}" in value:
+        assert "{{7*7}}" in json.dumps(message, ensure_ascii=False)
+        assert "49" not in json.dumps(message)
+
+
+_HIDDEN = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+                     "\ue000-\uf8ff\U000e0000-\U000e007f\ud800-\udfff]")
+HOSTILE_KINDS = ["app_login/incorrect_password", "user/privileges_updated",
+                 "allowed_ip/ip_changed", "unknown"]
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
+@pytest.mark.parametrize("kind", HOSTILE_KINDS)
+def test_known_hostile_values_are_shown_as_typed_and_make_nothing_live(renderer, value, kind):
+    message = renderer.render(hostile_alert(value, kind))
+    assert_safe(message, value, renderer.render(hostile_alert("x", kind)))
+    if value.isprintable() and len(value) < 100:
+        assert_shown_literally(message, value, renderer.render(hostile_alert("x", kind)))
+
+
+# An alphabet rich in what Slack's mrkdwn and control sequences react to, and in Unicode.
+SPOOF_ALPHABET = st.sampled_from([*"*_~`>:<&!@#|^-+.=/\\ \"'()[]{}0123456789", "here",
+                                  "channel", "U0ABC123", "https://", "\n", "é", "\u0430",
+                                  "\u202e", "\u2028", "\U000e0041", "\ud800",
+                                  ":large_green_circle:", "<!channel>", "*bold*"])
+spoof_text = st.lists(SPOOF_ALPHABET, min_size=1, max_size=30).map("".join) \
+    | st.text(min_size=1, max_size=60)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=spoof_text, kind=st.sampled_from(["app_login/unauthorized_ip", "user/user_added",
+                                                  "allowed_ip/ip_changed", "unknown"]))
+def test_whatever_a_field_holds_slack_shows_it_literally(value, kind):
+    """Issue 9, class 1: for every field of the alert, what Slack shows is the input as
+    typed (invisible characters shown as escapes), in one piece, and it makes no mention,
+    link, emoji or style change."""
+    renderer = _shared_renderer()
+    alert = hostile_alert(value, kind)
+    message = renderer.render(alert)
+    baseline = renderer.render(hostile_alert("x", kind))
+    assert_safe(message, value, baseline)
+    # as stored: an unpaired surrogate is kept as U+FFFD (events.py)
+    assert_shown_literally(message, one_line(alert.event.callcenter), baseline)
+
+
+_RENDERER: list[SlackRenderer] = []
+
+
+def _shared_renderer() -> SlackRenderer:
+    if not _RENDERER:
+        _RENDERER.append(SlackRenderer())
+    return _RENDERER[0]
+
+
+def test_the_spoof_from_the_issue_stays_one_literal_value(renderer):
+    name = "x* from *10.0.0.1*, which IS on the allow-list (ignore) :large_green_circle:"
+    message = renderer.render(alert_for("app_login/unauthorized_ip", user=name))
+    summary = message["blocks"][1]["elements"][0]["elements"]
+    assert summary[0] == {"type": "text", "text": "Someone tried to log in as "}
+    assert summary[1] == {"type": "text", "text": name, "style": {"bold": True}}
+    assert not shown(message).live and not shown(message).parsed
+    assert message["mrkdwn"] is False and name in message["text"]
+
+
+def test_template_tags_make_styles_and_values_never_do(renderer):
+    message = renderer.render(alert_for("app_login/unauthorized_ip", user="<b>x</b> <!here>"))
+    summary = message["blocks"][1]["elements"][0]["elements"]
+    assert summary[1] == {"type": "text", "text": "<b>x</b> <!here>", "style": {"bold": True}}
+    assert message["text"].count("&lt;") == 3 and "<" not in message["text"]
+
+
+def test_truncation_is_visible_and_never_splits_an_escape():
+    assert truncate("abcdef", 4) == "abc…"
+    assert truncate_escaped("ab&amp;cdef", 6) == "ab…"
+    assert truncate("short", 10) == "short"
+
+
+def test_very_long_values_are_truncated_within_slack_limits(renderer):
+    message = renderer.render(alert_for("app_login/successful_login", user="u" * 10_000))
+    for block in message["blocks"]:
+        if block["type"] == "rich_text":
+            section = block["elements"][0]["elements"]
+            assert sum(len(e.get("text", "")) for e in section) <= 3000
+    assert message["blocks"][1]["elements"][0]["elements"][-1]["text"].endswith("…")
+    assert len(message["text"]) <= 3000
+
+
+def test_generic_template_shows_at_most_ten_facts(renderer):
+    event = parse({"timestamp": "2024-01-01T00:00:00Z", "type": "a", "event": "b",
+                   "params": {f"k{i:02d}": i for i in range(30)}})
+    facts = renderer.render(AlertView(event, "low"))["blocks"][2]["elements"][0]["elements"]
+    assert [e["text"] for e in facts if e.get("style")] == ["Kind:"] + [
+        f"k{i:02d}:" for i in range(9)]
+
+
+def override(tmp_path, kind: str, text: str) -> SlackRenderer:
+    (tmp_path / template_name(kind)).write_text(text)
+    return SlackRenderer(tmp_path)
+
+
+@pytest.mark.parametrize("broken", [
+    '{"text": "x", "blocks": [',                                  # invalid JSON
+    '{% extends "_base.json.j2" %}{% block title %}{{ nope.x }}{% endblock %}',  # undefined
+    "{% if %}",                                                   # template syntax error
+    '{"text": "{{ event.user|safe }}", "blocks": []}',            # unsafe filter removed
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",             # sandbox escape attempt
+    '{"text": "x", "blocks": [{"type": "header", "text": {"type": "mrkdwn", "text": "x"}}]}',
+    '{"text": "x", "blocks": [{"type": "image", "image_url": "https://x", "alt_text": "x"}]}',
+    '{"text": "x", "blocks": [{"type": "rich_text", "elements": [{"type": "rich_text_section",'
+    ' "elements": [{"type": "user", "user_id": "{{ event.user }}"}]}]}]}',
+    '{"text": "x", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "x"},'
+    ' "accessory": {"type": "button", "text": {"type": "plain_text", "text": "x"}}}]}',
+    '{"text": "{{ event.user|mention }}", "blocks": []}',         # not a Slack ID of ours
+    '{"text": "x", "blocks": [{"type": "actions", "elements": [{"type": "button", "text": '
+    '{"type": "plain_text", "text": "x"}, "url": "https://evil.example/{{ event.user }}"}]}]}',
+    '{"text": "x", "blocks": [{"type": "actions", "elements": [{"type": "button", "text": '
+    '{"type": "plain_text", "text": "x"}, "value": "{{ event.user|button_value }}"}]}]}',
+    '{"text": "{{ event.user|link("x") }}", "blocks": []}',
+])
+def test_a_failing_template_falls_back_to_generic_and_logs_its_name(tmp_path, caplog, broken):
+    renderer = override(tmp_path, "app_login/unauthorized_ip", broken)
+    with caplog.at_level(logging.ERROR, logger="voisobot.render"):
+        message = renderer.render(alert_for("app_login/unauthorized_ip"))
+    assert message["blocks"][0]["text"]["text"] == "Voiso security event"
+    assert "app_login.unauthorized_ip.json.j2 failed" in caplog.text
+
+
+def test_a_broken_generic_template_still_delivers_a_minimal_message(tmp_path, caplog):
+    (tmp_path / GENERIC_TEMPLATE).write_text("{{ broken")
+    renderer = override(tmp_path, "user/user_added", "{{ also broken")
+    message = renderer.render(alert_for("user/user_added", user="<!here>"))
+    assert "&lt;!here&gt;" in message["text"] and "<" not in message["text"]
+    assert_safe(message, "<!here>")
+    assert "<!here>" in message["blocks"][0]["elements"][0]["elements"][0]["text"]
+    assert caplog.text.count("failed") == 2
+
+
+def test_the_minimal_message_escapes_an_unknown_kinds_name_too(tmp_path, caplog):
+    (tmp_path / GENERIC_TEMPLATE).write_text("{{ broken")
+    body = {"timestamp": "2024-01-01T00:00:00Z", "type": "<!channel>", "event": '"x\\',
+            "params": {}}
+    message = SlackRenderer(tmp_path).render(AlertView(events.parse(json.dumps(body).encode()),
+                                                       "medium"))
+    assert "Voiso &lt;!channel&gt;/\"x\\ at" in message["text"]
+    assert "<" not in message["text"]
+    assert_safe(message, "<!channel>")
+
+
+def test_the_users_template_overrides_the_builtin_one(tmp_path):
+    renderer = override(tmp_path, "user/user_added",
+                        '{% extends "_base.json.j2" %}{% block title %}Welcome aboard'
+                        "{% endblock %}")
+    message = renderer.render(alert_for("user/user_added"))
+    assert message["blocks"][0]["text"]["text"] == "Welcome aboard"
+    assert SlackRenderer().render(alert_for("user/user_added"))["blocks"][0]["text"]["text"] \
+        == "User added"
+
+
+def test_builtin_templates_cover_every_kind():
+    names = {p.name for p in BUILTIN_TEMPLATES.glob("*.json.j2")}
+    assert {template_name(kind) for kind in samples.EXAMPLES} | {GENERIC_TEMPLATE} <= names
+
+
+def test_render_command_prints_every_kind(tmp_path):
+    result = subprocess.run([sys.executable, "bot.py", "render"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    headers = re.findall(r"^# (\S+): severity (\w+), template (\S+)$", result.stdout, re.M)
+    assert [kind for kind, _, _ in headers] == list(samples.EXAMPLES)
+    bodies = re.split(r"^# .*$", result.stdout, flags=re.M)[1:]
+    assert all(json.loads(body)["blocks"] for body in bodies)
+
+
+def test_render_command_for_one_kind_and_an_unknown_one(capsys):
+    from voisobot import cli
+
+    assert cli.main(["render", "unauthorized_ip"]) == 0
+    assert "# app_login/unauthorized_ip: severity high" in capsys.readouterr().out
+    assert cli.main(["render", "no_such_kind"]) == 2
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_names_in_a_group_summary_stay_text(renderer, value):
+    alert = hostile_alert(value, "app_login/incorrect_password")
+    group = {"count": 3, "first_seen": "2024-01-01 00:00:00 UTC",
+             "last_seen": "2024-01-01 00:05:00 UTC", "users": 2, "ips": 1,
+             "top_users": [(value, 2), ("x@y.z", 1)], "top_ips": [(value, 3)]}
+    grouped = AlertView(alert.event, alert.severity, alert_id=1, group=group)
+    message = renderer.render(grouped)
+    assert "[3 events]" in message["text"]
+    assert_safe(message, value)
+    assert_safe(renderer.render_reply(grouped), value)
+
+
+# --- nothing crashes the renderer (issue 9, class 5) ------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**63) | st.floats(allow_nan=False,
+                                                                      allow_infinity=False)
+    | st.text(max_size=40),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=25)
+
+
+def _accepted(params: dict, type_: str, event: str) -> AlertView | None:
+    """The alert of a body the parser accepts, or None (rejected with a reason: the
+    intake's side, test_events.py)."""
+    body = {"timestamp": "2024-01-01T00:00:00Z", "type": type_, "event": event,
+            "callcenter": "acme", "params": params}
+    try:
+        return AlertView(events.parse(json.dumps(body).encode()), "medium", alert_id=1)
+    except events.MalformedEvent:
+        return None
+
+
+accepted_alerts = st.builds(_accepted, st.dictionaries(st.text(max_size=12), json_values,
+                                                       max_size=8),
+                            st.text(min_size=1, max_size=20),
+                            st.text(min_size=1, max_size=20)).filter(bool)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(alert=accepted_alerts)
+def test_any_event_the_parser_accepts_renders_as_valid_block_kit(alert):
+    message = _shared_renderer().render(alert)
+    assert_safe(message, "")
+    assert message["blocks"][0]["type"] == "header"
+
+
+def deep(depth: int):
+    value: object = "x"
+    for _ in range(depth):
+        value = {"k": [value]}
+    return value
+
+
+@pytest.mark.parametrize("depth", [32, 500, 5000])
+def test_an_event_nested_too_deep_for_anything_still_gets_a_message(renderer, depth, caplog):
+    """The parser caps nesting at 32; an event built past it (an older store, a bug) still
+    ends in a message: the fallback chain catches everything, RecursionError included."""
+    event = alert_for("app_login/unauthorized_ip").event
+    nested = dataclasses.replace(event, type="x", event="y", params={"deep": deep(depth)})
+    message = renderer.render(AlertView(nested, "high", alert_id=1))
+    assert_safe(message, "")
+    assert "x/y" in message["text"]

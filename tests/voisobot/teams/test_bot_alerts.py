@@ -1,0 +1,289 @@
+"""Alerts posted by the Teams bot to the conversations named by ``@Voiso subscribe``,
+through the outbox, and the Acknowledge/Reopen invokes of their cards. Real HTTP posts of
+Activity JSON to the bot on 127.0.0.1, replies and proactive posts going to the fake Bot
+Connector through the stored serviceUrl; the delivery job is run by the test, not the
+scheduler."""
+
+import json
+import logging
+import re
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.fakes.adaptive_card_schema import validate_card
+from tests.voisobot.teams.test_bot import (
+    ALLOWED,
+    CHANNEL,
+    STRANGER,
+    activity,
+    audit_rows,
+    bot_config,
+    card_text,
+    mention,
+    post,
+)
+from tests.voisobot.teams.test_bot import connector as connector  # a fixture
+from tests.voisobot.test_queries import NOW, record
+from voisobot import config, events, runtime, samples
+from voisobot.errors import ConfigError
+from voisobot.outbox import Outbox
+from voisobot.routing import destinations
+from voisobot.teams.references import References
+
+QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/voiso"
+COLLEAGUE = "00000000-0000-0000-0000-0000000c011e"
+
+
+@pytest.fixture
+def bot(make_config, queue_url):
+    """A runtime whose Teams bot listens (its scheduler does not run: tests run delivery),
+    alerts going by default to the bot conversation named "secops"."""
+    cfg = bot_config(make_config, queue_url, default_conversation="secops",
+                     access={"teams_users": (ALLOWED, COLLEAGUE)})
+    bot_runtime = runtime.build(cfg, secrets={})
+    bot_runtime.teams_bot.retry_waits = (0.0, 0.0)
+    bot_runtime.delivery.retry_base = 0.01
+    bot_runtime.teams_bot.start()
+    yield bot_runtime
+    bot_runtime.stop()
+
+
+def subscribe(bot, connector, name: str = "secops", user: str = ALLOWED) -> dict:
+    """``@Voiso subscribe <name>`` typed in the channel; the card answering it."""
+    before = len(connector.sent())
+    assert post(bot, mention(connector, f"subscribe {name}", user=user)) == 200
+    (answer,) = connector.sent()[before:]
+    return answer["attachments"][0]["content"]
+
+
+def alerts(store) -> list[dict]:
+    return [dict(row) for row in store.connection().execute("SELECT * FROM alerts ORDER BY id")]
+
+
+def deliver(bot, runs: int = 10) -> None:
+    """Run the delivery job until no alert is open (waits expired, pacing ignored)."""
+    delivery = bot.delivery
+    for _ in range(runs):
+        delivery.run()
+        if not Outbox(bot.store).open_alerts(1):
+            return
+        delivery.next_post_at.clear()
+        bot.store.connection().execute("UPDATE alerts SET next_attempt_at = '0'")
+    raise AssertionError(f"alerts still open: {alerts(bot.store)}")
+
+
+def alert_cards(connector) -> list[dict]:
+    """The card of each proactive post to the channel (not a reply to an activity)."""
+    return [call.body["attachments"][0]["content"]
+            for call in connector.calls
+            if call.method == "POST" and call.status == 201 and not call.activity_id
+            and call.conversation_id == CHANNEL]
+
+
+# --- subscribe ---------------------------------------------------------------------------------
+
+def test_subscribe_names_the_channel_and_is_audited(bot, connector):
+    answer = subscribe(bot, connector)
+    assert "Subscribed" in card_text(answer)
+    ref = References(bot.store).named("secops")
+    assert (ref.conversation_id, ref.service_url) == (CHANNEL, connector.base_url)
+    (row,) = audit_rows(bot.store)
+    assert (row["user_id"], row["detail"], row["allowed"], row["outcome"]) == (
+        ALLOWED, "subscribe secops", 1, "subscribed secops")
+
+
+def test_a_stranger_cannot_subscribe_and_is_audited(bot, connector):
+    answer = subscribe(bot, connector, user=STRANGER)
+    assert "not allowed" in card_text(answer).lower()
+    assert References(bot.store).named("secops") is None
+    (row,) = audit_rows(bot.store)
+    assert (row["user_id"], row["allowed"], row["outcome"]) == (STRANGER, 0, "denied")
+
+
+@pytest.mark.parametrize("typed", ["subscribe", "subscribe Sec Ops", "subscribe a b",
+                                   "subscribe <at>x</at>", "subscribe " + "x" * 41])
+def test_a_bad_name_gets_the_usage_and_names_nothing(bot, connector, typed):
+    answer = subscribe(bot, connector, name=typed.removeprefix("subscribe").strip())
+    assert "Usage: @Voiso subscribe" in card_text(answer).replace("\\", "")
+    assert References(bot.store).all() == []
+
+
+# --- alerts ------------------------------------------------------------------------------------
+
+def test_an_alert_is_posted_once_and_its_activity_id_kept(bot, connector):
+    subscribe(bot, connector)
+    record(bot.store, "app_login/unauthorized_ip", NOW, user="jane@example.com")
+    deliver(bot)
+    (card,) = alert_cards(connector)
+    validate_card(card)
+    assert "jane@example.com" in card_text(card).replace("\\", "")
+    assert [a["verb"] for a in card["actions"] if a["type"] == "Action.Execute"] == ["voiso_ack"]
+    (alert,) = alerts(bot.store)
+    posted = [c for c in connector.calls if c.status == 201 and not c.activity_id
+              and c.conversation_id == CHANNEL]
+    assert (alert["channel"], alert["state"]) == ("teamsbot:secops", "sent")
+    assert alert["slack_ts"] and alert["slack_ts"] in connector._ids
+    assert len(posted) == 1
+
+
+@pytest.mark.parametrize("fault", ["rate_limited", "server_error"])
+def test_a_refused_post_is_posted_once_the_connector_takes_it(bot, connector, fault):
+    subscribe(bot, connector)
+    record(bot.store, "app_login/unauthorized_ip", NOW)
+    connector.fail(fault)
+    deliver(bot)
+    assert len(alert_cards(connector)) == 1
+    (alert,) = alerts(bot.store)
+    assert alert["state"] == "sent" and alert["attempts"] >= 1
+
+
+def test_an_unknown_name_holds_the_alert_and_says_what_to_do_once(bot, connector, caplog):
+    record(bot.store, "app_login/unauthorized_ip", NOW)
+    with caplog.at_level(logging.ERROR, logger="voisobot.delivery"):
+        for _ in range(3):
+            bot.delivery.run()
+            bot.store.connection().execute("UPDATE alerts SET next_attempt_at = '0'")
+    (alert,) = alerts(bot.store)
+    assert alert["state"] == "pending" and alert["slack_ts"] is None
+    assert alert_cards(connector) == []
+    assert caplog.text.count('type "@Voiso subscribe secops" there') == 1
+    subscribe(bot, connector)  # then it goes out
+    deliver(bot)
+    assert len(alert_cards(connector)) == 1
+
+
+def an_event(kind: str) -> events.Event:
+    return events.parse(json.dumps(samples.example(kind, now=NOW)).encode())
+
+
+def test_a_route_names_bot_conversations_and_the_default_takes_the_rest():
+    cfg = config.from_dict({"sqs": {"queue_url": QUEUE}, "teams": {"bot": {
+        "enabled": True, "default_conversation": "all"}},
+        "routes": [{"type": ["allowed_ip"], "teams_bot": ["secops", "audit"]}]})
+    assert [d.channel for d in destinations(an_event("allowed_ip/ip_added"), "high", cfg)] == [
+        "teamsbot:secops", "teamsbot:audit"]
+    assert [d.channel for d in destinations(an_event("user/user_added"), "medium", cfg)] == [
+        "teamsbot:all"]
+
+
+@pytest.mark.parametrize("table, message", [
+    ({"routes": [{"teams_bot": ["secops"]}]}, "routes[0].teams_bot: the Teams bot is off"),
+    ({"teams": {"bot": {"default_conversation": "secops"}}},
+     "teams.bot.default_conversation: the Teams bot is off"),
+    ({"teams": {"bot": {"enabled": True}}, "routes": [{"teams_bot": ["Sec Ops"]}]},
+     "teams_bot"),
+    ({"teams": {"bot": {"enabled": True, "default_conversation": "#x"}}},
+     "default_conversation"),
+])
+def test_bot_conversation_config_errors_name_the_key(table, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config.from_dict({"sqs": {"queue_url": QUEUE}, **table})
+
+
+# --- Acknowledge / Reopen ----------------------------------------------------------------------
+
+def invoke(bot, connector, verb: str, alert_id, card_id: str | None,
+           user: str = ALLOWED) -> dict:
+    """A press of an alert card's Action.Execute button, as Teams sends its invoke; the
+    invoke's answer (HTTP 200 whatever it says)."""
+    pressed = activity(connector, "invoke", user=user, name="adaptiveCard/action",
+                       value={"action": {"type": "Action.Execute", "verb": verb,
+                                         "data": {"alert": alert_id}}, "trigger": "manual"},
+                       **({"replyToId": card_id} if card_id is not None else {}))
+    request = urllib.request.Request(
+        bot.teams_bot.url, data=json.dumps(pressed).encode(), method="POST",
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=20) as response:
+        assert response.status == 200
+        return json.loads(response.read())
+
+
+def posted_alerts(bot, connector, *kinds: str) -> list[dict]:
+    """Subscribe the channel, store one event per kind and deliver: their alert rows."""
+    subscribe(bot, connector)
+    for i, kind in enumerate(kinds):
+        record(bot.store, kind, NOW, user=f"user{i}@example.com")
+    deliver(bot)
+    return alerts(bot.store)
+
+
+def ack_state(bot, alert_id: int) -> tuple:
+    row = bot.store.connection().execute("SELECT acked_by, acked_at FROM alerts WHERE id = ?",
+                                         (alert_id,)).fetchone()
+    return tuple(row)
+
+
+def button_audit(bot) -> list[tuple]:
+    return [(r["user_id"], r["detail"], r["allowed"], r["outcome"]) for r in audit_rows(bot.store)
+            if r["action"] == "button"]
+
+
+def test_acknowledge_answers_the_card_as_it_now_stands_and_reopen_undoes_it(bot, connector):
+    (alert,) = posted_alerts(bot, connector, "app_login/unauthorized_ip")
+    answer = invoke(bot, connector, "voiso_ack", alert["id"], alert["slack_ts"])
+    assert (answer["statusCode"], answer["type"]) == (200, "application/vnd.microsoft.card."
+                                                            "adaptive")
+    card = answer["value"]
+    validate_card(card)
+    assert f"Acknowledged by {ALLOWED}" in card_text(card).replace("\\", "")
+    assert [a["verb"] for a in card["actions"] if a["type"] == "Action.Execute"] == [
+        "voiso_reopen"]
+    assert ack_state(bot, alert["id"])[0] == ALLOWED
+    reopened = invoke(bot, connector, "voiso_reopen", alert["id"], alert["slack_ts"])["value"]
+    assert "Acknowledged by" not in card_text(reopened)
+    assert [a["verb"] for a in reopened["actions"] if a["type"] == "Action.Execute"] == [
+        "voiso_ack"]
+    assert ack_state(bot, alert["id"]) == (None, None)
+    assert [(user, outcome) for user, _, _, outcome in button_audit(bot)] == [
+        (ALLOWED, f"acknowledged (by {ALLOWED})"), (ALLOWED, "reopened")]
+
+
+def test_a_strangers_press_is_refused_leaves_the_card_and_is_audited(bot, connector):
+    (alert,) = posted_alerts(bot, connector, "app_login/unauthorized_ip")
+    answer = invoke(bot, connector, "voiso_ack", alert["id"], alert["slack_ts"], user=STRANGER)
+    assert answer["type"] == "application/vnd.microsoft.activity.message"
+    assert "not allowed" in answer["value"]
+    assert ack_state(bot, alert["id"]) == (None, None)
+    assert button_audit(bot) == [
+        (STRANGER, f'voiso_ack {{"alert": {alert["id"]}}}', 0, "denied")]
+
+
+def test_two_presses_racing_give_one_acknowledgement(bot, connector):
+    (alert,) = posted_alerts(bot, connector, "app_login/unauthorized_ip")
+    answers: dict[str, dict] = {}
+    start = threading.Barrier(2)
+
+    def press(user: str) -> None:
+        start.wait()
+        answers[user] = invoke(bot, connector, "voiso_ack", alert["id"], alert["slack_ts"],
+                               user=user)
+
+    threads = [threading.Thread(target=press, args=(u,)) for u in (ALLOWED, COLLEAGUE)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    (winner,) = [u for u in (ALLOWED, COLLEAGUE) if ack_state(bot, alert["id"])[0] == u]
+    outcomes = sorted(outcome for _, _, _, outcome in button_audit(bot))
+    assert outcomes == [f"acknowledged (by {winner})", f"already acknowledged (by {winner})"]
+    for answer in answers.values():  # both see the one who holds it
+        assert f"Acknowledged by {winner}" in card_text(answer["value"]).replace("\\", "")
+
+
+@pytest.mark.parametrize("case", ["other_alert", "no_message", "unknown_message", "bad_data"])
+def test_a_press_that_does_not_name_its_own_message_changes_nothing(bot, connector, case):
+    first, second = posted_alerts(bot, connector, "app_login/unauthorized_ip",
+                                  "user/user_added")
+    alert_id, card_id = {"other_alert": (second["id"], first["slack_ts"]),
+                         "no_message": (first["id"], None),
+                         "unknown_message": (first["id"], "f" * 32),
+                         "bad_data": ("1; DROP TABLE alerts", first["slack_ts"])}[case]
+    answer = invoke(bot, connector, "voiso_ack", alert_id, card_id)
+    assert answer["type"] == "application/vnd.microsoft.activity.message"
+    assert ack_state(bot, first["id"]) == ack_state(bot, second["id"]) == (None, None)
+    ((user, _, allowed, outcome),) = button_audit(bot)
+    assert user == ALLOWED and outcome.startswith("refused" if case != "bad_data" else "ignored")
+    assert allowed == (0 if case != "bad_data" else 1)

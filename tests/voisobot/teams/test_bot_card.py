@@ -1,0 +1,91 @@
+"""The Teams bot's alert card: the webhook card plus Universal Actions (Action.Execute)
+for Acknowledge and Reopen, valid Adaptive Card 1.4, as safe with hostile text as the
+webhook card."""
+
+import dataclasses
+import json
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.fakes.adaptive_card_schema import validate_card
+from tests.voisobot.slack.test_render import HOSTILE, hostile_alert
+from tests.voisobot.teams.test_cards import LOOKUP, TEAMS_HOSTILE, assert_safe, example
+from voisobot import cli, samples
+from voisobot.teams.cards import ACK_VERB, REOPEN_VERB, TeamsRenderer, envelope
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    return TeamsRenderer(ip_lookup_url=LOOKUP)
+
+
+def executes(card: dict) -> list[dict]:
+    return [a for a in card.get("actions", []) if a["type"] == "Action.Execute"]
+
+
+def without_executes(card: dict) -> dict:
+    """The card as the webhook checks see it (they allow no action but the bot's links)."""
+    return {**card, "actions": [a for a in card.get("actions", [])
+                                if a["type"] != "Action.Execute"]}
+
+
+@pytest.mark.parametrize("kind", sorted(samples.EXAMPLES))
+def test_every_kind_gets_an_acknowledge_universal_action(renderer, kind):
+    card = renderer.bot_card(dataclasses.replace(example(kind), alert_id=42))
+    validate_card(card)
+    assert executes(card) == [{"type": "Action.Execute", "title": "Acknowledge",
+                               "verb": ACK_VERB, "data": {"alert": 42}, "style": "positive"}]
+
+
+def test_an_acknowledged_card_names_who_and_offers_reopen(renderer):
+    view = dataclasses.replace(example("app_login/unauthorized_ip"), alert_id=7,
+                               acked_by="UALICE0001",
+                               acked_at=datetime(2026, 11, 30, 14, 2, tzinfo=UTC))
+    card = renderer.bot_card(view)
+    validate_card(card)
+    assert [(a["verb"], a["data"]) for a in executes(card)] == [(REOPEN_VERB, {"alert": 7})]
+    assert "✅ Acknowledged by UALICE0001 at 2026-11-30 14:02:00 UTC" in json.dumps(
+        card, ensure_ascii=False)
+
+
+def test_the_verbs_are_the_slack_buttons_action_ids():
+    from voisobot.slack.buttons import ACK_ACTION, REOPEN_ACTION
+
+    assert (ACK_VERB, REOPEN_VERB) == (ACK_ACTION, REOPEN_ACTION)
+
+
+@pytest.mark.parametrize("value", [*TEAMS_HOSTILE, *HOSTILE[:8]])
+def test_hostile_values_in_a_bot_card_stay_text(renderer, value):
+    card = renderer.bot_card(hostile_alert(value, "app_login/incorrect_password"))
+    validate_card(card)
+    assert_safe(envelope(without_executes(card)), value)
+    assert [a["data"] for a in executes(card)] == [{"alert": 1}]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=st.text(min_size=1, max_size=200) | st.sampled_from(HOSTILE),
+       kind=st.sampled_from(["app_login/unauthorized_ip", "user/user_added", "unknown"]))
+def test_no_value_makes_a_bot_card_link_mention_or_break(value, kind):
+    card = _shared().bot_card(hostile_alert(value, kind))
+    validate_card(card)
+    assert_safe(envelope(without_executes(card)), value)
+
+
+def test_render_teams_bot_prints_every_kinds_bot_card(tmp_path, capsys):
+    path = tmp_path / "config.toml"
+    path.write_text('[sqs]\nqueue_url = "https://sqs.eu-west-1.amazonaws.com/123456789012/v"\n')
+    assert cli.main(["--config", str(path), "render", "--teams-bot"], {}) == 0
+    out = capsys.readouterr().out
+    assert out.count('"verb": "voiso_ack"') == len(samples.EXAMPLES)
+
+
+_SHARED: list[TeamsRenderer] = []
+
+
+def _shared() -> TeamsRenderer:
+    if not _SHARED:
+        _SHARED.append(TeamsRenderer(ip_lookup_url=LOOKUP))
+    return _SHARED[0]
