@@ -30,8 +30,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from voisobot.slack.render import SlackRenderer  # noqa: E402
-
 from tests.fakes.slack_api import FakeSlack  # noqa: E402
 from voisobot import config, events, samples, slack  # noqa: E402
 from voisobot.confirming import Confirmations  # noqa: E402
@@ -39,9 +37,10 @@ from voisobot.delivery import AlertDelivery  # noqa: E402
 from voisobot.intake import Intake  # noqa: E402
 from voisobot.outbox import Outbox  # noqa: E402
 from voisobot.questions import Questions  # noqa: E402
-from voisobot.render import AlertView
+from voisobot.render import AlertView  # noqa: E402
 from voisobot.routing import severity_of  # noqa: E402
 from voisobot.slack.people import SlackPeople  # noqa: E402
+from voisobot.slack.render import SlackRenderer  # noqa: E402
 from voisobot.store import Store  # noqa: E402
 
 CHANNEL = "C0SECURITY"

@@ -36,13 +36,13 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from report import positive_count, print_table  # noqa: E402  (bench/report.py)
-from voisobot.slack.render import SlackRenderer  # noqa: E402
 
 from voisobot import queries, samples  # noqa: E402
 from voisobot import store as voiso_store  # noqa: E402
 from voisobot.access import AccessPolicy  # noqa: E402
 from voisobot.commands import Commands  # noqa: E402
 from voisobot.config import AccessConfig  # noqa: E402
+from voisobot.slack.render import SlackRenderer  # noqa: E402
 from voisobot.store import Store, time_text  # noqa: E402
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

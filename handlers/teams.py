@@ -2,10 +2,11 @@
 
 - message: ``@Voiso <command>`` (the bot's mention stripped), answered as a card in the
   same conversation (a channel's thread, or the chat) through voisobot.commands, and
-  ``@Voiso subscribe <name>`` (teams_bot.subscribe);
+  ``@Voiso subscribe <name>`` (teams.subscribe);
 - invoke ``adaptiveCard/action``: Acknowledge or Reopen pressed on an alert card
-  (teams_bot.buttons), or Yes/No on a "was this you?" card (teams_bot.question_cards),
-  answered with the card as it now stands;
+  (teams.buttons), or Yes/No on a "was this you?" card (teams.question_cards),
+  answered with the card as it now stands; "More" on a long answer (teams.answers),
+  answered with the next page;
 - conversationUpdate with the bot among the members added or removed, and
   installationUpdate add/remove: its conversation reference kept or forgotten; for a
   personal chat (and at a message in a personal chat the bot does not know yet), who its
@@ -24,8 +25,9 @@ from datetime import datetime
 import httpx
 
 from voisobot import logs
+from voisobot.commands import MORE_ACTION
 from voisobot.teams.answers import TeamsAnswers
-from voisobot.teams.buttons import FAILED, TeamsAlertButtons, message_answer
+from voisobot.teams.buttons import FAILED, TeamsAlertButtons, card_answer, message_answer
 from voisobot.teams.cards import CARD_CONTENT_TYPE
 from voisobot.teams.people import TeamsPeople, fetch_member
 from voisobot.teams.question_cards import VERBS as QUESTION_VERBS
@@ -46,13 +48,20 @@ MAX_RETRY_AFTER = 5.0  # Teams gives up on the activity's own answer after about
 def register(app, answers: TeamsAnswers, references: References,
              clock: Callable[[], datetime], retry_waits: Callable[[], tuple[float, ...]],
              buttons: TeamsAlertButtons | None = None, people: TeamsPeople | None = None,
-             questions: TeamsQuestionButtons | None = None) -> None:
+             questions: TeamsQuestionButtons | None = None,
+             seen_in_team: Callable[[str | None, str | None], None] | None = None) -> None:
     """``people``: learn who the user of each personal chat is (when "was this you?" may
     ask in Teams); None: personal chats are kept without their user's address.
-    ``questions``: the answers to "was this you?" cards."""
+    ``questions``: the answers to "was this you?" cards. ``seen_in_team``: told each
+    activity's channel and team, before its command or press is checked."""
+    def learn_team(activity) -> None:
+        if seen_in_team is not None:
+            seen_in_team(_access_channel(activity), _team_id(activity))
+
     @app.on_message
     async def message(ctx) -> None:
         activity = ctx.activity
+        learn_team(activity)
         text = _command_text(activity)
         if is_subscribe(text):
             subscriptions = Subscriptions(answers.commands.guard, references, clock)
@@ -70,15 +79,20 @@ def register(app, answers: TeamsAnswers, references: References,
     @app.on_card_action_execute
     async def card_action(ctx) -> dict:
         activity = ctx.activity
+        learn_team(activity)
         action = activity.value.action
         conversation = activity.conversation.id if activity.conversation else ""
         if questions is not None and action.verb in QUESTION_VERBS:
             return questions.press(_user_id(activity), conversation, activity.reply_to_id,
                                    action.verb, action.data)
+        if action.verb == MORE_ACTION:
+            return card_answer(answers.more(_user_id(activity), _access_channel(activity),
+                                            action.data))
         if buttons is None:  # an alert card from a run that posted them; not this one
             return message_answer(FAILED)
         return buttons.press(_user_id(activity), _access_channel(activity), conversation,
-                             activity.reply_to_id, action.verb, action.data)
+                             activity.reply_to_id, action.verb, action.data,
+                             _user_name(activity))
 
     @app.on_conversation_update
     async def conversation_update(ctx) -> None:
@@ -114,6 +128,13 @@ def _user_id(activity) -> str:
     return (sender.aad_object_id or sender.id or "") if sender is not None else ""
 
 
+def _user_name(activity) -> str:
+    """The name Teams shows for who acted; typed by people, so only ever shown as text."""
+    sender = activity.from_
+    name = sender.name if sender is not None else None
+    return name if isinstance(name, str) else ""
+
+
 def _access_channel(activity) -> str | None:
     """The id access.teams_channels is checked against: a channel's, else the chat's."""
     data = activity.channel_data
@@ -121,6 +142,12 @@ def _access_channel(activity) -> str | None:
         return data.channel.id
     conversation = activity.conversation
     return conversation_base(conversation.id) if conversation and conversation.id else None
+
+
+def _team_id(activity) -> str | None:
+    """The team of a channel's activity, as Teams says in its channel data."""
+    data = activity.channel_data
+    return data.team.id if data is not None and data.team is not None else None
 
 
 def _keep(references: References, activity, clock) -> ConversationRef | None:

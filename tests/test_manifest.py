@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from slack_sdk import WebClient
 
-from voisobot import handlers
+from voisobot.handlers import slack as slack_handlers
 
 ROOT = Path(__file__).resolve().parents[1]
 # The scope each Web API method the bot may call needs (api.slack.com/methods).
@@ -28,8 +28,8 @@ def manifest() -> dict:
 
 def web_api_calls() -> set[str]:
     """WebClient methods called anywhere in the bot's code."""
-    sources = [ROOT / "bot.py", *(ROOT / "voisobot").glob("*.py"),
-               *(ROOT / "handlers").glob("*.py")]
+    sources = [ROOT / "bot.py", *(ROOT / "voisobot").rglob("*.py"),
+               *(ROOT / "handlers").rglob("*.py")]
     names = {name for path in sources
              for name in re.findall(r"\.([a-z]+_[A-Za-z_]+)\(", path.read_text("utf-8"))}
     return {name for name in names if callable(getattr(WebClient, name, None))}
@@ -47,7 +47,8 @@ def test_the_scopes_are_exactly_those_of_the_methods_called():
 
 def test_the_slash_command_buttons_and_socket_mode_are_declared():
     app = manifest()
-    assert [c["command"] for c in app["features"]["slash_commands"]] == [handlers.SLASH_COMMAND]
+    commands = [c["command"] for c in app["features"]["slash_commands"]]
+    assert commands == [slack_handlers.SLASH_COMMAND]
     assert app["settings"]["interactivity"]["is_enabled"] is True
     assert app["settings"]["socket_mode_enabled"] is True
 

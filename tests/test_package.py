@@ -34,7 +34,7 @@ def test_the_wheel_builds_without_a_warning_and_carries_templates_and_migrations
     assert "voisobot/templates/teams/_base.json.j2" in names
     assert "voisobot/templates/slack/commands/user.json.j2" in names
     assert any(re.fullmatch(r"voisobot/migrations/0001_\w+\.sql", n) for n in names)
-    assert "voisobot/handlers/actions.py" in names
+    assert "voisobot/handlers/slack/actions.py" in names
     assert not any(n.startswith(("tests/", "bot.py", "handlers/", "templates/")) for n in names)
 
 

@@ -4,6 +4,7 @@ groups, or anyone acting in a listed channel. Nobody else, and nobody by default
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 from voisobot.config import AccessConfig
@@ -16,7 +17,11 @@ GROUP_CACHE_SECONDS = 300.0
 GROUP_FAILURE_CACHE_SECONDS = 30.0
 
 
+TEAMS_REMEMBERED = 10_000  # channels whose team the Teams policy knows
+
 class AccessPolicy:
+    platform = "slack"  # whose identities it checks, as the audit trail names it
+
     def __init__(self, config: AccessConfig, group_members: Callable[[str], set[str]],
                  clock=time.monotonic):
         """``group_members(group_id)`` returns the user IDs of a Slack user group (the
@@ -61,13 +66,40 @@ class AccessPolicy:
 
 
 class TeamsAccessPolicy:
-    """Who may ask the Teams bot: listed Entra ID object ids (access.teams_users), or anyone
-    in a listed Teams channel or chat (access.teams_channels). The Slack lists never count
-    here, nor these in Slack: an id of one platform cannot open the other."""
+    """Who may ask the Teams bot: listed Entra ID object ids (access.teams_users), anyone in
+    a listed Teams channel or chat (access.teams_channels), or anyone in any channel of a
+    listed team (access.teams_teams). The Slack lists never count here, nor these in Slack:
+    an id of one platform cannot open the other.
+
+    Which team a channel belongs to is what Teams said in the channel data of an
+    authenticated activity from it (``saw``), kept for the last TEAMS_REMEMBERED channels:
+    a press or a command carries its channel, and the listener tells the policy its team
+    before asking it."""
+
+    platform = "teams"
 
     def __init__(self, config: AccessConfig):
         self.users, self.channels = frozenset(config.teams_users), frozenset(
             config.teams_channels)
+        self.teams = frozenset(config.teams_teams)
+        self._team_of: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def saw(self, channel_id: str | None, team_id: str | None) -> None:
+        """An authenticated activity came from ``channel_id``, in ``team_id``."""
+        if not channel_id or not team_id:
+            return
+        with self._lock:
+            self._team_of[channel_id] = team_id
+            self._team_of.move_to_end(channel_id)
+            while len(self._team_of) > TEAMS_REMEMBERED:
+                self._team_of.popitem(last=False)
 
     def allows(self, user_id: str, channel_id: str | None) -> bool:
-        return user_id in self.users or (channel_id is not None and channel_id in self.channels)
+        if user_id in self.users:
+            return True
+        if channel_id is None:
+            return False
+        with self._lock:
+            team = self._team_of.get(channel_id)
+        return channel_id in self.channels or team in self.teams

@@ -74,7 +74,9 @@ class Guard:
         return Answer(self.renderer.render_answer("denied", user=entry.user_id))
 
     def record(self, entry: AuditEntry, outcome: str, *, allowed: bool = True) -> None:
-        audit(self.store, replace(entry, allowed=allowed, outcome=outcome), self.clock())
+        """The audit row, with the platform of the identities this gate checks."""
+        audit(self.store, replace(entry, allowed=allowed, outcome=outcome,
+                                  platform=self.policy.platform), self.clock())
 
 
 class UsageError(ValueError):
@@ -154,8 +156,12 @@ def _quoted(text: str) -> str:
 
 class Commands:
     def __init__(self, store: Store, renderer: SlackRenderer, policy: AccessPolicy,
-                 clock: Callable[[], datetime], metrics: Metrics | None = None):
+                 clock: Callable[[], datetime], metrics: Metrics | None = None,
+                 platform: str = "slack"):
+        """``platform``: where the commands are typed, "slack" (``/voiso``) or "teams"
+        (``@Voiso``), for the words the help shows."""
         self.store, self.renderer, self.clock = store, renderer, clock
+        self.platform = platform
         self.metrics = metrics or Metrics()
         self.guard = Guard(store, renderer, policy, clock)
 
@@ -193,12 +199,14 @@ class Commands:
         return answer, result
 
     def usage(self, problem: str = "") -> Answer:
-        return Answer(self.renderer.render_answer("help", problem=problem))
+        return Answer(self.renderer.render_answer("help", problem=problem,
+                                                  platform=self.platform))
 
     def _answer(self, query: Query) -> tuple[Answer, str]:
         conn = self.store.connection()
         name, context = ANSWERS[query.name](conn, query, self.clock())
-        message = self.renderer.render_answer(name, **context, public=query.public)
+        message = self.renderer.render_answer(name, **context, public=query.public,
+                                              platform=self.platform)
         return Answer(message, query.public), f"answered {query.name}"
 
 
@@ -260,10 +268,12 @@ def _stats(conn, query: Query, now: datetime) -> tuple[str, dict]:
 
 
 def _audit_log(conn, query: Query, now: datetime) -> tuple[str, dict]:
-    """Who did what; the user and channel IDs come from Slack, so they are mentioned."""
+    """Who did what; the user and channel IDs of Slack's rows come from Slack, so they are
+    mentioned (a Teams row's ids are Entra and Teams ids: text)."""
     page = queries.audit_log(conn, PAGE, query.before)
     rows = [replace(a, user_id=slack_id_or_text(a.user_id),
-                    channel_id=slack_id_or_text(a.channel_id)) for a in page.items]
+                    channel_id=slack_id_or_text(a.channel_id)) if a.platform == "slack" else a
+            for a in page.items]
     return "audit", {"page": replace(page, items=rows), "more": more_value(query, page)}
 
 

@@ -252,6 +252,10 @@ class AccessConfig:
                                              "such as 19:abc123@thread.tacv2",
                                              check=lambda v: all(_TEAMS_CONVERSATION.match(i)
                                                                  for i in v))
+    teams_teams: tuple[str, ...] = option((), expect="a list of Teams team ids such as "
+                                          "19:abc123@thread.tacv2",
+                                          check=lambda v: all(_TEAMS_CONVERSATION.match(i)
+                                                              for i in v))
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ class TeamsOutput:
 class BotOutput:
     """How cards reach conversations where the Teams bot is installed ("teamsbot:<name>"):
     ``renderer.bot_card(view)`` builds the card, ``sender.post(name, card)`` posts it and
-    ``sender.update(name, activity_id, card)`` replaces it (teams_bot.sender.BotSender)."""
+    ``sender.update(name, activity_id, card)`` replaces it (teams.sender.BotSender)."""
 
     renderer: object
     sender: object
@@ -449,7 +449,8 @@ def alert_view(outbox: Outbox, alert: QueuedAlert) -> AlertView:
     group = outbox.group_summary(alert.id) if alert.event_count > 1 else None
     acked_at = datetime.fromisoformat(alert.acked_at) if alert.acked_at else None
     return AlertView(event, alert.severity, alert_id=alert.id, context=context, group=group,
-                     acked_by=alert.acked_by, acked_at=acked_at,
+                     acked_by=alert.acked_by, acked_at=acked_at, acked_via=alert.acked_via,
+                     acked_by_name=alert.acked_by_name,
                      confirmations=confirmations(outbox.store, alert.id))
 
 
@@ -465,4 +466,8 @@ def confirmations(store, alert_id: int) -> tuple[dict, ...]:
 
 def _ack_changed(outbox: Outbox, shown: QueuedAlert) -> bool:
     now = outbox.alert(shown.id)
-    return now is not None and (now.acked_by, now.acked_at) != (shown.acked_by, shown.acked_at)
+    return now is not None and _ack_of(now) != _ack_of(shown)
+
+
+def _ack_of(alert: QueuedAlert) -> tuple:
+    return alert.acked_by, alert.acked_at, alert.acked_via, alert.acked_by_name

@@ -1,7 +1,7 @@
 """The operations listener: /healthz, /readyz and /metrics on [ops] host and port.
 
 It runs in every mode (Socket Mode, HTTP mode, and with no Slack token at all), on its
-own port: never the public one of /slack/events (serve.py), so metrics and the store's
+own port: never the public one of /slack/events (slack/serve.py), so metrics and the store's
 state are not shown to the internet. waitress serves it from a thread (serve.HttpServer),
 stopped with the rest of the bot.
 

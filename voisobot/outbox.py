@@ -12,14 +12,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from voisobot import questions
-from voisobot.routing import is_slack
+from voisobot.routing import TEAMS_PREFIX, is_slack
 from voisobot.store import Store, time_text, transaction
 
 ENQUEUE_CURSOR = "alerts_enqueued"
 _ALERT_COLUMNS = ("a.id, a.event_id, a.channel, a.severity, a.state, a.attempts, "
                   "a.next_attempt_at, a.first_tried_at, e.raw, a.event_count, a.slack_ts, "
-                  "a.acked_by, a.acked_at, e.body_sha256")
+                  "a.acked_by, a.acked_at, e.body_sha256, a.acked_via, a.acked_by_name")
 _BEHIND = "a.state = 'sent' AND a.event_count > a.shown_count"  # posted, events not shown
+# mark_stale as an UPDATE's assignment, for an alert changed in someone else's transaction
+# (an acknowledgement reaching its siblings). A webhook card ("teams:<name>") cannot be
+# edited, and a stale one would get a summary card: it is left as it is.
+STALE_IF_EDITABLE = (f"shown_count = CASE WHEN substr(channel, 1, {len(TEAMS_PREFIX)}) = "
+                     f"'{TEAMS_PREFIX}' THEN shown_count ELSE 0 END")
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,8 @@ class QueuedAlert:
     acked_by: str | None = None
     acked_at: str | None = None
     event_sha256: bytes = b""  # the first event's fingerprint: part of the post's metadata
+    acked_via: str | None = None  # "slack" or "teams": whose id acked_by is
+    acked_by_name: str | None = None
 
 
 class Outbox:

@@ -130,7 +130,7 @@ UNACKED_SQL = f"""
       AND a.channel NOT LIKE 'teams:%' -- a Teams card has no button to acknowledge it
     ORDER BY a.id LIMIT :limit"""
 AUDIT_SQL = """
-    SELECT id, at, user_id, channel_id, action, detail, allowed, outcome FROM audit
+    SELECT id, at, user_id, channel_id, action, detail, allowed, outcome, platform FROM audit
     WHERE id < :before_id ORDER BY id DESC LIMIT :limit"""
 
 _IN_PERIOD = "event_time >= :since AND event_time <= :until"
@@ -273,6 +273,7 @@ class AuditRow:
     detail: str
     allowed: bool
     outcome: str | None
+    platform: str = "slack"  # where it came from: "slack" or "teams"
 
 
 @dataclass(frozen=True, slots=True)
@@ -580,7 +581,8 @@ def audit_log(conn: sqlite3.Connection, limit: int = 20,
     """Commands and button presses, newest first."""
     params = {"before_id": 2**63 - 1 if before_id is None else before_id,
               "limit": _checked_limit(limit) + 1}
-    rows = [AuditRow(*row[:6], bool(row[6]), row[7]) for row in conn.execute(AUDIT_SQL, params)]
+    rows = [AuditRow(*row[:6], bool(row[6]), *row[7:]) for row in conn.execute(AUDIT_SQL,
+                                                                               params)]
     return _page(rows, limit, cursor=lambda row: row.id)
 
 

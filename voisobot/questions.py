@@ -167,7 +167,7 @@ class Questions:
                      teams_user, conversation_id, time_text(now))
 
     # The job's changes apply only while the question is still being asked: the person's
-    # own press may have proved the DM and answered meanwhile (question_buttons.py).
+    # own press may have proved the DM and answered meanwhile (slack/question_buttons.py).
 
     def mark_asked(self, question_id: int, ts: str, now: datetime) -> None:
         self._update(question_id, "state = 'asked', dm_ts = ?, asked_at = ?, last_error = NULL",

@@ -180,7 +180,7 @@ def teams_bot(cfg: Config, store: Store, metrics: Metrics, renderer: SlackRender
     and, when "was this you?" may ask in Teams, who each personal chat's user is and the
     answers pressed on its cards."""
     policy = TeamsAccessPolicy(cfg.access)
-    commands = Commands(store, renderer, policy, utc_now, metrics)
+    commands = Commands(store, renderer, policy, utc_now, metrics, platform="teams")
     guard = Guard(store, renderer, policy, utc_now)
     buttons = TeamsAlertButtons(Outbox(store), teams_renderer(cfg), guard, References(store),
                                 utc_now)
@@ -192,7 +192,8 @@ def teams_bot(cfg: Config, store: Store, metrics: Metrics, renderer: SlackRender
         questions = TeamsQuestionButtons(answers, teams_renderer(cfg),
                                          lambda q: question_view(outbox, q, cfg))
     return BotServer(cfg.teams.bot, TeamsAnswers(commands), References(store), utc_now, env,
-                     buttons=buttons, people=people, questions=questions)
+                     buttons=buttons, people=people, questions=questions,
+                     seen_in_team=policy.saw)
 
 
 def asks_in_teams(cfg: Config) -> bool:
@@ -226,7 +227,7 @@ def slack_app(cfg: Config, client, runtime: Runtime, renderer: SlackRenderer) ->
     """The Bolt app with every listener registered."""
     # No auth.test at start-up: Slack being down must not stop the intake. No signature
     # check either: the front door checks each request before Bolt sees it, and Bolt's
-    # check logs the whole body of a request it refuses (front_door.py).
+    # check logs the whole body of a request it refuses (slack/front_door.py).
     app = App(client=client, token_verification_enabled=False,
               request_verification_enabled=False, logger=BOLT_LOG)
     policy = AccessPolicy(cfg.access, lambda group: slack.usergroup_members(client, group))
@@ -236,8 +237,8 @@ def slack_app(cfg: Config, client, runtime: Runtime, renderer: SlackRenderer) ->
     if runtime.confirmations is not None:
         answers = QuestionButtons(runtime.confirmations.questions, outbox, commands.guard, cfg,
                                   runtime.confirmations.show_in_dm, utc_now, metrics)
-    slack_handlers.register(app, commands, AlertButtons(outbox, renderer, runtime.delivery.sender,
-                                                  policy, utc_now, metrics), answers)
+    buttons = AlertButtons(outbox, renderer, runtime.delivery.sender, policy, utc_now, metrics)
+    slack_handlers.register(app, commands, buttons, answers)
     return app
 
 

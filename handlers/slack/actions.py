@@ -41,8 +41,10 @@ def register(app, answers: Commands, buttons: AlertButtons,
 def press_of(body: dict, action: dict) -> Press:
     """The press in a block_actions payload, read without trusting its shape: whatever
     it holds, the core gets a Press to check and audit."""
-    return Press(_text(_field(body, "user").get("id")), _channel(body), _message(body),
-                 _text(action.get("action_id")), _text(action.get("value")))
+    user = _field(body, "user")
+    return Press(_text(user.get("id")), _channel(body), _message(body),
+                 _text(action.get("action_id")), _text(action.get("value")),
+                 _text(user.get("name") or user.get("username")))
 
 
 def _message(body: dict) -> MessageRef | None:

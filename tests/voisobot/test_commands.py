@@ -4,7 +4,6 @@
 import re
 
 import pytest
-from voisobot.slack.render import SlackRenderer
 
 from tests.slack_display import readable, shown
 from tests.voisobot.test_queries import HOSTILE, NOW, USER, add_alert, record
@@ -13,6 +12,7 @@ from voisobot.access import AccessPolicy
 from voisobot.commands import Commands, parse, query_from_button
 from voisobot.config import AccessConfig
 from voisobot.render import one_line
+from voisobot.slack.render import SlackRenderer
 
 ALLOWED, STRANGER, CHANNEL = "UALLOWED1", "USTRANGER1", "CSECURITY1"
 

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
-from voisobot.slack.render import SlackRenderer
 
 from tests.slack_display import readable, shown
 from tests.voisobot.slack.test_render import (
@@ -19,6 +18,7 @@ from tests.voisobot.slack.test_render import (
     spoof_text,
 )
 from voisobot.render import QuestionView
+from voisobot.slack.render import SlackRenderer
 from voisobot.values import SafeUrl, SlackId
 
 PERSON, GROUP = SlackId("UJANE00001"), SlackId("SRESPOND01")

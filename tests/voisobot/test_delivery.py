@@ -6,7 +6,6 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from voisobot.slack.render import SlackRenderer
 
 from tests.conftest import sqs_message
 from tests.fakes.slack_api import FakeSlack
@@ -15,6 +14,7 @@ from voisobot.delivery import AlertDelivery
 from voisobot.intake import Intake, to_delivery
 from voisobot.outbox import Outbox
 from voisobot.slack import sender as slack
+from voisobot.slack.render import SlackRenderer
 from voisobot.store import (
     _INSERT_EVENT,
     Store,

@@ -5,7 +5,6 @@ import json
 from datetime import timedelta
 
 import pytest
-from voisobot.slack.render import SlackRenderer
 
 from tests.conftest import sqs_message
 from tests.fakes.slack_api import FakeSlack
@@ -15,6 +14,7 @@ from voisobot.delivery import AlertDelivery
 from voisobot.intake import Intake
 from voisobot.outbox import Outbox
 from voisobot.slack import sender as slack
+from voisobot.slack.render import SlackRenderer
 from voisobot.store import Store
 
 CHANNEL = "C0SECURITY"

@@ -4,13 +4,13 @@ answers, and the cache knows which names look alike."""
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from voisobot.slack.render import SlackRenderer
 
 from tests.slack_display import readable
 from tests.voisobot.slack.test_render import alert_for
 from tests.voisobot.test_commands import ALLOWED, CHANNEL, make_commands
 from tests.voisobot.test_queries import NOW, record
 from voisobot import history, jobs, lookalike
+from voisobot.slack.render import SlackRenderer
 from voisobot.teams.cards import TeamsRenderer
 
 CYRILLIC_A = "\u0430"

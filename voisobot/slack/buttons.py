@@ -20,7 +20,7 @@ from datetime import datetime
 
 from voisobot import acks, logs
 from voisobot.access import AccessPolicy
-from voisobot.acks import AckOutcome, AuditEntry, MessageRef
+from voisobot.acks import Acker, AckOutcome, AuditEntry, MessageRef
 from voisobot.commands import Answer, Guard
 from voisobot.delivery import alert_view
 from voisobot.errors import VoisoBotError
@@ -41,13 +41,14 @@ DETAIL_VALUE_CHARS = 200  # of a button's value kept in the audit table
 @dataclass(frozen=True)
 class Press:
     """A click: who, in which channel, on which message, which button, and the button's
-    value (``{"alert": id}``)."""
+    value (``{"alert": id}``); and the presser's Slack user name, shown in Teams."""
 
     user_id: str
     channel_id: str | None
     message: MessageRef | None  # None: the press names no message
     action: str  # ACK_ACTION or REOPEN_ACTION
     value: str
+    user_name: str = ""
 
 
 class NotOurButton(VoisoBotError):
@@ -121,7 +122,7 @@ class AlertButtons:
         if outcome.status in ("acknowledged", "reopened"):
             return None, outcome.status
         return Answer(self.renderer.render_answer(
-            "ack", status=outcome.status, by=slack_id_or_text(outcome.by), at=outcome.at)
+            "ack", status=outcome.status, ack=acknowledger(outcome), at=outcome.at)
         ), outcome.status
 
     def _record(self, press: Press) -> AckOutcome:
@@ -129,7 +130,8 @@ class AlertButtons:
         pressed = _pressed_message(press)
         store = self.outbox.store
         if press.action == ACK_ACTION:
-            outcome = acks.acknowledge(store, alert_id, pressed, press.user_id, self.clock())
+            outcome = acks.acknowledge(store, alert_id, pressed, Acker(
+                press.user_id, "slack", press.user_name or None), self.clock())
         elif press.action == REOPEN_ACTION:
             outcome = acks.reopen(store, alert_id, pressed)
         else:
@@ -140,7 +142,8 @@ class AlertButtons:
         return outcome
 
     def _show(self, outcome: AckOutcome) -> None:
-        """Put the alert's message as it now stands in place of the clicked one."""
+        """Put the alert's message as it now stands in place of the clicked one (its
+        siblings were marked stale with the change: the delivery job updates them)."""
         alert = self.outbox.alert(outcome.alert_id)
         if alert is None or not alert.slack_ts:
             return
@@ -199,6 +202,14 @@ def _short(text: str | None, limit: int = 40) -> str:
     the log."""
     text = str(text)
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def acknowledger(outcome: AckOutcome) -> dict | None:
+    """Who holds the alert, as the ack answer's template shows them (render.py's "ack")."""
+    if outcome.by is None:
+        return None
+    return {"by": slack_id_or_text(outcome.by), "platform": outcome.via,
+            "name": outcome.name or outcome.by}
 
 
 def _described(outcome: AckOutcome) -> str:

@@ -5,7 +5,7 @@ check first, before Bolt sees it.
    (waitress itself refuses bodies over the limit, chunked ones too: serve.HttpServer).
 2. Signature: ``X-Slack-Signature`` must be the HMAC of the timestamp and the body under
    SLACK_SIGNING_SECRET, and the timestamp within 5 minutes of now; else 401.
-3. Shape: the body must be one of Slack's (slack_requests.py); else 400.
+3. Shape: the body must be one of Slack's (slack/requests.py); else 400.
 4. Replay: a signature acted on before is answered without acting, and audited
    (replays.py).
 

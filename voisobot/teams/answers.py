@@ -5,20 +5,23 @@ its access check and audit entry) exactly as a /voiso command does; only the las
 differs. The answer the Slack renderer built is a settled message whose every text is
 literal (rich_text and plain_text: slack.render.settled_message), so its text can be read back
 as it will be shown and put into an Adaptive Card 1.4, each line one TextBlock escaped with
-teams_cards.teams_markdown, the escaping of the webhook cards. No event text is read as
+teams.cards.teams_markdown, the escaping of the webhook cards. No event text is read as
 markdown, HTML or a mention, and the card gets the same checks and 28 KB limit.
 
-Not yet: Teams' own answer templates, and the "More" button (a Slack action): a long list
-ends with a line saying that the rest is in /voiso.
+A long list ends with a "More" button, as in Slack: an ``Action.Execute`` (verb
+``voiso_more``, data ``{"more": <the Slack button's value>}``) whose invoke is answered by
+``TeamsAnswers.more`` through the same ``Commands.more``, so the value is checked as
+strictly as typed input and the press is audited. Its answer is the next page, which
+Teams puts in place of the pressed card.
 """
 
+import json
 from typing import Any
 
-from voisobot.commands import Commands
+from voisobot.commands import MORE_ACTION, Commands
 from voisobot.render import one_line
 from voisobot.teams.cards import CARD_VERSION, checked_card, fitted, teams_markdown
 
-MORE_IN_SLACK = "More in Slack: /voiso with the same words (pages are not in Teams yet)."
 # How a non-text rich text element reads (a Slack mention means nothing in Teams).
 _SIGILS = {"user": "@", "channel": "#", "usergroup": "@", "broadcast": "@"}
 
@@ -34,16 +37,27 @@ class TeamsAnswers:
         with the user's Entra object id and the channel or chat id."""
         return card_from_answer(self.commands.command(user_id, conversation_id, text).message)
 
+    def more(self, user_id: str, conversation_id: str | None, data) -> dict:
+        """The next page, for a press of a card's "More" (its invoke's ``data``); audited
+        by the Guard like a Slack "More", whatever the data holds."""
+        value = data.get("more") if isinstance(data, dict) else None
+        value = value if isinstance(value, str) else json.dumps(data, default=repr)[:2000]
+        return card_from_answer(self.commands.more(user_id, conversation_id, value).message)
+
 
 def card_from_answer(message: dict) -> dict:
     """A settled Slack answer as an Adaptive Card of plain TextBlocks."""
     body: list[dict] = []
+    actions: list[dict] = []
     separate = False
     for block in message.get("blocks") or [{"type": "context", "elements": [
             {"type": "plain_text", "text": message.get("text", "")}]}]:
         kind = block.get("type")
         if kind == "divider":
             separate = True
+            continue
+        if kind == "actions":
+            actions += _more_actions(block)
             continue
         lines = _lines(block)
         for i, (line, bold) in enumerate(lines):
@@ -57,8 +71,19 @@ def card_from_answer(message: dict) -> dict:
                 node["separator"] = True
             body.append(node)
         separate = separate and not lines
-    return fitted(checked_card({"type": "AdaptiveCard", "version": CARD_VERSION,
-                                "body": body or [_text_block("-")]}, set()))
+    card: dict[str, Any] = {"type": "AdaptiveCard", "version": CARD_VERSION,
+                            "body": body or [_text_block("-")]}
+    if actions:
+        card["actions"] = actions
+    return fitted(checked_card(card, set()))
+
+
+def _more_actions(block: dict) -> list[dict]:
+    """The Slack answer's "More" button as an Action.Execute carrying the same value."""
+    return [{"type": "Action.Execute", "title": "More", "verb": MORE_ACTION,
+             "data": {"more": element["value"]}}
+            for element in block.get("elements", [])
+            if element.get("action_id") == MORE_ACTION and isinstance(element.get("value"), str)]
 
 
 def text_card(*lines: str) -> dict:
@@ -83,8 +108,6 @@ def _lines(block: dict) -> list[tuple[str, bool]]:
         return [(" · ".join(e.get("text", "") for e in block.get("elements", [])), False)]
     if kind == "section":  # fields: plain_text, one line each
         return [(field.get("text", ""), False) for field in block.get("fields", [])]
-    if kind == "actions":
-        return [(MORE_IN_SLACK, False)]
     return []
 
 

@@ -39,7 +39,7 @@ COMMAND_HELP = {
     "help": "How to ask the bot",
     "subscribe": "Name this conversation so routes can send alerts here: subscribe NAME",
 }
-# Teams-only: naming a conversation for [[routes]] teams_bot (teams_bot/subscribe.py).
+# Teams-only: naming a conversation for [[routes]] teams_bot (teams/subscribe.py).
 TEAMS_COMMANDS = (*SUBCOMMANDS, SUBSCRIBE)
 
 

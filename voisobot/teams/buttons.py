@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from voisobot import acks, logs
-from voisobot.acks import AckOutcome, AuditEntry, MessageRef
+from voisobot.acks import Acker, AckOutcome, AuditEntry, MessageRef
 from voisobot.commands import Guard
 from voisobot.delivery import alert_view
 from voisobot.outbox import Outbox
@@ -44,19 +44,21 @@ FAILED = "Something went wrong; nothing was changed. Try again."
 class TeamsAlertButtons:
     def __init__(self, outbox: Outbox, renderer, guard: Guard, references: References,
                  clock: Callable[[], datetime]):
-        """``renderer.bot_card(view)`` builds the card (teams_cards.TeamsRenderer)."""
+        """``renderer.bot_card(view)`` builds the card (voisobot.teams.cards.TeamsRenderer)."""
         self.outbox, self.renderer, self.guard = outbox, renderer, guard
         self.references, self.clock = references, clock
 
     def press(self, user_id: str, channel_id: str | None, conversation_id: str,
-              card_activity_id: str | None, verb: str, data) -> dict:
-        """The invoke's answer to a press. Never raises: whatever happens is audited."""
+              card_activity_id: str | None, verb: str, data, user_name: str = "") -> dict:
+        """The invoke's answer to a press. Never raises: whatever happens is audited.
+        ``user_name`` is the name Teams gives the presser (``from.name``), shown in Slack."""
         entry = AuditEntry(user_id, channel_id, "button",
                            f"{str(verb)[:80]} {_shown(data)[:DETAIL_VALUE_CHARS]}", True, "")
         if self.guard.refusal(entry) is not None:  # audited by the guard
             return message_answer(NOT_ALLOWED)
         try:
-            outcome = self._record(user_id, conversation_id, card_activity_id, verb, data)
+            outcome = self._record(Acker(user_id, "teams", user_name or None),
+                                   conversation_id, card_activity_id, verb, data)
         except NotOurButton as exc:
             self.guard.record(entry, f"ignored: {exc}")
             return message_answer(FAILED)
@@ -76,7 +78,7 @@ class TeamsAlertButtons:
             return message_answer(GONE)
         return card_answer(self.renderer.bot_card(alert_view(self.outbox, alert)))
 
-    def _record(self, user_id: str, conversation_id: str, card_activity_id: str | None,
+    def _record(self, user: Acker, conversation_id: str, card_activity_id: str | None,
                 verb: str, data) -> AckOutcome:
         alert_id = alert_id_of(json.dumps(data) if isinstance(data, dict) else "")
         name = self.references.name_of(conversation_id)
@@ -84,7 +86,7 @@ class TeamsAlertButtons:
             raise NotThisMessage("the press names no subscribed conversation's message")
         pressed = MessageRef(teams_bot_channel(name), card_activity_id)
         if verb == ACK_ACTION:
-            outcome = acks.acknowledge(self.outbox.store, alert_id, pressed, user_id,
+            outcome = acks.acknowledge(self.outbox.store, alert_id, pressed, user,
                                        self.clock())
         elif verb == REOPEN_ACTION:
             outcome = acks.reopen(self.outbox.store, alert_id, pressed)

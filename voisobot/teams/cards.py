@@ -142,7 +142,7 @@ class TeamsRenderer:
         ack = template_context(alert)["ack"]
         if ack:
             card["body"].append({"type": "TextBlock", "wrap": True, "color": "Good",
-                                 "text": f"✅ Acknowledged by {teams_markdown(ack['by'])} at "
+                                 "text": f"✅ Acknowledged by {acknowledger(ack)} at "
                                          f"{teams_markdown(ack['at'])}"})
         verb, title = (REOPEN_VERB, "Reopen") if ack else (ACK_VERB, "Acknowledge")
         action = {"type": "Action.Execute", "title": title, "verb": verb,
@@ -211,6 +211,16 @@ def confirmation_lines(confirmations) -> list[str]:
         else:
             lines.append(f"❓ Asking {who} \"was this you?\"…")
     return lines
+
+
+def acknowledger(ack: dict) -> str:
+    """Who acknowledged, as Teams markdown: someone in Teams by their name, someone in Slack
+    by their Slack name and "(Slack)" (an older row: its stored id, as before)."""
+    if ack["platform"] == "teams":
+        return teams_markdown(ack["name"])
+    if ack["platform"] == "slack":
+        return f"{teams_markdown(ack['name'])} (Slack)"
+    return teams_markdown(ack["by"])
 
 
 def envelope(card: dict) -> dict:

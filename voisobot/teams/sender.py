@@ -41,7 +41,7 @@ _ADVICE = {
 
 class BotSender:
     def __init__(self, server, references: References, timeout: float):
-        """``server`` is the running teams_bot.server.BotServer (its app and loop)."""
+        """``server`` is the running teams.server.BotServer (its app and loop)."""
         self.server, self.references, self.timeout = server, references, timeout
 
     def pace_key(self, name: str) -> str:

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from voisobot.slack.render import SlackRenderer
 
 from tests.fakes.slack_api import FakeSlack
 from tests.slack_display import readable
@@ -33,6 +32,7 @@ from voisobot.slack.buttons import (
     Press,
     alert_id_of,
 )
+from voisobot.slack.render import SlackRenderer
 
 ANALYST = "UANALYST01"
 DEFAULT, SECURITY = "C0DEFAULT1", "C0SECURITY"

@@ -14,16 +14,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
-from voisobot.slack.render import BUILTIN_TEMPLATES, SlackRenderer
 
 from tests.slack_display import assert_shown_literally, shown
 from voisobot import events, samples
 from voisobot.render import GENERIC_TEMPLATE, SEVERITY_EMOJI, AlertView, one_line, template_name
 from voisobot.routing import severity_of
+from voisobot.slack.render import BUILTIN_TEMPLATES, SlackRenderer
 from voisobot.slack.text import truncate, truncate_escaped
 
-ROOT = Path(__file__).resolve().parents[2]
-EXPECTED = Path(__file__).parent / "expected" / "slack"
+ROOT = Path(__file__).resolve().parents[3]
+EXPECTED = Path(__file__).resolve().parents[1] / "expected" / "slack"
 UPDATE = os.environ.get("UPDATE_EXPECTED") == "1"  # rewrite the expected files, then review
 
 

@@ -9,7 +9,6 @@ import unicodedata
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from voisobot.slack.render import SlackRenderer
 
 from tests.slack_display import assert_shown_literally, shown
 from tests.voisobot.slack.test_render import alert_for, override, spoof_text
@@ -23,6 +22,7 @@ from voisobot.render import (
     SlackId,
     one_line,
 )
+from voisobot.slack.render import SlackRenderer
 from voisobot.slack.text import Tokens, notification, plain, rich_elements
 
 KIND = "app_login/unauthorized_ip"

@@ -15,17 +15,17 @@ import uuid
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from voisobot.slack.render import SlackRenderer
 
 from tests.fakes.adaptive_card_schema import validate_card
 from tests.fakes.bot_connector import FakeBotConnector
 from tests.voisobot.teams.test_cards import TEAMS_HOSTILE, assert_safe, texts
 from tests.voisobot.test_queries import NOW, record
-from voisobot import check, config, runtime, sqs
+from voisobot import access, check, config, runtime, sqs
 from voisobot.access import AccessPolicy, TeamsAccessPolicy
 from voisobot.commands import Commands
 from voisobot.config import AccessConfig
 from voisobot.errors import ConfigError
+from voisobot.slack.render import SlackRenderer
 from voisobot.store import Store
 from voisobot.teams.answers import TeamsAnswers
 from voisobot.teams.references import References
@@ -219,9 +219,121 @@ def test_teams_access_counts_teams_ids_only(access, user, allowed):
     assert policy.allows(user, CHANNEL) is allowed
 
 
+OTHER_CHANNEL = "19:engineering@thread.tacv2"
+
+
+@pytest.mark.parametrize("seen_team, allowed", [
+    (TEAM, True),                            # a channel of the listed team
+    ("19:other-team@thread.tacv2", False),   # of another team
+    (None, False),                           # a channel whose team Teams never named
+])
+def test_a_listed_team_opens_every_channel_of_it(seen_team, allowed):
+    policy = TeamsAccessPolicy(AccessConfig(teams_teams=(TEAM,)))
+    policy.saw(OTHER_CHANNEL, seen_team)
+    assert policy.allows(STRANGER, OTHER_CHANNEL) is allowed
+    assert not policy.allows(STRANGER, "a:personal-chat")  # a chat is in no team
+
+
+def test_the_policy_forgets_the_oldest_channels_beyond_its_bound(monkeypatch):
+    monkeypatch.setattr(access, "TEAMS_REMEMBERED", 3)
+    policy = TeamsAccessPolicy(AccessConfig(teams_teams=(TEAM,)))
+    for i in range(4):
+        policy.saw(f"19:c{i}@thread.tacv2", TEAM)
+    assert [policy.allows(STRANGER, f"19:c{i}@thread.tacv2") for i in range(4)] == [
+        False, True, True, True]
+
+
+def test_a_stranger_in_a_listed_teams_channel_is_answered_over_http(make_config, queue_url,
+                                                                   connector):
+    cfg = bot_config(make_config, queue_url, access={"teams_teams": (TEAM,)})
+    bot = runtime.build(cfg, secrets={})
+    bot.teams_bot.retry_waits = (0.0,)
+    bot.teams_bot.start()
+    try:
+        record(bot.store, "app_login/unauthorized_ip", NOW, user="jane@example.com")
+        assert post(bot, mention(connector, "recent", user=STRANGER)) == 200
+        assert "jane@example.com" in card_text(the_card(connector)).replace("\\", "")
+        assert post(bot, mention(connector, "recent", user=STRANGER, where="personal")) == 200
+        assert "not allowed" in card_text(connector.sent()[-1]["attachments"][0]["content"])
+        assert [(r["user_id"], r["allowed"]) for r in audit_rows(bot.store)] == [
+            (STRANGER, 1), (STRANGER, 0)]
+    finally:
+        bot.stop()
+
+
 def test_teams_ids_never_open_slack():
     cfg = AccessConfig(teams_users=(ALLOWED,), teams_channels=(CHANNEL,))
     assert not AccessPolicy(cfg, lambda group: set()).allows(ALLOWED, CHANNEL)
+
+
+
+def test_help_in_teams_speaks_of_the_mention_and_subscribe(running, connector):
+    bot = running()
+    assert post(bot, mention(connector, "help")) == 200
+    text = card_text(the_card(connector)).replace("\\", "")
+    assert "@Voiso recent" in text and "@Voiso subscribe name" in text
+    assert "/voiso" not in text and "public" not in text  # Slack's words only
+
+
+def press_card(bot, connector, verb: str, data, user: str = ALLOWED) -> dict:
+    """A press of an Action.Execute button of an answer card; the invoke's answer."""
+    pressed = activity(connector, "invoke", user=user, name="adaptiveCard/action",
+                       value={"action": {"type": "Action.Execute", "verb": verb,
+                                         "data": data}, "trigger": "manual"},
+                       replyToId="answer-card-1")
+    request = urllib.request.Request(
+        bot.teams_bot.url, data=json.dumps(pressed).encode(), method="POST",
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=20) as response:
+        assert response.status == 200
+        return json.loads(response.read())
+
+
+def more_action(card: dict) -> dict:
+    (action,) = card["actions"]
+    assert (action["type"], action["title"], action["verb"]) == \
+        ("Action.Execute", "More", "voiso_more")
+    return action
+
+
+def test_a_long_answer_pages_with_more_as_in_slack(running, connector):
+    bot = running()
+    for i in range(7):
+        record(bot.store, "app_login/unauthorized_ip", NOW, user=f"user{i}@example.com")
+    assert post(bot, mention(connector, "recent 4")) == 200
+    first = the_card(connector)
+    answer = press_card(bot, connector, "voiso_more", more_action(first)["data"])
+    assert answer["type"] == "application/vnd.microsoft.card.adaptive"
+    validate_card(answer["value"])
+    shown = [f"user{i}@example.com" for i in range(7)]
+    first_text = card_text(first).replace("\\", "")
+    second_text = card_text(answer["value"]).replace("\\", "")
+    on_first = {u for u in shown if u in first_text}
+    on_second = {u for u in shown if u in second_text}
+    assert len(on_first) == 4 and on_second == set(shown) - on_first  # the rest, once
+    assert "actions" not in answer["value"]  # the last page
+    row = audit_rows(bot.store)[-1]
+    assert (row["user_id"], row["action"], row["outcome"]) == \
+        (ALLOWED, "button", "answered recent")
+    assert row["detail"].startswith("voiso_more {")
+
+
+@pytest.mark.parametrize("data, user, outcome", [
+    ({"more": '{"q": "recent", "a": "", "n": 999, "p": false, "b": 1}'}, ALLOWED,
+     "usage: that button is not one of ours"),
+    ({"more": "not json"}, ALLOWED, "usage: that button is not one of ours"),
+    ({"alert": 1}, ALLOWED, "usage: that button is not one of ours"),
+    ({"more": '{"q": "recent", "a": "", "n": 4, "p": false, "b": 1}'}, STRANGER, "denied"),
+])
+def test_a_forged_or_foreign_more_is_refused_and_audited(running, connector, data, user,
+                                                         outcome):
+    bot = running()
+    record(bot.store, "app_login/unauthorized_ip", NOW, user="secret@example.com")
+    answer = press_card(bot, connector, "voiso_more", data, user=user)
+    validate_card(answer["value"])
+    assert "secret@example.com" not in card_text(answer["value"])
+    (row,) = audit_rows(bot.store)
+    assert (row["user_id"], row["action"], row["outcome"]) == (user, "button", outcome)
 
 
 # --- hostile text ------------------------------------------------------------------------------

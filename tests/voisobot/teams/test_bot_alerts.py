@@ -35,6 +35,7 @@ from voisobot.teams.references import References
 
 QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/voiso"
 COLLEAGUE = "00000000-0000-0000-0000-0000000c011e"
+NAMES = {ALLOWED: "Jane", COLLEAGUE: "Colin"}  # the name Teams gives each in "from"
 
 
 @pytest.fixture
@@ -186,13 +187,15 @@ def test_bot_conversation_config_errors_name_the_key(table, message):
 # --- Acknowledge / Reopen ----------------------------------------------------------------------
 
 def invoke(bot, connector, verb: str, alert_id, card_id: str | None,
-           user: str = ALLOWED) -> dict:
-    """A press of an alert card's Action.Execute button, as Teams sends its invoke; the
-    invoke's answer (HTTP 200 whatever it says)."""
+           user: str = ALLOWED, name: str | None = None) -> dict:
+    """A press of an alert card's Action.Execute button, as Teams sends its invoke (the
+    presser named ``name``, else as NAMES has them); the invoke's answer (HTTP 200 whatever
+    it says)."""
     pressed = activity(connector, "invoke", user=user, name="adaptiveCard/action",
                        value={"action": {"type": "Action.Execute", "verb": verb,
                                          "data": {"alert": alert_id}}, "trigger": "manual"},
                        **({"replyToId": card_id} if card_id is not None else {}))
+    pressed["from"]["name"] = name if name is not None else NAMES.get(user, "Stranger")
     request = urllib.request.Request(
         bot.teams_bot.url, data=json.dumps(pressed).encode(), method="POST",
         headers={"Content-Type": "application/json"})
@@ -228,7 +231,7 @@ def test_acknowledge_answers_the_card_as_it_now_stands_and_reopen_undoes_it(bot,
                                                             "adaptive")
     card = answer["value"]
     validate_card(card)
-    assert f"Acknowledged by {ALLOWED}" in card_text(card).replace("\\", "")
+    assert "Acknowledged by Jane at" in card_text(card).replace("\\", "")
     assert [a["verb"] for a in card["actions"] if a["type"] == "Action.Execute"] == [
         "voiso_reopen"]
     assert ack_state(bot, alert["id"])[0] == ALLOWED
@@ -270,7 +273,8 @@ def test_two_presses_racing_give_one_acknowledgement(bot, connector):
     outcomes = sorted(outcome for _, _, _, outcome in button_audit(bot))
     assert outcomes == [f"acknowledged (by {winner})", f"already acknowledged (by {winner})"]
     for answer in answers.values():  # both see the one who holds it
-        assert f"Acknowledged by {winner}" in card_text(answer["value"]).replace("\\", "")
+        assert f"Acknowledged by {NAMES[winner]} at" in card_text(answer["value"]).replace(
+            "\\", "")
 
 
 @pytest.mark.parametrize("case", ["other_alert", "no_message", "unknown_message", "bad_data"])

@@ -10,7 +10,6 @@ import time
 from datetime import timedelta
 
 import pytest
-from voisobot.slack.render import SlackRenderer
 
 from tests.conftest import sqs_message
 from tests.fakes.adaptive_card_schema import validate_card
@@ -24,6 +23,7 @@ from voisobot.intake import Intake, utc_now
 from voisobot.outbox import Outbox
 from voisobot.runtime import build as build_bot
 from voisobot.slack import sender as slack
+from voisobot.slack.render import SlackRenderer
 from voisobot.store import transaction
 from voisobot.teams.cards import TeamsRenderer
 from voisobot.teams.webhook import TeamsSender
