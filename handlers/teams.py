@@ -4,10 +4,13 @@
   same conversation (a channel's thread, or the chat) through voisobot.commands, and
   ``@Voiso subscribe <name>`` (teams.subscribe);
 - invoke ``adaptiveCard/action``: Acknowledge or Reopen pressed on an alert card
-  (teams.buttons), answered with the card as it now stands; "More" on a long answer
-  (teams.answers), answered with the next page;
+  (teams.buttons), or Yes/No on a "was this you?" card (teams.question_cards),
+  answered with the card as it now stands; "More" on a long answer (teams.answers),
+  answered with the next page;
 - conversationUpdate with the bot among the members added or removed, and
-  installationUpdate add/remove: its conversation reference kept or forgotten.
+  installationUpdate add/remove: its conversation reference kept or forgotten; for a
+  personal chat (and at a message in a personal chat the bot does not know yet), who its
+  user is, for "was this you?" (teams_bot.people).
 
 A reply that the Bot Connector refuses for a while (429, 5xx, no answer) is tried again
 after ``retry_waits`` (a 429's Retry-After when longer, up to MAX_RETRY_AFTER); then it is
@@ -26,7 +29,15 @@ from voisobot.commands import MORE_ACTION
 from voisobot.teams.answers import TeamsAnswers
 from voisobot.teams.buttons import FAILED, TeamsAlertButtons, card_answer, message_answer
 from voisobot.teams.cards import CARD_CONTENT_TYPE
-from voisobot.teams.references import References, conversation_base, reference_of
+from voisobot.teams.people import TeamsPeople, fetch_member
+from voisobot.teams.question_cards import VERBS as QUESTION_VERBS
+from voisobot.teams.question_cards import TeamsQuestionButtons
+from voisobot.teams.references import (
+    ConversationRef,
+    References,
+    conversation_base,
+    reference_of,
+)
 from voisobot.teams.subscribe import Subscriptions, is_subscribe
 
 log = logging.getLogger("voisobot.teams")
@@ -36,8 +47,13 @@ MAX_RETRY_AFTER = 5.0  # Teams gives up on the activity's own answer after about
 
 def register(app, answers: TeamsAnswers, references: References,
              clock: Callable[[], datetime], retry_waits: Callable[[], tuple[float, ...]],
-             buttons: TeamsAlertButtons | None = None,
+             buttons: TeamsAlertButtons | None = None, people: TeamsPeople | None = None,
+             questions: TeamsQuestionButtons | None = None,
              seen_in_team: Callable[[str | None, str | None], None] | None = None) -> None:
+    """``people``: learn who the user of each personal chat is (when "was this you?" may
+    ask in Teams); None: personal chats are kept without their user's address.
+    ``questions``: the answers to "was this you?" cards. ``seen_in_team``: told each
+    activity's channel and team, before its command or press is checked."""
     def learn_team(activity) -> None:
         if seen_in_team is not None:
             seen_in_team(_access_channel(activity), _team_id(activity))
@@ -54,18 +70,26 @@ def register(app, answers: TeamsAnswers, references: References,
         else:
             card = answers.answer(_user_id(activity), _access_channel(activity), text)
         await _send_card(ctx, card, retry_waits())
+        ref = reference_of(activity)
+        if people is not None and ref is not None and ref.kind == "personal" \
+                and people.needs_lookup(ref.conversation_id):
+            references.save(ref, clock())  # installed before personal chats were learned
+            await _learn(app, people, ref, activity, clock)
 
     @app.on_card_action_execute
     async def card_action(ctx) -> dict:
         activity = ctx.activity
         learn_team(activity)
         action = activity.value.action
+        conversation = activity.conversation.id if activity.conversation else ""
+        if questions is not None and action.verb in QUESTION_VERBS:
+            return questions.press(_user_id(activity), conversation, activity.reply_to_id,
+                                   action.verb, action.data)
         if action.verb == MORE_ACTION:
             return card_answer(answers.more(_user_id(activity), _access_channel(activity),
                                             action.data))
         if buttons is None:  # an alert card from a run that posted them; not this one
             return message_answer(FAILED)
-        conversation = activity.conversation.id if activity.conversation else ""
         return buttons.press(_user_id(activity), _access_channel(activity), conversation,
                              activity.reply_to_id, action.verb, action.data,
                              _user_name(activity))
@@ -74,7 +98,7 @@ def register(app, answers: TeamsAnswers, references: References,
     async def conversation_update(ctx) -> None:
         activity, bot = ctx.activity, ctx.activity.recipient
         if any(member.id == bot.id for member in activity.members_added or []):
-            _keep(references, activity, clock)
+            await _keep_and_learn(app, references, people, activity, clock)
         elif any(member.id == bot.id for member in activity.members_removed or []):
             _forget(references, activity)
 
@@ -82,7 +106,7 @@ def register(app, answers: TeamsAnswers, references: References,
     async def installation_update(ctx) -> None:
         action = ctx.activity.action or ""
         if action.startswith("add"):  # "add", "add-upgrade"
-            _keep(references, ctx.activity, clock)
+            await _keep_and_learn(app, references, people, ctx.activity, clock)
         elif action == "remove":
             _forget(references, ctx.activity)
 
@@ -126,15 +150,42 @@ def _team_id(activity) -> str | None:
     return data.team.id if data is not None and data.team is not None else None
 
 
-def _keep(references: References, activity, clock) -> None:
+def _keep(references: References, activity, clock) -> ConversationRef | None:
     ref = reference_of(activity)
     if ref is None:
         log.warning("a Teams %s without a usable conversation reference was ignored",
                     activity.type)
-        return
+        return None
     references.save(ref, clock())
     log.info("Teams bot added to a %s; its conversation reference is kept", ref.kind,
              extra=logs.ids(channel=ref.conversation_id))
+    return ref
+
+
+async def _keep_and_learn(app, references: References, people: TeamsPeople | None, activity,
+                          clock) -> None:
+    ref = _keep(references, activity, clock)
+    if ref is not None and ref.kind == "personal" and people is not None:
+        await _learn(app, people, ref, activity, clock)
+
+
+async def _learn(app, people: TeamsPeople, ref: ConversationRef, activity, clock) -> None:
+    """Who the personal chat's user is: their ids from the activity, their address from
+    the Bot Connector. The reference is kept first, so a failed lookup loses nothing: the
+    confirmations job tries it again (teams_bot.people)."""
+    sender = activity.from_
+    account = sender.id if sender is not None else None
+    people.remember_user(ref.conversation_id, sender.aad_object_id if sender else None,
+                         account, clock())
+    if not account:
+        return
+    try:
+        member = await fetch_member(app.api, ref, account)
+    except Exception as exc:  # 429, 5xx, no answer: the job's next run tries again
+        log.warning("could not learn who a personal chat's user is (%s); trying again later",
+                    _described(exc), extra=logs.ids(channel=ref.conversation_id))
+        return
+    people.learned(ref.conversation_id, member)
 
 
 def _forget(references: References, activity) -> None:

@@ -131,9 +131,9 @@ CONFIRM_SCOPES = ("users:read", "users:read.email", "im:write", "im:history")
 
 
 def _confirm_scopes(cfg: Config, client) -> list[tuple[str, str]]:
-    """With [confirm] on: the scopes asking people needs, which an app installed before
-    confirmations lacks until it is reinstalled."""
-    if not cfg.confirm.enabled:
+    """With [confirm] on and asking in Slack: the scopes asking people needs, which an app
+    installed before confirmations lacks until it is reinstalled."""
+    if not cfg.confirm.enabled or "slack" not in cfg.confirm.ask_in:
         return []
     granted = slack.granted_scopes(client)
     if granted is None:

@@ -241,7 +241,9 @@ def _question_line(question) -> dict:
     """A question as an answer shows it; the Slack user id is mentioned, the email is text."""
     return {"id": question.id, "alert_id": question.alert_id, "email": question.email,
             "roles": question.role_list, "state": question.state, "answer": question.answer,
-            "person": slack_id_or_text(question.slack_user) if question.slack_user else None,
+            "person": slack_id_or_text(question.slack_user)
+            if question.slack_user and question.via == "Slack" else None,
+            "via": question.via, "nowhere": question.nowhere,
             "asked_at": question.asked_at or question.created_at,
             "answered_at": question.answered_at}
 

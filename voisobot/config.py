@@ -318,6 +318,19 @@ def _kinds(values: tuple[str, ...]) -> bool:
     return all(_KIND.match(v) for v in values)
 
 
+ASK_PLACES = ("slack", "teams")  # where "was this you?" can reach a person
+
+
+def _bot_channel(value: str) -> bool:
+    return value.startswith(TEAMS_BOT_PREFIX) \
+        and bool(BOT_CONVERSATION_NAME.match(value.removeprefix(TEAMS_BOT_PREFIX)))
+
+
+def _ask_places(values: tuple[str, ...]) -> bool:
+    return bool(values) and all(v in ASK_PLACES for v in values) \
+        and len(set(values)) == len(values)
+
+
 @dataclass(frozen=True)
 class ConfirmConfig:
     """"Was this you?": direct messages to the people an alert involves, and escalation
@@ -334,14 +347,19 @@ class ConfirmConfig:
     timeout_minutes: int = option(30, expect="a whole number of minutes from 1 to 10080",
                                   check=_between(1, 10080))
     escalate_on_timeout: bool = option(False, expect="true or false")
-    escalation_channel: str = option("", expect="a Slack channel ID such as C0123ABCD, or "
-                                     "empty (the alert's own channel)", check=_channel_or_empty)
+    escalation_channel: str = option("", expect="a Slack channel ID such as C0123ABCD, "
+                                     "\"teamsbot:<name>\" (a conversation named with @Voiso "
+                                     "subscribe), or empty (the alert's own channel)",
+                                     check=lambda v: _channel_or_empty(v) or _bot_channel(v))
     escalate_usergroup: str = option("", expect="a Slack user-group ID such as S0123ABCD, or "
                                      "empty (no mention)",
                                      check=lambda v: v == "" or _ids("S")((v,)))
     auto_ack_on_yes: bool = option(False, expect="true or false")
     lookup_cache_hours: int = option(24, expect="a whole number of hours from 1 to 720",
                                      check=_between(1, 720))
+    ask_in: tuple[str, ...] = option(("slack",), check=lambda v: _ask_places(v),
+                                     expect='a list of "slack" and "teams" in the order to '
+                                            'try, each at most once, e.g. ["slack", "teams"]')
     aliases: dict[str, str] = field(default_factory=dict)  # Voiso email -> Slack email
 
 
@@ -480,7 +498,8 @@ def from_dict(data: dict, *, base_dir: Path = Path("."), source: str = "config",
     teams = _teams(data.get("teams", {}), origins)
     config = Config(**sections, severity=_severities(data.get("severity", {}), origins),
                     routes=_routes(data.get("routes", []), origins, teams), teams=teams,
-                    confirm=_confirm(data.get("confirm", {}), origins), base_dir=base_dir)
+                    confirm=_confirm(data.get("confirm", {}), origins, teams),
+                    base_dir=base_dir)
     for where, path, key in (("slack", config.templates_path, config.slack.templates_dir),
                              ("teams", config.teams_templates_path, config.teams.templates_dir)):
         if path and not path.is_dir():
@@ -597,7 +616,7 @@ def _teams(table: Any, origins: Origins) -> TeamsConfig:
     return teams
 
 
-def _confirm(table: Any, origins: Origins) -> ConfirmConfig:
+def _confirm(table: Any, origins: Origins, teams: TeamsConfig) -> ConfirmConfig:
     """[confirm] and its [confirm.aliases] table (Voiso's address = the Slack account's)."""
     if not isinstance(table, dict):
         raise ConfigError(f"{origins.at('confirm')}: expected a table [confirm], "
@@ -613,6 +632,12 @@ def _confirm(table: Any, origins: Origins) -> ConfirmConfig:
                               '"voiso@address" = "slack@address", got '
                               f"{_show(voiso)} = {_show(slack)}")
     confirm = _section(ConfirmConfig, plain, ("confirm",), origins)
+    if confirm.enabled and "teams" in confirm.ask_in and not teams.bot.enabled:
+        raise ConfigError(f"{origins.at('confirm', 'ask_in')}: \"teams\" needs the Teams bot, "
+                          "which is off; set [teams.bot] enabled = true, or remove \"teams\"")
+    if _bot_channel(confirm.escalation_channel) and not teams.bot.enabled:
+        raise ConfigError(f"{origins.at('confirm', 'escalation_channel')}: the Teams bot is "
+                          "off; set [teams.bot] enabled = true, or name a Slack channel")
     return dataclasses.replace(confirm, aliases={k.lower(): v.lower()
                                                  for k, v in aliases.items()})
 

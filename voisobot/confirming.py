@@ -1,12 +1,21 @@
 """The confirmations job: ask the people an alert involves, notice silence, escalate.
 
-Each run, after the alerts: questions whose alert is in Slack are asked by direct message
-(the Voiso email mapped to a Slack user first), questions asked longer ago than
-``confirm.timeout_minutes`` expire, and escalations (a "no", or silence when so configured)
-are posted to the escalation channel with the responders' user group mentioned. A DM or an
-escalation whose post may have reached Slack is looked for before it is posted again, as an
-alert is, so nobody is asked twice and nothing escalates twice. Every change that alters
-what the channel alert shows marks it stale, and the delivery job updates it in place.
+Each run, after the alerts: questions whose alert is posted are asked where the person can
+be reached, trying ``confirm.ask_in`` in order — Slack by direct message (the Voiso email
+mapped to a Slack user first), Teams as a card in the person's personal chat with the bot
+(the app installed for them, its user's address known: teams_bot.people) — questions asked
+longer ago than ``confirm.timeout_minutes`` expire, and escalations (a "no", or silence when
+so configured) are posted to the escalation channel with the responders' user group
+mentioned (Slack), or by the Teams bot to a "teamsbot:<name>" conversation.
+
+A Slack DM or escalation whose post may have reached Slack is looked for before it is
+posted again, as an alert is, so nobody is asked twice and nothing escalates twice there.
+The Bot Connector cannot be searched: a Teams card whose post may have arrived (no answer
+in time) is posted again in the same chat, as the bot's alert cards are — at least once
+rather than leave a person unasked and the alert without its answer; both copies carry
+the same question, so whichever is pressed answers it, and the other then says it was
+answered. Every change that alters what the channel alert shows marks it stale, and the
+delivery job updates it in place.
 """
 
 import logging
@@ -23,6 +32,7 @@ from voisobot.metrics import CountedSlackSender, Metrics
 from voisobot.outbox import Outbox
 from voisobot.questions import Question, Questions
 from voisobot.render import QuestionView
+from voisobot.routing import is_slack, is_teams_bot, teams_bot_name
 from voisobot.sending import SendResult, retry_delay
 from voisobot.slack import sender as slack
 from voisobot.slack.people import SlackPeople
@@ -42,16 +52,31 @@ class Asked:
     outcome: str  # asked, unmapped, retry, uncertain, failed, already_asked
 
 
+@dataclass(frozen=True)
+class TeamsAsking:
+    """How questions reach Teams: ``people`` (teams_bot.people.TeamsPeople) finds a person's
+    personal chat, ``renderer`` (teams_cards.TeamsRenderer) builds the question and
+    escalation cards, ``sender`` (teams_bot.sender.BotSender) posts and updates them and
+    asks the Bot Connector who a chat's user is."""
+
+    people: object
+    renderer: object
+    sender: object
+
+
 class Confirmations:
-    def __init__(self, questions: Questions, outbox: Outbox, people: SlackPeople,
+    def __init__(self, questions: Questions, outbox: Outbox, people: SlackPeople | None,
                  renderer: SlackRenderer, client, config: Config, clock=utc_now,
-                 metrics: Metrics | None = None):
-        """``client``: the Slack WebClient (DMs are Slack's only; Teams webhooks cannot
-        send one)."""
+                 metrics: Metrics | None = None, teams: TeamsAsking | None = None):
+        """``client``: the Slack WebClient, or None when the bot has no Slack (then
+        ``people`` is None too, and only Teams can ask); ``teams``: asking in Teams, when
+        confirm.ask_in has "teams"."""
         self.questions, self.outbox, self.people = questions, outbox, people
         self.renderer, self.client, self.config, self.clock = renderer, client, config, clock
         self.metrics = metrics or Metrics()
-        self.sender = CountedSlackSender(slack.SlackSender(client), self.metrics)
+        self.sender = CountedSlackSender(slack.SlackSender(client), self.metrics) \
+            if client is not None else None
+        self.teams = teams
         self.reported: set[str] = set()
         self._running = threading.Lock()
 
@@ -74,6 +99,7 @@ class Confirmations:
 
     def _run(self) -> list[Asked]:
         now = self.clock()
+        self._learn_teams_people(now)
         done = [self._ask(question, now) for question in self.questions.due(now, PER_RUN)]
         for step in done:
             self.metrics.question(step.outcome)
@@ -85,21 +111,52 @@ class Confirmations:
     # --- asking -------------------------------------------------------------------------
 
     def _ask(self, question: Question, now: datetime) -> Asked:
-        if question.state == "uncertain" and question.dm_channel:
-            found = self.sender.find(question.dm_channel, self.key(question, "q"),
-                                     slack.history_start(question.first_tried_at))
-            if found.status == "done" and found.ts:
-                self._asked(question, found.ts)
-                return Asked(question.id, "already_asked")
-            if found.status != "done" and not self._history_unreadable(found):
-                return self._not_asked(question, found, uncertain=True)
+        """Where the question may already be (a post with its answer lost), else the first
+        place of confirm.ask_in where the person can be reached, else unmapped."""
+        if question.state == "uncertain":
+            resumed = self._resume(question, now)
+            if resumed is not None:
+                return resumed
+        for place in self.config.confirm.ask_in:
+            asked = self._ask_in_slack(question, now) if place == "slack" \
+                else self._ask_in_teams(question, now)
+            if asked is not None:
+                return asked
+        self.questions.mark_unmapped(question.id, self.config.confirm.ask_in)
+        self.outbox.mark_stale(question.alert_id)
+        log.warning("question %d: nobody has %s in %s; the alert says it could not ask",
+                    question.id, question.email, " or ".join(self.config.confirm.ask_in),
+                    extra=_ids(question))
+        return Asked(question.id, "unmapped")
+
+    def _resume(self, question: Question, now: datetime) -> Asked | None:
+        """A post that may have landed: in Slack, looked for (found: asked; not found: None,
+        ask afresh); in Teams, posted again in the same chat (the Connector cannot be
+        searched). None also when that chat is gone (the app removed)."""
+        if question.asked_via == "teams":
+            ref = self.teams.people.chat(question.teams_conversation or "") \
+                if self.teams is not None else None
+            if ref is None or not question.teams_user:
+                return None
+            return self._post_in_teams(question, ref, question.teams_user, now)
+        if not question.dm_channel or self.sender is None:
+            return None
+        found = self.sender.find(question.dm_channel, self.key(question, "q"),
+                                 slack.history_start(question.first_tried_at))
+        if found.status == "done" and found.ts:
+            self._asked(question, found.ts)
+            return Asked(question.id, "already_asked")
+        if found.status != "done" and not self._history_unreadable(found):
+            return self._not_asked(question, found, uncertain=True)
+        return None
+
+    def _ask_in_slack(self, question: Question, now: datetime) -> Asked | None:
+        """By DM; None when Slack has nobody with the address (or the bot has no Slack)."""
+        if self.people is None or self.sender is None:
+            return None
         lookup = self.people.lookup(question.email)
         if lookup.status == "unknown":
-            self.questions.mark_unmapped(question.id)
-            self.outbox.mark_stale(question.alert_id)
-            log.warning("question %d: no Slack user for %s; the alert says it could not ask",
-                        question.id, lookup.email, extra=_ids(question))
-            return Asked(question.id, "unmapped")
+            return None
         if lookup.status != "found":
             return self._not_asked(question, SendResult(
                 lookup.status, None, error=lookup.error, advice=lookup.advice,
@@ -115,6 +172,37 @@ class Confirmations:
             return Asked(question.id, "asked")
         return self._not_asked(question, result, uncertain=result.maybe_posted)
 
+    def _ask_in_teams(self, question: Question, now: datetime) -> Asked | None:
+        """In the person's personal chat with the bot; None when there is none whose user
+        has the address."""
+        chat = self.teams.people.lookup(question.email) if self.teams is not None else None
+        if chat is None:
+            return None
+        return self._post_in_teams(question, chat.ref, chat.user_id, now)
+
+    def _post_in_teams(self, question: Question, ref, user_id: str, now: datetime) -> Asked:
+        card = self.teams.renderer.question_card(self.question_view(question))
+        self.questions.mark_trying_in_teams(question.id, user_id, ref.conversation_id, now)
+        result = self.teams.sender.post_to(ref, card, "a personal chat")
+        if result.status == "done":
+            self.questions.mark_asked_in_teams(question.id, result.ts, self.clock())
+            self.outbox.mark_stale(question.alert_id)
+            return Asked(question.id, "asked")
+        return self._not_asked(question, result, uncertain=result.maybe_posted)
+
+    def _learn_teams_people(self, now: datetime) -> None:
+        """Personal chats whose user's address is still to learn (a lookup failed at the
+        install): asked of the Bot Connector again, before the questions look for them."""
+        if self.teams is None or "teams" not in self.config.confirm.ask_in:
+            return
+        people = self.teams.people
+        for item in people.to_look_up(now):
+            result, member = self.teams.sender.member(item.ref, item.account_id)
+            if result.status == "done" and member is not None:
+                people.learned(item.ref.conversation_id, member)
+            else:
+                people.not_learned(item.ref.conversation_id, result, item.attempts, now)
+
     def _asked(self, question: Question, ts: str) -> None:
         self.questions.mark_asked(question.id, ts, self.clock())
         self.outbox.mark_stale(question.alert_id)
@@ -126,8 +214,9 @@ class Confirmations:
             self.questions.mark_retry(question.id, state,
                                       self.clock() + timedelta(seconds=delay),
                                       result.error or "retry")
-            log.warning("question %d to %s: Slack did not take it (%s); retrying in %.0f s",
-                        question.id, question.email, result.error, delay, extra=_ids(question))
+            log.warning("question %d to %s: %s did not take it (%s); retrying in %.0f s",
+                        question.id, question.email, question.via or "Slack", result.error,
+                        delay, extra=_ids(question))
             return Asked(question.id, state if state == "uncertain" else "retry")
         self.questions.mark_failed(question.id, f"{result.error}: {result.advice}")
         self.outbox.mark_stale(question.alert_id)
@@ -145,16 +234,30 @@ class Confirmations:
                 self.show_in_dm(question.id)
 
     def show_in_dm(self, question_id: int) -> None:
-        """The DM as the question now stands (answered, or timed out), without buttons."""
+        """The DM (or the Teams card) as the question now stands (answered, or timed out),
+        without buttons."""
         question = self.questions.question(question_id)
-        if question is None or not question.dm_ts \
-                or self.outbox.alert(question.alert_id) is None:
+        if question is None or self.outbox.alert(question.alert_id) is None:
             return
-        message = self.renderer.render_question(self.question_view(question))
-        result = self.sender.update(question.dm_channel, question.dm_ts, message)
-        if result.status != "done":
-            log.warning("could not update question %d in its DM (%s)", question.id,
+        if question.asked_via == "teams":
+            result = self._show_in_teams(question)
+        elif question.dm_ts and self.sender is not None:
+            message = self.renderer.render_question(self.question_view(question))
+            result = self.sender.update(question.dm_channel, question.dm_ts, message)
+        else:
+            return
+        if result is not None and result.status != "done":
+            log.warning("could not update question %d where it was asked (%s)", question.id,
                         result.error, extra=_ids(question))
+
+    def _show_in_teams(self, question: Question) -> SendResult | None:
+        ref = self.teams.people.chat(question.teams_conversation or "") \
+            if self.teams is not None and question.teams_activity else None
+        if ref is None:
+            return None
+        card = self.teams.renderer.question_card(self.question_view(question))
+        return self.teams.sender.update_in(ref, question.teams_activity, card,
+                                           "a personal chat")
 
     # --- escalation ---------------------------------------------------------------------
 
@@ -163,6 +266,16 @@ class Confirmations:
         if alert is None:
             return
         channel = self.config.confirm.escalation_channel or alert.channel
+        if is_teams_bot(channel):
+            self._escalate_in_teams(question, alert, channel, now)
+            return
+        if self.sender is None:
+            self._escalation_not_sent(question, SendResult(
+                "give_up", channel, error="no_slack_token",
+                advice="SLACK_BOT_TOKEN is not set, so the Slack escalation channel cannot be "
+                       "posted to: set it, or set confirm.escalation_channel to "
+                       "\"teamsbot:<name>\""), uncertain=False)
+            return
         key = self.key(question, "e")
         if question.escalation == "uncertain":
             found = self.sender.find(channel, key,
@@ -173,19 +286,40 @@ class Confirmations:
             if found.status != "done" and not self._history_unreadable(found):
                 self._escalation_not_sent(question, found, uncertain=True)
                 return
-        view = self.question_view(question, link=slack.permalink(self.client, alert.channel,
-                                                                 alert.slack_ts))
-        message = self.renderer.render_escalation(view)
+        link = slack.permalink(self.client, alert.channel, alert.slack_ts) \
+            if is_slack(alert.channel) else None
+        message = self.renderer.render_escalation(self.question_view(question, link=link))
         self.questions.mark_escalating(question.id, now)
         result = self.sender.post(channel, message, key)
         if result.status == "done":
-            self.questions.mark_escalated(question.id, result.ts)
-            self.metrics.question("escalated")
-            log.warning("escalated alert %d to %s: %s", alert.id, channel,
-                        "the person says it was not them" if question.answer == "no"
-                        else "no answer in time", extra=_ids(question))
+            self._escalated(question, alert.id, channel, result.ts)
             return
         self._escalation_not_sent(question, result, uncertain=result.maybe_posted)
+
+    def _escalate_in_teams(self, question: Question, alert, channel: str,
+                           now: datetime) -> None:
+        """By the Teams bot, to a subscribed conversation. Like its alert cards, a post that
+        may have arrived is posted again (the Connector cannot be searched): at least once."""
+        if self.teams is None:
+            self._escalation_not_sent(question, SendResult(
+                "retry", channel, error="teams_bot_off",
+                advice="the Teams bot is not running"), uncertain=False)
+            return
+        card = self.teams.renderer.escalation_card(self.question_view(question))
+        self.questions.mark_escalating(question.id, now)
+        result = self.teams.sender.post(teams_bot_name(channel), card)
+        if result.status == "done":
+            self._escalated(question, alert.id, channel, result.ts)
+            return
+        self._escalation_not_sent(question, result, uncertain=result.maybe_posted)
+
+    def _escalated(self, question: Question, alert_id: int, channel: str,
+                   ts: str | None) -> None:
+        self.questions.mark_escalated(question.id, ts)
+        self.metrics.question("escalated")
+        log.warning("escalated alert %d to %s: %s", alert_id, channel,
+                    "the person says it was not them" if question.answer == "no"
+                    else "no answer in time", extra=_ids(question))
 
     def _escalation_not_sent(self, question: Question, result: SendResult, *,
                              uncertain: bool) -> None:
@@ -225,7 +359,7 @@ class Confirmations:
         if result.error in self.reported:
             return
         self.reported.add(result.error)
-        log.error("Slack refused a question or escalation (%s): %s", result.error,
+        log.error("Slack or Teams refused a question or escalation (%s): %s", result.error,
                   result.advice)
 
 

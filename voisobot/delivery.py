@@ -49,6 +49,7 @@ from voisobot.routing import (
     destinations,
     group_key,
     is_slack,
+    is_teams_bot,
     people_to_ask,
     severity_of,
     storm_key,
@@ -109,9 +110,11 @@ class AlertDelivery:
             return []
         severity = severity_of(event, self.config.severity)
         found = destinations(event, severity, self.config)
-        # Questions go with the event's first Slack channel: one question per person, and
-        # a DM exists only in Slack (Teams webhooks cannot send one).
-        asking = next((d.channel for d in found if is_slack(d.channel)), None)
+        # Questions go with the event's first Slack channel, or Teams bot conversation when
+        # they may be asked in Teams: one question per person, and the alert there shows
+        # the answer (a Teams webhook card cannot be updated, nor send a question).
+        asking = next((d.channel for d in found if is_slack(d.channel) or (
+            is_teams_bot(d.channel) and "teams" in self.config.confirm.ask_in)), None)
         asks = people_to_ask(event, self.config.confirm)
         return [QueueItem(event_id, event.time, d.channel, severity,
                           group_key(event, d.group_by), storm_key(event),
@@ -402,8 +405,10 @@ def alert_view(outbox: Outbox, alert: QueuedAlert) -> AlertView:
 def confirmations(store, alert_id: int) -> tuple[dict, ...]:
     """Where each "was this you?" of the alert stands, as its message shows it."""
     return tuple({"state": q.state, "answer": q.answer, "email": q.email,
-                  "person": slack_id_or_text(q.slack_user) if q.slack_user else None,
-                  "at": datetime.fromisoformat(q.answered_at) if q.answered_at else None}
+                  "person": slack_id_or_text(q.slack_user)
+                  if q.slack_user and q.via == "Slack" else None,
+                  "at": datetime.fromisoformat(q.answered_at) if q.answered_at else None,
+                  "via": q.via, "nowhere": q.nowhere}
                  for q in Questions(store).of_alert(alert_id))
 
 

@@ -1,11 +1,13 @@
 """The questions outbox in SQLite: "was this you?" to the people an alert involves.
 
 A question belongs to one alert (one group window) and one person, so a storm asks each
-person once. Like an alert, each state change is committed before the next call to Slack:
-a crash or an outage leaves a question pending, uncertain (the DM may be in Slack: look
-before asking again), asked, answered, expired, unmapped or failed — never asked twice. An
-answer is one conditional UPDATE (of two presses at once, one wins), and an escalation is
-a second outbox item on the same row, posted once.
+person once. Like an alert, each state change is committed before the next call to Slack
+or Teams: a crash or an outage leaves a question pending, uncertain (the DM may be in Slack:
+look before asking again; a Teams card may have arrived: the Connector cannot be searched,
+so it is posted again in the same chat), asked, answered, expired, unmapped or failed —
+never asked twice in Slack, nor anywhere after a restart. ``asked_via`` says where it went
+(migration 0014). An answer is one conditional UPDATE (of two presses at once, one wins),
+and an escalation is a second outbox item on the same row, posted once.
 """
 
 from dataclasses import dataclass
@@ -17,7 +19,10 @@ ROLES = ("user", "admin")  # the affected user (params.user), the admin who acte
 _COLUMNS = ("id, alert_id, email, roles, state, slack_user, dm_channel, dm_ts, attempts, "
             "next_attempt_at, first_tried_at, last_error, created_at, asked_at, answer, "
             "answered_at, escalation, escalation_reason, escalation_ts, escalation_attempts, "
-            "escalation_next_at, escalation_first_tried_at")
+            "escalation_next_at, escalation_first_tried_at, asked_via, teams_user, "
+            "teams_conversation, teams_activity")
+PLACE_NAMES = {"slack": "Slack", "teams": "Teams"}
+_NOT_FOUND = "not found in: "  # an unmapped question's last_error, then where it looked
 
 
 @dataclass(frozen=True)
@@ -44,10 +49,30 @@ class Question:
     escalation_attempts: int
     escalation_next_at: str | None
     escalation_first_tried_at: str | None
+    asked_via: str | None = None           # "slack" or "teams" (migration 0014)
+    teams_user: str | None = None          # the Entra object id of the person asked
+    teams_conversation: str | None = None  # their personal chat with the bot
+    teams_activity: str | None = None      # the card's activity id there
 
     @property
     def role_list(self) -> tuple[str, ...]:
         return tuple(self.roles.split(","))
+
+    @property
+    def via(self) -> str | None:
+        """Where it was asked (or tried), as people read it: "Slack", "Teams" or None."""
+        place = self.asked_via or ("slack" if self.dm_channel else None)
+        return PLACE_NAMES.get(place) if place else None
+
+    @property
+    def nowhere(self) -> str | None:
+        """For an unmapped question: where nobody had the address, in words."""
+        if self.state != "unmapped":
+            return None
+        places = (self.last_error or "").removeprefix(_NOT_FOUND).split(",")
+        words = {"slack": "Slack user", "teams": "Teams chat with the Voiso app"}
+        found = [words[p] for p in places if p in words] or [words["slack"]]
+        return "no " + " or ".join(found)
 
 
 @dataclass(frozen=True)
@@ -126,9 +151,20 @@ class Questions:
     def mark_trying(self, question_id: int, slack_user: str, dm_channel: str,
                     now: datetime) -> None:
         """Before the post: from here until a definite answer, the DM may exist."""
-        self._update(question_id, "state = 'uncertain', slack_user = ?, dm_channel = ?, "
-                     "attempts = attempts + 1, first_tried_at = coalesce(first_tried_at, ?)",
+        self._update(question_id, "state = 'uncertain', asked_via = 'slack', slack_user = ?, "
+                     "dm_channel = ?, teams_user = NULL, teams_conversation = NULL, "
+                     "teams_activity = NULL, attempts = attempts + 1, "
+                     "first_tried_at = coalesce(first_tried_at, ?)",
                      slack_user, dm_channel, time_text(now))
+
+    def mark_trying_in_teams(self, question_id: int, teams_user: str, conversation_id: str,
+                             now: datetime) -> None:
+        """Before the post to the person's personal chat (as ``mark_trying``)."""
+        self._update(question_id, "state = 'uncertain', asked_via = 'teams', teams_user = ?, "
+                     "teams_conversation = ?, slack_user = NULL, dm_channel = NULL, "
+                     "dm_ts = NULL, attempts = attempts + 1, "
+                     "first_tried_at = coalesce(first_tried_at, ?)",
+                     teams_user, conversation_id, time_text(now))
 
     # The job's changes apply only while the question is still being asked: the person's
     # own press may have proved the DM and answered meanwhile (slack/question_buttons.py).
@@ -137,12 +173,20 @@ class Questions:
         self._update(question_id, "state = 'asked', dm_ts = ?, asked_at = ?, last_error = NULL",
                      ts, time_text(now), asking=True)
 
+    def mark_asked_in_teams(self, question_id: int, activity_id: str | None,
+                            now: datetime) -> None:
+        self._update(question_id, "state = 'asked', teams_activity = coalesce(?, "
+                     "teams_activity), asked_at = ?, last_error = NULL", activity_id,
+                     time_text(now), asking=True)
+
     def mark_retry(self, question_id: int, state: str, at: datetime, error: str) -> None:
         self._update(question_id, "state = ?, next_attempt_at = ?, last_error = ?",
                      state, time_text(at), error, asking=True)
 
-    def mark_unmapped(self, question_id: int) -> None:
-        self._update(question_id, "state = 'unmapped', last_error = NULL", asking=True)
+    def mark_unmapped(self, question_id: int, places: tuple[str, ...] = ("slack",)) -> None:
+        """Nobody had the address in any of ``places`` (confirm.ask_in)."""
+        self._update(question_id, "state = 'unmapped', last_error = ?",
+                     _NOT_FOUND + ",".join(places), asking=True)
 
     def mark_failed(self, question_id: int, error: str) -> None:
         self._update(question_id, "state = 'failed', last_error = ?", error, asking=True)

@@ -17,7 +17,7 @@ from voisobot import jobs, logs, sqs
 from voisobot.access import AccessPolicy, TeamsAccessPolicy
 from voisobot.commands import Commands, Guard
 from voisobot.config import Config
-from voisobot.confirming import Confirmations
+from voisobot.confirming import Confirmations, TeamsAsking, question_view
 from voisobot.delivery import AlertDelivery
 from voisobot.errors import ConfigError
 from voisobot.handlers import slack as slack_handlers
@@ -32,7 +32,7 @@ from voisobot.slack.buttons import AlertButtons
 from voisobot.slack.front_door import FrontDoor
 from voisobot.slack.output import SlackOutput
 from voisobot.slack.people import SlackPeople
-from voisobot.slack.question_buttons import QuestionButtons
+from voisobot.slack.question_buttons import QuestionAnswers, QuestionButtons
 from voisobot.slack.render import SlackRenderer
 from voisobot.slack.replays import Replays
 from voisobot.store import Store
@@ -41,6 +41,8 @@ from voisobot.teams.answers import TeamsAnswers
 from voisobot.teams.buttons import TeamsAlertButtons
 from voisobot.teams.cards import TeamsRenderer
 from voisobot.teams.output import BotCardOutput, WebhookOutput
+from voisobot.teams.people import TeamsPeople
+from voisobot.teams.question_cards import TeamsQuestionButtons
 from voisobot.teams.references import References
 from voisobot.teams.sender import BotSender
 from voisobot.teams.server import BotServer
@@ -157,8 +159,8 @@ def _build(cfg: Config, sender, client, env, lock: StoreLock) -> Runtime:
         counted = CountedSlackSender(sender, metrics) if sender is not None else None
         delivery = AlertDelivery(Outbox(store), alert_outputs(renderer, counted, cards,
                                                               bot_cards), cfg, metrics=metrics)
-    asking = confirmations(cfg, store, renderer, client, metrics) \
-        if sender is not None else None
+    asking = confirmations(cfg, store, renderer, client if sender is not None else None,
+                           metrics, bot_server)
     scheduler = jobs.build_scheduler(intake, store, retention_days=cfg.store.retention_days,
                                      prune_interval_minutes=cfg.store.prune_interval_minutes,
                                      gate=gate, delivery=delivery, watch=watch,
@@ -177,14 +179,28 @@ def _build(cfg: Config, sender, client, env, lock: StoreLock) -> Runtime:
 
 def teams_bot(cfg: Config, store: Store, metrics: Metrics, renderer: SlackRenderer, env
               ) -> BotServer:
-    """@Voiso in Teams: the same commands as /voiso, with Teams identities in [access]."""
+    """@Voiso in Teams: the same commands as /voiso, with Teams identities in [access];
+    and, when "was this you?" may ask in Teams, who each personal chat's user is and the
+    answers pressed on its cards."""
     policy = TeamsAccessPolicy(cfg.access)
     commands = Commands(store, renderer, policy, utc_now, metrics, platform="teams")
-    buttons = TeamsAlertButtons(Outbox(store), teams_renderer(cfg),
-                                Guard(store, renderer, policy, utc_now), References(store),
+    guard = Guard(store, renderer, policy, utc_now)
+    buttons = TeamsAlertButtons(Outbox(store), teams_renderer(cfg), guard, References(store),
                                 utc_now)
+    people = questions = None
+    if asks_in_teams(cfg):
+        people = TeamsPeople(store, cfg.confirm)
+        outbox = Outbox(store)
+        answers = QuestionAnswers(Questions(store), outbox, guard, cfg, utc_now, metrics)
+        questions = TeamsQuestionButtons(answers, teams_renderer(cfg),
+                                         lambda q: question_view(outbox, q, cfg))
     return BotServer(cfg.teams.bot, TeamsAnswers(commands), References(store), utc_now, env,
-                     buttons=buttons, seen_in_team=policy.saw)
+                     buttons=buttons, people=people, questions=questions,
+                     seen_in_team=policy.saw)
+
+
+def asks_in_teams(cfg: Config) -> bool:
+    return cfg.confirm.enabled and cfg.teams.bot.enabled and "teams" in cfg.confirm.ask_in
 
 
 def alert_outputs(renderer: SlackRenderer, slack_sender, webhooks: WebhookOutput | None = None,
@@ -240,14 +256,18 @@ def slack_app(cfg: Config, client, runtime: Runtime, renderer: SlackRenderer) ->
 
 
 def confirmations(cfg: Config, store: Store, renderer: SlackRenderer, client,
-                  metrics: Metrics) -> Confirmations | None:
-    """The "was this you?" job, when [confirm] is on and there is a Slack client to ask
-    with (questions are Slack DMs)."""
-    if not cfg.confirm.enabled or client is None:
+                  metrics: Metrics, bot: BotServer | None = None) -> Confirmations | None:
+    """The "was this you?" job, when [confirm] is on and there is a way to ask: a Slack
+    client (DMs), or the Teams bot (personal chats, and "teamsbot:<name>" escalations)."""
+    if not cfg.confirm.enabled or (client is None and bot is None):
         return None
-    outbox = Outbox(store)
-    return Confirmations(Questions(store), outbox, SlackPeople(client, store, cfg.confirm),
-                         renderer, client, cfg, metrics=metrics)
+    teams = None
+    if bot is not None:
+        teams = TeamsAsking(TeamsPeople(store, cfg.confirm), teams_renderer(cfg),
+                            BotSender(bot, References(store), cfg.teams.timeout_seconds))
+    people = SlackPeople(client, store, cfg.confirm) if client is not None else None
+    return Confirmations(Questions(store), Outbox(store), people, renderer, client, cfg,
+                         metrics=metrics, teams=teams)
 
 
 def slack_server(cfg: Config, app: App, runtime: Runtime, env):

@@ -50,6 +50,13 @@ def looks_like_address(text: str) -> bool:
             and _ADDRESS.fullmatch(text) is not None)
 
 
+def voiso_address(confirm: ConfirmConfig, voiso_email: str) -> str:
+    """The address a person is known by in Slack or Teams: Voiso's, lower case, with
+    ``[confirm.aliases]`` applied."""
+    email = voiso_email.lower()
+    return confirm.aliases.get(email, email).lower()
+
+
 class SlackPeople:
     """A Voiso email -> a Slack user id, through the cache and then Slack."""
 
@@ -62,8 +69,7 @@ class SlackPeople:
 
     def slack_email(self, voiso_email: str) -> str:
         """The address Slack knows the person by: lower case, ``[confirm.aliases]`` applied."""
-        email = voiso_email.lower()
-        return self.confirm.aliases.get(email, email).lower()
+        return voiso_address(self.confirm, voiso_email)
 
     def lookup(self, voiso_email: str) -> Lookup:
         """The person's Slack user, from the cache if a live answer is there, else from

@@ -1,10 +1,14 @@
-"""The "Yes, this was me" and "No, this wasn't me" buttons of a "was this you?" DM.
+"""The "Yes, this was me" and "No, this wasn't me" buttons of a "was this you?" question,
+in Slack (a DM's buttons) or Teams (a personal chat's card: teams_bot.question_cards).
 
-Only the person asked may answer: the press's Slack user must be the one the question was
-sent to, and the press must be on that very DM. [access] does not apply (the person asked
-is rarely an analyst), and anyone else's press is refused. One answer per question, of two
-presses at once exactly one counts (questions.Questions.answer). Every press, answered,
-refused or broken, writes one audit row.
+Only the person asked may answer: the presser must be the one the question was sent to
+(their Slack user, or their Entra object id), on the very DM (Slack: that message; Teams:
+their personal chat with the bot, where nobody else can press). [access] does not apply (the
+person asked is rarely an analyst), and anyone else's press is refused. One answer per
+question, of two presses at once exactly one counts (questions.Questions.answer). Every
+press, answered, refused or broken, writes one audit row. ``QuestionAnswers`` is that part,
+shared by both platforms; each platform only says who pressed where (``Presser``) and
+shows the result.
 
 A "yes" shows "confirmed by" on the channel alert, and acknowledges it when
 ``confirm.auto_ack_on_yes`` is set; a "no" makes the alert critical, shows it in place and
@@ -22,7 +26,7 @@ from voisobot.commands import Answer, Guard
 from voisobot.config import Config
 from voisobot.metrics import Metrics
 from voisobot.outbox import Outbox
-from voisobot.questions import Questions
+from voisobot.questions import Question, Questions
 from voisobot.slack.buttons import DETAIL_VALUE_CHARS, NotOurButton, Press, id_in_value
 
 log = logging.getLogger(__name__)
@@ -38,90 +42,157 @@ def question_id_of(value: str) -> int:
     return id_in_value(value, "question")
 
 
+@dataclass(frozen=True)
+class Presser:
+    """Who pressed an answer button, and where: ``platform`` "slack" (``user_id`` a Slack
+    user, ``place`` the DM channel, ``message`` its ts) or "teams" (``user_id`` an Entra
+    object id, ``place`` the personal chat's conversation id, ``message`` the card's activity
+    id)."""
+
+    platform: str
+    user_id: str
+    place: str | None
+    message: str | None
+
+
+class QuestionAnswers:
+    """The platform-independent part of a press: which question, whether this presser may
+    answer it, the answer recorded once, what follows (the alert shown again, acknowledged
+    on a "yes" when configured, a "no" escalated), one audit row and the metric."""
+
+    def __init__(self, questions: Questions, outbox: Outbox, guard: Guard, config: Config,
+                 clock: Callable[[], datetime], metrics: Metrics | None = None):
+        self.questions, self.outbox, self.guard, self.config = questions, outbox, guard, config
+        self.clock = clock
+        self.metrics = metrics or Metrics()
+
+    def press(self, presser: Presser, action: str, value: str,
+              audit_place: str | None) -> "Handled":
+        """Handle a press of ``action`` with the button's ``value`` (``{"question": id}``).
+        Never raises: whatever goes wrong is audited (against ``audit_place``)."""
+        entry = AuditEntry(presser.user_id, audit_place, "answer",
+                           f"{action[:80]} {value[:DETAIL_VALUE_CHARS]}", True, "")
+        try:
+            handled = self._handle(presser, action, value)
+        except Exception:
+            log.exception("a press of %s failed", entry.detail,
+                          extra=logs.ids(channel=audit_place))
+            handled = Handled("failed", "failed (see the log)", "Your answer could not be "
+                              "recorded: the bot's log says why. Please tell the security "
+                              "team directly.")
+        try:
+            self.guard.record(entry, handled.audited, allowed=handled.allowed)
+        except Exception:  # the store itself is failing: the log is all there is
+            log.exception("could not audit a press of %s", entry.detail)
+        self.metrics.button_pressed(BUTTON_NAMES.get(action, "unknown"), handled.outcome)
+        return handled
+
+    def _handle(self, presser: Presser, action: str, value: str) -> "Handled":
+        answer = ANSWERS.get(action)
+        try:
+            if answer is None:
+                raise NotOurButton(f"unknown action {action[:80]!r}")
+            question = self.questions.question(question_id_of(value))
+        except NotOurButton as exc:
+            return Handled("ignored", f"ignored: {exc}", "That button is not one of the bot's.")
+        if question is None:
+            return Handled("missing", "missing", "That question is no longer in the bot's cache.")
+        question = self._found_by_press(question, presser)
+        if not asked_here(question, presser):
+            return Handled("refused", f"refused: question {question.id} was sent to "
+                           f"{asked_person(question)}",
+                           "Only the person this question was sent to can answer it.",
+                           allowed=False)
+        outcome = self.questions.answer(question.id, answer, self.clock())
+        if outcome.status != "recorded":
+            return Handled("already", f"already answered {outcome.question.answer}",
+                           f"You already answered: {outcome.question.answer}.",
+                           question=outcome.question)
+        self._after(outcome.question, presser)
+        return Handled("answered", f"answered {answer} (question {question.id})",
+                       question=outcome.question)
+
+    def _found_by_press(self, question: Question, presser: Presser) -> Question:
+        """A question whose post's answer was lost (uncertain) is proved posted by its own
+        person's press where it was sent: record it as asked there, then take the answer."""
+        if question.state != "uncertain" or not presser.message \
+                or not asked_here(question, presser, message_known=False):
+            return question
+        if presser.platform == "teams":
+            self.questions.mark_asked_in_teams(question.id, presser.message, self.clock())
+        else:
+            self.questions.mark_asked(question.id, presser.message, self.clock())
+        return self.questions.question(question.id) or question
+
+    def _after(self, question: Question, presser: Presser) -> None:
+        """The alert as it now stands; a "yes" may acknowledge the alert (by the person who
+        answered, as their platform names them)."""
+        alert = self.outbox.alert(question.alert_id)
+        if question.answer == "yes" and self.config.confirm.auto_ack_on_yes \
+                and alert is not None and alert.slack_ts:
+            acks.acknowledge(self.outbox.store, alert.id, MessageRef(alert.channel,
+                             alert.slack_ts), presser.user_id, self.clock())
+        self.outbox.mark_stale(question.alert_id)
+
+
+def asked_here(question: Question, presser: Presser, *, message_known: bool = True) -> bool:
+    """Whether ``presser`` is the person the question was sent to, where it was sent. In
+    Slack the press must be on that very DM message (unless ``message_known`` is False: the
+    DM's ts may not be known yet); in Teams, anywhere in their personal chat with the bot
+    (a copy posted again after a lost answer is the same question)."""
+    if presser.platform == "teams":
+        return question.asked_via == "teams" and bool(question.teams_user) \
+            and presser.user_id == question.teams_user \
+            and presser.place == question.teams_conversation
+    if question.asked_via == "teams" or not question.slack_user \
+            or presser.user_id != question.slack_user:
+        return False
+    if not message_known:
+        return presser.place == question.dm_channel
+    return (presser.place, presser.message) == (question.dm_channel, question.dm_ts)
+
+
+def asked_person(question: Question) -> str | None:
+    return question.teams_user if question.asked_via == "teams" else question.slack_user
+
+
 class QuestionButtons:
+    """The Slack side: a press of a DM's button, answered by the DM updated in place."""
+
     def __init__(self, questions: Questions, outbox: Outbox, guard: Guard, config: Config,
                  show_in_dm: Callable[[int], None], clock: Callable[[], datetime],
                  metrics: Metrics | None = None):
         """``show_in_dm(question_id)`` puts the DM as it now stands in place of the one
         pressed (confirming.Confirmations.show_in_dm)."""
-        self.questions, self.outbox, self.guard, self.config = questions, outbox, guard, config
-        self.show_in_dm, self.clock = show_in_dm, clock
-        self.metrics = metrics or Metrics()
+        self.answers = QuestionAnswers(questions, outbox, guard, config, clock, metrics)
+        self.guard, self.show_in_dm = guard, show_in_dm
 
     def press(self, press: Press) -> Answer | None:
         """Handle a press; None when the updated DM says it all, else a private note.
         Never raises: whatever goes wrong is audited."""
-        entry = AuditEntry(press.user_id, press.channel_id, "answer",
-                           f"{press.action[:80]} {press.value[:DETAIL_VALUE_CHARS]}", True, "")
-        try:
-            handled = self._handle(press)
-        except Exception:
-            log.exception("a press of %s failed", entry.detail,
-                          extra=logs.ids(channel=press.channel_id))
-            handled = _Handled("failed", "failed (see the log)", "Your answer could not be "
-                               "recorded: the bot's log says why. Please tell the security "
-                               "team directly.")
-        try:
-            self.guard.record(entry, handled.audited, allowed=handled.allowed)
-        except Exception:  # the store itself is failing: the log is all there is
-            log.exception("could not audit a press of %s", entry.detail)
-        self.metrics.button_pressed(BUTTON_NAMES.get(press.action, "unknown"), handled.outcome)
+        message = press.message
+        presser = Presser("slack", press.user_id, message.channel if message else None,
+                          message.ts if message else None)
+        handled = self.answers.press(presser, press.action, press.value, press.channel_id)
+        if handled.outcome == "answered":
+            try:
+                self.show_in_dm(handled.question.id)
+            except Exception:  # recorded and audited; the DM shows it at the next update
+                log.exception("could not show question %d's answer in its DM",
+                              handled.question.id)
         note = handled.note
         return Answer(self.guard.renderer.settled({"text": note})) if note else None
 
-    def _handle(self, press: Press) -> "_Handled":
-        answer = ANSWERS.get(press.action)
-        try:
-            if answer is None:
-                raise NotOurButton(f"unknown action {press.action[:80]!r}")
-            question = self.questions.question(question_id_of(press.value))
-        except NotOurButton as exc:
-            return _Handled("ignored", f"ignored: {exc}", "That button is not one of the bot's.")
-        if question is None:
-            return _Handled("missing", "missing",
-                            "That question is no longer in the bot's cache.")
-        question = self._found_by_press(question, press)
-        if press.user_id != question.slack_user or press.message != MessageRef(
-                question.dm_channel or "", question.dm_ts or ""):
-            return _Handled("refused", f"refused: question {question.id} was sent to "
-                            f"{question.slack_user}",
-                            "Only the person this question was sent to can answer it.",
-                            allowed=False)
-        outcome = self.questions.answer(question.id, answer, self.clock())
-        if outcome.status != "recorded":
-            return _Handled("already", f"already answered {outcome.question.answer}",
-                            f"You already answered: {outcome.question.answer}.")
-        self._after(outcome.question)
-        return _Handled("answered", f"answered {answer} (question {question.id})")
-
-    def _found_by_press(self, question, press: Press):
-        """A DM whose post's answer was lost (uncertain) is proved posted by its own
-        person's press in that DM: record it as asked there, then take the answer."""
-        if question.state != "uncertain" or press.user_id != question.slack_user \
-                or press.message is None or press.message.channel != question.dm_channel:
-            return question
-        self.questions.mark_asked(question.id, press.message.ts, self.clock())
-        return self.questions.question(question.id) or question
-
-    def _after(self, question) -> None:
-        """The alert and the DM as they now stand; a "yes" may acknowledge the alert."""
-        alert = self.outbox.alert(question.alert_id)
-        if question.answer == "yes" and self.config.confirm.auto_ack_on_yes \
-                and alert is not None and alert.slack_ts:
-            acks.acknowledge(self.outbox.store, alert.id, MessageRef(alert.channel,
-                             alert.slack_ts), question.slack_user, self.clock())
-        self.outbox.mark_stale(question.alert_id)
-        self.show_in_dm(question.id)
-
-
 
 @dataclass(frozen=True)
-class _Handled:
+class Handled:
     """What became of a press: its metric label (answered, already, refused, ignored,
     missing, failed), the audit row's words, the note for the presser (None: the updated
-    DM says it all), and whether the press was allowed."""
+    question says it all), whether the press was allowed, and the question as it now
+    stands (answered, already)."""
 
     outcome: str
     audited: str
     note: str | None = None
     allowed: bool = True
+    question: Question | None = None

@@ -30,12 +30,14 @@ from markupsafe import Markup
 from voisobot.events import plain_address
 from voisobot.render import (
     AlertView,
+    QuestionView,
     RenderError,
     SafeUrl,
     existing_template,
     json_fragment,
     nodes,
     one_line,
+    question_context,
     rendered_or_fallback,
     safe_environment,
     template_context,
@@ -46,6 +48,9 @@ log = logging.getLogger(__name__)
 
 BUILTIN_TEAMS_TEMPLATES = packaged("templates", "teams")
 ACK_VERB, REOPEN_VERB = "voiso_ack", "voiso_reopen"  # the Slack buttons' action ids too
+# "Was this you?": the Slack buttons' action ids too (question_buttons.py)
+CONFIRM_YES_VERB, CONFIRM_NO_VERB = "voiso_confirm_yes", "voiso_confirm_no"
+ASKING_STATES = ("pending", "uncertain", "asked")
 CARD_VERSION = "1.4"
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 MAX_POST_BYTES = 28 * 1024  # Teams refuses larger posts
@@ -132,6 +137,8 @@ class TeamsRenderer:
         invoke replaces the card for everyone. The verbs are Slack's action ids: one
         acknowledgement table, pressed from either side."""
         card = self.card(alert)
+        card["body"].extend({"type": "TextBlock", "wrap": True, "text": teams_markdown(line)}
+                            for line in confirmation_lines(alert.confirmations))
         ack = template_context(alert)["ack"]
         if ack:
             card["body"].append({"type": "TextBlock", "wrap": True, "color": "Good",
@@ -145,6 +152,34 @@ class TeamsRenderer:
         card["actions"] = [*card.get("actions", []), action]
         return fitted(card)
 
+    def question_card(self, view: QuestionView) -> dict:
+        """The "was this you?" card for a person's personal chat (templates/teams/
+        question.json.j2) and, while the question is open, its two Action.Execute buttons,
+        added here so that a template cannot change what they do. A failing template gives
+        a minimal card, still escaped: the question is never lost to a template."""
+        card = self._confirmation("question.json.j2", view)
+        if view.state in ASKING_STATES:
+            data = {"question": view.question_id}
+            card["actions"] = [
+                {"type": "Action.Execute", "title": "Yes, it was me", "verb": CONFIRM_YES_VERB,
+                 "data": data, "style": "positive"},
+                {"type": "Action.Execute", "title": "No, it wasn't me", "verb": CONFIRM_NO_VERB,
+                 "data": dict(data), "style": "destructive"}]
+        return fitted(card)
+
+    def escalation_card(self, view: QuestionView) -> dict:
+        """The escalation, for a "teamsbot:<name>" escalation channel."""
+        return fitted(self._confirmation("escalation.json.j2", view))
+
+    def _confirmation(self, name: str, view: QuestionView) -> dict:
+        try:
+            card = json.loads(self.env.get_template(name).render(**question_context(view)))
+            return checked_card(card, set())
+        except Exception as exc:
+            log.error("Teams template %s failed: %s: %s", name, type(exc).__name__,
+                      one_line(exc))
+            return minimal_card(view.alert)
+
     def _context(self, alert: AlertView) -> dict[str, Any]:
         e = alert.event
         links = [{"title": f"Look up {address}", "url": url}
@@ -153,6 +188,29 @@ class TeamsRenderer:
         return {**template_context(alert), "links": links,
                 "severity_color": SEVERITY_COLOR.get(alert.severity, "Default"),
                 "severity_style": SEVERITY_STYLE.get(alert.severity, "default")}
+
+
+def confirmation_lines(confirmations) -> list[str]:
+    """Where each "was this you?" of an alert stands, one plain line each (escaped by the
+    caller): the person by their address, never a mention."""
+    lines = []
+    for q in confirmations:
+        who, at, where = q["email"], one_line(q.get("at")), q.get("via") or "Slack"
+        if q.get("answer") == "yes":
+            lines.append(f"✅ Confirmed by {who} at {at}: it was them.")
+        elif q.get("answer") == "no":
+            lines.append(f"🚨 {who} says this was NOT them (answered at {at}): escalated.")
+        elif q["state"] == "asked":
+            lines.append(f"❓ Asked {who} in {where} \"was this you?\": no answer yet.")
+        elif q["state"] == "expired":
+            lines.append(f"⌛ No answer from {who} in time.")
+        elif q["state"] == "unmapped":
+            lines.append(f"❔ Could not ask: {q.get('nowhere') or 'no Slack user'} for {who}.")
+        elif q["state"] == "failed":
+            lines.append(f"❔ Could not ask {who}: {where} refused (the bot's log says why).")
+        else:
+            lines.append(f"❓ Asking {who} \"was this you?\"…")
+    return lines
 
 
 def acknowledger(ack: dict) -> str:

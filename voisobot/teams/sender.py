@@ -10,7 +10,9 @@ Outcomes are classified like the webhooks' (voisobot.teams.webhook.classify): 2x
 (honouring Retry-After), 408 and 5xx retried through the outbox; other 4xx given up with
 what to do. A post sent with no answer in time (a timeout, a dropped connection) may have
 been posted: the Connector cannot be searched for it, so the outbox posts it again, at least
-once rather than lose an alert.
+once rather than lose an alert. The same sender posts "was this you?" cards to a person's
+personal chat (``post_to``/``update_in``, by reference) and asks the Connector who a chat's
+user is (``member``, teams_bot.people).
 """
 
 import asyncio
@@ -21,6 +23,7 @@ import httpx
 
 from voisobot.sending import SendResult
 from voisobot.teams.cards import CARD_CONTENT_TYPE
+from voisobot.teams.people import Member, fetch_member
 from voisobot.teams.references import ConversationRef, References
 from voisobot.teams.webhook import classify
 
@@ -67,30 +70,47 @@ class BotSender:
             return self.unavailable(name)
         return self._wait(name, self._create(ref, card, activity_id))
 
+    def post_to(self, ref: ConversationRef, card: dict, label: str) -> SendResult:
+        """A card to a conversation known by its reference (a person's personal chat);
+        ``label`` names it in results and logs."""
+        return self._wait(label, self._create(ref, card))
+
+    def update_in(self, ref: ConversationRef, activity_id: str, card: dict,
+                  label: str) -> SendResult:
+        return self._wait(label, self._create(ref, card, activity_id))
+
+    def member(self, ref: ConversationRef, account_id: str) -> tuple[SendResult, Member | None]:
+        """Who a conversation's member is (their email and UPN), from the Bot Connector."""
+        return self._outcome("member", fetch_member(self.server.app.api, ref, account_id))
+
     def _wait(self, name: str, coroutine) -> SendResult:
+        result, activity_id = self._outcome(name, coroutine)
+        if result.status != "done":
+            return result
+        return SendResult("done", channel=name, ts=activity_id)
+
+    def _outcome(self, name: str, coroutine) -> tuple[SendResult, object]:
+        """The coroutine run on the bot's loop, its value, and how it went (as a SendResult;
+        the value is None unless done)."""
         loop = self.server.loop
         if loop is None or loop.is_closed():
             coroutine.close()
             return SendResult("retry", channel=name, error="bot_not_running",
-                              advice="the Teams bot is not running")
+                              advice="the Teams bot is not running"), None
         future = asyncio.run_coroutine_threadsafe(coroutine, loop)
         try:
-            activity_id = future.result(self.timeout)
+            return SendResult("done", channel=name), future.result(self.timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            return _no_answer(name, "TimeoutError")
+            return _no_answer(name, "TimeoutError"), None
         except httpx.HTTPStatusError as exc:
-            result = classify(exc.response.status_code, exc.response.headers, name)
-            advice = _ADVICE.get(exc.response.status_code)
-            if result.status == "give_up" and advice:
-                return SendResult("give_up", channel=name, error=result.error, advice=advice)
-            return result
+            return _refused(name, exc.response), None
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # never reached it
             return SendResult("retry", channel=name, error="unreachable",
-                              advice=f"cannot reach the Bot Connector ({type(exc).__name__})")
+                              advice=f"cannot reach the Bot Connector ({type(exc).__name__})"
+                              ), None
         except httpx.TransportError as exc:  # sent, and no answer: it may have been posted
-            return _no_answer(name, type(exc).__name__)
-        return SendResult("done", channel=name, ts=activity_id)
+            return _no_answer(name, type(exc).__name__), None
 
     async def _create(self, ref: ConversationRef, card: dict, activity_id: str | None = None
                       ) -> str:
@@ -111,6 +131,14 @@ class BotSender:
             conversation=ConversationAccount(id=ref.conversation_id))
         sent = await send_or_update_activity(self.server.app.api, message, where)
         return sent.id
+
+
+def _refused(name: str, response: httpx.Response) -> SendResult:
+    result = classify(response.status_code, response.headers, name)
+    advice = _ADVICE.get(response.status_code)
+    if result.status == "give_up" and advice:
+        return SendResult("give_up", channel=name, error=result.error, advice=advice)
+    return result
 
 
 def _no_answer(name: str, why: str) -> SendResult:

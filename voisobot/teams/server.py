@@ -61,12 +61,16 @@ class BotServer:
 
     def __init__(self, cfg: TeamsBotConfig, answers: TeamsAnswers, references: References,
                  clock: Callable[[], datetime], env: Mapping[str, str], *,
-                 retry_waits: tuple[float, ...] = (1.0, 3.0), buttons=None,
+                 retry_waits: tuple[float, ...] = (1.0, 3.0), buttons=None, people=None,
+                 questions=None,
                  seen_in_team: Callable[[str | None, str | None], None] | None = None):
         """``buttons`` (teams.buttons.TeamsAlertButtons) answers the alert cards'
         Acknowledge/Reopen; without it a press is answered with an error message.
-        ``seen_in_team(channel_id, team_id)`` learns a channel's team from each activity
-        (TeamsAccessPolicy.saw), before its command or press is checked."""
+        ``questions`` (teams.question_cards.TeamsQuestionButtons) answers the "was this
+        you?" cards, and ``people`` (teams.people.TeamsPeople) learns who each personal
+        chat's user is, when questions may be asked in Teams. ``seen_in_team(channel_id,
+        team_id)`` learns a channel's team from each activity (TeamsAccessPolicy.saw),
+        before its command or press is checked."""
         self.cfg = cfg
         self.retry_waits = retry_waits  # waits between tries of a reply; tests set none
         self._server = None  # the uvicorn server, made by the SDK's adapter
@@ -76,7 +80,7 @@ class BotServer:
         self.app = _make_app(cfg, credentials(cfg, env), self._uvicorn)
         from voisobot.handlers import teams as listeners
         listeners.register(self.app, answers, references, clock, lambda: self.retry_waits,
-                           buttons, seen_in_team)
+                           buttons, people, questions, seen_in_team)
 
     @property
     def port(self) -> int:
