@@ -17,6 +17,7 @@ from voisobot import jobs, logs, sqs
 from voisobot.access import AccessPolicy, TeamsAccessPolicy
 from voisobot.commands import Commands, Guard
 from voisobot.config import Config
+from voisobot.confirm_answers import QuestionAnswers
 from voisobot.confirming import Confirmations, TeamsAsking, question_view
 from voisobot.delivery import AlertDelivery
 from voisobot.errors import ConfigError
@@ -32,7 +33,7 @@ from voisobot.slack.buttons import AlertButtons
 from voisobot.slack.front_door import FrontDoor
 from voisobot.slack.output import SlackOutput
 from voisobot.slack.people import SlackPeople
-from voisobot.slack.question_buttons import QuestionAnswers, QuestionButtons
+from voisobot.slack.question_buttons import QuestionButtons
 from voisobot.slack.render import SlackRenderer
 from voisobot.slack.replays import Replays
 from voisobot.store import Store

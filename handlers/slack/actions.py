@@ -5,8 +5,9 @@ import json
 
 from voisobot.acks import MessageRef
 from voisobot.commands import MORE_ACTION, Commands
-from voisobot.slack.buttons import ACK_ACTION, REOPEN_ACTION, AlertButtons, Press
-from voisobot.slack.question_buttons import NO_ACTION, YES_ACTION, QuestionButtons
+from voisobot.presses import ACK_ACTION, NO_ACTION, REOPEN_ACTION, YES_ACTION
+from voisobot.slack.buttons import AlertButtons, Press
+from voisobot.slack.question_buttons import QuestionButtons
 
 from .reply import reply
 

@@ -45,8 +45,9 @@ from voisobot.acks import MessageRef
 from voisobot.errors import ConfigError
 from voisobot.intake import Intake
 from voisobot.logs import CONTINUATION, ESCAPED_CATEGORIES, continued, escaped
+from voisobot.presses import ACK_ACTION
 from voisobot.slack import sender as slack
-from voisobot.slack.buttons import ACK_ACTION, Press
+from voisobot.slack.buttons import Press
 
 RECORD_START = re.compile(
     r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ")

@@ -12,7 +12,6 @@ Every press writes exactly one audit row, whatever it carries: a value that is n
 a press on another message, even an unexpected error.
 """
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,19 +22,23 @@ from voisobot.access import AccessPolicy
 from voisobot.acks import Acker, AckOutcome, AuditEntry, MessageRef
 from voisobot.commands import Answer, Guard
 from voisobot.delivery import alert_view
-from voisobot.errors import VoisoBotError
 from voisobot.metrics import Metrics
 from voisobot.outbox import Outbox
+from voisobot.presses import (
+    ACK_ACTION,
+    DETAIL_VALUE_CHARS,
+    REOPEN_ACTION,
+    NotOurButton,
+    NotThisMessage,
+    alert_id_of,
+    short,
+)
 from voisobot.render import slack_id_or_text
 from voisobot.slack.render import SlackRenderer
 
 log = logging.getLogger(__name__)
 
-ACK_ACTION = "voiso_ack"
-REOPEN_ACTION = "voiso_reopen"
 BUTTON_NAMES = {ACK_ACTION: "acknowledge", REOPEN_ACTION: "reopen"}  # for the metrics
-MAX_ALERT_ID = 2**63 - 1  # SQLite's largest rowid: a larger id names no alert
-DETAIL_VALUE_CHARS = 200  # of a button's value kept in the audit table
 
 
 @dataclass(frozen=True)
@@ -49,33 +52,6 @@ class Press:
     action: str  # ACK_ACTION or REOPEN_ACTION
     value: str
     user_name: str = ""
-
-
-class NotOurButton(VoisoBotError):
-    """The press carries a value or an action the bot never rendered."""
-
-
-class NotThisMessage(VoisoBotError):
-    """The press names an alert that was not posted where the button was pressed."""
-
-
-def alert_id_of(value: str) -> int:
-    """The alert id in a button's value; the value comes back from Slack as text."""
-    return id_in_value(value, "alert")
-
-
-def id_in_value(value: str, name: str) -> int:
-    """The row id a button's value (``{"<name>": 42}``) names, checked as untrusted: a
-    value that is not ours raises NotOurButton saying why."""
-    article = "an" if name[:1] in "aeiou" else "a"
-    try:
-        row_id = json.loads(value)[name]
-    except (ValueError, TypeError, KeyError, IndexError, RecursionError):
-        raise NotOurButton(f"not {article} {name} button value: {value[:80]!r}") from None
-    if not isinstance(row_id, int) or isinstance(row_id, bool) \
-            or not 1 <= row_id <= MAX_ALERT_ID:
-        raise NotOurButton(f"not {article} {name} id: {_short(repr(row_id), 80)}")
-    return row_id
 
 
 class AlertButtons:
@@ -112,8 +88,8 @@ class AlertButtons:
             audit.write(f"ignored: {exc}")
             return self._failed(), "ignored"
         except NotThisMessage as exc:
-            log.warning("refused a press by %s in %s: %s", _short(press.user_id),
-                        _short(press.channel_id), exc, extra=logs.ids(channel=press.channel_id))
+            log.warning("refused a press by %s in %s: %s", short(press.user_id),
+                        short(press.channel_id), exc, extra=logs.ids(channel=press.channel_id))
             audit.write(f"refused: {exc}", allowed=False)
             return Answer(self.renderer.render_answer("refused")), "refused"
         audit.write(_described(outcome))
@@ -137,8 +113,8 @@ class AlertButtons:
         else:
             raise NotOurButton(f"unknown action {press.action[:80]!r}")
         if outcome.status == "elsewhere":
-            raise NotThisMessage(f"alert {alert_id} was not posted at {_short(pressed.channel)} "
-                                 f"{_short(pressed.ts)}")
+            raise NotThisMessage(f"alert {alert_id} was not posted at {short(pressed.channel)} "
+                                 f"{short(pressed.ts)}")
         return outcome
 
     def _show(self, outcome: AckOutcome) -> None:
@@ -192,16 +168,9 @@ def _pressed_message(press: Press) -> MessageRef:
     if message is None:
         raise NotThisMessage("the press names no message")
     if press.channel_id is not None and message.channel != press.channel_id:
-        raise NotThisMessage(f"the press names two channels, {_short(press.channel_id)} and "
-                             f"{_short(message.channel)}")
+        raise NotThisMessage(f"the press names two channels, {short(press.channel_id)} and "
+                             f"{short(message.channel)}")
     return message
-
-
-def _short(text: str | None, limit: int = 40) -> str:
-    """At most ``limit`` characters of a value that came from outside, for the audit and
-    the log."""
-    text = str(text)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def acknowledger(outcome: AckOutcome) -> dict | None:

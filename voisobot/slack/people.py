@@ -7,7 +7,6 @@ Slack's answers ("this user", "nobody") are kept in ``slack_people`` for
 alert. A failure (retry, give_up) is never cached: the next question asks Slack again.
 """
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,15 +15,12 @@ import slack_sdk
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web import SlackResponse
 
+from voisobot.addresses import looks_like_address, voiso_address
 from voisobot.config import ConfirmConfig
 from voisobot.intake import utc_now
 from voisobot.slack.sender import NETWORK_ERRORS, classify
 from voisobot.store import Store, time_text, transaction
 
-MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path, and so on any address
-# One "@" with something on each side and no whitespace; control characters and other
-# unprintable text are refused separately (str.isprintable).
-_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+")
 LOOKUP_SCOPES = "users:read.email and users:read"
 _NOBODY = "users_not_found"  # Slack's answer for an address no account has
 
@@ -40,21 +36,6 @@ class Lookup:
     error: str | None = None      # Slack's error code, for retry/give_up
     advice: str | None = None     # what a human should do, for give_up
     retry_after: float | None = None
-
-
-def looks_like_address(text: str) -> bool:
-    """Whether ``text`` is worth asking Slack about: ``local@domain``, at most 254
-    characters, no whitespace, control or other unprintable characters. Anything else comes
-    from a malformed or hostile event and is no one's address."""
-    return (len(text) <= MAX_EMAIL_LENGTH and text.isprintable()
-            and _ADDRESS.fullmatch(text) is not None)
-
-
-def voiso_address(confirm: ConfirmConfig, voiso_email: str) -> str:
-    """The address a person is known by in Slack or Teams: Voiso's, lower case, with
-    ``[confirm.aliases]`` applied."""
-    email = voiso_email.lower()
-    return confirm.aliases.get(email, email).lower()
 
 
 class SlackPeople:

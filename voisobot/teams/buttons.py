@@ -21,8 +21,7 @@ from voisobot.acks import Acker, AckOutcome, AuditEntry, MessageRef
 from voisobot.commands import Guard
 from voisobot.delivery import alert_view
 from voisobot.outbox import Outbox
-from voisobot.routing import teams_bot_channel
-from voisobot.slack.buttons import (
+from voisobot.presses import (
     ACK_ACTION,
     DETAIL_VALUE_CHARS,
     REOPEN_ACTION,
@@ -30,6 +29,7 @@ from voisobot.slack.buttons import (
     NotThisMessage,
     alert_id_of,
 )
+from voisobot.routing import teams_bot_channel
 from voisobot.teams.cards import CARD_CONTENT_TYPE
 from voisobot.teams.references import References
 

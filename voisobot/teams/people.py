@@ -16,9 +16,9 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from voisobot.addresses import looks_like_address, voiso_address
 from voisobot.config import ConfirmConfig
 from voisobot.sending import SendResult, retry_delay
-from voisobot.slack.people import looks_like_address, voiso_address
 from voisobot.store import Store, time_text, transaction
 from voisobot.teams.references import ConversationRef, conversation_base
 

@@ -14,9 +14,9 @@ press answers with a message and leaves the card as it was.
 import json
 from collections.abc import Callable
 
+from voisobot.confirm_answers import Presser, QuestionAnswers
 from voisobot.questions import Question
 from voisobot.render import QuestionView
-from voisobot.slack.question_buttons import Presser, QuestionAnswers
 from voisobot.teams.buttons import card_answer, message_answer
 from voisobot.teams.cards import CONFIRM_NO_VERB, CONFIRM_YES_VERB
 from voisobot.teams.references import conversation_base

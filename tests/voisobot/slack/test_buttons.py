@@ -23,15 +23,9 @@ from voisobot.access import AccessPolicy
 from voisobot.acks import MessageRef
 from voisobot.config import AccessConfig
 from voisobot.outbox import Outbox
+from voisobot.presses import ACK_ACTION, REOPEN_ACTION, NotOurButton, alert_id_of
 from voisobot.slack import sender as slack
-from voisobot.slack.buttons import (
-    ACK_ACTION,
-    REOPEN_ACTION,
-    AlertButtons,
-    NotOurButton,
-    Press,
-    alert_id_of,
-)
+from voisobot.slack.buttons import AlertButtons, Press
 from voisobot.slack.render import SlackRenderer
 
 ANALYST = "UANALYST01"

@@ -8,9 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fakes.slack_api import FakeSlack
+from voisobot.addresses import looks_like_address
 from voisobot.config import ConfirmConfig
 from voisobot.slack import sender as slack
-from voisobot.slack.people import Lookup, SlackPeople, looks_like_address
+from voisobot.slack.people import Lookup, SlackPeople
 
 TOKEN = "xoxb-test"
 ANA, ANA_ID = "ana@example.com", "UANA"

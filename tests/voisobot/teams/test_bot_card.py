@@ -52,7 +52,7 @@ def test_an_acknowledged_card_names_who_and_offers_reopen(renderer):
 
 
 def test_the_verbs_are_the_slack_buttons_action_ids():
-    from voisobot.slack.buttons import ACK_ACTION, REOPEN_ACTION
+    from voisobot.presses import ACK_ACTION, REOPEN_ACTION
 
     assert (ACK_VERB, REOPEN_VERB) == (ACK_ACTION, REOPEN_ACTION)
 
