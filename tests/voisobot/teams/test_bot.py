@@ -275,18 +275,29 @@ def test_help_in_teams_speaks_of_the_mention_and_subscribe(running, connector):
     assert "/voiso" not in text and "public" not in text  # Slack's words only
 
 
-def press_card(bot, connector, verb: str, data, user: str = ALLOWED) -> dict:
-    """A press of an Action.Execute button of an answer card; the invoke's answer."""
-    pressed = activity(connector, "invoke", user=user, name="adaptiveCard/action",
-                       value={"action": {"type": "Action.Execute", "verb": verb,
-                                         "data": data}, "trigger": "manual"},
-                       replyToId="answer-card-1")
+def card_invoke(connector, verb: str, data, *, reply_to: str | None = None, **fields) -> dict:
+    """A press of a card's Action.Execute button as Teams sends its invoke (``fields`` as
+    for ``activity``), naming the pressed card by ``reply_to``."""
+    return activity(connector, "invoke", name="adaptiveCard/action",
+                    value={"action": {"type": "Action.Execute", "verb": verb, "data": data},
+                           "trigger": "manual"},
+                    **({"replyToId": reply_to} if reply_to is not None else {}), **fields)
+
+
+def answer_of(bot_runtime, invoke: dict) -> dict:
+    """The bot's answer to an invoke (HTTP 200, whatever it says)."""
     request = urllib.request.Request(
-        bot.teams_bot.url, data=json.dumps(pressed).encode(), method="POST",
+        bot_runtime.teams_bot.url, data=json.dumps(invoke).encode(), method="POST",
         headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=20) as response:
         assert response.status == 200
         return json.loads(response.read())
+
+
+def press_card(bot, connector, verb: str, data, user: str = ALLOWED) -> dict:
+    """A press of an Action.Execute button of an answer card; the invoke's answer."""
+    return answer_of(bot, card_invoke(connector, verb, data, reply_to="answer-card-1",
+                                      user=user))
 
 
 def more_action(card: dict) -> dict:

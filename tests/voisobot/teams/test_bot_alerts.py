@@ -8,8 +8,6 @@ import json
 import logging
 import re
 import threading
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -18,9 +16,10 @@ from tests.voisobot.teams.test_bot import (
     ALLOWED,
     CHANNEL,
     STRANGER,
-    activity,
+    answer_of,
     audit_rows,
     bot_config,
+    card_invoke,
     card_text,
     mention,
     post,
@@ -191,17 +190,9 @@ def invoke(bot, connector, verb: str, alert_id, card_id: str | None,
     """A press of an alert card's Action.Execute button, as Teams sends its invoke (the
     presser named ``name``, else as NAMES has them); the invoke's answer (HTTP 200 whatever
     it says)."""
-    pressed = activity(connector, "invoke", user=user, name="adaptiveCard/action",
-                       value={"action": {"type": "Action.Execute", "verb": verb,
-                                         "data": {"alert": alert_id}}, "trigger": "manual"},
-                       **({"replyToId": card_id} if card_id is not None else {}))
+    pressed = card_invoke(connector, verb, {"alert": alert_id}, reply_to=card_id, user=user)
     pressed["from"]["name"] = name if name is not None else NAMES.get(user, "Stranger")
-    request = urllib.request.Request(
-        bot.teams_bot.url, data=json.dumps(pressed).encode(), method="POST",
-        headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=20) as response:
-        assert response.status == 200
-        return json.loads(response.read())
+    return answer_of(bot, pressed)
 
 
 def posted_alerts(bot, connector, *kinds: str) -> list[dict]:

@@ -6,8 +6,6 @@ serviceUrl, the fake Slack Web API for ask_in = ["slack", "teams"], real SQLite;
 delivery and confirmations jobs are run by the test, not the scheduler."""
 
 import dataclasses
-import json
-import urllib.request
 from datetime import UTC, datetime
 
 import pytest
@@ -22,8 +20,10 @@ from tests.voisobot.teams.test_bot import (
     CHANNEL,
     STRANGER,
     activity,
+    answer_of,
     audit_rows,
     bot_config,
+    card_invoke,
     card_text,
     mention,
     post,
@@ -142,21 +142,10 @@ def press(bot, connector, verb: str, question_id, *, user: str = JANE_ID,
           conversation: str | None = None, card_id: str | None = "card",
           data: dict | None = None) -> dict:
     """Yes or No pressed on a question card, as Teams sends the invoke; its answer."""
-    pressed = activity(connector, "invoke", user=user, where="personal",
-                       name="adaptiveCard/action",
-                       value={"action": {"type": "Action.Execute", "verb": verb,
-                                         "data": data if data is not None
-                                         else {"question": question_id}},
-                              "trigger": "manual"},
-                       conversation={"id": conversation or chat_of(user),
-                                     "conversationType": "personal"},
-                       **({"replyToId": card_id} if card_id else {}))
-    request = urllib.request.Request(
-        bot.teams_bot.url, data=json.dumps(pressed).encode(), method="POST",
-        headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=20) as response:
-        assert response.status == 200
-        return json.loads(response.read())
+    return answer_of(bot, card_invoke(
+        connector, verb, data if data is not None else {"question": question_id},
+        reply_to=card_id or None, user=user, where="personal",
+        conversation={"id": conversation or chat_of(user), "conversationType": "personal"}))
 
 
 def answer_audit(bot) -> list[tuple]:

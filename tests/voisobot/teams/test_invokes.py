@@ -6,14 +6,12 @@ or a tenant member crafting one): its verb, its data, the card it names and who 
 are all untrusted. Real HTTP posts to the bot's /api/messages on 127.0.0.1; one bot and
 one alert card across the examples, with a model of the card's acknowledgement."""
 
-import json
-import urllib.request
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fakes.adaptive_card_schema import validate_card
-from tests.voisobot.teams.test_bot import ALLOWED, STRANGER, activity, audit_rows
+from tests.voisobot.teams.test_bot import ALLOWED, STRANGER, answer_of, audit_rows, card_invoke
 from tests.voisobot.teams.test_bot import connector as connector  # a fixture
 from tests.voisobot.teams.test_bot_alerts import COLLEAGUE, ack_state, posted_alerts
 from tests.voisobot.teams.test_bot_alerts import bot as bot  # a fixture
@@ -28,18 +26,6 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
                                                                 max_size=3),
     max_leaves=8)
-
-
-def invoke_raw(bot, connector, *, user: str, verb: str, data: dict,
-               reply_to: str | None) -> tuple[int, dict]:
-    pressed = activity(connector, "invoke", user=user, name="adaptiveCard/action",
-                       value={"action": {"type": "Action.Execute", "verb": verb, "data": data},
-                              "trigger": "manual"},
-                       **({"replyToId": reply_to} if reply_to is not None else {}))
-    request = urllib.request.Request(bot.teams_bot.url, data=json.dumps(pressed).encode(),
-                                     method="POST", headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=20) as response:
-        return response.status, json.loads(response.read())
 
 
 @settings(max_examples=25, deadline=None,
@@ -68,10 +54,9 @@ def test_any_invoke_is_answered_audited_once_and_acts_only_when_real(bot, connec
                              label="replyToId")
     before_state, before_rows = ack_state(bot, alert["id"]), len(audit_rows(bot.store))
 
-    status, answer = invoke_raw(bot, connector, user=user, verb=verb, data=payload,
-                                reply_to=reply_to)
+    answer = answer_of(bot, card_invoke(connector, verb, payload, reply_to=reply_to, user=user))
 
-    assert status == 200 and answer["statusCode"] == 200
+    assert answer["statusCode"] == 200  # and HTTP 200: answer_of checks it
     assert answer["type"] in (CARD, MESSAGE)
     if answer["type"] == CARD:
         validate_card(answer["value"])
