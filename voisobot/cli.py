@@ -112,9 +112,13 @@ def render_samples(cfg: Config, args) -> int:
     kinds = selected_kinds(args.kind)
     if kinds is None:
         return 2
-    if args.question or args.escalation:
-        return render_confirmations(cfg, kinds, args.escalation)
     teams = args.teams or args.teams_bot
+    if (args.question or args.escalation) and args.teams:
+        print("error: a Teams webhook cannot ask anyone; --teams-bot shows the bot's question "
+              "and escalation cards", file=sys.stderr)
+        return 2
+    if args.question or args.escalation:
+        return render_confirmations(cfg, kinds, args.escalation, args.teams_bot)
     renderer = teams_renderer(cfg) if teams else SlackRenderer(cfg.templates_path)
     for kind in kinds:
         event = events.parse(samples.body_text(samples.EXAMPLES[kind]).encode())
@@ -126,10 +130,12 @@ def render_samples(cfg: Config, args) -> int:
     return 0
 
 
-def render_confirmations(cfg: Config, kinds: list[str], escalation: bool) -> int:
+def render_confirmations(cfg: Config, kinds: list[str], escalation: bool,
+                         teams: bool = False) -> int:
     """Print the "was this you?" DM (or the escalation of a "no") that each example asks
-    of each person [confirm] names for its kind, whether or not [confirm] is on."""
-    renderer = SlackRenderer(cfg.templates_path)
+    of each person [confirm] names for its kind, whether or not [confirm] is on; with
+    ``teams``, the Teams bot's question card (or its escalation card)."""
+    renderer = teams_renderer(cfg) if teams else SlackRenderer(cfg.templates_path)
     asking = dataclasses.replace(cfg.confirm, enabled=True)
     for kind in kinds:
         event = events.parse(samples.body_text(samples.EXAMPLES[kind]).encode())
@@ -138,7 +144,8 @@ def render_confirmations(cfg: Config, kinds: list[str], escalation: bool) -> int
         if not people:
             print(f"# {kind}: nobody is asked ([confirm] ask_user, ask_admin)")
         for number, (role, email) in enumerate(people, start=1):
-            question = QuestionView(view, number, (role,), SlackId("U0PREVIEW1"), email,
+            person = None if teams else SlackId("U0PREVIEW1")  # Teams names them by email
+            question = QuestionView(view, number, (role,), person, email,
                                     "answered" if escalation else "asked",
                                     answer="no" if escalation else None,
                                     answered_at=utc_now() if escalation else None,
@@ -147,10 +154,18 @@ def render_confirmations(cfg: Config, kinds: list[str], escalation: bool) -> int
                                     reason="no", timeout_minutes=asking.timeout_minutes)
             what = "escalation" if escalation else f"question to the {role}"
             print(f"# {kind}: {what} ({email})")
-            message = renderer.render_escalation(question) if escalation \
-                else renderer.render_question(question)
+            message = _confirmation_message(renderer, question, escalation, teams)
             print(json.dumps(message, indent=2, ensure_ascii=False))
     return 0
+
+
+def _confirmation_message(renderer, question: QuestionView, escalation: bool,
+                          teams: bool) -> dict:
+    if teams:
+        return renderer.escalation_card(question) if escalation \
+            else renderer.question_card(question)
+    return renderer.render_escalation(question) if escalation \
+        else renderer.render_question(question)
 
 
 def _preview_group(group: str) -> SlackId | None:
@@ -249,14 +264,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     sample = commands.add_parser("send-sample", help="send the vendor's example events")
     sample.add_argument("kind", nargs="?", help="one kind, e.g. app_login/unauthorized_ip")
     render = commands.add_parser("render", help="print the Slack alert for the vendor's examples")
-    shown = render.add_mutually_exclusive_group()
-    shown.add_argument("--teams", action="store_true", help="the Teams card instead")
-    shown.add_argument("--teams-bot", action="store_true",
+    where = render.add_mutually_exclusive_group()
+    where.add_argument("--teams", action="store_true", help="the Teams card instead")
+    where.add_argument("--teams-bot", action="store_true",
                        help="the Teams bot's card, with its Action.Execute buttons, instead")
-    shown.add_argument("--question", action="store_true",
-                       help='the "was this you?" direct messages instead')
-    shown.add_argument("--escalation", action="store_true",
-                       help='the escalation a "no" posts instead')
+    what = render.add_mutually_exclusive_group()
+    what.add_argument("--question", action="store_true",
+                      help='the "was this you?" direct messages instead (with --teams-bot: '
+                           "the question card of a personal chat)")
+    what.add_argument("--escalation", action="store_true",
+                      help='the escalation a "no" posts instead (with --teams-bot: its card)')
     render.add_argument("kind", nargs="?", help="one kind, e.g. user/privileges_updated")
     again = commands.add_parser("redeliver", help="queue the alerts that failed again")
     again.add_argument("channel", nargs="?",

@@ -144,3 +144,26 @@ def test_render_previews_the_question_and_the_escalation(tmp_path, capsys):
     assert cli.main(["--config", str(path), "render", "--question", "successful_login"],
                     {}) == 0
     assert "nobody is asked" in capsys.readouterr().out
+
+
+def test_render_teams_bot_previews_the_question_and_escalation_cards(tmp_path, capsys):
+    """bot.py render --teams-bot --question / --escalation: the Teams cards, schema-valid,
+    the question's with its two Action.Execute answers; a webhook cannot ask anyone."""
+    import json
+
+    from tests.fakes.adaptive_card_schema import validate_card
+    from voisobot import cli
+
+    path = tmp_path / "config.toml"
+    path.write_text('[sqs]\nqueue_url = "https://sqs.eu-west-1.amazonaws.com/123456789012/v"\n')
+    for what, verbs in (("--question", ["voiso_confirm_yes", "voiso_confirm_no"]),
+                        ("--escalation", [])):
+        assert cli.main(["--config", str(path), "render", "--teams-bot", what,
+                         "app_login/unauthorized_ip"], {}) == 0
+        out = capsys.readouterr().out
+        card = json.loads(out[out.index("\n") + 1:])
+        validate_card(card)
+        assert [a.get("verb") for a in card.get("actions", [])
+                if a["type"] == "Action.Execute"] == verbs
+    assert cli.main(["--config", str(path), "render", "--teams", "--question"], {}) == 2
+    assert "cannot ask anyone" in capsys.readouterr().err
