@@ -2,7 +2,7 @@
 Adaptive Cards, for webhooks and for the bot), how they are sent (webhook: Workflows
 webhooks; sender: the bot's proactive posts), and the bot's own side.
 
-The bot (preview): ``@Voiso <command>`` in Teams, answered like /voiso; the conversation
+The bot: ``@Voiso <command>`` in Teams, answered like /voiso; the conversation
 references Teams sends when the bot is added somewhere, named by ``@Voiso subscribe
 <name>``; alert cards posted there through the outbox; and their Acknowledge/Reopen buttons.
 In data-flow order: server (the SDK app on its own thread and loop, started and stopped by
