@@ -36,7 +36,9 @@ from voisobot.teams.references import References
 log = logging.getLogger("voisobot.teams")
 
 NOT_ALLOWED = "You are not allowed to acknowledge Voiso alerts (ask for [access] teams_users)."
-NOT_THIS_MESSAGE = "This button does not belong to this alert's message; nothing was changed."
+NOT_THIS_MESSAGE = ("This card is not the alert's current message (an older card, or a copy "
+                    "posted again after Teams' answer was lost); nothing was changed. Use the "
+                    "latest card of the alert.")
 GONE = "This alert is no longer in the bot's cache."
 FAILED = "Something went wrong; nothing was changed. Try again."
 

@@ -4,6 +4,7 @@ Activity JSON to the bot on 127.0.0.1, replies and proactive posts going to the 
 Connector through the stored serviceUrl; the delivery job is run by the test, not the
 scheduler."""
 
+import dataclasses
 import json
 import logging
 import re
@@ -181,6 +182,39 @@ def test_a_route_names_bot_conversations_and_the_default_takes_the_rest():
 def test_bot_conversation_config_errors_name_the_key(table, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         config.from_dict({"sqs": {"queue_url": QUEUE}, **table})
+
+
+
+def test_a_card_whose_answer_was_lost_is_posted_again_and_only_the_kept_card_acts(
+        make_config, queue_url, connector):
+    """The Bot Connector cannot be searched: a post that timed out may have arrived, so it is
+    posted again (at least once). The alert keeps the second card's id; the lost copy's
+    Acknowledge changes nothing and says to use the latest card."""
+    cfg = bot_config(make_config, queue_url, default_conversation="secops",
+                     access={"teams_users": (ALLOWED,)})
+    cfg = dataclasses.replace(cfg, teams=dataclasses.replace(cfg.teams, timeout_seconds=1.0))
+    bot = runtime.build(cfg, secrets={})
+    bot.teams_bot.retry_waits, bot.delivery.retry_base = (0.0,), 0.01
+    bot.teams_bot.start()
+    try:
+        subscribe(bot, connector)
+        record(bot.store, "app_login/unauthorized_ip", NOW, user="jane@example.com")
+        connector.fail("post_then_hang")
+        bot.delivery.run()
+        assert alerts(bot.store)[0]["state"] == "uncertain"
+        connector.release()
+        deliver(bot)
+        (alert,) = alerts(bot.store)
+        posts = [c for c in connector.calls if c.method == "POST" and not c.activity_id
+                 and c.conversation_id == CHANNEL]
+        assert len(posts) == 2 and alert["slack_ts"] == posts[1].new_id
+        lost = invoke(bot, connector, "voiso_ack", alert["id"], posts[0].new_id)
+        assert "latest card" in lost["value"] and ack_state(bot, alert["id"])[0] is None
+        kept = invoke(bot, connector, "voiso_ack", alert["id"], posts[1].new_id)
+        assert kept["type"] == "application/vnd.microsoft.card.adaptive"
+        assert ack_state(bot, alert["id"])[0] == ALLOWED
+    finally:
+        bot.stop()
 
 
 # --- Acknowledge / Reopen ----------------------------------------------------------------------
