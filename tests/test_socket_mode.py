@@ -126,3 +126,36 @@ def test_without_an_app_token_alerts_still_go_out_and_the_log_says_why_commands_
     assert "SLACK_APP_TOKEN is not set" in caplog.text
     send_event(sqs_admin, queue_url, "user/user_deleted")
     assert wait_for(lambda: fake.messages(ALERTS), timeout=15)
+
+
+class _CloseWaitsForTheRunner:
+    """A Socket Mode handler whose close() hangs as slack_sdk's does when its session
+    runner cleared the "terminated" flag after close() set it: until the flag is set again."""
+
+    def __init__(self):
+        from slack_sdk.socket_mode.builtin.connection import ConnectionState
+
+        self.client = type("Client", (), {})()
+        self.client.current_session_state = ConnectionState()
+        self.closes = 0
+
+    def close(self):
+        self.closes += 1
+        self.client.current_session_state.terminated = False  # the runner's late reset
+        while not self.client.current_session_state.terminated:
+            time.sleep(0.01)
+
+
+def test_a_close_slack_sdk_leaves_hanging_does_not_hang_the_stop(monkeypatch):
+    from slack_bolt import App
+
+    monkeypatch.setattr(serve, "CLOSE_WAIT_SECONDS", 0.2)
+    socket_mode = serve.SocketMode(App(token="xoxb-test", token_verification_enabled=False),
+                                   "xapp-test")
+    socket_mode.handler = _CloseWaitsForTheRunner()
+    socket_mode.stopping.set()  # its connect loop ends at once: nothing reaches Slack
+    socket_mode.start()
+    socket_mode.connected.set()
+    socket_mode.stop()  # returns: the flag set again ends the runner's loop
+    assert socket_mode.handler.closes == 1
+    assert socket_mode.handler.client.current_session_state.terminated is True

@@ -29,6 +29,7 @@ SOCKET_MODE_LOG.addFilter(Quieted(
 EVENTS_PATH = "/slack/events"
 RECONNECT_INITIAL_SECONDS = 2.0
 RECONNECT_MAX_SECONDS = 120.0
+CLOSE_WAIT_SECONDS = 5.0  # for slack_sdk's Socket Mode client to close, per try
 # Slack refuses the app-level token for good: trying again changes nothing.
 BAD_APP_TOKEN_ERRORS = frozenset({"invalid_auth", "not_authed", "not_allowed_token_type",
                                   "token_revoked", "account_inactive", "missing_scope"})
@@ -170,4 +171,21 @@ class SocketMode:
         self.stopping.set()
         self.thread.join(timeout=5)
         if self.connected.is_set():
-            self.handler.close()
+            self._close()
+
+    def _close(self) -> None:
+        """Close the Socket Mode client, without hanging the stop: slack_sdk's session runner
+        clears its session's "terminated" flag when it starts a run, so a close that lands
+        just before that leaves the runner reading a closed socket forever, and close()
+        waiting for it. Closing runs on its own thread; if it has not finished in time, the
+        flag is set again, which ends the runner's loop."""
+        closer = threading.Thread(target=self.handler.close, name="socket-mode-close",
+                                  daemon=True)
+        closer.start()
+        closer.join(CLOSE_WAIT_SECONDS)
+        if closer.is_alive():
+            self.handler.client.current_session_state.terminated = True
+            closer.join(CLOSE_WAIT_SECONDS)
+        if closer.is_alive():
+            log.warning("Socket Mode: the connection did not close within %.0f s; stopping "
+                        "without it", 2 * CLOSE_WAIT_SECONDS)
