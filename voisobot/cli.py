@@ -9,6 +9,9 @@
     voisobot [--config PATH] render [--teams | --teams-bot | --question | --escalation] [KIND]
                                             print the Slack alert (or Teams card, "was this
                                             you?" DM, escalation) of each example (or one)
+    voisobot [--config PATH] render --list | render [--builder] NAME
+                                            name every message the bot can send; print one
+                                            (--builder: as a Block Kit Builder link)
     voisobot [--config PATH] redeliver [CHANNEL]
                                             queue alerts that failed (after the fix) again
     voisobot [--config PATH] teams-app --website URL [--out FILE]
@@ -32,18 +35,17 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-from voisobot import check, config, events, logs, probe, routing, samples, sqs
+from voisobot import check, config, logs, previews, probe, routing, samples, sqs
 from voisobot.config import Config
 from voisobot.errors import ConfigError, VoisoBotError
 from voisobot.intake import utc_now
 from voisobot.outbox import Outbox
-from voisobot.render import AlertView, QuestionView
+from voisobot.render import QuestionView
 from voisobot.runtime import build, slack_client, teams_renderer
 from voisobot.slack import sender as slack
 from voisobot.slack.render import SlackRenderer
 from voisobot.store import Store
 from voisobot.teams import app as teams_app_package
-from voisobot.values import SlackId
 
 log = logging.getLogger("voisobot")
 
@@ -107,8 +109,16 @@ def send_sample(cfg: Config, args) -> int:
 
 
 def render_samples(cfg: Config, args) -> int:
-    """Print the Slack message (or with --teams the Teams post) of the vendor's example of
-    each kind, for template authors."""
+    """Print a message the bot can send: with --list their names; with a preview NAME that
+    one; else the Slack message (or with --teams the Teams post) of the vendor's example of
+    each kind, or of one KIND, for template authors. With --builder, Block Kit Builder links
+    instead of JSON."""
+    if args.list:
+        for name, preview in previews.PREVIEWS.items():
+            print(f"{name:<40} {preview.platform:<10} {preview.what}")
+        return 0
+    if args.kind in previews.PREVIEWS:
+        return render_preview(cfg, args)
     kinds = selected_kinds(args.kind)
     if kinds is None:
         return 2
@@ -117,45 +127,63 @@ def render_samples(cfg: Config, args) -> int:
         print("error: a Teams webhook cannot ask anyone; --teams-bot shows the bot's question "
               "and escalation cards", file=sys.stderr)
         return 2
+    if args.builder and teams:
+        return _no_builder_for_teams()
     if args.question or args.escalation:
-        return render_confirmations(cfg, kinds, args.escalation, args.teams_bot)
+        return render_confirmations(cfg, kinds, args.escalation, args.teams_bot, args.builder)
     renderer = teams_renderer(cfg) if teams else SlackRenderer(cfg.templates_path)
     for kind in kinds:
-        event = events.parse(samples.body_text(samples.EXAMPLES[kind]).encode())
-        severity = routing.severity_of(event, cfg.severity)
-        view = AlertView(event, severity, alert_id=1)
-        print(f"# {kind}: severity {severity}, template {renderer.template_for(kind)}")
+        view = previews.alert_view(cfg, kind)
+        print(f"# {kind}: severity {view.severity}, template {renderer.template_for(kind)}")
         message = renderer.bot_card(view) if args.teams_bot else renderer.render(view)
-        print(json.dumps(message, indent=2, ensure_ascii=False))
+        print_message(message, args.builder)
     return 0
 
 
+def render_preview(cfg: Config, args) -> int:
+    """``render NAME``: one entry of voisobot.previews, which says its own platform."""
+    preview = previews.PREVIEWS[args.kind]
+    if args.teams or args.teams_bot or args.question or args.escalation:
+        print(f"error: {args.kind} is a preview name: it says what it shows, so --teams, "
+              "--teams-bot, --question and --escalation do not apply (see render --list)",
+              file=sys.stderr)
+        return 2
+    if args.builder and preview.platform != previews.SLACK:
+        return _no_builder_for_teams()
+    print(f"# {args.kind}: {preview.what}")
+    print_message(preview.build(cfg), args.builder)
+    return 0
+
+
+def print_message(message: dict, builder: bool) -> None:
+    print(previews.builder_url(message) if builder
+          else json.dumps(message, indent=2, ensure_ascii=False))
+
+
+def _no_builder_for_teams() -> int:
+    print("error: the Block Kit Builder shows Slack messages only; paste a Teams card into "
+          "https://adaptivecards.io/designer/ to see it", file=sys.stderr)
+    return 2
+
+
 def render_confirmations(cfg: Config, kinds: list[str], escalation: bool,
-                         teams: bool = False) -> int:
+                         teams: bool = False, builder: bool = False) -> int:
     """Print the "was this you?" DM (or the escalation of a "no") that each example asks
     of each person [confirm] names for its kind, whether or not [confirm] is on; with
     ``teams``, the Teams bot's question card (or its escalation card)."""
     renderer = teams_renderer(cfg) if teams else SlackRenderer(cfg.templates_path)
     asking = dataclasses.replace(cfg.confirm, enabled=True)
     for kind in kinds:
-        event = events.parse(samples.body_text(samples.EXAMPLES[kind]).encode())
-        view = AlertView(event, routing.severity_of(event, cfg.severity), alert_id=1)
-        people = routing.people_to_ask(event, asking)
+        view = previews.alert_view(cfg, kind)
+        people = routing.people_to_ask(view.event, asking)
         if not people:
             print(f"# {kind}: nobody is asked ([confirm] ask_user, ask_admin)")
-        for number, (role, email) in enumerate(people, start=1):
-            person = None if teams else SlackId("U0PREVIEW1")  # Teams names them by email
-            question = QuestionView(view, number, (role,), person, email,
-                                    "answered" if escalation else "asked",
-                                    answer="no" if escalation else None,
-                                    answered_at=utc_now() if escalation else None,
-                                    if_not=asking.if_not,
-                                    usergroup=_preview_group(asking.escalate_usergroup),
-                                    reason="no", timeout_minutes=asking.timeout_minutes)
+        for role, email in people:
+            question = previews.question_view(cfg, view, role, email, escalation=escalation,
+                                              teams=teams)
             what = "escalation" if escalation else f"question to the {role}"
             print(f"# {kind}: {what} ({email})")
-            message = _confirmation_message(renderer, question, escalation, teams)
-            print(json.dumps(message, indent=2, ensure_ascii=False))
+            print_message(_confirmation_message(renderer, question, escalation, teams), builder)
     return 0
 
 
@@ -166,10 +194,6 @@ def _confirmation_message(renderer, question: QuestionView, escalation: bool,
             else renderer.question_card(question)
     return renderer.render_escalation(question) if escalation \
         else renderer.render_question(question)
-
-
-def _preview_group(group: str) -> SlackId | None:
-    return SlackId(group) if group else None
 
 
 def run_check(cfg: Config, args) -> int:
@@ -274,7 +298,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                            "the question card of a personal chat)")
     what.add_argument("--escalation", action="store_true",
                       help='the escalation a "no" posts instead (with --teams-bot: its card)')
-    render.add_argument("kind", nargs="?", help="one kind, e.g. user/privileges_updated")
+    render.add_argument("--list", action="store_true",
+                        help="list the name of every message the bot can send")
+    render.add_argument("--builder", action="store_true",
+                        help="print a Block Kit Builder link (open it in a browser) instead "
+                             "of the JSON (Slack messages only)")
+    render.add_argument("kind", nargs="?", metavar="NAME|KIND",
+                        help="a name from render --list (e.g. group, acknowledged), or one "
+                             "kind, e.g. user/privileges_updated")
     again = commands.add_parser("redeliver", help="queue the alerts that failed again")
     again.add_argument("channel", nargs="?",
                        help="only those of one channel (a Slack ID, or teams:NAME)")

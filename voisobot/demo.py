@@ -33,6 +33,7 @@ from voisobot.config import Config
 from voisobot.intake import Intake, utc_now
 from voisobot.outbox import Outbox
 from voisobot.sending import SendResult
+from voisobot.slack.console import message_lines
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ REFRESH_SECONDS = 1.0
 TRAFFIC_TICK_SECONDS = 1.0
 SEND_BATCH_SIZE = 10  # SendMessageBatch's limit
 STOP_TIMEOUT_SECONDS = 10.0
+ALERT_LINE_LIMIT = 160
 
 # The demo must never present a user's real AWS identity, not even to a local server.
 _DUMMY_AWS_ENV = {
@@ -77,23 +79,41 @@ CONSOLE_CHANNEL = "C0CONSOLE1"  # where alerts "go" when the demo has no Slack t
 
 
 class ConsoleSender:
-    """Takes alerts in place of Slack when no token is set: the live view shows them."""
+    """Takes alerts in place of Slack when no token is set: the live view shows them, the
+    latest as Slack would lay it out, and how many posts grouping saved."""
 
     def __init__(self, keep: int = 6):
         self.latest: collections.deque[tuple[str, str]] = collections.deque(maxlen=keep)
+        self.latest_view: tuple[str, ...] = ()  # the latest message, as lines of text
+        self.counts = {"posts": 0, "updates": 0, "replies": 0}
 
     def post(self, channel: str, message: dict, alert: object | None, *,
              thread_ts: str | None = None) -> SendResult:
-        where = f"{channel} (thread)" if thread_ts else channel
-        self.latest.appendleft((where, message["text"]))
+        self._show(f"{channel} (thread)" if thread_ts else channel, message,
+                   "replies" if thread_ts else "posts")
         return SendResult("done", channel, ts=f"{time.time():.6f}")
 
     def update(self, channel: str, ts: str, message: dict) -> SendResult:
-        self.latest.appendleft((f"{channel} (updated)", message["text"]))
+        self._show(f"{channel} (updated)", message, "updates")
         return SendResult("done", channel, ts=ts)
 
     def find(self, channel: str, alert: object, oldest_ts: float) -> SendResult:
         return SendResult("done", channel, ts=None)  # nothing is ever half-posted here
+
+    def _show(self, where: str, message: dict, count: str) -> None:
+        self.latest.appendleft((where, message["text"]))
+        self.latest_view = (f"{where}:", *(f"  {line}" for line in message_lines(message)))
+        self.counts[count] += 1
+
+    def grouping_text(self) -> str:
+        """What grouping did, in a line, once it did anything."""
+        posts, updates, replies = (self.counts[key] for key in ("posts", "updates", "replies"))
+        if not updates and not replies:
+            return ""
+        return (f"grouping: {posts} alerts posted; related events joined an alert already "
+                f"posted instead of making a new one: its message was updated in place "
+                f"{updates} times (its count of events grows) and {replies} of them went "
+                "under it as thread replies")
 
 
 @contextlib.contextmanager
@@ -390,11 +410,13 @@ class _Snapshot:
     alerts: str
     latest_alerts: tuple[tuple[str, str], ...]
     ops_url: str = ""
+    latest_view: tuple[str, ...] = ()  # the latest alert as Slack would lay it out
+    grouping: str = ""
 
 
 def _show_live(runtime, stop: threading.Event, seconds: float | None,
                console: ConsoleSender | None) -> None:
-    show = _redraw if sys.stdout.isatty() else _print_block
+    show = _redraw if sys.stdout.isatty() else _BlockPrinter().show
     started = time.monotonic()
     while True:
         elapsed = time.monotonic() - started
@@ -409,7 +431,9 @@ def _snapshot(runtime, console: ConsoleSender | None) -> _Snapshot:
     return _Snapshot(store.totals(), store.counts_by_kind(), store.latest_events(8),
                      store.latest_rejections(5), _intake_state(runtime.intake),
                      _alerts_text(Outbox(store).counts(), console),
-                     tuple(console.latest) if console else (), runtime.ops.url or "")
+                     tuple(console.latest) if console else (), runtime.ops.url or "",
+                     console.latest_view if console else (),
+                     console.grouping_text() if console else "")
 
 
 def _alerts_text(counts: dict[str, int], console: ConsoleSender | None) -> str:
@@ -448,22 +472,40 @@ def _screen(snapshot: _Snapshot, elapsed: float) -> list[str]:
         lines += ["", "latest alerts (Slack's notification text):"]
         lines += [f"  {channel}  {_console_text(text, 110)}"
                   for channel, text in snapshot.latest_alerts]
-    return lines
+    return lines + _alert_view_lines(snapshot)
 
 
-def _print_block(snapshot: _Snapshot, elapsed: float) -> None:
-    """Without a terminal, one compact block per refresh that logs and tests can read."""
-    kinds = ", ".join(f"{kind} {count}" for kind, count in _kind_rows(snapshot.kinds))
-    lines = [f"[demo {elapsed:.0f} s] {_totals_text(snapshot.totals)}; intake: {snapshot.intake}",
-             f"  kinds: {kinds}"]
-    if snapshot.events:
-        lines.append(f"  latest event: {_event_text(snapshot.events[0])}")
-    if snapshot.rejections:
-        lines.append(f"  latest rejection: {_rejection_text(snapshot.rejections[0])}")
-    lines.append(f"  {snapshot.alerts}")
-    if snapshot.latest_alerts:
-        lines.append(f"  latest alert: {_console_text(snapshot.latest_alerts[0][1], 110)}")
-    print("\n".join(lines), flush=True)
+def _alert_view_lines(snapshot: _Snapshot) -> list[str]:
+    """The latest alert as Slack would show it, and what grouping did."""
+    if not snapshot.latest_view:
+        return []
+    lines = ["", "the latest alert, as Slack would show it:"]
+    lines += [_console_text(line, ALERT_LINE_LIMIT) for line in snapshot.latest_view]
+    return lines + ([snapshot.grouping] if snapshot.grouping else [])
+
+
+class _BlockPrinter:
+    """Without a terminal, one compact block per refresh that logs and tests can read; the
+    latest alert's layout only when it changed."""
+
+    def __init__(self):
+        self.shown_view: tuple[str, ...] = ()
+
+    def show(self, snapshot: _Snapshot, elapsed: float) -> None:
+        kinds = ", ".join(f"{kind} {count}" for kind, count in _kind_rows(snapshot.kinds))
+        lines = [f"[demo {elapsed:.0f} s] {_totals_text(snapshot.totals)}; "
+                 f"intake: {snapshot.intake}", f"  kinds: {kinds}"]
+        if snapshot.events:
+            lines.append(f"  latest event: {_event_text(snapshot.events[0])}")
+        if snapshot.rejections:
+            lines.append(f"  latest rejection: {_rejection_text(snapshot.rejections[0])}")
+        lines.append(f"  {snapshot.alerts}")
+        if snapshot.latest_alerts:
+            lines.append(f"  latest alert: {_console_text(snapshot.latest_alerts[0][1], 110)}")
+        if snapshot.latest_view != self.shown_view:
+            self.shown_view = snapshot.latest_view
+            lines += [f"  {line}" for line in _alert_view_lines(snapshot)[1:]]
+        print("\n".join(lines), flush=True)
 
 
 def _totals_text(totals: dict[str, int]) -> str:

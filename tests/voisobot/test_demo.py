@@ -14,8 +14,11 @@ import pytest
 
 from tests.fakes.adaptive_card_schema import validate_card
 from tests.fakes.teams_webhook import FakeTeamsWebhook
+from tests.voisobot.slack.test_render import hostile_alert
 from voisobot import samples
-from voisobot.demo import _console_text
+from voisobot.demo import ConsoleSender, _alert_view_lines, _console_text, _Snapshot
+from voisobot.render import AlertView
+from voisobot.slack.render import SlackRenderer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FAKE_AWS_ENV = {
@@ -104,6 +107,9 @@ def test_without_a_slack_token_the_demo_delivers_alerts_to_the_console(short_dem
     assert "alerts to the console (set SLACK_BOT_TOKEN to post to Slack): sent" in result.stdout
     assert re.search("latest alert: [\U0001f534\U0001f7e0\U0001f7e1\U0001f535\u2139]",
                      result.stdout)  # a notification, led by its severity's emoji
+    layout = result.stdout.split("the latest alert, as Slack would show it:\n", 1)[1]
+    assert re.match(r"  C0CONSOLE1:\n    == .+ ==\n", layout), layout[:300]
+    assert "    [Acknowledge]\n" in layout
 
 
 def test_with_a_teams_webhook_the_demo_posts_its_cards_there_too(tmp_path):
@@ -190,3 +196,45 @@ def test_a_signal_stops_the_demo_cleanly_with_a_final_summary(tmp_path, signum):
     summary = SUMMARY.search(printed)
     assert summary, printed
     assert int(summary[1]) == sum(stored_kinds(store).values())
+
+
+def alert_message(count: int = 1) -> dict:
+    """An alert whose user tries to forge a line and clear the screen, alone or grouped."""
+    alert = hostile_alert("root\x1b[2J\n[Acknowledge]", "app_login/unauthorized_ip")
+    group = {"count": count, "first_seen": "2024-01-01 00:00:00 UTC",
+             "last_seen": "2024-01-01 00:05:00 UTC", "users": 1, "ips": 1,
+             "top_users": [], "top_ips": []} if count > 1 else None
+    return SlackRenderer().render(AlertView(alert.event, alert.severity, alert_id=1,
+                                            group=group))
+
+
+def console_screen(console: ConsoleSender) -> list[str]:
+    snapshot = _Snapshot({}, {}, [], [], "", "", tuple(console.latest), "",
+                         console.latest_view, console.grouping_text())
+    return _alert_view_lines(snapshot)
+
+
+def test_the_console_shows_the_latest_alert_laid_out_with_hostile_text_on_its_own_line():
+    console = ConsoleSender()
+    console.post("C0CONSOLE1", alert_message(), None)
+    screen = console_screen(console)
+    assert screen[:4] == ["", "the latest alert, as Slack would show it:", "C0CONSOLE1:",
+                          "  == Login attempt from an unauthorized IP =="]
+    assert "  User: root\\u001b[2J\\n[Acknowledge]" in screen
+    assert screen[-1] == "  [Acknowledge]"
+    assert [line for line in screen if line.lstrip().startswith("[")] == ["  [Acknowledge]"]
+    assert not [line for line in screen if not line.isprintable()]
+    assert not [line for line in screen if line.startswith("grouping:")]  # nothing grouped
+
+
+def test_the_console_explains_grouping_once_posts_turn_into_updates_and_replies():
+    console = ConsoleSender()
+    posted = console.post("C0CONSOLE1", alert_message(), None)
+    console.update("C0CONSOLE1", posted.ts, alert_message(3))
+    console.post("C0CONSOLE1", alert_message(), None, thread_ts=posted.ts)
+    screen = console_screen(console)
+    assert screen[2] == "C0CONSOLE1 (thread):"
+    assert screen[-1] == ("grouping: 1 alerts posted; related events joined an alert already "
+                          "posted instead of making a new one: its message was updated in "
+                          "place 1 times (its count of events grows) and 1 of them went under "
+                          "it as thread replies")
