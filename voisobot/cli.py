@@ -51,6 +51,11 @@ log = logging.getLogger("voisobot")
 
 
 def run(cfg: Config, args) -> int:
+    # Before anything is built: a SIGTERM while the store opens (a container stopped as it
+    # starts) is then a clean stop, not a kill mid-migration.
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     client = slack_client(cfg)
     runtime = build(cfg, slack.SlackSender(client) if client else None, client)
     if client is None:
@@ -60,9 +65,6 @@ def run(cfg: Config, args) -> int:
             and not cfg.teams.default_destination:
         log.warning("no [[routes]], no slack.default_channel and no teams.default_destination: "
                     "no alert has a channel to go to")
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     runtime.start()
     log.info("polling %s into %s", cfg.sqs.queue_url, cfg.store_path)
     while not stop.wait(3600):
