@@ -6,9 +6,11 @@
     voisobot [--config PATH] check          say in plain words what is wrong with the setup
     voisobot [--config PATH] send-sample [KIND]
                                             send the vendor's example of every kind (or one)
-    voisobot [--config PATH] render [--teams | --teams-bot | --question | --escalation] [KIND]
+    voisobot [--config PATH] render [--teams | --teams-bot]
+                                    [--question | --escalation | --digest] [KIND]
                                             print the Slack alert (or Teams card, "was this
-                                            you?" DM, escalation) of each example (or one)
+                                            you?" DM, escalation, digest) of each example
+                                            (or one)
     voisobot [--config PATH] redeliver [CHANNEL]
                                             queue alerts that failed (after the fix) again
     voisobot [--config PATH] teams-app --website URL [--out FILE]
@@ -28,14 +30,16 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 
-from voisobot import check, config, events, logs, probe, routing, samples, sqs
+from voisobot import check, config, digest, events, logs, probe, routing, samples, sqs
 from voisobot.config import Config
 from voisobot.errors import ConfigError, VoisoBotError
-from voisobot.intake import utc_now
+from voisobot.intake import Intake, utc_now
 from voisobot.outbox import Outbox
 from voisobot.render import AlertView, QuestionView
 from voisobot.runtime import build, slack_client, teams_renderer
@@ -43,6 +47,7 @@ from voisobot.slack import sender as slack
 from voisobot.slack.render import SlackRenderer
 from voisobot.store import Store
 from voisobot.teams import app as teams_app_package
+from voisobot.teams.cards import envelope
 from voisobot.values import SlackId
 
 log = logging.getLogger("voisobot")
@@ -119,6 +124,8 @@ def render_samples(cfg: Config, args) -> int:
         return 2
     if args.question or args.escalation:
         return render_confirmations(cfg, kinds, args.escalation, args.teams_bot)
+    if args.digest:
+        return render_digest(cfg, kinds, args.teams, args.teams_bot)
     renderer = teams_renderer(cfg) if teams else SlackRenderer(cfg.templates_path)
     for kind in kinds:
         event = events.parse(samples.body_text(samples.EXAMPLES[kind]).encode())
@@ -127,6 +134,30 @@ def render_samples(cfg: Config, args) -> int:
         print(f"# {kind}: severity {severity}, template {renderer.template_for(kind)}")
         message = renderer.bot_card(view) if args.teams_bot else renderer.render(view)
         print(json.dumps(message, indent=2, ensure_ascii=False))
+    return 0
+
+
+def render_digest(cfg: Config, kinds: list[str], webhook: bool, bot: bool) -> int:
+    """Print the digest of the period that last ended ([digest]'s time, zone and period)
+    had the vendor's example of each kind happened in it, from a store made for the
+    preview and thrown away."""
+    period = digest.last_ended(utc_now(), cfg.digest)
+    with tempfile.TemporaryDirectory() as directory:
+        store = Store(Path(directory) / "preview.sqlite3")
+        try:
+            Intake(None, cfg.sqs, store).store_messages([
+                {"MessageId": f"preview-{i}", "ReceiptHandle": f"preview-{i}",
+                 "Body": samples.body_text(samples.example(kind, now=period.start + timedelta(
+                     minutes=i + 1))), "Attributes": {}} for i, kind in enumerate(kinds)])
+            view = digest.digest_view(store.connection(), period, cfg.digest)
+        finally:
+            store.close()
+    if webhook or bot:  # a webhook posts the card in its envelope, the bot the card alone
+        card = teams_renderer(cfg).digest_card(view)
+        message = envelope(card) if webhook else card
+    else:
+        message = SlackRenderer(cfg.templates_path).render_digest(view)
+    print(json.dumps(message, indent=2, ensure_ascii=False))
     return 0
 
 
@@ -274,6 +305,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                            "the question card of a personal chat)")
     what.add_argument("--escalation", action="store_true",
                       help='the escalation a "no" posts instead (with --teams-bot: its card)')
+    what.add_argument("--digest", action="store_true",
+                      help="the digest ([digest]) instead, had the examples happened in its "
+                           "last period (with --teams or --teams-bot: its card)")
     render.add_argument("kind", nargs="?", help="one kind, e.g. user/privileges_updated")
     again = commands.add_parser("redeliver", help="queue the alerts that failed again")
     again.add_argument("channel", nargs="?",

@@ -399,3 +399,21 @@ def test_the_period_posted_is_the_one_that_ended_not_a_running_one(tmp_path, fak
     assert [row.period_end for row in Digests(store).all()] == ["2026-11-23T08:00:00.000000Z"]
     assert Period(END - timedelta(days=1), END) == last_ended(END, digest_config())
     store.close()
+
+
+def test_render_digest_previews_the_digest_of_the_examples(tmp_path, capsys):
+    """bot.py render --digest [--teams]: the digest the examples would make, in Slack and
+    as a Teams card."""
+    from voisobot import cli
+
+    path = tmp_path / "config.toml"
+    path.write_text(f'[sqs]\nqueue_url = "{QUEUE["queue_url"]}"\n'
+                    '[digest]\nchannel = "C0DIGEST01"\ntimezone = "Europe/London"\n')
+    assert cli.main(["--config", str(path), "render", "--digest"], {}) == 0
+    message = json.loads(capsys.readouterr().out)
+    assert message["text"].startswith(f"Voiso daily digest: {len(samples.EXAMPLES)} events")
+    assert cli.main(["--config", str(path), "render", "--digest", "--teams",
+                     "user/privileges_updated"], {}) == 0
+    post = json.loads(capsys.readouterr().out)
+    validate_card(post["attachments"][0]["content"])
+    assert "1 made admin" in json.dumps(post, ensure_ascii=False)
