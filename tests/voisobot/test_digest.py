@@ -417,3 +417,30 @@ def test_render_digest_previews_the_digest_of_the_examples(tmp_path, capsys):
     post = json.loads(capsys.readouterr().out)
     validate_card(post["attachments"][0]["content"])
     assert "1 made admin" in json.dumps(post, ensure_ascii=False)
+
+
+def test_a_teams_destination_gets_the_digest_as_one_card_even_through_an_outage(tmp_path):
+    from tests.fakes.teams_webhook import FakeTeamsWebhook
+    from voisobot.teams.output import WebhookOutput
+    from voisobot.teams.webhook import TeamsSender
+
+    webhook = FakeTeamsWebhook(retry_after=0).start()
+    try:
+        cfg = config.from_dict({"sqs": QUEUE, "digest": {"channel": "teams:secops"}, "teams": {
+            "timeout_seconds": 1, "destinations": {"secops": {"webhook_url_env": "SECOPS"}}}})
+        cards = WebhookOutput(TeamsRenderer(), TeamsSender(cfg.teams,
+                                                           {"SECOPS": webhook.url("secops")}))
+        store, now = Store(tmp_path / "store.sqlite3"), [END + timedelta(minutes=1)]
+        job = DigestJob(Digests(store), alert_outputs(SlackRenderer(), None, cards),
+                        cfg.digest, retry_base=0.01, clock=lambda: now[0])
+        webhook.fail("server_error", times=2)
+        for _ in range(4):
+            job.run()
+            now[0] += timedelta(minutes=10)
+        assert len(webhook.calls_to("secops")) == 3  # two refused with 500, then posted
+        (post,) = webhook.posts("secops")
+        validate_card(post["attachments"][0]["content"])
+        assert [row.state for row in Digests(store).all()] == ["sent"]
+        store.close()
+    finally:
+        webhook.stop()
