@@ -18,7 +18,7 @@ the bot saw is posted however late its post gets through.
 
 import logging
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -334,6 +334,8 @@ class DigestJob:
         return self._not_sent(row, result, uncertain=result.maybe_posted)
 
     def _not_sent(self, row: DigestRow, result: SendResult, *, uncertain: bool) -> None:
+        if self.output(row.channel).pauses_all(result):  # a refused token: wait for the fix
+            return self._hold(row, replace(result, status="retry"))
         if result.status != "retry":
             return self._failed(row, result)
         delay = retry_delay(row.attempts, result, self.retry_base)

@@ -493,3 +493,15 @@ def test_the_bot_schedules_the_digest_only_when_a_channel_is_set(tmp_path, fake_
 
     assert scheduled({"channel": CHANNEL})
     assert not scheduled({})
+
+
+def test_a_refused_token_keeps_the_digest_waiting_not_failed(tmp_path, fake_slack):
+    store, now = Store(tmp_path / "store.sqlite3"), [END + timedelta(minutes=1)]
+    job = digest_job(store, fake_slack, now)
+    fake_slack.fail("chat.postMessage", "invalid_auth")
+    job.run()
+    assert [row.state for row in Digests(store).all()] == ["pending"]
+    now[0] += timedelta(minutes=6)  # the token fixed, the wait over
+    job.run()
+    assert len(digest_posts(fake_slack)) == 1
+    store.close()
