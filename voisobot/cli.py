@@ -6,9 +6,10 @@
     voisobot [--config PATH] check          say in plain words what is wrong with the setup
     voisobot [--config PATH] send-sample [KIND]
                                             send the vendor's example of every kind (or one)
-    voisobot [--config PATH] render [--teams | --teams-bot | --question | --escalation] [KIND]
+    voisobot [--config PATH] render [--teams | --teams-bot]
+                                    [--question | --escalation | --digest] [KIND]
                                             print the Slack alert (or Teams card, "was this
-                                            you?" DM, escalation) of each example (or one)
+                                            you?" DM, escalation, digest) of each example (or one)
     voisobot [--config PATH] render --list | render [--builder] NAME
                                             name every message the bot can send; print one
                                             (--builder: as a Block Kit Builder link)
@@ -46,6 +47,7 @@ from voisobot.slack import sender as slack
 from voisobot.slack.render import SlackRenderer
 from voisobot.store import Store
 from voisobot.teams import app as teams_app_package
+from voisobot.teams.cards import envelope
 
 log = logging.getLogger("voisobot")
 
@@ -133,6 +135,8 @@ def render_samples(cfg: Config, args) -> int:
         return _no_builder_for_teams()
     if args.question or args.escalation:
         return render_confirmations(cfg, kinds, args.escalation, args.teams_bot, args.builder)
+    if args.digest:
+        return render_digest(cfg, kinds, args.teams, args.teams_bot)
     renderer = teams_renderer(cfg) if teams else SlackRenderer(cfg.templates_path)
     for kind in kinds:
         view = previews.alert_view(cfg, kind)
@@ -166,6 +170,20 @@ def _no_builder_for_teams() -> int:
     print("error: the Block Kit Builder shows Slack messages only; paste a Teams card into "
           "https://adaptivecards.io/designer/ to see it", file=sys.stderr)
     return 2
+
+
+def render_digest(cfg: Config, kinds: list[str], webhook: bool, bot: bool) -> int:
+    """Print the digest of the period that last ended ([digest]'s time, zone and period)
+    had the vendor's example of each kind happened in it, from a store made for the
+    preview and thrown away."""
+    view = previews.digest_of_examples(cfg, kinds, utc_now())
+    if webhook or bot:  # a webhook posts the card in its envelope, the bot the card alone
+        card = teams_renderer(cfg).digest_card(view)
+        message = envelope(card) if webhook else card
+    else:
+        message = SlackRenderer(cfg.templates_path).render_digest(view)
+    print(json.dumps(message, indent=2, ensure_ascii=False))
+    return 0
 
 
 def render_confirmations(cfg: Config, kinds: list[str], escalation: bool,
@@ -300,6 +318,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                            "the question card of a personal chat)")
     what.add_argument("--escalation", action="store_true",
                       help='the escalation a "no" posts instead (with --teams-bot: its card)')
+    what.add_argument("--digest", action="store_true",
+                      help="the digest ([digest]) instead, had the examples happened in its "
+                           "last period (with --teams or --teams-bot: its card)")
     render.add_argument("--list", action="store_true",
                         help="list the name of every message the bot can send")
     render.add_argument("--builder", action="store_true",

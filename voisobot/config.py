@@ -8,6 +8,7 @@ credentials come from boto3's default chain (environment, profile, instance role
 import dataclasses
 import re
 import tomllib
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -363,9 +364,51 @@ class ConfirmConfig:
     aliases: dict[str, str] = field(default_factory=dict)  # Voiso email -> Slack email
 
 
+DIGEST_PERIODS = ("daily", "weekly")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_CLOCK_TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+def _digest_channel(value: str) -> bool:
+    """Empty (no digest), a Slack channel, "teams:<name>" or "teamsbot:<name>"."""
+    if value.startswith(TEAMS_PREFIX):
+        return bool(_TEAMS_NAME.match(value.removeprefix(TEAMS_PREFIX)))
+    return _channel_or_empty(value) or _bot_channel(value)
+
+
+def _time_zone(value: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (ValueError, OSError, zoneinfo.ZoneInfoNotFoundError):  # a path, a directory
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    """The digest ([digest]): one summary message per day or week, off without a channel."""
+
+    channel: str = option("", expect='a Slack channel ID such as C0123ABCD, "teams:<name>" '
+                          '(a Teams destination), "teamsbot:<name>" (a Teams bot '
+                          "conversation), or empty (no digest)", check=_digest_channel)
+    time: str = option("08:00", expect='a local time of day "HH:MM" (24-hour), e.g. "08:00"',
+                       check=lambda v: bool(_CLOCK_TIME.match(v)))
+    timezone: str = option("UTC", expect='an IANA time zone such as "Europe/London" or "UTC"',
+                           check=_time_zone)
+    period: str = option("daily", expect='"daily" or "weekly"',
+                         check=lambda v: v in DIGEST_PERIODS)
+    weekday: str = option("monday", expect="the day a weekly digest is posted: "
+                          + ", ".join(WEEKDAYS), check=lambda v: v in WEEKDAYS)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.channel)
+
+
 SECTIONS: dict[str, type] = {"sqs": SqsConfig, "store": StoreConfig, "log": LogConfig,
                              "slack": SlackConfig, "http": HttpConfig, "ops": OpsConfig,
-                             "access": AccessConfig}
+                             "access": AccessConfig,
+                             "digest": DigestConfig}
 SPECIAL_SECTIONS = ("severity", "routes", "teams", "confirm")
 
 
@@ -380,6 +423,7 @@ class Config:
     access: AccessConfig = field(default_factory=AccessConfig)
     teams: TeamsConfig = field(default_factory=TeamsConfig)
     confirm: ConfirmConfig = field(default_factory=ConfirmConfig)
+    digest: DigestConfig = field(default_factory=DigestConfig)
     severity: dict[str, str] = field(default_factory=dict)  # "type/event" -> severity
     routes: tuple[RouteConfig, ...] = ()
     base_dir: Path = Path(".")
@@ -507,7 +551,18 @@ def from_dict(data: dict, *, base_dir: Path = Path("."), source: str = "config",
                               f"directory, got {_show(key)} ({path})")
     if config.sqs.backoff_max_seconds < config.sqs.backoff_initial_seconds:
         raise ConfigError(_backoff_error(config.sqs, origins))
+    _check_digest(config, origins)
     return dataclasses.replace(config, sqs=_resolve_queue(config.sqs, origins))
+
+
+def _check_digest(config: Config, origins: Origins) -> None:
+    """The digest's channel must be one this run can reach."""
+    channel, where = config.digest.channel, origins.at("digest", "channel")
+    if channel.startswith(TEAMS_PREFIX):
+        _known_destination(config.teams, channel.removeprefix(TEAMS_PREFIX), where)
+    if _bot_channel(channel) and not config.teams.bot.enabled:
+        raise ConfigError(f"{where}: the Teams bot is off; set [teams.bot] enabled = true, "
+                          "or name a Slack channel")
 
 
 def _backoff_error(sqs: SqsConfig, origins: Origins) -> str:

@@ -27,7 +27,8 @@ asks it. An Output has:
 - ``threads``, and ``reply(channel, view, thread_ts)``: a thread reply per event of a group;
 - ``searchable()`` and ``find(channel, key, first_tried_at)``: look for a post that may
   have arrived (done with its ts, done without one when absent);
-- ``pauses_all(result)``: whether a refusal stops every post (a revoked token).
+- ``pauses_all(result)``: whether a refusal stops every post (a revoked token);
+- ``post_digest(channel, view, key)``: the digest (voisobot.digest), posted like an alert.
 """
 
 import logging

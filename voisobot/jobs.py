@@ -25,6 +25,7 @@ DELIVERY_JOB = "delivery"
 CONFIRM_JOB = "confirmations"
 CONFIRM_INTERVAL_SECONDS = 1.0
 PRUNE_JOB = "prune"
+DIGEST_JOB = "digest"
 DAILY_COUNT_JOB = "daily_counts"
 DAILY_COUNT_SECONDS = 5.0
 MIN_DELAY_SECONDS = 0.1  # keeps the next run strictly after this one has returned
@@ -106,8 +107,9 @@ def build_scheduler(intake: Intake, store: Store, *, retention_days: int,
                     prune_interval_minutes: int, gate: StopGate,
                     delivery: AlertDelivery | None = None,
                     watch: JobWatch | None = None,
-                    confirmations=None) -> BackgroundScheduler:
-    """``confirmations``: the "was this you?" job (confirming.Confirmations), when on."""
+                    confirmations=None, digest=None) -> BackgroundScheduler:
+    """``confirmations``: the "was this you?" job (confirming.Confirmations), when on;
+    ``digest``: the digest job (digest.DigestJob), when [digest] names a channel."""
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={
         "max_instances": 1, "coalesce": True, "misfire_grace_time": None})
     scheduler.add_listener(_report_job_problem,
@@ -121,6 +123,10 @@ def build_scheduler(intake: Intake, store: Store, *, retention_days: int,
     if confirmations is not None:
         _add_paced_job(*paced, CONFIRM_JOB, "was this you?", confirmations.run_paced,
                        lambda exc: CONFIRM_INTERVAL_SECONDS, CONFIRM_INTERVAL_SECONDS)
+    if digest is not None:
+        scheduler.add_job(_gated, IntervalTrigger(seconds=digest.run_interval),
+                          args=(gate, digest.run), id=DIGEST_JOB, name="digest",
+                          next_run_time=utc_now())
     scheduler.add_job(_gated, IntervalTrigger(seconds=DAILY_COUNT_SECONDS),
                       args=(gate, count_days, store), id=DAILY_COUNT_JOB, name="daily counts")
     scheduler.add_job(_gated, IntervalTrigger(minutes=prune_interval_minutes),

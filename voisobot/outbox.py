@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import ClassVar
 
 from voisobot import questions
 from voisobot.routing import TEAMS_PREFIX, is_slack
@@ -35,6 +36,7 @@ class AlertKey:
     event's fingerprint. Two bots posting into one channel, or one whose store was recreated or
     restored from a backup, never take each other's posts for their own."""
 
+    event_type: ClassVar[str] = "voiso_alert"  # the metadata's event_type in Slack
     store_id: str
     alert_id: int
     event: str = ""  # hex

@@ -11,17 +11,21 @@ address of Slack's own preview page, so anyone can see the real layout in a brow
 
 import dataclasses
 import json
+import tempfile
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from voisobot import events, routing, samples
+from voisobot import digest, events, routing, samples
 from voisobot.config import Config
+from voisobot.intake import Intake
 from voisobot.render import AlertView, QuestionView
 from voisobot.runtime import teams_renderer
 from voisobot.slack.render import SlackRenderer
+from voisobot.store import Store
 from voisobot.values import SlackId
 
 BUILDER_URL = "https://app.slack.com/block-kit-builder/#"
@@ -119,6 +123,27 @@ def _alert_previews() -> dict[str, Preview]:
     return kinds
 
 
+def digest_of_examples(cfg: Config, kinds: list[str], now: datetime):
+    """The digest of the period that last ended before ``now`` ([digest]'s time, zone and
+    period), had the vendor's example of each kind happened in it: from a store made for
+    the preview and thrown away."""
+    period = digest.last_ended(now, cfg.digest)
+    with tempfile.TemporaryDirectory() as directory:
+        store = Store(Path(directory) / "preview.sqlite3")
+        try:
+            Intake(None, cfg.sqs, store).store_messages([
+                {"MessageId": f"preview-{i}", "ReceiptHandle": f"preview-{i}",
+                 "Body": samples.body_text(samples.example(kind, now=period.start + timedelta(
+                     minutes=i + 1))), "Attributes": {}} for i, kind in enumerate(kinds)])
+            return digest.digest_view(store.connection(), period, cfg.digest)
+        finally:
+            store.close()
+
+
+def _digest(cfg: Config) -> Any:
+    return digest_of_examples(cfg, list(samples.EXAMPLES), PREVIEW_TIME)
+
+
 def _kind_alert(kind: str) -> Callable[[Config], dict]:
     return lambda cfg: _slack(cfg).render(alert_view(cfg, kind))
 
@@ -139,8 +164,9 @@ PREVIEWS: dict[str, Preview] = {
                         lambda cfg: _confirmation(cfg, escalation=False, teams=False)),
     "escalation": Preview(SLACK, 'the escalation a "no" posts to [confirm] escalate_channel',
                           lambda cfg: _confirmation(cfg, escalation=True, teams=False)),
-    # Other messages register here, one entry each: "digest" (the daily digest) and
-    # "app-home" (the App Home view, a {"type": "home", "blocks": [...]} view).
+    "digest": Preview(SLACK, "the digest [digest] posts once a period (the examples in it)",
+                      lambda cfg: _slack(cfg).render_digest(_digest(cfg))),
+    # Other messages register here, one entry each: "app-home" (the App Home view).
     "teams:alert": Preview(TEAMS_WEBHOOK, "a Teams webhook post (an Adaptive Card)",
                            lambda cfg: teams_renderer(cfg).render(
                                alert_view(cfg, "app_login/unauthorized_ip"))),
@@ -155,6 +181,9 @@ PREVIEWS: dict[str, Preview] = {
                               lambda cfg: _confirmation(cfg, escalation=False, teams=True)),
     "teams:escalation": Preview(TEAMS_BOT, "the Teams bot's escalation card",
                                 lambda cfg: _confirmation(cfg, escalation=True, teams=True)),
+    "teams:digest": Preview(TEAMS_BOT, "the digest as a Teams card (a webhook posts it in "
+                                       "its envelope)",
+                            lambda cfg: teams_renderer(cfg).digest_card(_digest(cfg))),
 }
 
 

@@ -648,3 +648,85 @@ def _top_ips(rows: sqlite3.Cursor) -> tuple[Tally, ...]:
     and access groups (privileges_updated), which only ipaddress tells apart."""
     return tuple(itertools.islice((Tally(*row) for row in rows if _is_address(row[0])),
                                   TOP_SHOWN))
+
+
+# --- the digest ------------------------------------------------------------------------------
+
+# What the digest (voisobot/digest.py) reads for one period, [since, until] both included.
+# A kind's events of the period, oldest first: one range of events_by_kind.
+KIND_EVENTS_SQL = f"""
+    SELECT {_COLUMNS} FROM events WHERE type = :type AND event = :event AND {_IN_PERIOD}
+    ORDER BY event_time, id LIMIT :limit"""
+KIND_EVENT_COUNT_SQL = f"""
+    SELECT count(*) FROM events WHERE type = :type AND event = :event AND {_IN_PERIOD}"""
+# Logins that failed: a wrong password, a login from outside the allow-list, a deleted
+# account's. One events_by_kind range each; grouped in a small temporary tree.
+FAILED_LOGINS = ("incorrect_password", "unauthorized_ip", "deleted_user")
+_FAILED_LOGINS = f"""
+    type = 'app_login' AND event IN ({", ".join(f"'{e}'" for e in FAILED_LOGINS)})
+    AND {_IN_PERIOD}"""
+FAILED_LOGIN_USERS_SQL = f"""
+    SELECT user, count(*) FROM events WHERE {_FAILED_LOGINS} AND user IS NOT NULL
+    GROUP BY user ORDER BY 2 DESC, user LIMIT :top"""
+FAILED_LOGIN_IPS_SQL = f"""
+    SELECT ip, count(*) FROM events WHERE {_FAILED_LOGINS} AND ip IS NOT NULL
+    GROUP BY ip ORDER BY 2 DESC, ip LIMIT :top"""
+# Alerts posted and not acknowledged now, per severity (a Teams webhook card cannot be
+# acknowledged: not counted, as in UNACKED_SQL). "id > 0" makes the partial index a search.
+OPEN_ALERTS_SQL = """
+    SELECT severity, count(*) FROM alerts
+    WHERE state = 'sent' AND acked_by IS NULL AND id > 0 AND channel NOT LIKE 'teams:%'
+    GROUP BY severity"""
+# "Was this you?" questions asked in the period that were answered no, or not (yet).
+UNCONFIRMED_SQL = """
+    SELECT email, answer, state, alert_id, created_at FROM questions
+    WHERE created_at >= :since AND created_at <= :until
+      AND (answer = 'no' OR (answer IS NULL AND state IN ('asked', 'expired')))
+    ORDER BY created_at, id LIMIT :limit"""
+
+
+@dataclass(frozen=True, slots=True)
+class Unconfirmed:
+    email: str  # as the event named the person: untrusted text
+    answer: str | None  # "no", or None: never answered
+    state: str
+    alert_id: int
+    asked_at: str
+
+
+def kind_counts(conn: sqlite3.Connection, since: str, until: str) -> dict[str, int]:
+    """Events per kind between two times (both included), most first: the 24h stats'
+    count, over any window."""
+    return _most_first({f"{type_}/{event}": n for type_, event, n in conn.execute(
+        KIND_COUNTS_SQL, {"since": since, "until": until}) if n})
+
+
+def kind_events(conn: sqlite3.Connection, kind: str, since: str, until: str,
+                limit: int) -> tuple[tuple[EventRow, ...], int]:
+    """The first ``limit`` events of one kind in the window, oldest first, and how many
+    there are in all."""
+    type_, event = kind.split("/", 1)
+    params = {"type": type_, "event": event, "since": since, "until": until, "limit": limit}
+    rows = tuple(_events(conn, KIND_EVENTS_SQL, params))
+    (total,) = conn.execute(KIND_EVENT_COUNT_SQL, params).fetchone()
+    return rows, total
+
+
+def failed_logins(conn: sqlite3.Connection, since: str, until: str
+                  ) -> tuple[tuple[Tally, ...], tuple[Tally, ...]]:
+    """The users and the IPs with the most failed logins in the window, TOP_SHOWN each."""
+    params = {"since": since, "until": until, "top": TOP_SHOWN}
+    return (tuple(Tally(*row) for row in conn.execute(FAILED_LOGIN_USERS_SQL, params)),
+            tuple(Tally(*row) for row in conn.execute(FAILED_LOGIN_IPS_SQL, params)))
+
+
+def open_alerts(conn: sqlite3.Connection) -> dict[str, int]:
+    """Alerts posted and still unacknowledged, per severity."""
+    return dict(conn.execute(OPEN_ALERTS_SQL).fetchall())
+
+
+def unconfirmed(conn: sqlite3.Connection, since: str, until: str,
+                limit: int) -> tuple[Unconfirmed, ...]:
+    """"Was this you?" questions of the window answered no, or not answered."""
+    return tuple(Unconfirmed(*row) for row in conn.execute(
+        UNCONFIRMED_SQL, {"since": since, "until": until, "limit": limit}))

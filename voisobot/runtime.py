@@ -20,6 +20,7 @@ from voisobot.config import Config
 from voisobot.confirm_answers import QuestionAnswers
 from voisobot.confirming import Confirmations, TeamsAsking, question_view
 from voisobot.delivery import AlertDelivery
+from voisobot.digest import DigestJob, Digests
 from voisobot.errors import ConfigError
 from voisobot.handlers import slack as slack_handlers
 from voisobot.intake import Intake, utc_now
@@ -165,7 +166,8 @@ def _build(cfg: Config, sender, client, env, lock: StoreLock) -> Runtime:
     scheduler = jobs.build_scheduler(intake, store, retention_days=cfg.store.retention_days,
                                      prune_interval_minutes=cfg.store.prune_interval_minutes,
                                      gate=gate, delivery=delivery, watch=watch,
-                                     confirmations=asking)
+                                     confirmations=asking,
+                                     digest=digest_job(cfg, store, delivery))
     runtime = Runtime(cfg, store, intake, scheduler, gate, delivery, lock=lock,
                       metrics=metrics, confirmations=asking, teams_bot=bot_server,
                       slack_sender=counted)
@@ -174,6 +176,15 @@ def _build(cfg: Config, sender, client, env, lock: StoreLock) -> Runtime:
                                             runtime, env)
     runtime.ops = listener(runtime, watch)
     return runtime
+
+
+def digest_job(cfg: Config, store: Store, delivery: AlertDelivery | None) -> DigestJob | None:
+    """The digest ([digest]), posted through the alerts' own outputs; None when off, or in
+    a run that posts nothing (its digests are made and posted by a later run)."""
+    if not cfg.digest.enabled or delivery is None:
+        return None
+    return DigestJob(Digests(store), delivery.outputs, cfg.digest,
+                     timeout_seconds=cfg.slack.timeout_seconds)
 
 
 # --- the Teams bot ([teams.bot]) ----------------------------------------------------------

@@ -673,6 +673,12 @@ QUERY_INDEXES = {
     "TOP_IPS_SQL": ["events_by_ip", "events_by_from", "events_by_to"],
     "DAILY_TOTALS_SQL": ["PRIMARY KEY (dimension=? AND day>? AND day<?)"],
     "USER_SPELLING_SQL": ["INDEX events_by_user (user=?)"],
+    "KIND_EVENTS_SQL": ["events_by_kind"],
+    "KIND_EVENT_COUNT_SQL": ["events_by_kind"],
+    "FAILED_LOGIN_USERS_SQL": ["events_by_kind"],
+    "FAILED_LOGIN_IPS_SQL": ["events_by_kind"],
+    "OPEN_ALERTS_SQL": ["alerts_unacked"],
+    "UNCONFIRMED_SQL": ["questions_by_created"],
 }
 PARAMS = {"at": "2026-11-24T12:00:00.000000Z", "id": 1, "limit": 10, "type": "app_login",
           "event": "unauthorized_ip", "email": USER, "low": "8.8.8.", "high": "8.8.8/",
@@ -680,7 +686,8 @@ PARAMS = {"at": "2026-11-24T12:00:00.000000Z", "id": 1, "limit": 10, "type": "ap
           "since": "2026-11-23T12:00:00.000000Z", "until": "2026-11-24T12:00:00.000000Z",
           "top": 5, "dimension": "user", "first_day": "2026-10-26", "last_day": "2026-11-24",
           "user": USER}
-TABLES = {"events", "alerts", "audit", "rejected", "daily_counts", "e", "a"}  # and aliases
+TABLES = {"events", "alerts", "audit", "rejected", "daily_counts", "questions",
+          "e", "a"}  # and aliases
 
 
 def test_every_query_of_the_module_is_checked_below():

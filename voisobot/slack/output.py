@@ -47,6 +47,10 @@ class SlackOutput:
     def post(self, channel: str, view: AlertView, key: AlertKey | None) -> SendResult:
         return self.sender.post(channel, self.renderer.render(view), key)
 
+    def post_digest(self, channel: str, view, key) -> SendResult:
+        """The digest (voisobot.digest.DigestView), named by ``key`` in its metadata."""
+        return self.sender.post(channel, self.renderer.render_digest(view), key)
+
     def update(self, channel: str, ts: str, view: AlertView) -> SendResult:
         return self.sender.update(channel, ts, self.renderer.render(view))
 

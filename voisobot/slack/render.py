@@ -49,6 +49,7 @@ from voisobot.values import SlackId
 log = logging.getLogger(__name__)
 
 BUILTIN_TEMPLATES = packaged("templates", "slack")
+DIGEST_TEMPLATE = "digest.json.j2"
 
 # Slack's limits (Block Kit reference): the renderer truncates to these.
 MAX_BLOCKS = 50
@@ -103,6 +104,20 @@ class SlackRenderer:
         except Exception as exc:
             log.error("template %s failed: %s: %s", name, type(exc).__name__, one_line(exc))
             return minimal_message(view.alert)
+
+    def render_digest(self, view) -> dict:
+        """The digest (voisobot.digest.DigestView) from digest.json.j2; a failing template
+        gives a minimal message built here: a period's digest is never lost to a template."""
+        try:
+            return self._settled_json(self.env.get_template(DIGEST_TEMPLATE).render(
+                **view.context()))
+        except Exception as exc:
+            log.error("template %s failed: %s: %s", DIGEST_TEMPLATE, type(exc).__name__,
+                      one_line(exc))
+            text = view.summary()
+            return {"text": truncate_escaped(escape_controls(text), MAX_FALLBACK_TEXT),
+                    "blocks": [_rich_text_block([{"type": "text", "text": text}])],
+                    "mrkdwn": False}
 
     def render_reply(self, alert: AlertView) -> dict:
         """One event of a group, as a thread reply: its summary and facts, no header or

@@ -37,7 +37,7 @@ _AFTER_SENDING_ERRORS = (TimeoutError, ConnectionResetError, http.client.HTTPExc
 # Slack documents these two as "it's possible some aspect of the operation succeeded".
 _MAYBE_DONE_CODES = frozenset({"internal_error", "fatal_error"})
 
-ALERT_EVENT_TYPE = "voiso_alert"  # the metadata event_type of every alert post
+ALERT_EVENT_TYPE = AlertKey.event_type  # the metadata event_type of every alert post
 HISTORY_PAGE_SIZE = 200
 HISTORY_MARGIN_SECONDS = 120.0  # look this far before the first try for a possible post
 HISTORY_MAX_PAGES = 5
@@ -75,13 +75,14 @@ def post_message(client: slack_sdk.WebClient, channel: str, message: dict, *,
     """Post ``{"text", "blocks"}``. No ``link_names``/``parse``, and ``mrkdwn`` off: untrusted
     text stays text, in the blocks and in the notification alike.
 
-    With ``alert`` the post carries message metadata naming the alert, which is how
+    With ``alert`` the post carries message metadata naming the alert (or the digest: any
+    key with ``event_type``, ``payload()`` and ``names(payload)``), which is how
     ``find_alert_post`` recognises it later. A retry whose post may have reached Slack
     (the answer was lost, not refused) comes back with ``maybe_posted`` set.
     """
     metadata = None
     if alert is not None:
-        metadata = {"event_type": ALERT_EVENT_TYPE, "event_payload": alert.payload()}
+        metadata = {"event_type": alert.event_type, "event_payload": alert.payload()}
     try:
         response = client.chat_postMessage(
             channel=channel, thread_ts=thread_ts, text=message["text"],
@@ -333,7 +334,7 @@ def _alert_ts(messages: list, alert: AlertKey) -> str | None:
     for message in messages:
         metadata = message.get("metadata") or {}
         payload = metadata.get("event_payload") or {}
-        if metadata.get("event_type") == ALERT_EVENT_TYPE and isinstance(payload, Mapping) \
+        if metadata.get("event_type") == alert.event_type and isinstance(payload, Mapping) \
                 and alert.names(payload):
             return message.get("ts")
     return None

@@ -171,6 +171,19 @@ class TeamsRenderer:
         """The escalation, for a "teamsbot:<name>" escalation channel."""
         return fitted(self._confirmation("escalation.json.j2", view))
 
+    def digest_card(self, view) -> dict:
+        """The digest (voisobot.digest.DigestView) from digest.json.j2; a failing template
+        gives a minimal card built here, still escaped."""
+        try:
+            card = json.loads(self.env.get_template("digest.json.j2").render(
+                **view.context()))
+            return fitted(checked_card(card, set()))
+        except Exception as exc:
+            log.error("Teams template digest.json.j2 failed: %s: %s", type(exc).__name__,
+                      one_line(exc))
+            return fitted({"type": "AdaptiveCard", "version": CARD_VERSION, "body": [
+                {"type": "TextBlock", "wrap": True, "text": teams_markdown(view.summary())}]})
+
     def _confirmation(self, name: str, view: QuestionView) -> dict:
         try:
             card = json.loads(self.env.get_template(name).render(**question_context(view)))

@@ -13,6 +13,7 @@ from voisobot.outbox import AlertKey
 from voisobot.render import AlertView
 from voisobot.routing import is_teams, is_teams_bot, teams_bot_name, teams_name
 from voisobot.sending import SendResult
+from voisobot.teams.cards import envelope
 from voisobot.teams.webhook import PACE_SECONDS
 
 NO_DESTINATIONS = SendResult("give_up", error="teams_not_configured",
@@ -45,6 +46,10 @@ class _CardOutput:
     def post(self, channel: str, view: AlertView, key: AlertKey | None) -> SendResult:
         return self.sender.post(self.name_of(channel), self.card(view))
 
+    def post_digest(self, channel: str, view, key) -> SendResult:
+        """The digest (voisobot.digest.DigestView) as a card; ``key`` unused: no search."""
+        return self.sender.post(self.name_of(channel), self.digest_card(view))
+
     def searchable(self) -> bool:
         return False
 
@@ -68,6 +73,9 @@ class WebhookOutput(_CardOutput):
     def card(self, view: AlertView) -> dict:
         return self.renderer.render(view)
 
+    def digest_card(self, view) -> dict:
+        return envelope(self.renderer.digest_card(view))
+
 
 class BotCardOutput(_CardOutput):
     name = "the Teams bot"
@@ -85,6 +93,9 @@ class BotCardOutput(_CardOutput):
 
     def card(self, view: AlertView) -> dict:
         return self.renderer.bot_card(view)
+
+    def digest_card(self, view) -> dict:
+        return self.renderer.digest_card(view)
 
     def update(self, channel: str, ts: str, view: AlertView) -> SendResult:
         return self.sender.update(self.name_of(channel), ts, self.card(view))

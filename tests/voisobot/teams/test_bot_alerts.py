@@ -316,3 +316,27 @@ def test_a_press_that_does_not_name_its_own_message_changes_nothing(bot, connect
     ((user, _, allowed, outcome),) = button_audit(bot)
     assert user == ALLOWED and outcome.startswith("refused" if case != "bad_data" else "ignored")
     assert allowed == (0 if case != "bad_data" else 1)
+
+
+# --- the digest ----------------------------------------------------------------------------
+
+def test_a_bot_conversation_gets_the_digest_as_one_card(bot, connector):
+    """[digest] channel = "teamsbot:secops": the period's digest is posted once by the bot,
+    as a valid card, however often the job runs."""
+    from datetime import UTC, datetime
+
+    from voisobot.digest import DigestJob, Digests
+
+    digest = config.from_dict({"sqs": {"queue_url": QUEUE}, "teams": {"bot": {"enabled": True}},
+                               "digest": {"channel": "teamsbot:secops"}}).digest
+    job = DigestJob(Digests(bot.store), bot.delivery.outputs, digest,
+                    clock=lambda: datetime(2026, 11, 24, 8, 1, tzinfo=UTC))
+    job.run()  # nobody subscribed "secops" yet: the digest waits
+    assert alert_cards(connector) == []
+    subscribe(bot, connector)
+    bot.store.connection().execute("UPDATE digests SET next_attempt_at = '0'")
+    job.run()
+    job.run()
+    (card,) = alert_cards(connector)
+    validate_card(card)
+    assert "Voiso daily security digest" in json.dumps(card)
