@@ -91,6 +91,8 @@ SHOWS = {
     and "Acknowledged by" in json.dumps(m),
     "teams:question": lambda m: verbs(m) == ["voiso_confirm_yes", "voiso_confirm_no"],
     "teams:escalation": lambda m: verbs(m) == [],
+    "digest": lambda m: m["text"].startswith("Voiso daily digest: 12 events"),
+    "teams:digest": lambda m: "digest" in json.dumps(m).lower() and verbs(m) == [],
 }
 
 
