@@ -31,7 +31,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from tests.fakes.slack_api import FakeSlack  # noqa: E402
-from voisobot import config, events, samples, slack  # noqa: E402
+from voisobot import config, events, samples  # noqa: E402
 from voisobot.confirming import Confirmations  # noqa: E402
 from voisobot.delivery import AlertDelivery  # noqa: E402
 from voisobot.intake import Intake  # noqa: E402
@@ -40,6 +40,7 @@ from voisobot.questions import Questions  # noqa: E402
 from voisobot.render import AlertView  # noqa: E402
 from voisobot.routing import severity_of  # noqa: E402
 from voisobot.runtime import alert_outputs  # noqa: E402
+from voisobot.slack import sender as slack  # noqa: E402
 from voisobot.slack.people import SlackPeople  # noqa: E402
 from voisobot.slack.render import SlackRenderer  # noqa: E402
 from voisobot.store import Store  # noqa: E402
