@@ -38,9 +38,8 @@ from voisobot.errors import ConfigError, VoisoBotError
 from voisobot.intake import utc_now
 from voisobot.outbox import Outbox
 from voisobot.render import AlertView, QuestionView
-from voisobot.runtime import build, slack_client, teams_renderer
+from voisobot.runtime import build, slack_client, slack_renderer, teams_renderer
 from voisobot.slack import sender as slack
-from voisobot.slack.render import SlackRenderer
 from voisobot.store import Store
 from voisobot.teams import app as teams_app_package
 from voisobot.values import SlackId
@@ -119,7 +118,7 @@ def render_samples(cfg: Config, args) -> int:
         return 2
     if args.question or args.escalation:
         return render_confirmations(cfg, kinds, args.escalation, args.teams_bot)
-    renderer = teams_renderer(cfg) if teams else SlackRenderer(cfg.templates_path)
+    renderer = teams_renderer(cfg) if teams else slack_renderer(cfg)
     for kind in kinds:
         event = events.parse(samples.body_text(samples.EXAMPLES[kind]).encode())
         severity = routing.severity_of(event, cfg.severity)
@@ -135,7 +134,7 @@ def render_confirmations(cfg: Config, kinds: list[str], escalation: bool,
     """Print the "was this you?" DM (or the escalation of a "no") that each example asks
     of each person [confirm] names for its kind, whether or not [confirm] is on; with
     ``teams``, the Teams bot's question card (or its escalation card)."""
-    renderer = teams_renderer(cfg) if teams else SlackRenderer(cfg.templates_path)
+    renderer = teams_renderer(cfg) if teams else slack_renderer(cfg)
     asking = dataclasses.replace(cfg.confirm, enabled=True)
     for kind in kinds:
         event = events.parse(samples.body_text(samples.EXAMPLES[kind]).encode())
