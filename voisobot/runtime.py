@@ -236,7 +236,7 @@ def teams_output(cfg: Config, env, metrics: Metrics) -> WebhookOutput | None:
 
 def teams_renderer(cfg: Config) -> TeamsRenderer:
     return TeamsRenderer(cfg.teams_templates_path, ip_lookup_url=cfg.teams.ip_lookup_url,
-                         ack_min_severity=cfg.alerts.ack_min_severity)
+                         ack_min_severity=cfg.alerts.ack_min_severity, runbooks=cfg.runbooks)
 
 
 def slack_renderer(cfg: Config) -> SlackRenderer:

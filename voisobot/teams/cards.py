@@ -21,6 +21,7 @@ minimal built-in card, and the error is logged with the file name.
 import json
 import logging
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ from voisobot.alert_extras import (
     AlertOptions,
     acknowledgeable,
     ip_lookup,
+    next_step,
+    runbook,
 )
 from voisobot.render import (
     AlertView,
@@ -100,11 +103,12 @@ def _url(value: Any) -> Markup:
 class TeamsRenderer:
     def __init__(self, override_dir: Path | None = None,
                  builtin_dir: Path = BUILTIN_TEAMS_TEMPLATES, ip_lookup_url: str = "",
-                 ack_min_severity: str = DEFAULT_ACK_MIN_SEVERITY):
+                 ack_min_severity: str = DEFAULT_ACK_MIN_SEVERITY,
+                 runbooks: Mapping[str, str] | None = None):
         self.env = safe_environment(override_dir, builtin_dir, teams_markdown)
         self.env.filters["url"] = _url
         self.ip_lookup_url = ip_lookup_url
-        self.options = AlertOptions(ack_min_severity=ack_min_severity)
+        self.options = AlertOptions(ack_min_severity=ack_min_severity, runbooks=runbooks or {})
 
     def template_for(self, kind: str) -> str:
         return existing_template(self.env, kind)
@@ -184,7 +188,9 @@ class TeamsRenderer:
         links = [{"title": f"Look up {address}", "url": url}
                  for address in dict.fromkeys(v for v in (e.ip, e.from_value, e.to_value) if v)
                  if (url := ip_lookup(self.ip_lookup_url, address))]
-        return {**template_context(alert), "links": links,
+        if book := runbook(self.options, e.kind):
+            links.insert(0, {"title": "Open the runbook", "url": book})
+        return {**template_context(alert), "links": links, "next_step": next_step(e.kind),
                 "severity_color": SEVERITY_COLOR.get(alert.severity, "Default"),
                 "severity_style": SEVERITY_STYLE.get(alert.severity, "default")}
 

@@ -520,3 +520,35 @@ def test_an_event_nested_too_deep_for_anything_still_gets_a_message(renderer, de
     message = renderer.render(AlertView(nested, "high", alert_id=1))
     assert_safe(message, "")
     assert "x/y" in message["text"]
+
+
+# --- a runbook URL: config validates it, and it is the one link it makes ------------------------
+
+url_like = st.lists(st.sampled_from([*"https:/wiki.example?#&=|<>\"' \n`\\@%", "https://",
+                                     "\u202e", "\ue000", "\ue001", "<!here>", "@U0ABC"]),
+                    min_size=1, max_size=25).map("".join) | st.text(max_size=40)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(url=url_like)
+def test_a_runbook_the_config_accepts_is_exactly_one_link_and_nothing_else(url):
+    from voisobot.config import ConfigError, from_dict
+
+    kind = "app_login/unauthorized_ip"
+    try:
+        cfg = from_dict({"sqs": {"queue_url": "https://sqs.eu-west-1.amazonaws.com/123456789012/q"},
+                         "runbooks": {kind: url}})
+    except ConfigError as exc:
+        assert 'runbooks."app_login/unauthorized_ip"' in str(exc)
+        return
+    renderer = _runbook_renderer(cfg.runbooks)
+    message = renderer.render(alert_for(kind))
+    assert_valid_block_kit(message)
+    links = [e for b in blocks_of(message) if b["type"] == "rich_text"
+             for s in b["elements"] for e in s["elements"] if e["type"] != "text"]
+    assert links == [{"type": "link", "url": url, "text": "Open the runbook"}]
+    assert shown(message).parsed == []
+
+
+def _runbook_renderer(runbooks) -> SlackRenderer:
+    return SlackRenderer(options=AlertOptions(runbooks=runbooks))
