@@ -9,6 +9,8 @@ A model of Slack's documented parsing (api.slack.com: the text object and the
 - the top-level ``text`` posted with ``mrkdwn: false`` is not styled, but Slack's control
   sequences (``<@U…>``, ``<!here>``, ``<url|label>``) still act, and ``&amp;``, ``&lt;``,
   ``&gt;`` are shown as ``&``, ``<``, ``>``.
+- an attachment's ``blocks`` are shown like the message's own, below them, beside a bar of
+  the attachment's ``color``;
 ``shown(message)`` is what a reader sees: literal pieces of text, each with its style, and
 the "live" things (mentions, links, emoji) that Slack made of the message.
 """
@@ -29,9 +31,18 @@ class Shown:
 def shown(message: dict) -> Shown:
     result = Shown([], [], [])
     _notification(message, result)
-    for block in message.get("blocks", []):
+    for attachment in message.get("attachments", []):  # text, pretext, fields…: mrkdwn
+        result.parsed.extend(str(attachment[key]) for key in attachment
+                             if key not in ("color", "blocks"))
+    for block in blocks_of(message):
         _block(block, result)
     return result
+
+
+def blocks_of(message: dict) -> list[dict]:
+    """The message's blocks as shown: its own, then each attachment's."""
+    return [*message.get("blocks", []), *(block for attachment in message.get("attachments", [])
+                                          for block in attachment.get("blocks", []))]
 
 
 def _notification(message: dict, result: Shown) -> None:
@@ -104,7 +115,7 @@ def readable(message: dict, styles: bool = False) -> str:
     mention or link as Slack's own syntax for it (``<@U…>``, ``<#C…>``, ``<url|label>``);
     with ``styles``, bold and code text wrapped in ``*`` and backticks, as a reader sees it."""
     parts = []
-    for block in message.get("blocks", []):
+    for block in blocks_of(message):
         if block["type"] == "rich_text":
             parts.extend(_readable(element, styles) for section in block["elements"]
                          for element in section["elements"])

@@ -19,7 +19,7 @@ import pytest
 from slack_sdk.signature import SignatureVerifier
 
 from tests.fakes.slack_api import RESPONSE_URL, FakeSlack
-from tests.slack_display import readable
+from tests.slack_display import blocks_of, readable
 from tests.slack_display import shown as display
 from voisobot import config, jobs, samples
 from voisobot.intake import utc_now
@@ -181,7 +181,7 @@ def alert_in_slack(fake: FakeSlack, sqs_admin, queue_url: str, kind: str
 
 
 def buttons(message: dict) -> list[str]:
-    return [element["action_id"] for block in message["blocks"] if block["type"] == "actions"
+    return [element["action_id"] for block in blocks_of(message) if block["type"] == "actions"
             for element in block["elements"]]
 
 
@@ -288,7 +288,7 @@ def test_acknowledge_updates_the_alert_in_place_and_swaps_the_button(make_bot, s
     running = make_bot()
     send_event(sqs_admin, queue_url, "app_login/unauthorized_ip")
     alert_id, message = posted_alert(running.fake)
-    assert buttons(message) == ["voiso_ack"]
+    assert buttons(message) == ["voiso_ack", "voiso_profile"]
     status, seconds = running.click("voiso_ack", json.dumps({"alert": alert_id}),
                                     message=message)
     assert status == 200 and seconds < 3.0
@@ -296,7 +296,7 @@ def test_acknowledge_updates_the_alert_in_place_and_swaps_the_button(make_bot, s
     assert (update.payload["channel"], update.payload["ts"]) == (ALERTS, message["ts"])
     (now,) = running.fake.messages(ALERTS)
     assert f"Acknowledged by <@{ALLOWED}> at " in shown(now) and " UTC" in shown(now)
-    assert buttons(now) == ["voiso_reopen"]
+    assert buttons(now) == ["voiso_reopen", "voiso_profile"]
     row = running.runtime.store.connection().execute(
         "SELECT acked_by, acked_at FROM alerts WHERE id = ?", (alert_id,)).fetchone()
     assert row["acked_by"] == ALLOWED and row["acked_at"]
@@ -312,7 +312,7 @@ def test_reopen_brings_the_acknowledge_button_back(make_bot, sqs_admin, queue_ur
     running.click("voiso_reopen", value, user=OTHER_ANALYST, message=message)
     wait_for(lambda: running.fake.calls_to("chat.update"), 2)
     (now,) = running.fake.messages(ALERTS)
-    assert buttons(now) == ["voiso_ack"] and "Acknowledged by" not in shown(now)
+    assert buttons(now) == ["voiso_ack", "voiso_profile"] and "Acknowledged by" not in shown(now)
     running.command("unacked")
     assert f"#{alert_id}" in shown(running.answers()[0])
 
@@ -387,6 +387,63 @@ def test_a_stranger_cannot_acknowledge(make_bot, sqs_admin, queue_url):
     assert running.fake.calls_to("chat.update") == []
     assert [(r["action"], r["allowed"]) for r in running.audit()] == [("button", 0)]
 
+
+
+def test_profile_shows_the_alerts_account_privately_to_whoever_pressed(make_bot, sqs_admin,
+                                                                       queue_url):
+    running = make_bot()
+    account = "x" + HOSTILE_USER  # an address /voiso user takes (it starts with no "<")
+    send_event(sqs_admin, queue_url, "app_login/unauthorized_ip", user=account)
+    alert_id, message = posted_alert(running.fake)
+    assert "voiso_profile" in buttons(message)
+    running.click("voiso_profile", json.dumps({"alert": alert_id}), message=message)
+    (answer,) = running.answers("b1")
+    assert answer["response_type"] == "ephemeral" and answer["replace_original"] is False
+    assert account in shown(answer)
+    seen = display(answer)
+    assert seen.parsed == [] and not any(live[0] == "broadcast" for live in seen.live)
+    assert running.fake.calls_to("chat.update") == []  # the alert itself is unchanged
+    (row,) = running.audit()
+    assert (row["user_id"], row["action"], row["allowed"], row["outcome"]) == (
+        ALLOWED, "button", 1, "answered user")
+    assert row["detail"] == f'voiso_profile {{"alert": {alert_id}}}'
+
+
+def test_profile_reads_the_account_from_the_stored_alert_never_the_button(make_bot, sqs_admin,
+                                                                          queue_url):
+    """A value holding an address is no alert id: refused with a usage note, audited."""
+    running = make_bot()
+    alert_id, _, message = alert_in_slack(running.fake, sqs_admin, queue_url,
+                                          "app_login/unauthorized_ip")
+    crafted = json.dumps({"alert": alert_id, "user": "ceo@acme.example"})
+    running.click("voiso_profile", json.dumps({"user": "ceo@acme.example"}), message=message)
+    running.click("voiso_profile", crafted, message=message, response="b2")
+    (refused,) = running.answers("b1")
+    (answered,) = running.answers("b2")
+    assert "not one of ours" in shown(refused) and "ceo@acme.example" not in shown(answered)
+    assert "foo@bar.com" in shown(answered)
+    assert [r["outcome"] for r in running.audit()] == [
+        "usage: that button is not one of ours", "answered user"]
+
+
+def test_a_stranger_pressing_profile_is_refused_and_audited(make_bot, sqs_admin, queue_url):
+    running = make_bot()
+    _, value, message = alert_in_slack(running.fake, sqs_admin, queue_url,
+                                       "app_login/unauthorized_ip")
+    running.click("voiso_profile", value, user=STRANGER, message=message)
+    (note,) = running.answers("b1")
+    assert "not allowed" in note["text"] and "foo@bar.com" not in shown(note)
+    assert note["response_type"] == "ephemeral"
+    assert [(r["user_id"], r["action"], r["allowed"], r["outcome"])
+            for r in running.audit()] == [(STRANGER, "button", 0, "denied")]
+
+
+def test_profile_of_an_alert_the_cache_no_longer_holds_says_so(make_bot):
+    running = make_bot()
+    running.click("voiso_profile", json.dumps({"alert": 999}), message={"ts": "1.000000"})
+    (note,) = running.answers("b1")
+    assert "names no account" in shown(note)
+    assert running.audit()[-1]["outcome"] == "usage: that alert names no account to show"
 
 
 def refused_over_http(running, alert_id: int) -> None:

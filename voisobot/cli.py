@@ -42,9 +42,8 @@ from voisobot.errors import ConfigError, VoisoBotError
 from voisobot.intake import utc_now
 from voisobot.outbox import Outbox
 from voisobot.render import QuestionView
-from voisobot.runtime import build, slack_client, teams_renderer
+from voisobot.runtime import build, slack_client, slack_renderer, teams_renderer
 from voisobot.slack import sender as slack
-from voisobot.slack.render import SlackRenderer
 from voisobot.store import Store
 from voisobot.teams import app as teams_app_package
 from voisobot.teams.cards import envelope
@@ -137,7 +136,7 @@ def render_samples(cfg: Config, args) -> int:
         return render_confirmations(cfg, kinds, args.escalation, args.teams_bot, args.builder)
     if args.digest:
         return render_digest(cfg, kinds, args.teams, args.teams_bot)
-    renderer = teams_renderer(cfg) if teams else SlackRenderer(cfg.templates_path)
+    renderer = teams_renderer(cfg) if teams else slack_renderer(cfg)
     for kind in kinds:
         view = previews.alert_view(cfg, kind)
         print(f"# {kind}: severity {view.severity}, template {renderer.template_for(kind)}")
@@ -181,7 +180,7 @@ def render_digest(cfg: Config, kinds: list[str], webhook: bool, bot: bool) -> in
         card = teams_renderer(cfg).digest_card(view)
         message = envelope(card) if webhook else card
     else:
-        message = SlackRenderer(cfg.templates_path).render_digest(view)
+        message = slack_renderer(cfg).render_digest(view)
     print(json.dumps(message, indent=2, ensure_ascii=False))
     return 0
 
@@ -191,7 +190,7 @@ def render_confirmations(cfg: Config, kinds: list[str], escalation: bool,
     """Print the "was this you?" DM (or the escalation of a "no") that each example asks
     of each person [confirm] names for its kind, whether or not [confirm] is on; with
     ``teams``, the Teams bot's question card (or its escalation card)."""
-    renderer = teams_renderer(cfg) if teams else SlackRenderer(cfg.templates_path)
+    renderer = teams_renderer(cfg) if teams else slack_renderer(cfg)
     asking = dataclasses.replace(cfg.confirm, enabled=True)
     for kind in kinds:
         view = previews.alert_view(cfg, kind)

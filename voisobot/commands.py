@@ -15,10 +15,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from voisobot import logs, lookalike, queries, questions
+from voisobot import events, logs, lookalike, queries, questions
 from voisobot.access import AccessPolicy
 from voisobot.acks import AuditEntry, audit
+from voisobot.alert_extras import profile_account
 from voisobot.metrics import Metrics
+from voisobot.outbox import Outbox
+from voisobot.presses import NotOurButton, alert_id_of
 from voisobot.render import ButtonValue, slack_id_or_text
 from voisobot.slack.render import SlackRenderer
 from voisobot.store import Store
@@ -30,6 +33,7 @@ PAGE = 20          # events of a user or an IP, alerts and audit entries per pag
 PROFILE_EVENTS = 10
 MAX_DETAIL = 500   # characters of the typed command kept in the audit table
 MORE_ACTION = "voiso_more"
+PROFILE_ACTION = "voiso_profile"  # an alert's "Profile" button: /voiso user of its account
 PUBLIC_WORD = "public"
 SUBCOMMANDS = ("recent", "user", "ip", "unacked", "pending", "stats", "audit", "help")
 ANSWERS_SHOWN = 10  # a person's "was this you?" answers in /voiso user
@@ -178,6 +182,26 @@ class Commands:
                                       lambda: query_from_button(value))
         self.metrics.button_pressed("more", result)
         return answer
+
+    def profile(self, user_id: str, channel_id: str | None, value: str) -> Answer:
+        """``/voiso user`` of the account an alert is about, for a press of its Profile
+        button (value ``{"alert": id}``). The account is read from the stored alert's event,
+        never from the button: a forged value can name an alert, not an address."""
+        answer, result = self._handle(user_id, channel_id, "button",
+                                      f"{PROFILE_ACTION} {value}",
+                                      lambda: self._profile_query(value))
+        self.metrics.button_pressed("profile", result)
+        return answer
+
+    def _profile_query(self, value: str) -> Query:
+        try:
+            alert = Outbox(self.store).alert(alert_id_of(value))
+        except NotOurButton:
+            raise UsageError("that button is not one of ours") from None
+        account = profile_account(events.parse(alert.raw)) if alert is not None else None
+        if account is None:
+            raise UsageError("that alert names no account to show")
+        return Query("user", account)
 
     def _handle(self, user_id: str, channel_id: str | None, action: str, detail: str,
                 read_query: Callable[[], Query]) -> tuple[Answer, str]:

@@ -405,11 +405,24 @@ class DigestConfig:
         return bool(self.channel)
 
 
+@dataclass(frozen=True)
+class AlertsConfig:
+    """What every alert shows, in Slack and in the Teams bot's cards."""
+
+    ack_min_severity: str = option("medium", expect="one of " + ", ".join(SEVERITIES),
+                                   check=lambda v: v in SEVERITIES)
+
+
+# A runbook link: https, a host, and no character that could end a link in Slack or Teams.
+_RUNBOOK_URL = re.compile(r"^https://[^\s/?#<>|\"'`\\]+(?:[/?#][^\s<>|\"'`\\]*)?$")
+MAX_RUNBOOK_URL = 2000
+
+
 SECTIONS: dict[str, type] = {"sqs": SqsConfig, "store": StoreConfig, "log": LogConfig,
                              "slack": SlackConfig, "http": HttpConfig, "ops": OpsConfig,
-                             "access": AccessConfig,
+                             "access": AccessConfig, "alerts": AlertsConfig,
                              "digest": DigestConfig}
-SPECIAL_SECTIONS = ("severity", "routes", "teams", "confirm")
+SPECIAL_SECTIONS = ("severity", "routes", "teams", "confirm", "runbooks")
 
 
 @dataclass(frozen=True)
@@ -421,10 +434,12 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     ops: OpsConfig = field(default_factory=OpsConfig)
     access: AccessConfig = field(default_factory=AccessConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     teams: TeamsConfig = field(default_factory=TeamsConfig)
     confirm: ConfirmConfig = field(default_factory=ConfirmConfig)
     digest: DigestConfig = field(default_factory=DigestConfig)
     severity: dict[str, str] = field(default_factory=dict)  # "type/event" -> severity
+    runbooks: dict[str, str] = field(default_factory=dict)  # "type/event" -> https URL
     routes: tuple[RouteConfig, ...] = ()
     base_dir: Path = Path(".")
 
@@ -479,7 +494,7 @@ def _read(path: Path) -> dict:
 
 def _is_text(path: tuple) -> bool:
     """Whether the key at ``path`` holds a string (its variable's text is taken as it is)."""
-    if path[0] == "severity":
+    if path[0] in ("severity", "runbooks"):
         return len(path) == 2
     return _key_type(path) is str
 
@@ -543,7 +558,7 @@ def from_dict(data: dict, *, base_dir: Path = Path("."), source: str = "config",
     config = Config(**sections, severity=_severities(data.get("severity", {}), origins),
                     routes=_routes(data.get("routes", []), origins, teams), teams=teams,
                     confirm=_confirm(data.get("confirm", {}), origins, teams),
-                    base_dir=base_dir)
+                    runbooks=_runbooks(data.get("runbooks", {}), origins), base_dir=base_dir)
     for where, path, key in (("slack", config.templates_path, config.slack.templates_dir),
                              ("teams", config.teams_templates_path, config.teams.templates_dir)):
         if path and not path.is_dir():
@@ -613,6 +628,23 @@ def _severities(table: Any, origins: Origins) -> dict[str, str]:
         if level not in SEVERITIES:
             raise ConfigError(f"{origins.at('severity', kind)}: expected one of "
                               f"{', '.join(SEVERITIES)}, got {_show(level)}")
+    return dict(table)
+
+
+def _runbooks(table: Any, origins: Origins) -> dict[str, str]:
+    """[runbooks]: kind -> the https URL of the admin's runbook, linked from its alerts."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{origins.at('runbooks')}: expected a table [runbooks], "
+                          f"got {_show(table)}")
+    for kind, url in table.items():
+        if not _KIND.match(kind):
+            raise ConfigError(f"{origins.at('runbooks', kind)}: unknown key; expected a kind "
+                              'written type/event, e.g. "app_login/unauthorized_ip"')
+        if not isinstance(url, str) or len(url) > MAX_RUNBOOK_URL \
+                or not _RUNBOOK_URL.match(url) or not url.isprintable():
+            raise ConfigError(f"{origins.at('runbooks', kind)}: expected an https URL such as "
+                              '"https://wiki.example.com/runbooks/unauthorized-ip" (no spaces, '
+                              f"quotes, <, > or |), got {_show(url)}")
     return dict(table)
 
 

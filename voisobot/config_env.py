@@ -70,8 +70,8 @@ class Origins:
 def key_text(path: KeyPath) -> str:
     """A path as config.toml's errors write it: sqs.queue_url, routes[0].channel,
     severity."app_login/unauthorized_ip"."""
-    if path[:1] == ("severity",) and len(path) == 2:
-        return f'severity."{path[1]}"'
+    if path[:1] in (("severity",), ("runbooks",)) and len(path) == 2:
+        return f'{path[0]}."{path[1]}"'
     text = ""
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else part
@@ -106,8 +106,8 @@ def setting_path(name: str, sections: Iterable[str]) -> KeyPath | None:
     parts = name[len(PREFIX):].lower().split(SEPARATOR)
     if len(parts) == 1 and parts[0] not in sections:
         return None
-    if parts[0] == "severity" and len(parts) > 1:
-        return ("severity", "/".join(parts[1:]))
+    if parts[0] in ("severity", "runbooks") and len(parts) > 1:  # keyed by kind
+        return (parts[0], "/".join(parts[1:]))
     if parts[0] == "routes" and len(parts) > 1:
         raise ConfigError(f"{name}: routes are set whole: VOISO_ROUTES = a TOML array of "
                           'inline tables, e.g. [{channel = "C0123ABCD", min_severity = "high"}]')

@@ -23,7 +23,7 @@ from voisobot import digest, events, routing, samples
 from voisobot.config import Config
 from voisobot.intake import Intake
 from voisobot.render import AlertView, QuestionView
-from voisobot.runtime import teams_renderer
+from voisobot.runtime import slack_renderer, teams_renderer
 from voisobot.slack.render import SlackRenderer
 from voisobot.store import Store
 from voisobot.values import SlackId
@@ -104,12 +104,13 @@ def _confirmation(cfg: Config, *, escalation: bool, teams: bool) -> dict:
     if teams:
         renderer = teams_renderer(cfg)
         return renderer.escalation_card(view) if escalation else renderer.question_card(view)
-    renderer = SlackRenderer(cfg.templates_path)
+    renderer = _slack(cfg)
     return renderer.render_escalation(view) if escalation else renderer.render_question(view)
 
 
 def _slack(cfg: Config) -> SlackRenderer:
-    return SlackRenderer(cfg.templates_path)
+    """The renderer the bot uses: the configured templates, [alerts] and [runbooks]."""
+    return slack_renderer(cfg)
 
 
 # --- the registry -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from slack_bolt.logger.messages import warning_client_prioritized_and_token_skip
 
 from voisobot import jobs, logs, sqs
 from voisobot.access import AccessPolicy, TeamsAccessPolicy
+from voisobot.alert_extras import AlertOptions
 from voisobot.commands import Commands, Guard
 from voisobot.config import Config
 from voisobot.confirm_answers import QuestionAnswers
@@ -151,7 +152,7 @@ def _build(cfg: Config, sender, client, env, lock: StoreLock) -> Runtime:
     gate, watch = jobs.StopGate(), jobs.JobWatch()
     intake = Intake(sqs.make_client(cfg.sqs), cfg.sqs, store, abandonable=gate.abandonable,
                     metrics=metrics)
-    renderer = SlackRenderer(cfg.templates_path)
+    renderer = slack_renderer(cfg)
     cards = teams_output(cfg, env, metrics)
     bot_server = teams_bot(cfg, store, metrics, renderer, env) if cfg.teams.bot.enabled \
         else None
@@ -245,7 +246,19 @@ def teams_output(cfg: Config, env, metrics: Metrics) -> WebhookOutput | None:
 
 
 def teams_renderer(cfg: Config) -> TeamsRenderer:
-    return TeamsRenderer(cfg.teams_templates_path, ip_lookup_url=cfg.teams.ip_lookup_url)
+    return TeamsRenderer(cfg.teams_templates_path, ip_lookup_url=cfg.teams.ip_lookup_url,
+                         ack_min_severity=cfg.alerts.ack_min_severity, runbooks=cfg.runbooks)
+
+
+def slack_renderer(cfg: Config) -> SlackRenderer:
+    return SlackRenderer(cfg.templates_path, options=alert_options(cfg))
+
+
+def alert_options(cfg: Config) -> AlertOptions:
+    """[alerts], [runbooks], and the look-up link of teams.ip_lookup_url (one setting for
+    both platforms)."""
+    return AlertOptions(ack_min_severity=cfg.alerts.ack_min_severity,
+                        ip_lookup_url=cfg.teams.ip_lookup_url, runbooks=cfg.runbooks)
 
 
 def slack_app(cfg: Config, client, runtime: Runtime, renderer: SlackRenderer) -> App:

@@ -1,10 +1,10 @@
-"""The buttons: Acknowledge and Reopen on alerts, More on long /voiso answers, and the
-answers to a "was this you?" DM."""
+"""The buttons: Acknowledge, Reopen and Profile on alerts, More on long /voiso answers, and
+the answers to a "was this you?" DM."""
 
 import json
 
 from voisobot.acks import MessageRef
-from voisobot.commands import MORE_ACTION, Commands
+from voisobot.commands import MORE_ACTION, PROFILE_ACTION, Commands
 from voisobot.presses import ACK_ACTION, NO_ACTION, REOPEN_ACTION, YES_ACTION
 from voisobot.slack.buttons import AlertButtons, Press
 from voisobot.slack.question_buttons import QuestionButtons
@@ -25,6 +25,12 @@ def register(app, answers: Commands, buttons: AlertButtons,
         answer = answers.more(body["user"]["id"], _channel(body), action.get("value") or "")
         reply(respond, answer)
 
+    def profile(ack, body, action, respond):
+        """The account's /voiso user answer, privately, to whoever pressed (if allowed)."""
+        ack()
+        press = press_of(body, action)
+        reply(respond, answers.profile(press.user_id, press.channel_id, press.value))
+
     def answer(ack, body, action, respond):
         ack()
         note = questions.press(press_of(body, action))
@@ -34,6 +40,7 @@ def register(app, answers: Commands, buttons: AlertButtons,
     app.action(ACK_ACTION)(alert_button)
     app.action(REOPEN_ACTION)(alert_button)
     app.action(MORE_ACTION)(more)
+    app.action(PROFILE_ACTION)(profile)
     if questions is not None:
         app.action(YES_ACTION)(answer)
         app.action(NO_ACTION)(answer)

@@ -273,13 +273,17 @@ class FakeSlack:
         metadata = _json_field(call.payload.get("metadata"))
         if metadata:
             message["metadata"] = metadata
+        attachments = _json_field(call.payload.get("attachments"))
+        if attachments is not None:  # like Slack: an update without them keeps the old ones
+            message["attachments"] = attachments
         if call.payload.get("thread_ts") and call.method == "chat.postMessage":
             message["thread_ts"] = call.payload["thread_ts"]
         with self._lock:
             stored = self._messages[channel]
             if call.method == "chat.postMessage":
                 stored.append(message)
-            else:  # an update replaces text and blocks, and keeps metadata unless given
+            else:  # an update replaces text and blocks, and keeps metadata and attachments
+                # unless given
                 for i, old in enumerate(stored):
                     if old["ts"] == ts:
                         stored[i] = {**old, **message}

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from tests.fakes.adaptive_card_schema import validate_card
 from tests.fakes.slack_api import RESPONSE_URL, FakeSlack
-from tests.slack_display import assert_shown_literally, readable
+from tests.slack_display import assert_shown_literally, blocks_of, readable
 from tests.slack_display import shown as display
 from tests.test_slack_app import ALERTS, SECRET, Bot, block_actions, wait_for
 from tests.voisobot.teams.test_bot import ALLOWED as TEAMS_ANALYST
@@ -36,6 +36,7 @@ from tests.voisobot.test_queries import NOW, record
 from voisobot import config, runtime
 from voisobot.access import AccessPolicy
 from voisobot.acks import AckOutcome
+from voisobot.alert_extras import AlertOptions
 from voisobot.commands import Commands
 from voisobot.config import AccessConfig
 from voisobot.delivery import alert_view
@@ -233,8 +234,8 @@ def test_an_ack_in_teams_updates_the_slack_message_naming_the_teams_user(both, f
     run_delivery_once(both)
     shown = readable(slack_message(fake_slack, in_slack))
     assert "Acknowledged by Jane (Teams) at" in shown and "<@" not in shown
-    assert [e["action_id"] for b in slack_message(fake_slack, in_slack)["blocks"]
-            if b["type"] == "actions" for e in b["elements"]] == ["voiso_reopen"]
+    assert [e["action_id"] for b in blocks_of(slack_message(fake_slack, in_slack))
+            if b["type"] == "actions" for e in b["elements"]] == ["voiso_reopen", "voiso_profile"]
     assert card_puts(connector, in_teams) == []  # the pressed card was answered in place
 
 
@@ -253,8 +254,8 @@ def test_a_reopen_on_either_side_clears_both(both, fake_slack, connector, reopen
     run_delivery_once(both)
     message = slack_message(fake_slack, in_slack)
     assert "Acknowledged by" not in readable(message)
-    assert [e["action_id"] for b in message["blocks"] if b["type"] == "actions"
-            for e in b["elements"]] == ["voiso_ack"]
+    assert [e["action_id"] for b in blocks_of(message) if b["type"] == "actions"
+            for e in b["elements"]] == ["voiso_ack", "voiso_profile"]
     if reopened_in == "slack":
         card = card_puts(connector, in_teams)[-1]
         assert "Acknowledged by" not in card_text(card)
@@ -308,7 +309,9 @@ def assert_text_in_slack(message: dict, name: str, view: AlertView | None = None
     assert not hidden & set(json.dumps(message, ensure_ascii=False))
 
 
-_SLACK, _TEAMS = SlackRenderer(), TeamsRenderer()
+# As the runtime renders (the default config's look-up link), so the baselines match.
+_SLACK = SlackRenderer(options=AlertOptions(ip_lookup_url=config.TeamsConfig().ip_lookup_url))
+_TEAMS = TeamsRenderer()
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)

@@ -22,6 +22,28 @@ def sqs_table(**keys) -> str:
 CONFIG_ERRORS = [
     # (case, file text, what the one error line must say)
     ("not_toml", "[sqs\nqueue_url = 1", "not valid TOML"),
+    ("ack_min_severity_unknown", sqs_table() + "[alerts]\nack_min_severity = 'urgent'\n",
+     "alerts.ack_min_severity: expected one of info, low, medium, high, critical, got 'urgent'"),
+    ("alerts_unknown_key", sqs_table() + "[alerts]\nack_min = 'high'\n",
+     "alerts.ack_min: unknown key; expected one of ack_min_severity"),
+    ("runbooks_not_a_table", "runbooks = 'x'\n" + sqs_table(),
+     "runbooks: expected a table [runbooks], got 'x' (a string)"),
+    ("runbook_key_not_a_kind", sqs_table() + "[runbooks]\nunauthorized_ip = 'https://w.example'\n",
+     'runbooks."unauthorized_ip": unknown key; expected a kind written type/event'),
+    ("runbook_plain_http", sqs_table() + "[runbooks]\n'a/b' = 'http://wiki.example/rb'\n",
+     'runbooks."a/b": expected an https URL'),
+    ("runbook_not_text", sqs_table() + "[runbooks]\n'a/b' = 5\n",
+     'runbooks."a/b": expected an https URL such as'),
+    ("runbook_with_a_pipe", sqs_table() + "[runbooks]\n'a/b' = 'https://w.example/x|evil'\n",
+     'runbooks."a/b": expected an https URL'),
+    ("runbook_with_a_space", sqs_table() + "[runbooks]\n'a/b' = 'https://w.example/x y'\n",
+     'runbooks."a/b": expected an https URL'),
+    ("runbook_with_a_bracket", sqs_table() + "[runbooks]\n'a/b' = 'https://w.example/<x>'\n",
+     'runbooks."a/b": expected an https URL'),
+    ("runbook_no_host", sqs_table() + "[runbooks]\n'a/b' = 'https:///x'\n",
+     'runbooks."a/b": expected an https URL'),
+    ("runbook_javascript", sqs_table() + "[runbooks]\n'a/b' = 'javascript:alert(1)'\n",
+     'runbooks."a/b": expected an https URL'),
     ("unknown_section", sqs_table() + "[sqss]\n", "unknown section [sqss]"),
     ("unknown_key", sqs_table(wait_time=5), "sqs.wait_time: unknown key; expected one of"),
     ("unknown_store_key", sqs_table() + "[store]\nfile = 'x'\n", "store.file: unknown key"),
@@ -114,6 +136,20 @@ def test_config_error_exits_2_with_one_line_naming_the_key(tmp_path, capsys, tex
 def test_missing_config_file_is_named(tmp_path, capsys):
     assert cli.main(["--config", str(tmp_path / "nope.toml"), "run"]) == 2
     assert "nope.toml: cannot read the config file" in capsys.readouterr().err
+
+
+def test_alerts_and_runbooks_are_read(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(sqs_table() + "[alerts]\nack_min_severity = 'high'\n[runbooks]\n"
+                    "'app_login/unauthorized_ip' = 'https://wiki.example/rb?a=1&b=2#c'\n")
+    cfg = config.load(path)
+    assert cfg.alerts.ack_min_severity == "high"
+    assert cfg.runbooks == {"app_login/unauthorized_ip": "https://wiki.example/rb?a=1&b=2#c"}
+    assert config.load(tmp_path / "config.toml", {
+        "VOISO_RUNBOOKS__USER__USER_ADDED": "https://wiki.example/added"}).runbooks[
+        "user/user_added"] == "https://wiki.example/added"
+    defaults = config.from_dict({"sqs": {"queue_url": GOOD_URL}})
+    assert defaults.alerts.ack_min_severity == "medium" and defaults.runbooks == {}
 
 
 def test_the_shipped_config_is_valid_and_commented():

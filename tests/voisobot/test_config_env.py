@@ -157,8 +157,8 @@ ERRORS = [
      "backoff_max_seconds, request_timeout_seconds"),
     ("unknown_section", FILE, {"VOISO_SQSS__QUEUE_URL": QUEUE},
      "VOISO_SQSS__QUEUE_URL (sqss.queue_url): unknown section [sqss]; expected one of [sqs], "
-     "[store], [log], [slack], [http], [ops], [access], [digest], [severity], [routes], "
-     "[teams], [confirm]"),
+     "[store], [log], [slack], [http], [ops], [access], [alerts], [digest], [severity], "
+     "[routes], [teams], [confirm], [runbooks]"),
     ("one_underscore", FILE, {"VOISO_SQS_WAIT_TIME_SECONDS": "5"},
      "VOISO_SQS_WAIT_TIME_SECONDS: unknown variable; a setting is VOISO_<SECTION>__<KEY> with "
      "two underscores (e.g. VOISO_SQS__QUEUE_URL), and no "

@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import sqs_message
 from tests.fakes.slack_api import FakeSlack
+from tests.slack_display import blocks_of
 from voisobot import cli, config, samples
 from voisobot.delivery import AlertDelivery
 from voisobot.intake import Intake, to_delivery
@@ -97,9 +98,9 @@ def test_each_event_is_posted_once_in_order_with_its_alert_id(store, fake_slack)
     run_until_settled(delivery)  # nothing new: nothing posted again
     sent = posts(fake_slack)
     assert [p["channel"] for p in sent] == ["C0DEFAULT1"] * 3
-    assert [json.loads(p["blocks"][-1]["elements"][0]["value"])["alert"]
+    assert [json.loads(blocks_of(p)[-1]["elements"][0]["value"])["alert"]
             for p in sent] == [row["id"] for row in alert_rows(store)]
-    assert "Login attempt from an unauthorized IP" in json.dumps(sent[0]["blocks"])
+    assert "Login attempt from an unauthorized IP" in json.dumps(blocks_of(sent[0]))
     assert all(p["metadata"]["event_payload"]["alert_id"] for p in sent)
     assert "link_names" not in sent[0] and "parse" not in sent[0]
     assert {row["state"] for row in alert_rows(store)} == {"sent"}

@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import sqs_message
 from tests.fakes.slack_api import FakeSlack
+from tests.slack_display import blocks_of
 from tests.voisobot.test_delivery import QUEUE, T0
 from voisobot import config, samples
 from voisobot.delivery import AlertDelivery
@@ -89,7 +90,7 @@ def test_a_storm_across_many_users_becomes_a_few_messages(store, fake_slack):
     top_level = fake_slack.messages(CHANNEL)
     assert len(top_level) == 6  # five users' groups, then one storm for the kind
     storm = top_level[-1]
-    assert "[55 events]" in storm["text"] and "55 user(s)" in json.dumps(storm["blocks"])
+    assert "[55 events]" in storm["text"] and "55 user(s)" in json.dumps(blocks_of(storm))
     assert accounted(store) == 60
 
 
@@ -142,4 +143,4 @@ def test_an_alert_says_what_the_cache_knew_before_it(store, fake_slack):
     drain(delivery(store, fake_slack, group_window_minutes=0))
     second = fake_slack.messages(CHANNEL)[1]
     assert "2nd failed-password alert for victim@acme.example today" in json.dumps(
-        second["blocks"])
+        blocks_of(second))

@@ -5,6 +5,10 @@ voisobot.render.
   ``slack.text`` and becomes ``rich_text`` or ``plain_text`` with ``emoji: false``; a mention,
   a link or a style exists only where the template's own source wrote a tag, or where a typed
   value the bot made (a SlackId, a SafeUrl) asked for one;
+- an alert's header stays at the top of the message and its other blocks go into one
+  attachment, whose ``color`` (from SEVERITY_COLOR, never from a template) is the severity's
+  bar down the side: Block Kit has no colour of its own. The top-level ``text`` stays the
+  notification only, since the message still has top-level blocks;
 - after rendering, only the block types an alert needs are kept, Slack's limits are enforced
   with a visible ``…``, and the message is checked with slack_sdk's Block Kit models; a
   template that fails falls back to the generic template, then to a minimal message built
@@ -17,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
+from slack_sdk.models.attachments import BlockAttachment
 from slack_sdk.models.blocks import Block
 
+from voisobot.alert_extras import AlertOptions, extras_context
 from voisobot.errors import RenderError
 from voisobot.render import (
     SEVERITY_EMOJI,
@@ -59,10 +65,18 @@ MAX_CONTEXT_ELEMENTS = 10
 MAX_FALLBACK_TEXT = 3000
 MAX_BUTTON_VALUE = 2000
 MAX_ID = 255
+# The colour bar of an alert, per severity: the colours of SEVERITY_EMOJI's circles.
+SEVERITY_COLOR = {"info": "#8d959e", "low": "#1d76db", "medium": "#f2c744", "high": "#f57c00",
+                  "critical": "#d93025"}
+UNKNOWN_SEVERITY_COLOR = "#8d959e"
+NEXT_STEP_BLOCK = "voiso_next_step"  # the block_id of the next-step line (not in replies)
 
 
 class SlackRenderer:
-    def __init__(self, override_dir: Path | None = None, builtin_dir: Path = BUILTIN_TEMPLATES):
+    def __init__(self, override_dir: Path | None = None, builtin_dir: Path = BUILTIN_TEMPLATES,
+                 options: AlertOptions | None = None):
+        """``options``: the runbooks, look-up links and Acknowledge threshold of [alerts]."""
+        self.options = options or AlertOptions()
         self.tokens = Tokens()
         self.env = safe_environment(override_dir, builtin_dir, one_line,
                                     extensions=[SlackTextExtension])
@@ -72,7 +86,11 @@ class SlackRenderer:
 
     def render(self, alert: AlertView) -> dict:
         """The message for an alert: its kind's template, else the generic one, else a
-        minimal message built here — an alert is never lost to a template."""
+        minimal message built here — an alert is never lost to a template. Its header leads
+        the message; the rest is in an attachment coloured for its severity."""
+        return coloured(self._render_blocks(alert), alert.severity)
+
+    def _render_blocks(self, alert: AlertView) -> dict:
         return rendered_or_fallback(self.render_with, self.template_for(alert.event.kind),
                                     alert, minimal_message, "template")
 
@@ -121,16 +139,19 @@ class SlackRenderer:
 
     def render_reply(self, alert: AlertView) -> dict:
         """One event of a group, as a thread reply: its summary and facts, no header or
-        button (the group's message has them)."""
-        message = self.render(alert)
-        kept = [block for block in message["blocks"] if block["type"] in ("rich_text", "context")]
+        button or next step (the group's message has them)."""
+        message = self._render_blocks(alert)
+        kept = [block for block in message["blocks"] if block["type"] in ("rich_text", "context")
+                and block.get("block_id") != NEXT_STEP_BLOCK]
         return {**message, "blocks": kept or message["blocks"]}
 
     def template_for(self, kind: str) -> str:
         return existing_template(self.env, kind)
 
     def render_with(self, name: str, alert: AlertView) -> dict:
-        return self._settled_json(self.env.get_template(name).render(**template_context(alert)))
+        context = {**template_context(alert),
+                   **extras_context(self.options, alert.event, alert.severity)}
+        return self._settled_json(self.env.get_template(name).render(**context))
 
     def settled(self, message: Any) -> dict:
         """A rendered message as Slack gets it (see ``settled_message``)."""
@@ -180,6 +201,32 @@ def settled_message(message: Any, tokens: Tokens) -> dict:
         raise RenderError(f"invalid Block Kit: {exc}") from None
     return {"text": truncate_escaped(notification(runs), MAX_FALLBACK_TEXT), "blocks": blocks,
             "mrkdwn": False}
+
+
+def coloured(message: dict, severity: str) -> dict:
+    """The message with its leading header blocks at the top and the others in one
+    attachment with the severity's colour. A message with no header (the minimal one) stays
+    as it is: without top-level blocks Slack would show the notification text as its body."""
+    blocks = message["blocks"]
+    top = 0
+    while top < len(blocks) and blocks[top]["type"] == "header":
+        top += 1
+    if top == 0 or top == len(blocks):
+        return message
+    attachment = {"color": SEVERITY_COLOR.get(severity, UNKNOWN_SEVERITY_COLOR),
+                  "blocks": blocks[top:]}
+    try:  # slack_sdk's checks of an attachment (colour, no fields beside blocks)
+        BlockAttachment(blocks=[], color=attachment["color"]).validate_json()
+    except Exception as exc:
+        raise RenderError(f"invalid attachment: {exc}") from None
+    return {**message, "blocks": blocks[:top], "attachments": [attachment]}
+
+
+def message_blocks(message: dict) -> list[dict]:
+    """Every block of a message, the top-level ones and then its attachments'."""
+    return [*message.get("blocks", []),
+            *(block for attachment in message.get("attachments", [])
+              for block in attachment.get("blocks", []))]
 
 
 def _rich_text_block(elements: list[dict], block_id: str | None = None) -> dict:

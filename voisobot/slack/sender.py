@@ -86,7 +86,7 @@ def post_message(client: slack_sdk.WebClient, channel: str, message: dict, *,
     try:
         response = client.chat_postMessage(
             channel=channel, thread_ts=thread_ts, text=message["text"],
-            blocks=message.get("blocks"), mrkdwn=False,
+            blocks=message.get("blocks"), attachments=message.get("attachments"), mrkdwn=False,
             unfurl_links=False, unfurl_media=False, metadata=metadata)
     except (SlackClientError, *NETWORK_ERRORS) as exc:
         return _mark_maybe_posted(classify(exc, channel=channel), exc)
@@ -95,10 +95,12 @@ def post_message(client: slack_sdk.WebClient, channel: str, message: dict, *,
 
 def update_message(client: slack_sdk.WebClient, channel: str, ts: str,
                    message: dict) -> SendResult:
+    """Replace a posted message. Its attachments are always sent, empty if it has none:
+    chat.update keeps the old ones when the argument is missing."""
     try:
         response = client.chat_update(  # parse "none": chat.update's default is "client"
             channel=channel, ts=ts, text=message["text"], blocks=message.get("blocks"),
-            parse="none", mrkdwn=False)
+            attachments=message.get("attachments", []), parse="none", mrkdwn=False)
     except (SlackClientError, *NETWORK_ERRORS) as exc:
         return classify(exc, channel=channel)
     return classify(response, channel=channel)

@@ -21,13 +21,20 @@ minimal built-in card, and the error is logged with the file name.
 import json
 import logging
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from markupsafe import Markup
 
-from voisobot.events import plain_address
+from voisobot.alert_extras import (
+    DEFAULT_ACK_MIN_SEVERITY,
+    AlertOptions,
+    acknowledgeable,
+    ip_lookup,
+    next_step,
+    runbook,
+)
 from voisobot.render import (
     AlertView,
     QuestionView,
@@ -93,21 +100,15 @@ def _url(value: Any) -> Markup:
     return Markup(json.dumps(str(value))[1:-1])
 
 
-def ip_lookup(template: str, ip: str | None) -> SafeUrl | None:
-    """The lookup link of one IP address, or None (no template, or not a single plain
-    address: a range, a zone after %, anything else)."""
-    address = plain_address(ip) if template else None
-    if address is None:
-        return None
-    return SafeUrl(template.replace("{ip}", quote(address, safe="")))
-
-
 class TeamsRenderer:
     def __init__(self, override_dir: Path | None = None,
-                 builtin_dir: Path = BUILTIN_TEAMS_TEMPLATES, ip_lookup_url: str = ""):
+                 builtin_dir: Path = BUILTIN_TEAMS_TEMPLATES, ip_lookup_url: str = "",
+                 ack_min_severity: str = DEFAULT_ACK_MIN_SEVERITY,
+                 runbooks: Mapping[str, str] | None = None):
         self.env = safe_environment(override_dir, builtin_dir, teams_markdown)
         self.env.filters["url"] = _url
         self.ip_lookup_url = ip_lookup_url
+        self.options = AlertOptions(ack_min_severity=ack_min_severity, runbooks=runbooks or {})
 
     def template_for(self, kind: str) -> str:
         return existing_template(self.env, kind)
@@ -135,7 +136,8 @@ class TeamsRenderer:
         """The card a Teams bot posts: the webhook card, then who acknowledged it (if anyone)
         and an Acknowledge or Reopen button as Universal Actions (``Action.Execute``), whose
         invoke replaces the card for everyone. The verbs are Slack's action ids: one
-        acknowledgement table, pressed from either side."""
+        acknowledgement table, pressed from either side. Below [alerts] ack_min_severity an
+        alert that nobody acknowledged has no button, as in Slack."""
         card = self.card(alert)
         card["body"].extend({"type": "TextBlock", "wrap": True, "text": teams_markdown(line)}
                             for line in confirmation_lines(alert.confirmations))
@@ -144,12 +146,13 @@ class TeamsRenderer:
             card["body"].append({"type": "TextBlock", "wrap": True, "color": "Good",
                                  "text": f"✅ Acknowledged by {acknowledger(ack)} at "
                                          f"{teams_markdown(ack['at'])}"})
-        verb, title = (REOPEN_VERB, "Reopen") if ack else (ACK_VERB, "Acknowledge")
-        action = {"type": "Action.Execute", "title": title, "verb": verb,
-                  "data": {"alert": alert.alert_id}}
-        if not ack:
-            action["style"] = "positive"
-        card["actions"] = [*card.get("actions", []), action]
+        if ack or acknowledgeable(self.options, alert.severity):  # as in Slack: [alerts]
+            verb, title = (REOPEN_VERB, "Reopen") if ack else (ACK_VERB, "Acknowledge")
+            action = {"type": "Action.Execute", "title": title, "verb": verb,
+                      "data": {"alert": alert.alert_id}}
+            if not ack:
+                action["style"] = "positive"
+            card["actions"] = [*card.get("actions", []), action]
         return fitted(card)
 
     def question_card(self, view: QuestionView) -> dict:
@@ -198,7 +201,9 @@ class TeamsRenderer:
         links = [{"title": f"Look up {address}", "url": url}
                  for address in dict.fromkeys(v for v in (e.ip, e.from_value, e.to_value) if v)
                  if (url := ip_lookup(self.ip_lookup_url, address))]
-        return {**template_context(alert), "links": links,
+        if book := runbook(self.options, e.kind):
+            links.insert(0, {"title": "Open the runbook", "url": book})
+        return {**template_context(alert), "links": links, "next_step": next_step(e.kind),
                 "severity_color": SEVERITY_COLOR.get(alert.severity, "Default"),
                 "severity_style": SEVERITY_STYLE.get(alert.severity, "default")}
 

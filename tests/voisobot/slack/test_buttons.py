@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fakes.slack_api import FakeSlack
-from tests.slack_display import readable
+from tests.slack_display import blocks_of, readable
 from tests.voisobot.test_delivery import (
     CHANNELS,
     delivery_for,
@@ -90,9 +90,9 @@ def test_acknowledged_reads_who_and_when_in_utc(store, fake_slack):
     text = the_message(fake_slack)
     assert f"Acknowledged by <@{ANALYST}> at 14:02 UTC on 2026-11-24" in text
     (message,) = fake_slack.messages(DEFAULT)
-    actions = [e["action_id"] for b in message["blocks"] if b["type"] == "actions"
+    actions = [e["action_id"] for b in blocks_of(message) if b["type"] == "actions"
                for e in b["elements"]]
-    assert actions == ["voiso_reopen"]
+    assert actions == ["voiso_reopen", "voiso_profile"]
 
 
 def test_a_refused_update_is_left_to_the_delivery_job(store, fake_slack):

@@ -13,18 +13,25 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from slack_sdk.models.attachments import BlockAttachment
 from slack_sdk.models.blocks import Block
 
-from tests.slack_display import assert_shown_literally, shown
+from tests.slack_display import assert_shown_literally, blocks_of, readable, shown
 from voisobot import events, samples
+from voisobot.alert_extras import NEXT_STEPS, AlertOptions
+from voisobot.config import TeamsConfig
 from voisobot.render import GENERIC_TEMPLATE, SEVERITY_EMOJI, AlertView, one_line, template_name
 from voisobot.routing import severity_of
-from voisobot.slack.render import BUILTIN_TEMPLATES, SlackRenderer
+from voisobot.slack.render import BUILTIN_TEMPLATES, SEVERITY_COLOR, SlackRenderer
 from voisobot.slack.text import truncate, truncate_escaped
 
 ROOT = Path(__file__).resolve().parents[3]
 EXPECTED = Path(__file__).resolve().parents[1] / "expected" / "slack"
 UPDATE = os.environ.get("UPDATE_EXPECTED") == "1"  # rewrite the expected files, then review
+RUNBOOK = "https://wiki.example.com/runbooks/unauthorized-ip?from=voiso&x=1"
+# As a deployment has it: the default look-up link, and a runbook for one kind.
+OPTIONS = AlertOptions(ip_lookup_url=TeamsConfig().ip_lookup_url,
+                       runbooks={"app_login/unauthorized_ip": RUNBOOK})
 
 
 def parse(body: dict) -> events.Event:
@@ -52,7 +59,23 @@ def all_texts(value):
 
 @pytest.fixture(scope="module")
 def renderer():
-    return SlackRenderer()
+    return SlackRenderer(options=OPTIONS)
+
+
+def buttons(message: dict) -> list[str]:
+    return [e["action_id"] for b in blocks_of(message) if b["type"] == "actions"
+            for e in b["elements"]]
+
+
+def assert_valid_block_kit(message: dict) -> None:
+    """Every block, and every attachment, as slack_sdk's models check them."""
+    for block in blocks_of(message):
+        assert Block.parse(block).to_dict() == block
+    for attachment in message.get("attachments", []):
+        model = BlockAttachment(blocks=[Block.parse(b) for b in attachment["blocks"]],
+                                color=attachment["color"])
+        model.validate_json()
+        assert {k: v for k, v in model.to_dict().items() if k != "text"} == attachment
 
 
 @pytest.mark.parametrize("kind", sorted(samples.EXAMPLES))
@@ -78,22 +101,120 @@ def test_the_generic_template_renders_an_unknown_kind(renderer):
 
 
 @pytest.mark.parametrize("kind", sorted(samples.EXAMPLES))
-def test_every_message_is_valid_block_kit_with_an_ack_button(renderer, kind):
+def test_every_message_is_valid_block_kit_with_its_buttons(renderer, kind):
+    """Valid Block Kit, attachment included; Acknowledge from medium up (the default
+    ack_min_severity), and a Profile button wherever the event names an account."""
     message = renderer.render(alert_for(kind))
-    for block in message["blocks"]:
-        assert Block.parse(block).to_dict() == block
-    button = message["blocks"][-1]["elements"][0]
-    assert button["action_id"] == "voiso_ack" and json.loads(button["value"]) == {"alert": 42}
+    assert_valid_block_kit(message)
     severity = severity_of(alert_for(kind).event, {})
+    (actions,) = [b for b in blocks_of(message) if b["type"] == "actions"]
+    assert actions is blocks_of(message)[-1]
+    assert [e["action_id"] for e in actions["elements"]] == (
+        ["voiso_ack"] if severity not in ("info", "low") else []) + ["voiso_profile"]
+    assert all(json.loads(e["value"]) == {"alert": 42} for e in actions["elements"])
     assert message["text"].startswith(SEVERITY_EMOJI[severity])  # it leads the notification
+
+
+@pytest.mark.parametrize("kind", sorted(samples.EXAMPLES))
+def test_the_header_leads_and_the_rest_has_the_severitys_colour_bar(renderer, kind):
+    message = renderer.render(alert_for(kind))
+    severity = severity_of(alert_for(kind).event, {})
+    assert [b["type"] for b in message["blocks"]] == ["header"]  # text stays a notification
+    (attachment,) = message["attachments"]
+    assert attachment["color"] == SEVERITY_COLOR[severity]
+    assert set(attachment) == {"color", "blocks"}
+    header = message["blocks"][0]["text"]["text"]
+    assert header.startswith(f"{SEVERITY_EMOJI[severity]} {severity.upper()} · ")
 
 
 def test_header_says_in_words_what_happened(renderer):
     headers = {kind: renderer.render(alert_for(kind))["blocks"][0]["text"]["text"]
                for kind in samples.EXAMPLES}
-    assert headers["app_login/unauthorized_ip"] == "Login attempt from an unauthorized IP"
-    assert headers["user/privileges_updated"] == "Privileges raised to admin"
+    assert headers["app_login/unauthorized_ip"] == "🟠 HIGH · Login attempt from an unauthorized IP"
+    assert headers["user/privileges_updated"] == "🔴 CRITICAL · Privileges raised to admin"
     assert len(set(headers.values())) == len(headers)
+
+
+@pytest.mark.parametrize("kind", sorted(samples.EXAMPLES))
+def test_the_time_is_shown_once(renderer, kind):
+    alert = alert_for(kind)
+    assert readable(renderer.render(alert)).count(one_line(alert.event.time)) == 1
+
+
+@pytest.mark.parametrize("kind", sorted(samples.EXAMPLES))
+def test_each_kind_says_its_next_step_and_only_the_configured_runbook_is_linked(renderer,
+                                                                                 kind):
+    message = renderer.render(alert_for(kind))
+    (line,) = [b for b in blocks_of(message) if b.get("block_id") == "voiso_next_step"]
+    text = readable({"blocks": [line]})
+    assert NEXT_STEPS[kind] in text
+    links = [e for s in line["elements"] for e in s["elements"] if e["type"] == "link"]
+    if kind == "app_login/unauthorized_ip":
+        assert links == [{"type": "link", "url": RUNBOOK, "text": "Open the runbook"}]
+    else:
+        assert links == []
+
+
+def test_an_unknown_kind_gets_the_generic_next_step(renderer):
+    event = parse({"timestamp": "2024-05-06T07:08:09.1Z", "type": "app_login",
+                   "event": "mfa_failed", "params": {"user": "x@y.z"}})
+    assert "Check with the people named above" in readable(renderer.render(
+        AlertView(event, "medium")))
+
+
+def look_ups(message: dict) -> list[str]:
+    return [e["url"] for b in blocks_of(message) if b["type"] == "rich_text"
+            for s in b["elements"] for e in s["elements"]
+            if e["type"] == "link" and e["text"] == "Look up"]
+
+
+def test_each_single_address_has_a_look_up_link_and_ranges_have_none(renderer):
+    assert look_ups(renderer.render(alert_for("app_login/unauthorized_ip"))) == [
+        "https://www.abuseipdb.com/check/8.8.8.8"]
+    assert look_ups(renderer.render(alert_for("app_login/ip_changed"))) == [
+        "https://www.abuseipdb.com/check/8.8.8.8", "https://www.abuseipdb.com/check/4.4.4.2"]
+    for kind in ("allowed_ip/ip_added", "allowed_ip/ip_changed"):  # ranges: nothing to look up
+        assert look_ups(renderer.render(alert_for(kind))) == []
+    assert look_ups(SlackRenderer().render(alert_for("app_login/unauthorized_ip"))) == []
+
+
+@pytest.mark.parametrize("ip", ["fe80::1%ON ALLOW-LIST", "8.8.8.8:443", "[::1]", "8.8.8.8/32",
+                                "8.8.8.8 ", "https://evil.example/", "٨.٨.٨.٨"])
+def test_only_a_single_plain_address_is_looked_up(renderer, ip):
+    body = samples.example("app_login/unauthorized_ip")
+    body["params"]["ip"] = ip
+    try:
+        event = parse(body)
+    except events.MalformedEvent:
+        return  # the intake refuses it: nothing to render
+    assert look_ups(renderer.render(AlertView(event, "high", alert_id=1))) == []
+
+
+@pytest.mark.parametrize(("threshold", "shown_from"), [
+    ("info", "info"), ("low", "low"), ("medium", "medium"), ("high", "high"),
+    ("critical", "critical")])
+def test_acknowledge_is_offered_from_ack_min_severity_up(threshold, shown_from):
+    renderer = SlackRenderer(options=AlertOptions(ack_min_severity=threshold))
+    event = alert_for("user/user_added").event
+    offered = [severity for severity in SEVERITY_EMOJI
+               if "voiso_ack" in buttons(renderer.render(AlertView(event, severity, 7)))]
+    order = list(SEVERITY_EMOJI)
+    assert offered == order[order.index(shown_from):]
+
+
+def test_an_acknowledged_alert_below_the_threshold_still_offers_reopen(renderer):
+    from datetime import UTC, datetime
+    alert = dataclasses.replace(alert_for("app_login/successful_login"), acked_by="U0ACK1",
+                                acked_via="slack", acked_at=datetime(2024, 1, 1, tzinfo=UTC))
+    assert buttons(renderer.render(alert)) == ["voiso_reopen", "voiso_profile"]
+
+
+def test_no_account_no_profile_button_and_no_button_no_actions_block(renderer):
+    body = {"timestamp": "2024-01-01T00:00:00Z", "type": "a", "event": "b",
+            "params": {"user": "not an address"}}
+    message = renderer.render(AlertView(parse(body), "info", alert_id=3))
+    assert buttons(message) == [] and not any(b["type"] == "actions" for b in blocks_of(message))
+    assert_valid_block_kit(message)
 
 
 HOSTILE = [
@@ -123,8 +244,7 @@ def hostile_alert(value: str, kind: str) -> AlertView:
 def assert_safe(message: dict, value: str, baseline: dict | None = None) -> None:
     """Valid JSON and Block Kit, and ``value`` shown literally (tests/slack_display.py)."""
     assert json.loads(json.dumps(message)) == message
-    for block in message["blocks"]:
-        assert Block.parse(block).to_dict() == block
+    assert_valid_block_kit(message)
     for text in all_texts(message):
         # (a line break of the template's own, between facts, is the only one allowed)
         assert not _HIDDEN.search(text), "an invisible or line-breaking character passed"
@@ -133,6 +253,25 @@ def assert_safe(message: dict, value: str, baseline: dict | None = None) -> None
     if "{{7*7}}" in value:
         assert "{{7*7}}" in json.dumps(message, ensure_ascii=False)
         assert "49" not in json.dumps(message)
+
+
+LOOK_UP = TeamsConfig().ip_lookup_url.removesuffix("{ip}")
+
+
+def assert_only_the_bots_links_and_buttons(message: dict) -> None:
+    """Every link is the configured runbook or a look-up of a plain address; every button
+    is one of the alert's own, with the value the bot made."""
+    for block in blocks_of(message):
+        for element in (e for s in block.get("elements", []) if block["type"] == "rich_text"
+                        for e in s["elements"]):
+            if element["type"] == "link":
+                url = element["url"]
+                assert url == RUNBOOK or (url.startswith(LOOK_UP) and events.plain_address(
+                    url.removeprefix(LOOK_UP)) == url.removeprefix(LOOK_UP)), url
+        if block["type"] == "actions":
+            for button in block["elements"]:
+                assert button["action_id"] in ("voiso_ack", "voiso_reopen", "voiso_profile")
+                assert set(json.loads(button["value"])) == {"alert"} and "url" not in button
 
 
 _HIDDEN = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
@@ -146,6 +285,7 @@ HOSTILE_KINDS = ["app_login/incorrect_password", "user/privileges_updated",
 def test_known_hostile_values_are_shown_as_typed_and_make_nothing_live(renderer, value, kind):
     message = renderer.render(hostile_alert(value, kind))
     assert_safe(message, value, renderer.render(hostile_alert("x", kind)))
+    assert_only_the_bots_links_and_buttons(message)
     if value.isprintable() and len(value) < 100:
         assert_shown_literally(message, value, renderer.render(hostile_alert("x", kind)))
 
@@ -171,6 +311,7 @@ def test_whatever_a_field_holds_slack_shows_it_literally(value, kind):
     message = renderer.render(alert)
     baseline = renderer.render(hostile_alert("x", kind))
     assert_safe(message, value, baseline)
+    assert_only_the_bots_links_and_buttons(message)
     # as stored: an unpaired surrogate is kept as U+FFFD (events.py)
     assert_shown_literally(message, one_line(alert.event.callcenter), baseline)
 
@@ -180,23 +321,24 @@ _RENDERER: list[SlackRenderer] = []
 
 def _shared_renderer() -> SlackRenderer:
     if not _RENDERER:
-        _RENDERER.append(SlackRenderer())
+        _RENDERER.append(SlackRenderer(options=OPTIONS))
     return _RENDERER[0]
 
 
 def test_the_spoof_from_the_issue_stays_one_literal_value(renderer):
     name = "x* from *10.0.0.1*, which IS on the allow-list (ignore) :large_green_circle:"
     message = renderer.render(alert_for("app_login/unauthorized_ip", user=name))
-    summary = message["blocks"][1]["elements"][0]["elements"]
+    summary = blocks_of(message)[1]["elements"][0]["elements"]
     assert summary[0] == {"type": "text", "text": "Someone tried to log in as "}
     assert summary[1] == {"type": "text", "text": name, "style": {"bold": True}}
-    assert not shown(message).live and not shown(message).parsed
+    assert shown(message).live == shown(renderer.render(alert_for(
+        "app_login/unauthorized_ip"))).live and not shown(message).parsed
     assert message["mrkdwn"] is False and name in message["text"]
 
 
 def test_template_tags_make_styles_and_values_never_do(renderer):
     message = renderer.render(alert_for("app_login/unauthorized_ip", user="<b>x</b> <!here>"))
-    summary = message["blocks"][1]["elements"][0]["elements"]
+    summary = blocks_of(message)[1]["elements"][0]["elements"]
     assert summary[1] == {"type": "text", "text": "<b>x</b> <!here>", "style": {"bold": True}}
     assert message["text"].count("&lt;") == 3 and "<" not in message["text"]
 
@@ -209,18 +351,18 @@ def test_truncation_is_visible_and_never_splits_an_escape():
 
 def test_very_long_values_are_truncated_within_slack_limits(renderer):
     message = renderer.render(alert_for("app_login/successful_login", user="u" * 10_000))
-    for block in message["blocks"]:
+    for block in blocks_of(message):
         if block["type"] == "rich_text":
             section = block["elements"][0]["elements"]
             assert sum(len(e.get("text", "")) for e in section) <= 3000
-    assert message["blocks"][1]["elements"][0]["elements"][-1]["text"].endswith("…")
+    assert blocks_of(message)[1]["elements"][0]["elements"][-1]["text"].endswith("…")
     assert len(message["text"]) <= 3000
 
 
 def test_generic_template_shows_at_most_ten_facts(renderer):
     event = parse({"timestamp": "2024-01-01T00:00:00Z", "type": "a", "event": "b",
                    "params": {f"k{i:02d}": i for i in range(30)}})
-    facts = renderer.render(AlertView(event, "low"))["blocks"][2]["elements"][0]["elements"]
+    facts = blocks_of(renderer.render(AlertView(event, "low")))[2]["elements"][0]["elements"]
     assert [e["text"] for e in facts if e.get("style")] == ["Kind:"] + [
         f"k{i:02d}:" for i in range(9)]
 
@@ -253,7 +395,7 @@ def test_a_failing_template_falls_back_to_generic_and_logs_its_name(tmp_path, ca
     renderer = override(tmp_path, "app_login/unauthorized_ip", broken)
     with caplog.at_level(logging.ERROR, logger="voisobot.render"):
         message = renderer.render(alert_for("app_login/unauthorized_ip"))
-    assert message["blocks"][0]["text"]["text"] == "Voiso security event"
+    assert message["blocks"][0]["text"]["text"] == "🟠 HIGH · Voiso security event"
     assert "app_login.unauthorized_ip.json.j2 failed" in caplog.text
 
 
@@ -283,9 +425,9 @@ def test_the_users_template_overrides_the_builtin_one(tmp_path):
                         '{% extends "_base.json.j2" %}{% block title %}Welcome aboard'
                         "{% endblock %}")
     message = renderer.render(alert_for("user/user_added"))
-    assert message["blocks"][0]["text"]["text"] == "Welcome aboard"
+    assert message["blocks"][0]["text"]["text"] == "🟡 MEDIUM · Welcome aboard"
     assert SlackRenderer().render(alert_for("user/user_added"))["blocks"][0]["text"]["text"] \
-        == "User added"
+        == "🟡 MEDIUM · User added"
 
 
 def test_builtin_templates_cover_every_kind():
@@ -321,6 +463,7 @@ def test_hostile_names_in_a_group_summary_stay_text(renderer, value):
     message = renderer.render(grouped)
     assert "[3 events]" in message["text"]
     assert_safe(message, value)
+    assert_only_the_bots_links_and_buttons(message)
     assert_safe(renderer.render_reply(grouped), value)
 
 
@@ -357,6 +500,7 @@ accepted_alerts = st.builds(_accepted, st.dictionaries(st.text(max_size=12), jso
 def test_any_event_the_parser_accepts_renders_as_valid_block_kit(alert):
     message = _shared_renderer().render(alert)
     assert_safe(message, "")
+    assert_only_the_bots_links_and_buttons(message)
     assert message["blocks"][0]["type"] == "header"
 
 
@@ -376,3 +520,35 @@ def test_an_event_nested_too_deep_for_anything_still_gets_a_message(renderer, de
     message = renderer.render(AlertView(nested, "high", alert_id=1))
     assert_safe(message, "")
     assert "x/y" in message["text"]
+
+
+# --- a runbook URL: config validates it, and it is the one link it makes ------------------------
+
+url_like = st.lists(st.sampled_from([*"https:/wiki.example?#&=|<>\"' \n`\\@%", "https://",
+                                     "\u202e", "\ue000", "\ue001", "<!here>", "@U0ABC"]),
+                    min_size=1, max_size=25).map("".join) | st.text(max_size=40)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(url=url_like)
+def test_a_runbook_the_config_accepts_is_exactly_one_link_and_nothing_else(url):
+    from voisobot.config import ConfigError, from_dict
+
+    kind = "app_login/unauthorized_ip"
+    try:
+        cfg = from_dict({"sqs": {"queue_url": "https://sqs.eu-west-1.amazonaws.com/123456789012/q"},
+                         "runbooks": {kind: url}})
+    except ConfigError as exc:
+        assert 'runbooks."app_login/unauthorized_ip"' in str(exc)
+        return
+    renderer = _runbook_renderer(cfg.runbooks)
+    message = renderer.render(alert_for(kind))
+    assert_valid_block_kit(message)
+    links = [e for b in blocks_of(message) if b["type"] == "rich_text"
+             for s in b["elements"] for e in s["elements"] if e["type"] != "text"]
+    assert links == [{"type": "link", "url": url, "text": "Open the runbook"}]
+    assert shown(message).parsed == []
+
+
+def _runbook_renderer(runbooks) -> SlackRenderer:
+    return SlackRenderer(options=AlertOptions(runbooks=runbooks))

@@ -107,6 +107,34 @@ def test_post_sends_the_token_only_in_the_authorization_header(fake_slack, clien
     assert TOKEN not in str(call.payload)
 
 
+COLOURED = {"text": "x", "blocks": [{"type": "header", "text": {"type": "plain_text",
+                                                                 "text": "h"}}],
+            "attachments": [{"color": "#f57c00", "blocks": [
+                {"type": "divider"}, {"type": "actions", "elements": [
+                    {"type": "button", "action_id": "voiso_ack", "value": "{}",
+                     "text": {"type": "plain_text", "text": "Acknowledge"}}]}]}]}
+
+
+def test_an_alerts_attachment_is_posted_and_replaced_by_an_update(fake_slack, client):
+    posted = slack.post_message(client, "C_ALERTS", COLOURED)
+    [call] = fake_slack.calls_to("chat.postMessage")
+    assert call.payload["attachments"] == COLOURED["attachments"]
+    reopened = {**COLOURED, "attachments": [{"color": "#d93025", "blocks": [{"type": "divider"}]}]}
+    assert slack.update_message(client, "C_ALERTS", posted.ts, reopened).status == "done"
+    (message,) = fake_slack.messages("C_ALERTS")
+    assert message["attachments"] == reopened["attachments"]
+
+
+def test_an_update_without_attachments_clears_the_old_ones(fake_slack, client):
+    """chat.update keeps a message's attachments unless told: the bot always tells it."""
+    posted = slack.post_message(client, "C_ALERTS", COLOURED)
+    slack.update_message(client, "C_ALERTS", posted.ts, {"text": "resolved", "blocks": []})
+    [call] = fake_slack.calls_to("chat.update")
+    assert call.payload["attachments"] == []
+    (message,) = fake_slack.messages("C_ALERTS")
+    assert message["attachments"] == []
+
+
 def test_update_returns_done_with_the_same_ts(fake_slack, client):
     posted = slack.post_message(client, "C_ALERTS", MESSAGE)
     updated = slack.update_message(client, "C_ALERTS", posted.ts, {"text": "resolved",

@@ -101,7 +101,7 @@ def test_every_kind_has_its_own_card_with_title_facts_and_severity_colour(render
     assert header["type"] == "Container" and header["items"][0]["weight"] == "Bolder"
     assert header["items"][0]["text"].startswith(alert.severity.upper() + " · ")
     (facts,) = [b for b in card["body"] if b["type"] == "FactSet"]
-    assert len(facts["facts"]) >= 3
+    assert len(facts["facts"]) >= 2  # the time is in the card's last line, not a fact
     assert card["msteams"] == {"width": "Full"}
     assert_safe(post, "")
 
@@ -262,3 +262,30 @@ def test_an_event_nested_too_deep_for_anything_still_gets_a_card(renderer, depth
     event = example("app_login/unauthorized_ip").event
     nested = dataclasses.replace(event, type="x", event="y", params={"deep": deep(depth)})
     assert_safe(renderer.render(AlertView(nested, "high", alert_id=1)), "")
+
+
+# --- the next step, the runbook and the time once (issue 13) ---------------------------------
+
+RUNBOOK = "https://wiki.example.com/runbooks/unauthorized-ip"
+
+
+@pytest.mark.parametrize("kind", sorted(samples.EXAMPLES))
+def test_a_card_says_its_next_step_and_shows_the_time_once(renderer, kind):
+    from voisobot.alert_extras import NEXT_STEPS
+
+    alert = example(kind)
+    card = renderer.render(alert)["attachments"][0]["content"]
+    assert any(teams_markdown(NEXT_STEPS[kind]) in text for text in texts(card))
+    shown = [unescaped(text) for text in texts(card)]
+    assert sum(text.count(alert.event.time.strftime("%Y-%m-%d %H:%M:%S")) for text in shown) == 1
+
+
+def test_only_the_configured_runbook_becomes_a_link():
+    with_book = TeamsRenderer(ip_lookup_url=LOOKUP,
+                              runbooks={"app_login/unauthorized_ip": RUNBOOK})
+    card = with_book.render(example("app_login/unauthorized_ip"))["attachments"][0]["content"]
+    assert [(a["title"], a["url"]) for a in card["actions"]] == [
+        ("Open the runbook", RUNBOOK), ("Look up 8.8.8.8", "https://www.abuseipdb.com/check/8.8.8.8")]
+    validate_card(card)
+    other = with_book.render(example("user/user_added"))["attachments"][0]["content"]
+    assert "actions" not in other
