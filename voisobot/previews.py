@@ -189,16 +189,24 @@ PREVIEWS: dict[str, Preview] = {
 
 
 def builder_url(message: dict) -> str:
-    """A link to Slack's Block Kit Builder showing ``message``'s blocks. Everything but
-    letters, digits and ``_.-~`` is percent-encoded, so no character of the message can end
-    the fragment or change the address."""
-    payload = json.dumps({"blocks": message["blocks"]}, ensure_ascii=False,
-                         separators=(",", ":"))
+    """A link to Slack's Block Kit Builder showing ``message``'s blocks (and its
+    attachments: an alert's body is in one, beside the severity's colour bar). Everything
+    but letters, digits and ``_.-~`` is percent-encoded, so no character of the message can
+    end the fragment or change the address."""
+    payload = json.dumps(builder_payload(message), ensure_ascii=False, separators=(",", ":"))
     return BUILDER_URL + urllib.parse.quote(payload, safe="")
 
 
-def blocks_of_builder_url(url: str) -> list[dict]:
-    """The blocks a Block Kit Builder link holds (the inverse of ``builder_url``)."""
+def builder_payload(message: dict) -> dict:
+    """What of a message the Builder shows: its blocks, and its attachments when it has any."""
+    payload = {"blocks": message["blocks"]}
+    if message.get("attachments"):
+        payload["attachments"] = message["attachments"]
+    return payload
+
+
+def payload_of_builder_url(url: str) -> dict:
+    """The message a Block Kit Builder link holds (the inverse of ``builder_url``)."""
     if not url.startswith(BUILDER_URL):
         raise ValueError(f"not a Block Kit Builder link: {url[:60]!r}")
-    return json.loads(urllib.parse.unquote(url[len(BUILDER_URL):]))["blocks"]
+    return json.loads(urllib.parse.unquote(url[len(BUILDER_URL):]))

@@ -109,7 +109,7 @@ def test_without_a_slack_token_the_demo_delivers_alerts_to_the_console(short_dem
                      result.stdout)  # a notification, led by its severity's emoji
     layout = result.stdout.split("the latest alert, as Slack would show it:\n", 1)[1]
     assert re.match(r"  C0CONSOLE1:\n    == .+ ==\n", layout), layout[:300]
-    assert "    [Acknowledge]\n" in layout
+    assert re.search(r"\n    \[Acknowledge\]( \[Profile\])?\n", layout), layout[:600]
 
 
 def test_with_a_teams_webhook_the_demo_posts_its_cards_there_too(tmp_path):
@@ -219,7 +219,7 @@ def test_the_console_shows_the_latest_alert_laid_out_with_hostile_text_on_its_ow
     console.post("C0CONSOLE1", alert_message(), None)
     screen = console_screen(console)
     assert screen[:4] == ["", "the latest alert, as Slack would show it:", "C0CONSOLE1:",
-                          "  == Login attempt from an unauthorized IP =="]
+                          "  == 🟠 HIGH · Login attempt from an unauthorized IP =="]
     assert "  User: root\\u001b[2J\\n[Acknowledge]" in screen
     assert screen[-1] == "  [Acknowledge]"
     assert [line for line in screen if line.lstrip().startswith("[")] == ["  [Acknowledge]"]

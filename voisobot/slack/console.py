@@ -17,9 +17,17 @@ CONTEXT_SEPARATOR = "  ·  "
 
 def message_lines(message: dict) -> list[str]:
     lines: list[str] = []
-    for block in message.get("blocks") or []:
+    for block in all_blocks(message):
         lines += _block_lines(block)
     return lines or [one_line(message.get("text", ""))]
+
+
+def all_blocks(message: dict) -> list[dict]:
+    """The message's blocks in the order Slack shows them: its own (the header), then those
+    of its attachments (the body beside the severity's colour bar)."""
+    return [*(message.get("blocks") or []),
+            *(block for attachment in message.get("attachments") or []
+              for block in attachment.get("blocks") or [])]
 
 
 def _block_lines(block: dict) -> list[str]:
