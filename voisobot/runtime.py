@@ -33,6 +33,7 @@ from voisobot.slack.buttons import AlertButtons
 from voisobot.slack.front_door import FrontDoor
 from voisobot.slack.output import SlackOutput
 from voisobot.slack.people import SlackPeople
+from voisobot.slack.permalinks import Permalinks
 from voisobot.slack.question_buttons import QuestionButtons
 from voisobot.slack.render import SlackRenderer
 from voisobot.slack.replays import Replays
@@ -246,7 +247,8 @@ def slack_app(cfg: Config, client, runtime: Runtime, renderer: SlackRenderer) ->
               request_verification_enabled=False, logger=BOLT_LOG)
     policy = AccessPolicy(cfg.access, lambda group: slack.usergroup_members(client, group))
     outbox, metrics = runtime.delivery.outbox, runtime.metrics
-    commands = Commands(runtime.store, renderer, policy, utc_now, metrics)
+    commands = Commands(runtime.store, renderer, policy, utc_now, metrics,
+                        permalinks=Permalinks(client))
     answers = None
     if runtime.confirmations is not None:
         answers = QuestionButtons(runtime.confirmations.questions, outbox, commands.guard, cfg,
