@@ -244,17 +244,17 @@ def _user(conn, query: Query, now: datetime) -> tuple[str, dict]:
     lookalike.index_all_new_accounts(conn)  # the few names stored since the job last ran
     return "user", {"profile": profile, "lookalikes": lookalike.lookalikes(conn, profile.email),
                     "more": more_value(query, profile.events),
-                    "answers": [_question_line(q) for q in questions.of_person(
+                    "answers": [question_line(q) for q in questions.of_person(
                         conn, profile.email, ANSWERS_SHOWN)]}
 
 
 def _pending(conn, query: Query, now: datetime) -> tuple[str, dict]:
     """The "was this you?" questions waiting for an answer (or still to be asked)."""
-    return "pending", {"questions": [_question_line(q)
+    return "pending", {"questions": [question_line(q)
                                      for q in questions.waiting(conn, PAGE)]}
 
 
-def _question_line(question) -> dict:
+def question_line(question) -> dict:
     """A question as an answer shows it; the Slack user id is mentioned, the email is text."""
     return {"id": question.id, "alert_id": question.alert_id, "email": question.email,
             "roles": question.role_list, "state": question.state, "answer": question.answer,
