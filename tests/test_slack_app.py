@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from tests.fakes.slack_api import RESPONSE_URL, FakeSlack
+from tests.fakes.slack_api import PERMALINK_BASE, RESPONSE_URL, FakeSlack
 from tests.slack_display import readable
 from tests.slack_display import shown as display
 from voisobot import config, jobs, samples
@@ -254,13 +254,17 @@ def test_every_subcommand_answers_with_stored_hostile_text_escaped(make_bot, sqs
     running = make_bot()
     send_event(sqs_admin, queue_url, "app_login/unauthorized_ip", user=HOSTILE_USER,
                ip="198.51.100.23")
-    posted_alert(running.fake)
+    _, message = posted_alert(running.fake)
     escaped = HOSTILE_USER.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     running.command(command.format(user=escaped))
     (answer,) = running.answers()
     seen = display(answer)
     assert not seen.parsed, "nothing is left for Slack to parse as markup"
-    assert {live[0] for live in seen.live} <= {"user", "channel"}  # the audit's own mentions
+    links = [dict(live[1:])["url"] for live in seen.live if live[0] == "link"]
+    # the audit's own mentions; unacked's link to the alert, the one Slack gave
+    assert {live[0] for live in seen.live} - {"link"} <= {"user", "channel"}
+    assert links == ([f"{PERMALINK_BASE}/{ALERTS}/p{message['ts'].replace('.', '')}"]
+                     if command == "unacked" else [])
     if command != "audit":  # the others all show the stored login name, as typed
         assert any(HOSTILE_USER in text for text, _ in seen.literal)
     assert answer["response_type"] == "ephemeral"
