@@ -63,9 +63,12 @@ class AppHome:
         with self._lock:
             viewers = [(user, seen) for user, seen in self._published.items()
                        if seen.state is not None]
-        now = self.clock()
+        now, state = self.clock(), None
         for user_id, seen in viewers:
-            if not self._recent(user_id, now) and self._state() != seen.state:
+            if self._recent(user_id, now):
+                continue
+            state = state or self._state()  # read once a run, and only if someone is due
+            if state != seen.state:
                 self._publish(user_id)
 
     def press(self, user_id: str, value: str, user_name: str = "") -> None:
