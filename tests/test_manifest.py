@@ -19,6 +19,7 @@ SCOPES_OF = {"chat_postMessage": {"chat:write"}, "chat_update": {"chat:write"},
              "usergroups_users_list": {"usergroups:read"}, "auth_test": set(),
              "users_lookupByEmail": {"users:read", "users:read.email"},
              "conversations_open": {"im:write"}, "chat_getPermalink": set(),
+             "views_publish": set(),  # a user's App Home: no scope
              "apps_connections_open": set()}  # the app-level token's connections:write
 
 
@@ -39,7 +40,7 @@ def test_the_scopes_are_exactly_those_of_the_methods_called():
     calls = web_api_calls()
     assert {"chat_postMessage", "chat_update", "conversations_history", "conversations_info",
             "usergroups_users_list", "users_lookupByEmail", "conversations_open",
-            "chat_getPermalink"} <= calls
+            "chat_getPermalink", "views_publish"} <= calls
     assert calls <= set(SCOPES_OF), f"a method without a known scope: {calls - set(SCOPES_OF)}"
     needed = {"commands"}.union(*(SCOPES_OF[name] for name in calls))
     assert set(manifest()["oauth_config"]["scopes"]["bot"]) == needed
@@ -51,6 +52,12 @@ def test_the_slash_command_buttons_and_socket_mode_are_declared():
     assert commands == [slack_handlers.SLASH_COMMAND]
     assert app["settings"]["interactivity"]["is_enabled"] is True
     assert app["settings"]["socket_mode_enabled"] is True
+
+
+def test_the_app_home_is_enabled_and_its_opening_subscribed():
+    app = manifest()
+    assert app["features"]["app_home"]["home_tab_enabled"] is True
+    assert app["settings"]["event_subscriptions"]["bot_events"] == ["app_home_opened"]
 
 
 def test_the_readme_names_every_scope():

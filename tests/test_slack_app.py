@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from tests.fakes.slack_api import RESPONSE_URL, FakeSlack
+from tests.fakes.slack_api import PERMALINK_BASE, RESPONSE_URL, FakeSlack
 from tests.slack_display import blocks_of, readable
 from tests.slack_display import shown as display
 from voisobot import config, jobs, samples
@@ -85,13 +85,14 @@ class Bot:
         self.url = f"http://127.0.0.1:{runtime.slack_server.port}"
 
     def post(self, body: bytes, *, timestamp: int | None = None, signature: str | None = None,
-             path: str = "/slack/events") -> tuple[int, float]:
+             path: str = "/slack/events",
+             content_type: str = "application/x-www-form-urlencoded") -> tuple[int, float]:
         """POST as Slack does; (HTTP status, seconds until the answer)."""
         stamp = str(timestamp if timestamp is not None else int(time.time()))
         signature = signature or SignatureVerifier(SECRET).generate_signature(
             timestamp=stamp, body=body)
         request = urllib.request.Request(self.url + path, data=body, method="POST", headers={
-            "Content-Type": "application/x-www-form-urlencoded",
+            "Content-Type": content_type,
             "X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature})
         started = time.monotonic()
         try:
@@ -111,6 +112,12 @@ class Bot:
         payload = block_actions(user, action_id, value, self.fake.response_url(response),
                                 **{"message_ts": ts, **where})
         return self.post(urlencode({"payload": json.dumps(payload)}).encode())
+
+    def event(self, event: dict, event_id: str = "Ev1"):
+        """An Events API callback, as Slack sends one (JSON, signed)."""
+        body = {"token": "legacy", "team_id": "T1", "api_app_id": "A1", "type": "event_callback",
+                "event": event, "event_id": event_id, "event_time": int(time.time())}
+        return self.post(json.dumps(body).encode(), content_type="application/json")
 
     def answers(self, response: str = "c1", count: int = 1, timeout: float = 30.0) -> list:
         """The payloads POSTed to one response_url, once ``count`` have come."""
@@ -247,13 +254,17 @@ def test_every_subcommand_answers_with_stored_hostile_text_escaped(make_bot, sqs
     running = make_bot()
     send_event(sqs_admin, queue_url, "app_login/unauthorized_ip", user=HOSTILE_USER,
                ip="198.51.100.23")
-    posted_alert(running.fake)
+    _, message = posted_alert(running.fake)
     escaped = HOSTILE_USER.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     running.command(command.format(user=escaped))
     (answer,) = running.answers()
     seen = display(answer)
     assert not seen.parsed, "nothing is left for Slack to parse as markup"
-    assert {live[0] for live in seen.live} <= {"user", "channel"}  # the audit's own mentions
+    links = [dict(live[1:])["url"] for live in seen.live if live[0] == "link"]
+    # the audit's own mentions; unacked's link to the alert, the one Slack gave
+    assert {live[0] for live in seen.live} - {"link"} <= {"user", "channel"}
+    assert links == ([f"{PERMALINK_BASE}/{ALERTS}/p{message['ts'].replace('.', '')}"]
+                     if command == "unacked" else [])
     if command != "audit":  # the others all show the stored login name, as typed
         assert any(HOSTILE_USER in text for text, _ in seen.literal)
     assert answer["response_type"] == "ephemeral"
@@ -603,3 +614,66 @@ def test_the_scheduler_counts_new_events_per_day_for_the_stats(make_bot, sqs_adm
     counted = wait_for(lambda: conn.execute(
         "SELECT value, n FROM daily_counts WHERE dimension = 'kind'").fetchall())
     assert [tuple(row) for row in counted] == [("user/user_added", 1)]
+
+
+# --- the App Home -----------------------------------------------------------------------------
+
+def home_opened(user: str, tab: str = "home") -> dict:
+    return {"type": "app_home_opened", "user": user, "channel": "D0BOTDM01", "tab": tab,
+            "event_ts": "1764000000.000100"}
+
+
+def home_publishes(fake: FakeSlack, count: int = 1, timeout: float = 10.0) -> list:
+    return wait_for(lambda: fake.calls_to("views.publish"), count, timeout)
+
+
+def test_opening_the_home_publishes_it_for_that_user(make_bot, sqs_admin, queue_url):
+    running = make_bot()
+    _, value, _ = alert_in_slack(running.fake, sqs_admin, queue_url,
+                                 "app_login/unauthorized_ip")
+    status, _ = running.event(home_opened(ALLOWED))
+    assert status == 200
+    (call,) = home_publishes(running.fake)
+    assert call.payload["user_id"] == ALLOWED
+    view = running.fake.homes[ALLOWED]
+    assert view["type"] == "home" and "Open alerts" in readable(view)
+    assert [e["value"] for b in view["blocks"] if b["type"] == "actions"
+            for e in b["elements"]] == [value]
+
+
+def test_a_stranger_opening_the_home_gets_the_note(make_bot, sqs_admin, queue_url):
+    running = make_bot()
+    alert_in_slack(running.fake, sqs_admin, queue_url, "app_login/unauthorized_ip")
+    running.event(home_opened(STRANGER))
+    (call,) = home_publishes(running.fake)
+    assert call.payload["user_id"] == STRANGER
+    text = readable(running.fake.homes[STRANGER])
+    assert "[access]" in text and "unauthorized_ip" not in text
+
+
+def test_opening_the_messages_tab_publishes_no_home(make_bot):
+    running = make_bot()
+    running.event(home_opened(OTHER_ANALYST, tab="messages"), event_id="Ev2")
+    running.event(home_opened(ALLOWED), event_id="Ev3")
+    calls = home_publishes(running.fake, count=2, timeout=2.0)  # a wrong one has time to come
+    assert [call.payload["user_id"] for call in calls] == [ALLOWED]
+
+
+def test_acknowledge_pressed_on_the_home_acknowledges_and_updates_the_alert(
+        make_bot, sqs_admin, queue_url):
+    running = make_bot()
+    _, value, _ = alert_in_slack(running.fake, sqs_admin, queue_url,
+                                 "app_login/unauthorized_ip")
+    payload = block_actions(ALLOWED, "voiso_home_ack", value, "", channel=None,
+                            container=False)
+    payload.pop("response_url")  # a press on the Home has none
+    payload["container"] = {"type": "view", "view_id": "V1"}
+    payload["view"] = {"id": "V1", "type": "home"}
+    status, _ = running.post(urlencode({"payload": json.dumps(payload)}).encode())
+    assert status == 200
+    home_publishes(running.fake)  # the presser's Home, published again
+    acked = wait_for(lambda: [m for m in running.fake.messages(ALERTS)
+                              if ALLOWED in json.dumps(m["blocks"])], 1, 15)
+    assert acked, "the delivery job did not show the acknowledgement on the alert's message"
+    (row,) = [r for r in running.audit() if r["detail"].startswith("voiso_home_ack")]
+    assert row["outcome"] == f"acknowledged (by {ALLOWED}) from the App Home"

@@ -22,11 +22,13 @@ from voisobot.alert_extras import profile_account
 from voisobot.metrics import Metrics
 from voisobot.outbox import Outbox
 from voisobot.presses import NotOurButton, alert_id_of
-from voisobot.render import ButtonValue, slack_id_or_text
+from voisobot.render import ButtonValue, SafeUrl, slack_id_or_text
 from voisobot.slack.render import SlackRenderer
 from voisobot.store import Store
 
 log = logging.getLogger(__name__)
+
+Permalink = Callable[[str, str | None], SafeUrl | None]  # (channel, ts) -> link
 
 RECENT_DEFAULT = 10
 PAGE = 20          # events of a user or an IP, alerts and audit entries per page
@@ -35,6 +37,7 @@ MAX_DETAIL = 500   # characters of the typed command kept in the audit table
 MORE_ACTION = "voiso_more"
 PROFILE_ACTION = "voiso_profile"  # an alert's "Profile" button: /voiso user of its account
 PUBLIC_WORD = "public"
+ALL_WORD = "all"  # /voiso unacked all: informational alerts too
 SUBCOMMANDS = ("recent", "user", "ip", "unacked", "pending", "stats", "audit", "help")
 ANSWERS_SHOWN = 10  # a person's "was this you?" answers in /voiso user
 
@@ -88,7 +91,7 @@ class UsageError(ValueError):
 
 
 def parse(text: str) -> Query:
-    """``recent [N] [kind]``, ``user <email>``, ``ip <address or CIDR>``, ``unacked``,
+    """``recent [N] [kind]``, ``user <email>``, ``ip <address or CIDR>``, ``unacked [all]``,
     ``stats [24h|7d|30d]``, ``audit``, ``help``; ``public`` anywhere shows the answer to
     the channel."""
     public, words = _words(text)
@@ -144,6 +147,13 @@ def _stats_arguments(name: str, rest: list[str]) -> tuple[str, int]:
     return (period, PAGE)
 
 
+def _unacked_arguments(name: str, rest: list[str]) -> tuple[str, int]:
+    if [word.lower() for word in rest] not in ([], [ALL_WORD]):
+        raise UsageError(f"unacked takes no argument, or {ALL_WORD} to list informational "
+                         "alerts too")
+    return (ALL_WORD if rest else "", PAGE)
+
+
 def _no_argument(name: str, rest: list[str]) -> tuple[str, int]:
     if rest:
         raise UsageError(f"{name} takes no argument")
@@ -151,7 +161,8 @@ def _no_argument(name: str, rest: list[str]) -> tuple[str, int]:
 
 
 _ARGUMENTS = {"recent": _recent_arguments, "user": _one_argument(queries.parse_email),
-              "ip": _one_argument(queries.parse_ip), "stats": _stats_arguments}
+              "ip": _one_argument(queries.parse_ip), "stats": _stats_arguments,
+              "unacked": _unacked_arguments}
 
 
 def _quoted(text: str) -> str:
@@ -161,11 +172,13 @@ def _quoted(text: str) -> str:
 class Commands:
     def __init__(self, store: Store, renderer: SlackRenderer, policy: AccessPolicy,
                  clock: Callable[[], datetime], metrics: Metrics | None = None,
-                 platform: str = "slack"):
+                 platform: str = "slack", permalinks: Permalink | None = None):
         """``platform``: where the commands are typed, "slack" (``/voiso``) or "teams"
-        (``@Voiso``), for the words the help shows."""
+        (``@Voiso``), for the words the help shows. ``permalinks(channel, ts)``: a link to
+        an alert's message (slack/permalinks.py), or None; without it no links are shown."""
         self.store, self.renderer, self.clock = store, renderer, clock
         self.platform = platform
+        self.permalinks = permalinks or (lambda channel, ts: None)
         self.metrics = metrics or Metrics()
         self.guard = Guard(store, renderer, policy, clock)
 
@@ -229,6 +242,10 @@ class Commands:
     def _answer(self, query: Query) -> tuple[Answer, str]:
         conn = self.store.connection()
         name, context = ANSWERS[query.name](conn, query, self.clock())
+        if name == "unacked":
+            context["alerts"] = [{**line, "link": self.permalinks(line["channel_id"],
+                                                                  line["slack_ts"])}
+                                 for line in context["alerts"]]
         message = self.renderer.render_answer(name, **context, public=query.public,
                                               platform=self.platform)
         return Answer(message, query.public), f"answered {query.name}"
@@ -251,17 +268,17 @@ def _user(conn, query: Query, now: datetime) -> tuple[str, dict]:
     lookalike.index_all_new_accounts(conn)  # the few names stored since the job last ran
     return "user", {"profile": profile, "lookalikes": lookalike.lookalikes(conn, profile.email),
                     "more": more_value(query, profile.events),
-                    "answers": [_question_line(q) for q in questions.of_person(
+                    "answers": [question_line(q) for q in questions.of_person(
                         conn, profile.email, ANSWERS_SHOWN)]}
 
 
 def _pending(conn, query: Query, now: datetime) -> tuple[str, dict]:
     """The "was this you?" questions waiting for an answer (or still to be asked)."""
-    return "pending", {"questions": [_question_line(q)
+    return "pending", {"questions": [question_line(q)
                                      for q in questions.waiting(conn, PAGE)]}
 
 
-def _question_line(question) -> dict:
+def question_line(question) -> dict:
     """A question as an answer shows it; the Slack user id is mentioned, the email is text."""
     return {"id": question.id, "alert_id": question.alert_id, "email": question.email,
             "roles": question.role_list, "state": question.state, "answer": question.answer,
@@ -282,9 +299,29 @@ def _ip(conn, query: Query, now: datetime) -> tuple[str, dict]:
 
 
 def _unacked(conn, query: Query, now: datetime) -> tuple[str, dict]:
-    page = queries.unacked(conn, PAGE, query.before)
-    alerts = [replace(a, channel=slack_id_or_text(a.channel)) for a in page.items]
-    return "unacked", {"page": replace(page, items=alerts), "more": more_value(query, page)}
+    """Open alerts, oldest first, each with its age; informational ones with ``all``. The
+    link to each message is added by Commands, which may ask Slack for it."""
+    page = queries.unacked(conn, PAGE, query.before, with_info=query.arg == ALL_WORD)
+    return "unacked", {"alerts": [unacked_line(a, now) for a in page.items], "page": page,
+                       "with_info": query.arg == ALL_WORD, "more": more_value(query, page)}
+
+
+def unacked_line(alert: queries.AlertRow, now: datetime) -> dict:
+    """An open alert as a list shows it: where (a mention when Slack's id), its age."""
+    return {"alert": alert, "channel": slack_id_or_text(alert.channel),
+            "channel_id": alert.channel, "slack_ts": alert.slack_ts,
+            "age": age(datetime.fromisoformat(alert.created_at), now), "link": None}
+
+
+def age(since: datetime, now: datetime) -> str:
+    """How long ago, in the two largest units: "3 d 4 h", "2 h 5 min", "12 min", "< 1 min"."""
+    minutes = max(int((now - since).total_seconds() // 60), 0)
+    days, hours, mins = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {mins} min"
+    return f"{mins} min" if mins else "< 1 min"
 
 
 def _stats(conn, query: Query, now: datetime) -> tuple[str, dict]:

@@ -135,6 +135,13 @@ def build_scheduler(intake: Intake, store: Store, *, retention_days: int,
     return scheduler
 
 
+def add_gated_job(scheduler: BackgroundScheduler, gate: StopGate, job_id: str, name: str,
+                  work: Callable[[], object], seconds: float) -> None:
+    """A job added after the scheduler is built (the App Home's refresh), inside the gate."""
+    scheduler.add_job(_gated, IntervalTrigger(seconds=seconds), args=(gate, work), id=job_id,
+                      name=name)
+
+
 def _add_paced_job(scheduler: BackgroundScheduler, gate: StopGate, watch: JobWatch,
                    job_id: str, name: str, work: Callable[[], float],
                    on_error: Callable[[Exception], float], interval: float) -> None:

@@ -23,7 +23,7 @@ import re
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from voisobot import events
@@ -128,6 +128,7 @@ UNACKED_SQL = f"""
     FROM alerts AS a JOIN events AS e ON e.id = a.event_id
     WHERE a.state = 'sent' AND a.acked_by IS NULL AND a.id > :after_id
       AND a.channel NOT LIKE 'teams:%' -- a Teams card has no button to acknowledge it
+      AND (:all OR a.severity != 'info') -- informational alerts only when asked for
     ORDER BY a.id LIMIT :limit"""
 AUDIT_SQL = """
     SELECT id, at, user_id, channel_id, action, detail, allowed, outcome, platform FROM audit
@@ -138,6 +139,10 @@ KIND_COUNTS_SQL = f"""
     SELECT type, event, (SELECT count(*) FROM events AS e
                          WHERE e.type = kinds.type AND e.event = kinds.event AND {_IN_PERIOD})
     FROM ({KINDS_SQL}) AS kinds"""
+# The App Home's sparklines: events per kind and per UTC hour ("2026-11-24T14").
+HOURLY_KIND_COUNTS_SQL = """
+    SELECT type, event, substr(event_time, 1, 13) AS hour, count(*) FROM events
+    WHERE event_time >= :since AND event_time <= :until GROUP BY type, event, hour"""
 REJECTED_COUNT_SQL = """
     SELECT count(*) FROM rejected WHERE received_at >= :since AND received_at <= :until"""
 # 7d and 30d: whole UTC days from daily_counts (migration 0005), whose key starts
@@ -568,9 +573,11 @@ def _by_ids(conn: sqlite3.Connection, ids: list[int]) -> list[EventRow]:
 # --- unacked, audit -----------------------------------------------------------------------
 
 def unacked(conn: sqlite3.Connection, limit: int = 20,
-            after_id: int | None = None) -> Page[AlertRow]:
-    """Posted alerts nobody has acknowledged, oldest first."""
-    params = {"after_id": after_id or 0, "limit": _checked_limit(limit) + 1}
+            after_id: int | None = None, *, with_info: bool = False) -> Page[AlertRow]:
+    """Posted alerts nobody has acknowledged, oldest first; informational ones only
+    ``with_info``."""
+    params = {"after_id": after_id or 0, "limit": _checked_limit(limit) + 1,
+              "all": int(with_info)}
     alerts = [AlertRow(*tuple(row)[:7], event=EventRow(*tuple(row)[7:]))
               for row in conn.execute(UNACKED_SQL, params)]
     return _page(alerts, limit, cursor=lambda alert: alert.id)
@@ -730,3 +737,22 @@ def unconfirmed(conn: sqlite3.Connection, since: str, until: str,
     """"Was this you?" questions of the window answered no, or not answered."""
     return tuple(Unconfirmed(*row) for row in conn.execute(
         UNCONFIRMED_SQL, {"since": since, "until": until, "limit": limit}))
+
+
+# --- the App Home's last 24 hours -----------------------------------------------------------
+
+HOURS = 24
+
+
+def hourly_counts(conn: sqlite3.Connection, now: datetime) -> dict[str, list[int]]:
+    """Events per kind in each of the last HOURS UTC hours, oldest hour first (the current,
+    unfinished hour last); kinds with the most events first."""
+    last_hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    first_hour = last_hour - timedelta(hours=HOURS - 1)
+    slot = {(first_hour + timedelta(hours=n)).strftime("%Y-%m-%dT%H"): n for n in range(HOURS)}
+    counts: dict[str, list[int]] = {}
+    for type_, event, hour, count in conn.execute(HOURLY_KIND_COUNTS_SQL, {
+            "since": time_text(first_hour), "until": time_text(now)}):
+        if hour in slot:
+            counts.setdefault(f"{type_}/{event}", [0] * HOURS)[slot[hour]] += count
+    return dict(sorted(counts.items(), key=lambda item: (-sum(item[1]), item[0])))

@@ -24,6 +24,7 @@ from voisobot.delivery import AlertDelivery
 from voisobot.digest import DigestJob, Digests
 from voisobot.errors import ConfigError
 from voisobot.handlers import slack as slack_handlers
+from voisobot.home import Health
 from voisobot.intake import Intake, utc_now
 from voisobot.metrics import CountedSlackSender, CountedTeamsSender, Metrics
 from voisobot.ops import OpsListener, listener
@@ -33,8 +34,10 @@ from voisobot.slack import sender as slack
 from voisobot.slack import serve
 from voisobot.slack.buttons import AlertButtons
 from voisobot.slack.front_door import FrontDoor
+from voisobot.slack.home import REFRESH_SECONDS, AppHome
 from voisobot.slack.output import SlackOutput
 from voisobot.slack.people import SlackPeople
+from voisobot.slack.permalinks import Permalinks
 from voisobot.slack.question_buttons import QuestionButtons
 from voisobot.slack.render import SlackRenderer
 from voisobot.slack.replays import Replays
@@ -56,6 +59,7 @@ log = logging.getLogger("voisobot")
 # How long a stop waits for job runs in hand (a batch being stored and deleted, a Slack
 # call, a retention chunk); each is bounded by its own timeouts, well under this.
 STOP_GRACE_SECONDS = 20.0
+HOME_JOB = "app_home"
 
 # Bolt's own log (and its Socket Mode client's). Given a client, Bolt still reads
 # SLACK_BOT_TOKEN from the environment and then warns, on every start, that it will not use
@@ -270,14 +274,26 @@ def slack_app(cfg: Config, client, runtime: Runtime, renderer: SlackRenderer) ->
               request_verification_enabled=False, logger=BOLT_LOG)
     policy = AccessPolicy(cfg.access, lambda group: slack.usergroup_members(client, group))
     outbox, metrics = runtime.delivery.outbox, runtime.metrics
-    commands = Commands(runtime.store, renderer, policy, utc_now, metrics)
+    commands = Commands(runtime.store, renderer, policy, utc_now, metrics,
+                        permalinks=Permalinks(client))
     answers = None
     if runtime.confirmations is not None:
         answers = QuestionButtons(runtime.confirmations.questions, outbox, commands.guard, cfg,
                                   runtime.confirmations.show_in_dm, utc_now, metrics)
     buttons = AlertButtons(outbox, renderer, runtime.slack_sender, policy, utc_now, metrics)
-    slack_handlers.register(app, commands, buttons, answers)
+    slack_handlers.register(app, commands, buttons, answers, app_home(runtime, renderer,
+                                                                       client, commands.guard))
     return app
+
+
+def app_home(runtime: Runtime, renderer: SlackRenderer, client, guard: Guard) -> AppHome:
+    """The App Home, and the job that refreshes it when what it shows changes."""
+    store = runtime.store
+    home = AppHome(Outbox(store), renderer, client, guard, lambda: Health(
+        runtime.intake.health.last_successful_poll, Outbox(store).backlog(utc_now())), utc_now)
+    jobs.add_gated_job(runtime.scheduler, runtime.gate, HOME_JOB, "App Home", home.refresh,
+                       REFRESH_SECONDS)
+    return home
 
 
 def confirmations(cfg: Config, store: Store, renderer: SlackRenderer, client,

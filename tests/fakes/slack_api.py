@@ -3,11 +3,12 @@
 slack_sdk's WebClient reaches it through ``base_url``, like Slack itself. It answers
 ``chat.postMessage``, ``chat.update``, ``chat.getPermalink``, ``conversations.history``,
 ``conversations.info``, ``conversations.open``, ``users.lookupByEmail``, ``auth.test``,
-``usergroups.users.list`` and ``apps.connections.open`` (with the app-level token) the way
-Slack does, accepts POSTs to ``/response/<anything>`` (a response_url), and records
-every call. People (email -> user id) are looked up case-insensitively, as Slack does;
-opening a DM with one gives the same ``D…`` channel every time, which then takes posts,
-updates and history reads like any channel. Posted messages (with their metadata) are kept
+``usergroups.users.list``, ``views.publish`` (a user's App Home, kept per user: ``homes``)
+and ``apps.connections.open`` (with the app-level token) the way Slack does, accepts POSTs
+to ``/response/<anything>`` (a response_url), and records every call. People (email -> user
+id) are looked up case-insensitively, as Slack does; opening a DM with one gives the same
+``D…`` channel every time, which then takes posts, updates and history reads like any
+channel. Posted messages (with their metadata) are kept
 per channel, so history reads see them, newest first, in cursor-linked pages. It checks
 only what Slack's answer depends on (the token, the channel); it validates no payload. A test
 can make the next N calls of one method fail the way Slack fails them, or take the whole API
@@ -76,6 +77,7 @@ class FakeSlack:
         self.hang_seconds = hang_seconds
         self.history_max_limit = history_max_limit  # lower it to make history page sooner
         self.calls: list[Call] = []
+        self.homes: dict[str, dict] = {}  # user id -> the App Home view published last
         self.down = False
         self._not_in_channel: set[str] = set()
         self._archived: set[str] = set()
@@ -207,6 +209,8 @@ class FakeSlack:
         if call.method == "auth.test":
             return {"ok": True, "url": "https://test.slack.com/", "team": "Test",
                     "user": "voiso-bot", "team_id": "T1", "user_id": "UBOT", "bot_id": "B1"}
+        if call.method == "views.publish":
+            return self._publish_answer(call)
         if call.method == "users.lookupByEmail":
             return self._lookup_answer(call.payload.get("email") or "")
         if call.method == "conversations.open":
@@ -237,6 +241,18 @@ class FakeSlack:
             "id": person.user_id, "name": person.email.split("@")[0],
             "deleted": person.deleted, "is_bot": person.is_bot,
             "profile": {"email": person.email}}}
+
+    def _publish_answer(self, call: Call) -> dict:
+        """Like Slack: the user's Home becomes the view (a JSON object, or a JSON string in
+        a form); a view that is not a home, or no user, is refused."""
+        view, user = _json_field(call.payload.get("view")), call.payload.get("user_id")
+        if not isinstance(view, dict) or view.get("type") != "home":
+            return _error("invalid_arguments")
+        if not isinstance(user, str) or not user:
+            return _error("user_not_found")
+        with self._lock:
+            self.homes[user] = view
+        return {"ok": True, "view": {"id": f"V{len(self.homes)}", **view}}
 
     def _open_answer(self, users: str) -> dict:
         """One user's DM, like Slack's answer to conversations.open with ``users``."""

@@ -2,24 +2,36 @@
 (hostile strings included), and the "more" button's paging."""
 
 import re
+from datetime import timedelta
 
 import pytest
 
 from tests.slack_display import readable, shown
-from tests.voisobot.test_queries import HOSTILE, NOW, USER, add_alert, record
+from tests.voisobot.test_queries import (
+    DAY,
+    HOSTILE,
+    HOUR,
+    MINUTE,
+    NOW,
+    SECOND,
+    USER,
+    add_alert,
+    record,
+)
 from voisobot import commands, queries
 from voisobot.access import AccessPolicy
 from voisobot.commands import Commands, parse, query_from_button
 from voisobot.config import AccessConfig
-from voisobot.render import one_line
+from voisobot.render import SafeUrl, one_line
 from voisobot.slack.render import SlackRenderer
+from voisobot.store import time_text
 
 ALLOWED, STRANGER, CHANNEL = "UALLOWED1", "USTRANGER1", "CSECURITY1"
 
 
-def make_commands(store, **access) -> Commands:
+def make_commands(store, permalinks=None, **access) -> Commands:
     policy = AccessPolicy(AccessConfig(**({"users": (ALLOWED,)} | access)), lambda group: set())
-    return Commands(store, SlackRenderer(), policy, clock=lambda: NOW)
+    return Commands(store, SlackRenderer(), policy, clock=lambda: NOW, permalinks=permalinks)
 
 
 def audit_rows(store) -> list[dict]:
@@ -51,6 +63,7 @@ def more_buttons(message: dict) -> list[dict]:
     ("stats", commands.Query("stats", "24h", 20)),
     ("stats 30D", commands.Query("stats", "30d", 20)),
     ("unacked", commands.Query("unacked", "", 20)),
+    ("unacked ALL", commands.Query("unacked", "all", 20)),
     ("public audit", commands.Query("audit", "", 20, public=True)),
 ])
 def test_parse_reads_each_subcommand(text, expected):
@@ -199,6 +212,72 @@ def test_unacked_lists_open_alerts_with_their_channel(store):
     add_alert(store, record(store, "user/user_deleted"), channel="CALERTS22")
     text = all_text(make_commands(store).command(ALLOWED, CHANNEL, "unacked").message)
     assert "<#CALERTS22>" in text and "*HIGH*" in text
+
+
+def unacked_lines(message: dict) -> list[str]:
+    return [line for line in all_text(message).splitlines() if line.startswith("• #")]
+
+
+def test_unacked_lists_oldest_first_with_each_alert_age(store):
+    event = record(store, "app_login/unauthorized_ip")
+    newer = add_alert(store, event, channel="CALERTS22", created_at=time_text(NOW - 5 * MINUTE))
+    older = add_alert(store, event, channel="CALERTS33",
+                      created_at=time_text(NOW - 2 * DAY - 3 * HOUR - 59 * SECOND))
+    lines = unacked_lines(make_commands(store).command(ALLOWED, CHANNEL, "unacked").message)
+    assert [line.split()[1] for line in lines] == [f"#{newer}", f"#{older}"]  # by alert id
+    assert "<#CALERTS22>, 5 min old" in lines[0] and "<#CALERTS33>, 2 d 3 h old" in lines[1]
+
+
+@pytest.mark.parametrize(("ago", "shown"), [
+    (timedelta(0), "< 1 min"), (59 * SECOND, "< 1 min"), (MINUTE, "1 min"),
+    (HOUR + 2 * MINUTE, "1 h 2 min"), (DAY - SECOND, "23 h 59 min"), (DAY, "1 d 0 h"),
+    (40 * DAY + 5 * HOUR, "40 d 5 h"), (-HOUR, "< 1 min"),  # a clock that went back
+])
+def test_age_is_the_two_largest_units(ago, shown):
+    assert commands.age(NOW - ago, NOW) == shown
+
+
+def test_unacked_hides_informational_alerts_unless_all_is_asked(store):
+    event = record(store, "app_login/successful_login")
+    info = add_alert(store, event, severity="info", channel="CALERTS22")
+    high = add_alert(store, event, severity="high", channel="CALERTS33")
+    asked = make_commands(store)
+    default = asked.command(ALLOWED, CHANNEL, "unacked").message
+    assert [line.split()[1] for line in unacked_lines(default)] == [f"#{high}"]
+    assert "/voiso unacked all" in all_text(default)  # says how to see them
+    every = asked.command(ALLOWED, CHANNEL, "unacked all").message
+    assert [line.split()[1] for line in unacked_lines(every)] == [f"#{info}", f"#{high}"]
+    assert "informational alerts are not listed" not in all_text(every)
+
+
+def test_the_more_button_of_unacked_all_keeps_the_informational_alerts(store):
+    event = record(store, "app_login/successful_login")
+    ids = [add_alert(store, event, severity="info", channel=f"CALERTS{n:03d}")
+           for n in range(commands.PAGE + 1)]
+    asked = make_commands(store)
+    (button,) = more_buttons(asked.command(ALLOWED, CHANNEL, "unacked all").message)
+    second = asked.more(ALLOWED, CHANNEL, button["value"]).message
+    assert [line.split()[1] for line in unacked_lines(second)] == [f"#{ids[-1]}"]
+
+
+def test_unacked_links_each_alert_to_its_message_with_the_link_slack_gave(store):
+    event = record(store, "app_login/unauthorized_ip")
+    linked = add_alert(store, event, channel="CALERTS22", slack_ts="1764000000.000100")
+    add_alert(store, event, channel="CALERTS33", slack_ts="1764000000.000200")
+    asked_for = []
+
+    def permalinks(channel, ts):
+        asked_for.append((channel, ts))
+        return SafeUrl(f"https://acme.slack.com/archives/{channel}/p{ts.replace('.', '')}") \
+            if channel == "CALERTS22" else None  # Slack gave none for the other
+
+    message = make_commands(store, permalinks=permalinks).command(
+        ALLOWED, CHANNEL, "unacked").message
+    assert asked_for == [("CALERTS22", "1764000000.000100"), ("CALERTS33", "1764000000.000200")]
+    links = [dict(item[1:]) for item in shown(message).live if item[0] == "link"]
+    assert links == [{"text": "open",
+                      "url": "https://acme.slack.com/archives/CALERTS22/p1764000000000100"}]
+    assert f"#{linked}" in all_text(message)
 
 
 def test_stats_count_per_kind_with_top_users_and_ips(store):

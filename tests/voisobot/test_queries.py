@@ -669,6 +669,7 @@ QUERY_INDEXES = {
     "AUDIT_SQL": ["INTEGER PRIMARY KEY"],
     "KIND_COUNTS_SQL": ["events_by_kind"],
     "REJECTED_COUNT_SQL": ["rejected_by_received"],
+    "HOURLY_KIND_COUNTS_SQL": ["events_by_time"],
     "TOP_USERS_SQL": ["events_by_user"],
     "TOP_IPS_SQL": ["events_by_ip", "events_by_from", "events_by_to"],
     "DAILY_TOTALS_SQL": ["PRIMARY KEY (dimension=? AND day>? AND day<?)"],
@@ -682,7 +683,7 @@ QUERY_INDEXES = {
 }
 PARAMS = {"at": "2026-11-24T12:00:00.000000Z", "id": 1, "limit": 10, "type": "app_login",
           "event": "unauthorized_ip", "email": USER, "low": "8.8.8.", "high": "8.8.8/",
-          "values": '["8.8.8.8"]', "ids": "[1, 2]", "after_id": 0, "before_id": 10,
+          "values": '["8.8.8.8"]', "ids": "[1, 2]", "after_id": 0, "before_id": 10, "all": 0,
           "since": "2026-11-23T12:00:00.000000Z", "until": "2026-11-24T12:00:00.000000Z",
           "top": 5, "dimension": "user", "first_day": "2026-10-26", "last_day": "2026-11-24",
           "user": USER}

@@ -23,6 +23,7 @@ from typing import Any
 from markupsafe import Markup
 from slack_sdk.models.attachments import BlockAttachment
 from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
 
 from voisobot.alert_extras import AlertOptions, extras_context
 from voisobot.errors import RenderError
@@ -59,6 +60,8 @@ DIGEST_TEMPLATE = "digest.json.j2"
 
 # Slack's limits (Block Kit reference): the renderer truncates to these.
 MAX_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100  # of a view: the App Home
+HOME_TEMPLATE = "home.json.j2"
 MAX_TEXT = {"header": 150, "section": 3000, "context": 2000, "field": 2000, "button": 75}
 MAX_FIELDS = 10
 MAX_CONTEXT_ELEMENTS = 10
@@ -137,6 +140,25 @@ class SlackRenderer:
                     "blocks": [_rich_text_block([{"type": "text", "text": text}])],
                     "mrkdwn": False}
 
+    def render_home(self, **context: Any) -> dict:
+        """The App Home view (``type: home``) from home.json.j2, as safe as a message (its
+        blocks settled the same way) and checked with slack_sdk's View model. A failing
+        template gives a short view that points at the log."""
+        try:
+            message = self._settled_json(self.env.get_template(HOME_TEMPLATE).render(
+                **context), max_blocks=MAX_VIEW_BLOCKS)
+        except Exception as exc:
+            log.error("template %s failed: %s: %s", HOME_TEMPLATE, type(exc).__name__,
+                      one_line(exc))
+            message = self.settled({"text": f"The Home could not be shown: template "
+                                            f"{HOME_TEMPLATE} failed (see the bot's log)."})
+        view = {"type": "home", "blocks": message["blocks"]}
+        try:
+            View(**view).validate_json()
+        except Exception as exc:
+            raise RenderError(f"invalid Home view: {exc}") from None
+        return view
+
     def render_reply(self, alert: AlertView) -> dict:
         """One event of a group, as a thread reply: its summary and facts, no header or
         button or next step (the group's message has them)."""
@@ -153,17 +175,17 @@ class SlackRenderer:
                    **extras_context(self.options, alert.event, alert.severity)}
         return self._settled_json(self.env.get_template(name).render(**context))
 
-    def settled(self, message: Any) -> dict:
+    def settled(self, message: Any, max_blocks: int = MAX_BLOCKS) -> dict:
         """A rendered message as Slack gets it (see ``settled_message``)."""
-        return settled_message(message, self.tokens)
+        return settled_message(message, self.tokens, max_blocks)
 
-    def _settled_json(self, text: str) -> dict:
+    def _settled_json(self, text: str, max_blocks: int = MAX_BLOCKS) -> dict:
         try:
             message = json.loads(text)
         except json.JSONDecodeError as exc:
             raise RenderError(f"not valid JSON ({exc.msg} at line {exc.lineno} column "
                               f"{exc.colno})") from None
-        return self.settled(message)
+        return self.settled(message, max_blocks)
 
     def _mention(self, value: Any) -> Markup:
         return Markup(self.tokens.mention(value))
@@ -177,7 +199,7 @@ class SlackRenderer:
 
 # --- the message as Slack gets it -------------------------------------------------------------
 
-def settled_message(message: Any, tokens: Tokens) -> dict:
+def settled_message(message: Any, tokens: Tokens, max_blocks: int = MAX_BLOCKS) -> dict:
     """Only blocks whose text Slack shows literally, within Slack's limits, validated.
 
     Section text becomes rich_text, every other text object plain_text with emoji off, and
@@ -189,8 +211,8 @@ def settled_message(message: Any, tokens: Tokens) -> dict:
         raise RenderError('expected an object with a "text" string and a "blocks" list')
     runs = tokens.runs(message["text"])
     settle = _Settle(tokens)
-    blocks = [new for block in message.get("blocks", [])[:MAX_BLOCKS]
-              for new in settle.block(block)][:MAX_BLOCKS]
+    blocks = [new for block in message.get("blocks", [])[:max_blocks]
+              for new in settle.block(block)][:max_blocks]
     if not blocks:
         blocks = [_rich_text_block(rich_elements(runs))]
     try:
