@@ -19,9 +19,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from voisobot import digest, events, routing, samples
+from voisobot import digest, events, home, routing, samples
 from voisobot.config import Config
 from voisobot.intake import Intake
+from voisobot.outbox import Backlog
 from voisobot.render import AlertView, QuestionView
 from voisobot.runtime import slack_renderer, teams_renderer
 from voisobot.slack.render import SlackRenderer
@@ -141,6 +142,30 @@ def digest_of_examples(cfg: Config, kinds: list[str], now: datetime):
             store.close()
 
 
+def _examples_store(directory: str, cfg: Config, when: datetime) -> Store:
+    """A throwaway store holding the vendor's example of every kind, an hour apart up to
+    ``when``."""
+    store = Store(Path(directory) / "preview.sqlite3")
+    kinds = list(samples.EXAMPLES)
+    Intake(None, cfg.sqs, store).store_messages([
+        {"MessageId": f"preview-{i}", "ReceiptHandle": f"preview-{i}",
+         "Body": samples.body_text(samples.example(kind, now=when - timedelta(hours=i))),
+         "Attributes": {}} for i, kind in enumerate(kinds)])
+    return store
+
+
+def _app_home(cfg: Config) -> dict:
+    """The App Home of an allowed user, the examples of the last 12 hours in the store."""
+    with tempfile.TemporaryDirectory() as directory:
+        store = _examples_store(directory, cfg, PREVIEW_TIME)
+        try:
+            health = home.Health(PREVIEW_TIME - timedelta(seconds=3), Backlog(0, 0.0, 0))
+            context = home.home_context(store.connection(), PREVIEW_TIME, health)
+        finally:
+            store.close()
+    return _slack(cfg).render_home(allowed=True, **context)
+
+
 def _digest(cfg: Config) -> Any:
     return digest_of_examples(cfg, list(samples.EXAMPLES), PREVIEW_TIME)
 
@@ -167,7 +192,8 @@ PREVIEWS: dict[str, Preview] = {
                           lambda cfg: _confirmation(cfg, escalation=True, teams=False)),
     "digest": Preview(SLACK, "the digest [digest] posts once a period (the examples in it)",
                       lambda cfg: _slack(cfg).render_digest(_digest(cfg))),
-    # Other messages register here, one entry each: "app-home" (the App Home view).
+    "app-home": Preview(SLACK, "the App Home an allowed user sees (a view, views.publish)",
+                        _app_home),
     "teams:alert": Preview(TEAMS_WEBHOOK, "a Teams webhook post (an Adaptive Card)",
                            lambda cfg: teams_renderer(cfg).render(
                                alert_view(cfg, "app_login/unauthorized_ip"))),
