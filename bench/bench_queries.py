@@ -416,7 +416,7 @@ def scan_ip(conn, text):
 
 def scan_unacked(conn, after_id):
     sql = queries.UNACKED_SQL.replace("FROM alerts AS a", "FROM alerts AS a NOT INDEXED")
-    return [row[0] for row in conn.execute(sql, {"after_id": after_id or 0, "limit": 20})]
+    return [row[0] for row in conn.execute(sql, {"after_id": after_id or 0, "limit": 20, "all": 0})]
 
 
 def stats_window(period: str, now: datetime) -> dict[str, str]:

@@ -673,7 +673,7 @@ def test_acknowledge_pressed_on_the_home_acknowledges_and_updates_the_alert(
     assert status == 200
     home_publishes(running.fake)  # the presser's Home, published again
     acked = wait_for(lambda: [m for m in running.fake.messages(ALERTS)
-                              if ALLOWED in json.dumps(m["blocks"])], 1, 15)
+                              if ALLOWED in json.dumps(m)], 1, 15)
     assert acked, "the delivery job did not show the acknowledgement on the alert's message"
     (row,) = [r for r in running.audit() if r["detail"].startswith("voiso_home_ack")]
     assert row["outcome"] == f"acknowledged (by {ALLOWED}) from the App Home"
