@@ -9,7 +9,7 @@ import dataclasses
 import re
 import tomllib
 import zoneinfo
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -618,33 +618,36 @@ def _section(cls: type, table: Any, path: tuple, origins: Origins):
 
 
 def _severities(table: Any, origins: Origins) -> dict[str, str]:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{origins.at('severity')}: expected a table [severity], "
-                          f"got {_show(table)}")
-    for kind, level in table.items():
-        if not _KIND.match(kind):
-            raise ConfigError(f"{origins.at('severity', kind)}: unknown key; expected a kind "
-                              'written type/event, e.g. "app_login/unauthorized_ip"')
-        if level not in SEVERITIES:
-            raise ConfigError(f"{origins.at('severity', kind)}: expected one of "
-                              f"{', '.join(SEVERITIES)}, got {_show(level)}")
-    return dict(table)
+    return _kind_table("severity", table, origins, lambda level: level in SEVERITIES,
+                       f"one of {', '.join(SEVERITIES)}")
 
 
 def _runbooks(table: Any, origins: Origins) -> dict[str, str]:
     """[runbooks]: kind -> the https URL of the admin's runbook, linked from its alerts."""
+    return _kind_table("runbooks", table, origins, _runbook_url,
+                       'an https URL such as "https://wiki.example.com/runbooks/unauthorized-ip" '
+                       "(no spaces, quotes, <, > or |)")
+
+
+def _runbook_url(url: Any) -> bool:
+    return isinstance(url, str) and len(url) <= MAX_RUNBOOK_URL \
+        and bool(_RUNBOOK_URL.match(url)) and url.isprintable()
+
+
+def _kind_table(section: str, table: Any, origins: Origins, valid: Callable[[Any], bool],
+                expect: str) -> dict[str, Any]:
+    """A table keyed by event kind ([severity], [runbooks]): each key a kind written
+    type/event, each value ``valid``; an error names the key and says what was expected."""
     if not isinstance(table, dict):
-        raise ConfigError(f"{origins.at('runbooks')}: expected a table [runbooks], "
+        raise ConfigError(f"{origins.at(section)}: expected a table [{section}], "
                           f"got {_show(table)}")
-    for kind, url in table.items():
+    for kind, value in table.items():
         if not _KIND.match(kind):
-            raise ConfigError(f"{origins.at('runbooks', kind)}: unknown key; expected a kind "
+            raise ConfigError(f"{origins.at(section, kind)}: unknown key; expected a kind "
                               'written type/event, e.g. "app_login/unauthorized_ip"')
-        if not isinstance(url, str) or len(url) > MAX_RUNBOOK_URL \
-                or not _RUNBOOK_URL.match(url) or not url.isprintable():
-            raise ConfigError(f"{origins.at('runbooks', kind)}: expected an https URL such as "
-                              '"https://wiki.example.com/runbooks/unauthorized-ip" (no spaces, '
-                              f"quotes, <, > or |), got {_show(url)}")
+        if not valid(value):
+            raise ConfigError(f"{origins.at(section, kind)}: expected {expect}, "
+                              f"got {_show(value)}")
     return dict(table)
 
 
