@@ -35,6 +35,7 @@ from voisobot.alert_extras import (
     next_step,
     runbook,
 )
+from voisobot.presses import ACK_ACTION, NO_ACTION, REOPEN_ACTION, YES_ACTION
 from voisobot.render import (
     AlertView,
     QuestionView,
@@ -54,9 +55,6 @@ from voisobot.resources import packaged
 log = logging.getLogger(__name__)
 
 BUILTIN_TEAMS_TEMPLATES = packaged("templates", "teams")
-ACK_VERB, REOPEN_VERB = "voiso_ack", "voiso_reopen"  # the Slack buttons' action ids too
-# "Was this you?": the Slack buttons' action ids too (question_buttons.py)
-CONFIRM_YES_VERB, CONFIRM_NO_VERB = "voiso_confirm_yes", "voiso_confirm_no"
 ASKING_STATES = ("pending", "uncertain", "asked")
 CARD_VERSION = "1.4"
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -147,7 +145,7 @@ class TeamsRenderer:
                                  "text": f"✅ Acknowledged by {acknowledger(ack)} at "
                                          f"{teams_markdown(ack['at'])}"})
         if ack or acknowledgeable(self.options, alert.severity):  # as in Slack: [alerts]
-            verb, title = (REOPEN_VERB, "Reopen") if ack else (ACK_VERB, "Acknowledge")
+            verb, title = (REOPEN_ACTION, "Reopen") if ack else (ACK_ACTION, "Acknowledge")
             action = {"type": "Action.Execute", "title": title, "verb": verb,
                       "data": {"alert": alert.alert_id}}
             if not ack:
@@ -164,9 +162,9 @@ class TeamsRenderer:
         if view.state in ASKING_STATES:
             data = {"question": view.question_id}
             card["actions"] = [
-                {"type": "Action.Execute", "title": "Yes, it was me", "verb": CONFIRM_YES_VERB,
+                {"type": "Action.Execute", "title": "Yes, it was me", "verb": YES_ACTION,
                  "data": data, "style": "positive"},
-                {"type": "Action.Execute", "title": "No, it wasn't me", "verb": CONFIRM_NO_VERB,
+                {"type": "Action.Execute", "title": "No, it wasn't me", "verb": NO_ACTION,
                  "data": dict(data), "style": "destructive"}]
         return fitted(card)
 

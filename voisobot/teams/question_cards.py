@@ -15,13 +15,13 @@ import json
 from collections.abc import Callable
 
 from voisobot.confirm_answers import Presser, QuestionAnswers
+from voisobot.presses import NO_ACTION, YES_ACTION
 from voisobot.questions import Question
 from voisobot.render import QuestionView
 from voisobot.teams.buttons import card_answer, message_answer
-from voisobot.teams.cards import CONFIRM_NO_VERB, CONFIRM_YES_VERB
 from voisobot.teams.references import conversation_base
 
-VERBS = (CONFIRM_YES_VERB, CONFIRM_NO_VERB)
+VERBS = (YES_ACTION, NO_ACTION)  # the Slack buttons' action ids (voisobot.presses)
 
 
 class TeamsQuestionButtons:
