@@ -9,11 +9,12 @@ The Block Kit Builder link (``render --builder``) puts a Slack message's blocks 
 address of Slack's own preview page, so anyone can see the real layout in a browser.
 """
 
+import contextlib
 import dataclasses
 import json
 import tempfile
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -127,42 +128,36 @@ def _alert_previews() -> dict[str, Preview]:
 
 def digest_of_examples(cfg: Config, kinds: list[str], now: datetime):
     """The digest of the period that last ended before ``now`` ([digest]'s time, zone and
-    period), had the vendor's example of each kind happened in it: from a store made for
-    the preview and thrown away."""
+    period), had the vendor's example of each kind happened in it, a minute apart."""
     period = digest.last_ended(now, cfg.digest)
+    examples = [(kind, period.start + timedelta(minutes=i + 1)) for i, kind in enumerate(kinds)]
+    with examples_store(cfg, examples) as store:
+        return digest.digest_view(store.connection(), period, cfg.digest)
+
+
+@contextlib.contextmanager
+def examples_store(cfg: Config, examples: Iterable[tuple[str, datetime]]) -> Iterator[Store]:
+    """A store made for a preview and thrown away, holding the vendor's example of each
+    kind at its time (``(kind, time)`` pairs)."""
     with tempfile.TemporaryDirectory() as directory:
         store = Store(Path(directory) / "preview.sqlite3")
         try:
             Intake(None, cfg.sqs, store).store_messages([
                 {"MessageId": f"preview-{i}", "ReceiptHandle": f"preview-{i}",
-                 "Body": samples.body_text(samples.example(kind, now=period.start + timedelta(
-                     minutes=i + 1))), "Attributes": {}} for i, kind in enumerate(kinds)])
-            return digest.digest_view(store.connection(), period, cfg.digest)
+                 "Body": samples.body_text(samples.example(kind, now=when)), "Attributes": {}}
+                for i, (kind, when) in enumerate(examples)])
+            yield store
         finally:
             store.close()
-
-
-def _examples_store(directory: str, cfg: Config, when: datetime) -> Store:
-    """A throwaway store holding the vendor's example of every kind, an hour apart up to
-    ``when``."""
-    store = Store(Path(directory) / "preview.sqlite3")
-    kinds = list(samples.EXAMPLES)
-    Intake(None, cfg.sqs, store).store_messages([
-        {"MessageId": f"preview-{i}", "ReceiptHandle": f"preview-{i}",
-         "Body": samples.body_text(samples.example(kind, now=when - timedelta(hours=i))),
-         "Attributes": {}} for i, kind in enumerate(kinds)])
-    return store
 
 
 def _app_home(cfg: Config) -> dict:
-    """The App Home of an allowed user, the examples of the last 12 hours in the store."""
-    with tempfile.TemporaryDirectory() as directory:
-        store = _examples_store(directory, cfg, PREVIEW_TIME)
-        try:
-            health = home.Health(PREVIEW_TIME - timedelta(seconds=3), Backlog(0, 0.0, 0))
-            context = home.home_context(store.connection(), PREVIEW_TIME, health)
-        finally:
-            store.close()
+    """The App Home of an allowed user, the examples an hour apart up to the preview's time."""
+    examples = [(kind, PREVIEW_TIME - timedelta(hours=i))
+                for i, kind in enumerate(samples.EXAMPLES)]
+    with examples_store(cfg, examples) as store:
+        health = home.Health(PREVIEW_TIME - timedelta(seconds=3), Backlog(0, 0.0, 0))
+        context = home.home_context(store.connection(), PREVIEW_TIME, health)
     return _slack(cfg).render_home(allowed=True, **context)
 
 
