@@ -264,6 +264,13 @@ def add_gated_job(scheduler: BackgroundScheduler, gate: StopGate, job_id: str, n
                       name=name)
 
 
+def add_start_job(scheduler: BackgroundScheduler, gate: StopGate, job_id: str, name: str,
+                  work: Callable[[], object]) -> None:
+    """A job run once, as the scheduler starts, inside the gate."""
+    scheduler.add_job(_gated, args=(gate, work), id=job_id, name=name,
+                      next_run_time=utc_now())
+
+
 def _add_paced_job(scheduler: BackgroundScheduler, gate: StopGate, watch: JobWatch,
                    job_id: str, name: str, work: Callable[[], float],
                    on_error: Callable[[Exception], float], interval: float,
