@@ -46,7 +46,8 @@ class StopGate:
     running jobs, and a job rescheduling itself needs that lock: calling shutdown
     while such a job runs would deadlock. So stopping first closes this gate, waits
     until no job is inside it, and only then shuts the scheduler down; a job that
-    starts after the gate closed leaves the scheduler alone.
+    starts after the gate closed leaves the scheduler alone. A Wake, which reschedules a
+    job from outside it, enters the gate the same way.
     """
 
     def __init__(self):

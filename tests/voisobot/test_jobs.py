@@ -31,8 +31,8 @@ def fake_slack():
     fake.stop()
 
 
-def bot_config(queue_url, moto_server, tmp_path) -> config.Config:
-    return config.from_dict({
+def bot_config(queue_url, moto_server, tmp_path, **sections) -> config.Config:
+    return config.from_dict({**sections,
         "sqs": {"queue_url": queue_url, "endpoint_url": moto_server["url"],
                 "wait_time_seconds": 1, "poll_interval_seconds": 0.1,
                 "backoff_initial_seconds": 0.05, "backoff_max_seconds": 0.5,
@@ -78,6 +78,27 @@ def test_a_committed_event_is_posted_long_before_the_delivery_poll(
     finally:
         bot.stop()
     assert len(fake_slack.messages(CHANNEL)) == 1
+
+
+def test_an_alert_posted_wakes_the_question_long_before_its_poll(
+        sqs_admin, queue_url, moto_server, tmp_path):
+    jane = "jane@acme.example"
+    fake = FakeSlack(channels={CHANNEL}, people={jane: "UJANE00001"}).start()
+    cfg = bot_config(queue_url, moto_server, tmp_path, confirm={"enabled": True})
+    client = slack.make_client("xoxb-test", fake.base_url, timeout=2)
+    bot = runtime.build(cfg, sender=slack.SlackSender(client), client=client)
+    bot.delivery.run_interval = bot.confirmations.run_interval = LONG_POLL
+    bot.start()
+    try:
+        wait_for(lambda: LONG_POLL / 2 < next_run_in(bot.scheduler, jobs.CONFIRM_JOB)
+                 < LONG_POLL + 1, what="the first run, which leaves the next a minute away")
+        event = samples.example("app_login/incorrect_password", now=datetime.now(UTC))
+        event["params"]["user"] = jane
+        sqs_admin.send_message(QueueUrl=queue_url, MessageBody=json.dumps(event))
+        wait_for(lambda: fake.messages("DJANE00001"), timeout=10, what="the question")
+    finally:
+        bot.stop()
+        fake.stop()
 
 
 class HeldDelivery:
