@@ -189,9 +189,14 @@ def alerting_run(args) -> dict:
 
 
 def trickle_message(n: int) -> dict:
-    """The n-th event of the trickle: a group of its own (its own user), on channel n % 4."""
-    body = samples.example("app_login/unauthorized_ip", now=datetime.now(UTC))
-    body["params"]["user"] = f"trickle{n:04d}@acme.example"
+    """The n-th event of the trickle: a group of its own (its own user), on channel n % 4;
+    the kinds take turns, so that no channel has slack.storm_threshold groups of one kind
+    open (their events would join one storm message instead of each being posted)."""
+    kind = list(samples.EXAMPLES)[n // TRICKLE_CHANNELS % len(samples.EXAMPLES)]
+    body = samples.example(kind, now=datetime.now(UTC))
+    for field in ("user", "who"):
+        if field in body["params"]:
+            body["params"][field] = f"trickle{n:04d}@acme.example"
     body["callcenter"] = f"cc{n % TRICKLE_CHANNELS}"
     return {"MessageId": f"t{n}", "ReceiptHandle": f"r{n}", "Body": json.dumps(body),
             "Attributes": {}}
