@@ -1,9 +1,15 @@
-"""Benchmark of Slack alerting under attack, through the real pipeline against a fake Slack.
+"""Benchmark of Slack alerting, through the real pipeline against a fake Slack.
 
-A burst of events (default 5,000 for 200 users over 60 s of event time: a password
-spray with unauthorized-IP logins mixed in) is stored as the intake stores it, in
-batches of 10, paced over real time; the real delivery job runs beside it, as the
-scheduler runs it, posting to a local fake Slack Web API over HTTP. Reported:
+A trickle first: events committed one batch at a time, spaced over real time, each the
+first of its group; the real scheduler's jobs post them to a local fake Slack Web API over
+HTTP. Reported: from each commit to the fake's receipt of its chat.postMessage, p50 and
+p99, with the jobs woken by the commit (the bot) and with the delivery's 0.5 s poll alone
+(the design before it), in the same run (target p50 <= 100 ms).
+
+Then a storm: a burst of events (default 5,000 for 200 users over 60 s of event time: a
+password spray with unauthorized-IP logins mixed in) is stored as the intake stores it, in
+batches of 10, paced over real time; the scheduler's delivery and "was this you?" jobs run
+beside it, woken as in the bot. Reported:
 
 - Slack write calls per minute per channel (the most in any 60 s window; target <= 60),
 - events accounted for in alerts: the counts the messages show, as last posted or
@@ -14,14 +20,15 @@ scheduler runs it, posting to a local fake Slack Web API over HTTP. Reported:
   and the most any one person got about one kind within one group window (target 1).
 
     python bench/bench_alerts.py [--events N] [--users U] [--feed-seconds S]
+                                 [--trickle N] [--gap MIN MAX]
 """
 
 import argparse
 import json
+import math
 import random
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,8 +37,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from report import print_table  # noqa: E402  (bench/report.py)
+
 from tests.fakes.slack_api import FakeSlack  # noqa: E402
-from voisobot import config, events, samples  # noqa: E402
+from voisobot import config, events, jobs, samples  # noqa: E402
 from voisobot.confirming import Confirmations  # noqa: E402
 from voisobot.delivery import AlertDelivery  # noqa: E402
 from voisobot.intake import Intake  # noqa: E402
@@ -39,7 +48,7 @@ from voisobot.outbox import Outbox  # noqa: E402
 from voisobot.questions import Questions  # noqa: E402
 from voisobot.render import AlertView  # noqa: E402
 from voisobot.routing import severity_of  # noqa: E402
-from voisobot.runtime import alert_outputs  # noqa: E402
+from voisobot.runtime import alert_outputs, compile_alert_templates  # noqa: E402
 from voisobot.slack import sender as slack  # noqa: E402
 from voisobot.slack.people import SlackPeople  # noqa: E402
 from voisobot.slack.render import SlackRenderer  # noqa: E402
@@ -49,6 +58,8 @@ CHANNEL = "C0SECURITY"
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/bench"
 WRITES = ("chat.postMessage", "chat.update")
 DRAIN_LIMIT_SECONDS = 180.0
+TRICKLE_CHANNELS = 4  # round robin: each channel's events come further apart than its pace
+TRICKLE_TARGET_SECONDS = 0.100
 
 
 def attack(n_events: int, n_users: int, span: timedelta, rng: random.Random) -> list[dict]:
@@ -72,18 +83,25 @@ def attack(n_events: int, n_users: int, span: timedelta, rng: random.Random) -> 
     return messages
 
 
-class DeliveryLoop(threading.Thread):
-    """A job (the delivery, the confirmations) on its own thread, run as often as the
-    scheduler would run it."""
+def start_jobs(store: Store, cfg, delivery: AlertDelivery, renderer: SlackRenderer,
+               confirmations=None, *, wake: bool = True):
+    """The bot's scheduler with its jobs, but no SQS intake: the benchmark commits as the
+    intake would. The templates are compiled first, as the bot does at start. Returns
+    (scheduler, gate); stop with stop_jobs."""
+    compile_alert_templates(renderer)
+    gate = jobs.StopGate()
+    scheduler = jobs.build_scheduler(Intake(None, cfg.sqs, store), store, retention_days=90,
+                                     prune_interval_minutes=60, gate=gate, delivery=delivery,
+                                     confirmations=confirmations, wake_on_commit=wake)
+    scheduler.remove_job(jobs.INTAKE_JOB)
+    scheduler.start()
+    return scheduler, gate
 
-    def __init__(self, job):
-        super().__init__(daemon=True)
-        self.job, self.stopping = job, threading.Event()
 
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            self.stopping.wait(self.job.run_paced() if hasattr(self.job, "run_paced")
-                               else self.job.run())
+def stop_jobs(scheduler, gate: jobs.StopGate) -> None:
+    """As the bot stops (runtime.Runtime.stop): close the gate, then shut down."""
+    gate.close(30)
+    scheduler.shutdown(wait=False)
 
 
 def feed(store: Store, cfg, messages: list[dict], seconds: float) -> float:
@@ -154,24 +172,108 @@ def alerting_run(args) -> dict:
         client = slack.make_client("xoxb-test", fake.base_url, timeout=5)
         renderer = SlackRenderer()
         outputs = alert_outputs(renderer, slack.SlackSender(client))
-        loops = [DeliveryLoop(AlertDelivery(Outbox(store), outputs, cfg)),
-                 DeliveryLoop(Confirmations(Questions(store), Outbox(store),
-                                            SlackPeople(client, store, cfg.confirm), renderer,
-                                            client, cfg))]
-        for loop in loops:
-            loop.start()
+        running = start_jobs(store, cfg, AlertDelivery(Outbox(store), outputs, cfg), renderer,
+                             Confirmations(Questions(store), Outbox(store),
+                                           SlackPeople(client, store, cfg.confirm), renderer,
+                                           client, cfg))
         first_stored = feed(store, cfg, messages, args.feed_seconds)
         deadline = time.monotonic() + DRAIN_LIMIT_SECONDS
         while not (settled(store, len(messages)) and all_asked(store)) \
                 and time.monotonic() < deadline:
             time.sleep(0.5)
-        for loop in loops:
-            loop.stopping.set()
-            loop.join(30)
+        stop_jobs(*running)
         result = summarise(store, fake, len(messages), first_stored)
         store.close()
     fake.stop()
     return result
+
+
+def trickle_message(n: int) -> dict:
+    """The n-th event of the trickle: a group of its own (its own user), on channel n % 4;
+    the kinds take turns, so that no channel has slack.storm_threshold groups of one kind
+    open (their events would join one storm message instead of each being posted)."""
+    kind = list(samples.EXAMPLES)[n // TRICKLE_CHANNELS % len(samples.EXAMPLES)]
+    body = samples.example(kind, now=datetime.now(UTC))
+    for field in ("user", "who"):
+        if field in body["params"]:
+            body["params"][field] = f"trickle{n:04d}@acme.example"
+    body["callcenter"] = f"cc{n % TRICKLE_CHANNELS}"
+    return {"MessageId": f"t{n}", "ReceiptHandle": f"r{n}", "Body": json.dumps(body),
+            "Attributes": {}}
+
+
+def trickle_run(n_events: int, gap: tuple[float, float], *, wake: bool) -> list[float]:
+    """Seconds from each event's commit to the fake Slack's receipt of its alert."""
+    channels = [f"C0TRICKLE{i}" for i in range(TRICKLE_CHANNELS)]
+    fake = FakeSlack(channels=set(channels)).start()
+    rng = random.Random(20261201)
+    with tempfile.TemporaryDirectory(prefix="voisobot-bench-") as tmp:
+        cfg = config.from_dict({
+            "sqs": {"queue_url": QUEUE_URL}, "store": {"path": "bench.sqlite3"},
+            "slack": {"default_channel": channels[0], "api_base_url": fake.base_url},
+            "routes": [{"callcenter": f"cc{i}", "channel": channel}
+                       for i, channel in enumerate(channels)]}, base_dir=Path(tmp))
+        store = Store(cfg.store_path)
+        committed: list[float] = []
+        store.add_commit_listener(lambda: committed.append(time.monotonic()))  # before the
+        client = slack.make_client("xoxb-test", fake.base_url, timeout=5)  # jobs' wakes
+        renderer = SlackRenderer()
+        delivery = AlertDelivery(Outbox(store), alert_outputs(
+            renderer, slack.SlackSender(client)), cfg)
+        running = start_jobs(store, cfg, delivery, renderer, wake=wake)
+        intake = Intake(None, cfg.sqs, store)
+        time.sleep(1.0)  # the jobs' first runs (at start) are over
+        for n in range(n_events):
+            time.sleep(rng.uniform(*gap))
+            intake.store_messages([trickle_message(n)])
+        deadline = time.monotonic() + 30
+        while len(alert_posts(fake, channels)) < n_events and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stop_jobs(*running)
+        store.close()
+    fake.stop()
+    posts = alert_posts(fake, channels)
+    return [posts[n].at - committed[n] for n in range(n_events) if n in posts]
+
+
+def alert_posts(fake: FakeSlack, channels: list[str]) -> dict:
+    """Event number -> the fake's record of its alert's chat.postMessage: channel k's alerts
+    are events k, k + 4, … in order."""
+    found = {}
+    for k, channel in enumerate(channels):
+        calls = [c for c in fake.calls if c.method == "chat.postMessage"
+                 and c.payload.get("channel") == channel and not c.payload.get("thread_ts")]
+        found.update({k + TRICKLE_CHANNELS * i: call for i, call in enumerate(calls)})
+    return found
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest rank; nan for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
+
+
+def print_trickle(args) -> None:
+    low, high = args.gap
+    print(f"trickle: {args.trickle} events, one batch each, {low:g}-{high:g} s apart, each the "
+          f"first of its group, round robin over {TRICKLE_CHANNELS} channels", flush=True)
+    woken = trickle_run(args.trickle, (low, high), wake=True)
+    polled = trickle_run(args.trickle, (low, high), wake=False)
+    target = TRICKLE_TARGET_SECONDS
+    rows = []
+    for name, latencies in (("woken on commit (the bot)", woken),
+                            ("polled every 0.5 s (before)", polled)):
+        p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+        rows.append((name, f"{len(latencies)}/{args.trickle}", f"{p50 * 1000:.1f} ms",
+                     f"{p99 * 1000:.1f} ms",
+                     "ok" if p50 <= target and len(latencies) == args.trickle else "MISSED"))
+    print()
+    print_table(("commit -> chat.postMessage", "posted", "p50", "p99",
+                 f"target p50 <= {target * 1000:.0f} ms"), rows)
+    ratio = percentile(polled, 50) / percentile(woken, 50)
+    print(f"same run: p50 polled / woken = {ratio:.1f}x\n", flush=True)
 
 
 def summarise(store: Store, fake: FakeSlack, total: int, first_stored: float) -> dict:
@@ -219,7 +321,11 @@ def main() -> int:
     parser.add_argument("--feed-seconds", type=float, default=60.0,
                         help="real time over which the burst is stored")
     parser.add_argument("--renders", type=int, default=2000)
+    parser.add_argument("--trickle", type=int, default=40, help="events in the trickle")
+    parser.add_argument("--gap", type=float, nargs=2, default=(0.3, 1.0),
+                        metavar=("MIN", "MAX"), help="seconds between the trickle's events")
     args = parser.parse_args()
+    print_trickle(args)
     print(f"burst: {args.events:,} events, {args.users} users, 60 s of event time stored over "
           f"{args.feed_seconds:g} s; one channel; defaults of config.toml", flush=True)
     r = alerting_run(args)

@@ -13,7 +13,7 @@ TINY = {
     "bench_intake.py": ["--events", "300", "--repeats", "1"],
     "bench_queries.py": ["--events", "2000", "--repeats", "2", "--scans", "1"],
     "bench_alerts.py": ["--events", "40", "--users", "4", "--feed-seconds", "1",
-                        "--renders", "20"],
+                        "--renders", "20", "--trickle", "4", "--gap", "0.05", "0.1"],
 }
 
 

@@ -74,6 +74,7 @@ class AlertDelivery:
         self.metrics = metrics or Metrics()
         self.retry_base, self.clock = retry_base, clock
         self.next_post_at: dict[str, float] = {}  # pace key -> time.monotonic()
+        self.posted = 0  # alerts posted so far (a run that posts wakes the questions' job)
         self.paused_until: datetime | None = None
         self.token_refused: str | None = None  # the refusal that paused all, until a post works
         self.paused_by = None  # the output that refused it
@@ -135,6 +136,7 @@ class AlertDelivery:
                 continue
             outcome = self._deliver_alone(alert, now)
             self.metrics.alert_delivered(alert.channel, outcome)
+            self.posted += outcome == "sent"
             if outcome == "sent" and self.output(alert.channel) is self.paused_by:
                 self.token_refused = self.paused_by = None
             if outcome == "pause":

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from slack_bolt import App
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 
-from voisobot import jobs, logs, sqs
+from voisobot import events, jobs, logs, sqs
 from voisobot.access import AccessPolicy, TeamsAccessPolicy
 from voisobot.alert_extras import AlertOptions
 from voisobot.commands import Commands, Guard
@@ -60,6 +60,7 @@ log = logging.getLogger("voisobot")
 # call, a retention chunk); each is bounded by its own timeouts, well under this.
 STOP_GRACE_SECONDS = 20.0
 HOME_JOB = "app_home"
+TEMPLATES_JOB = "compile_templates"
 
 # Bolt's own log (and its Socket Mode client's). Given a client, Bolt still reads
 # SLACK_BOT_TOKEN from the environment and then warns, on every start, that it will not use
@@ -173,6 +174,9 @@ def _build(cfg: Config, sender, client, env, lock: StoreLock) -> Runtime:
                                      gate=gate, delivery=delivery, watch=watch,
                                      confirmations=asking,
                                      digest=digest_job(cfg, store, delivery))
+    if delivery is not None:  # the first alert after a start does not wait for them
+        jobs.add_start_job(scheduler, gate, TEMPLATES_JOB, "compile the Slack templates",
+                           lambda: compile_alert_templates(renderer))
     runtime = Runtime(cfg, store, intake, scheduler, gate, delivery, lock=lock,
                       metrics=metrics, confirmations=asking, teams_bot=bot_server,
                       slack_sender=counted)
@@ -181,6 +185,11 @@ def _build(cfg: Config, sender, client, env, lock: StoreLock) -> Runtime:
                                             runtime, env)
     runtime.ops = listener(runtime, watch)
     return runtime
+
+
+def compile_alert_templates(renderer: SlackRenderer) -> int:
+    """Every documented kind's alert template, compiled before any alert needs it."""
+    return renderer.compile_templates(f"{type_}/{event}" for type_, event in events.KIND_PARAMS)
 
 
 def digest_job(cfg: Config, store: Store, delivery: AlertDelivery | None) -> DigestJob | None:

@@ -12,6 +12,7 @@ import sqlite3
 import string
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -240,6 +241,7 @@ class Store:
         self._local = threading.local()
         self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._lock = threading.Lock()
+        self._commit_listeners: list[Callable[[], None]] = []
         if not create and not Path(path).exists():
             raise NoStore(path)
         conn = self.connection()
@@ -279,6 +281,22 @@ class Store:
             self._all = kept
         self._local.__dict__.pop("conn", None)
 
+    def add_commit_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after each record_batch that committed new events (the jobs
+        that act on new events wake on it: jobs.Wake). It runs on the intake's thread, after
+        the commit and before the SQS delete: it must be quick, and what it raises is logged
+        and never fails the batch."""
+        self._commit_listeners.append(listener)
+
+    def _tell_commit_listeners(self, outcome: BatchOutcome) -> None:
+        if not outcome.stored:
+            return
+        for listener in self._commit_listeners:
+            try:
+                listener()
+            except Exception:  # the batch is committed: its SQS delete must still follow
+                log.exception("store: a commit listener failed; the batch stays committed")
+
     def record_batch(self, deliveries: list[Delivery], received_at: datetime) -> BatchOutcome:
         """Store a received batch; idempotent on the SQS message id.
 
@@ -293,13 +311,14 @@ class Store:
                 outcome = BatchOutcome()
                 for delivery in deliveries:
                     _record(conn, delivery, when, outcome)
-                return outcome
         except Exception as exc:
             if not is_data_error(exc):
                 raise
             log.warning("store: a batch of %d failed (%s); recording it message by message",
                         len(deliveries), internal_error_reason(exc))
-        return self._record_each(deliveries, when)
+            outcome = self._record_each(deliveries, when)
+        self._tell_commit_listeners(outcome)
+        return outcome
 
     def _record_each(self, deliveries: list[Delivery], when: str) -> BatchOutcome:
         """The batch again, one savepoint per message: only the failing one is rolled back."""

@@ -1,5 +1,6 @@
 """The SQLite store: idempotent batches, migrations, retention, indexes."""
 
+import contextlib
 import json
 import logging
 import re
@@ -388,3 +389,27 @@ def test_a_store_deleted_after_the_existence_check_is_not_made_again(tmp_path):
     with pytest.raises(sqlite3.OperationalError):
         connect(str(path), create=False)
     assert not path.exists()
+
+
+@pytest.mark.parametrize("refused, redelivered, told", [
+    (False, False, 1),   # one transaction: told once, after its commit
+    (True, False, 1),    # a refused row: recorded message by message, then told once
+    (False, True, 0),    # nothing new (a redelivery): nobody woken for nothing
+])
+def test_commit_listeners_are_told_after_a_commit_of_new_events(store, refused, redelivered,
+                                                                 told):
+    refuse_events_of(store, "boom")
+    batch = [delivery(message_id="a", user="a@x.io")]
+    if refused:
+        batch.append(delivery(message_id="boom", user="boom"))
+    if redelivered:
+        store.record_batch(batch, NOW)
+    seen = []
+
+    def count_from_another_connection():  # sees only what is committed
+        with contextlib.closing(sqlite3.connect(store.path)) as other:
+            seen.append(other.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    store.add_commit_listener(count_from_another_connection)
+    store.record_batch(batch, NOW)
+    assert seen == [1] * told

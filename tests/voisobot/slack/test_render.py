@@ -552,3 +552,16 @@ def test_a_runbook_the_config_accepts_is_exactly_one_link_and_nothing_else(url):
 
 def _runbook_renderer(runbooks) -> SlackRenderer:
     return SlackRenderer(options=AlertOptions(runbooks=runbooks))
+
+
+def compiled(renderer: SlackRenderer) -> set[str]:
+    return {name for _, name in renderer.env.cache}
+
+
+def test_compiled_at_start_the_first_alert_of_each_kind_compiles_nothing_more(tmp_path):
+    renderer = override(tmp_path, "user/user_added", "{{ broken")  # skipped, not raised
+    assert renderer.compile_templates(samples.EXAMPLES) >= len(samples.EXAMPLES) - 1
+    before = compiled(renderer)
+    for kind in samples.EXAMPLES:
+        renderer.render(AlertView(parse(samples.example(kind)), "high", alert_id=1))
+    assert compiled(renderer) == before
