@@ -233,7 +233,7 @@ def shift(conn: sqlite3.Connection, at: datetime) -> bool:
         if old == want:
             continue
         unit = SPANS[span][0]
-        if not _minus(want, _minus(want, old)):  # nothing in common: start again
+        if _size(_minus(want, old)) == _size([want]):  # nothing in common: start again
             conn.execute(DROP_SPAN_SQL, {"span": span})
             old = (1, 0)
         for sign, ranges in ((1, _minus(want, old)), (-1, _minus(old, want))):
