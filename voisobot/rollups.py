@@ -177,6 +177,19 @@ def forget(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> None:
     _apply(conn, bucket_counts(row for row in rows if row["id"] <= cursor), -1)
 
 
+REWIND_SQL = f"""
+    UPDATE cursors SET value = (SELECT coalesce(max(id), 0) FROM events)
+    WHERE name = '{CURSOR}' AND value > (SELECT coalesce(max(id), 0) FROM events)"""
+
+
+def rewind(conn: sqlite3.Connection) -> None:
+    """After a prune's delete: SQLite gives a new row the highest id left plus one, so a
+    prune that deleted the newest events would let new ones take ids the cursor has passed,
+    and they would never be counted. The cursor goes back to the highest id left (the ids
+    between were deleted, and forgotten)."""
+    conn.execute(REWIND_SQL)
+
+
 def _apply(conn: sqlite3.Connection, hours: Counter, sign: int) -> None:
     days: Counter[tuple[str, str, str]] = Counter()
     for (dimension, hour, value), n in hours.items():

@@ -333,6 +333,7 @@ class Store:
                 rollups.forget(conn, rows)
                 conn.execute("DELETE FROM events WHERE id IN (SELECT value FROM json_each(?))",
                               (json.dumps([row["id"] for row in rows]),))
+                rollups.rewind(conn)
             deleted += len(rows)
             if len(rows) < PRUNE_CHUNK:
                 return deleted
