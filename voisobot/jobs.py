@@ -21,7 +21,7 @@ from voisobot import lookalike
 from voisobot.delivery import AlertDelivery
 from voisobot.errors import IntakeProblem
 from voisobot.intake import Intake, utc_now
-from voisobot.store import Store, count_all_new_events
+from voisobot.store import Store, count_all_new_events, shift_windows
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ CONFIRM_INTERVAL_SECONDS = 1.0
 PRUNE_JOB = "prune"
 DIGEST_JOB = "digest"
 DAILY_COUNT_JOB = "daily_counts"
-DAILY_COUNT_SECONDS = 5.0
+DAILY_COUNT_SECONDS = 1.0  # the events stats reads one by one (not yet counted) stay few
 # The counting job, woken by commits, starts at most this often: under a steady intake it
 # then counts a few hundred events a run, not one transaction (and fsync) per batch.
 DAILY_COUNT_WAKE_GAP_SECONDS = 0.2
@@ -328,10 +328,13 @@ def _count_days_paced(store: Store) -> float:
 
 
 def count_days(store: Store) -> int:
-    """Bring the per-day counts behind /voiso stats 7d and 30d, and the look-alike names
-    behind /voiso user, up to the events stored."""
+    """Bring the rollups behind /voiso stats (and the digest and the App Home), and the
+    look-alike names behind /voiso user, up to the events stored; move the rollups' window
+    totals when the hour or day turns."""
     lookalike.index_all_new_accounts(store.connection())
-    return count_all_new_events(store.connection())
+    counted = count_all_new_events(store.connection())
+    shift_windows(store.connection(), utc_now())
+    return counted
 
 
 def prune(store: Store, retention_days: int) -> dict[str, int]:

@@ -11,13 +11,12 @@ page, with no gap and no repeat however many events arrive in between.
 Every query is a module constant (``*_SQL``) that sits on an index; the tests run EXPLAIN
 QUERY PLAN on each. Questions the indexes answer only by walking many rows (a kind's type
 across all its events, the busiest users of a day) are split into many small indexed
-lookups here rather than one scan: see ``KINDS_SQL`` and ``TOP_USERS_SQL``. Counts over 7
-and 30 days come from the per-day totals the store keeps (``DAILY_TOTALS_SQL``).
+lookups here rather than one scan: see ``KINDS_SQL``. Counts over time (stats, the digest,
+the App Home) come from the rollups the store keeps per hour and day (voisobot/rollups.py).
 """
 
 import functools
 import ipaddress
-import itertools
 import json
 import re
 import sqlite3
@@ -26,8 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from voisobot import events
-from voisobot.store import count_all_new_events, day_text, time_text
+from voisobot import events, rollups
+from voisobot.store import day_text, time_text
 
 T = TypeVar("T")
 Cursor = tuple[str, int]  # (event_time, id) of the last event shown
@@ -135,51 +134,11 @@ AUDIT_SQL = """
     WHERE id < :before_id ORDER BY id DESC LIMIT :limit"""
 
 _IN_PERIOD = "event_time >= :since AND event_time <= :until"
-KIND_COUNTS_SQL = f"""
-    SELECT type, event, (SELECT count(*) FROM events AS e
-                         WHERE e.type = kinds.type AND e.event = kinds.event AND {_IN_PERIOD})
-    FROM ({KINDS_SQL}) AS kinds"""
-# The App Home's sparklines: events per kind and per UTC hour ("2026-11-24T14").
-HOURLY_KIND_COUNTS_SQL = """
-    SELECT type, event, substr(event_time, 1, 13) AS hour, count(*) FROM events
-    WHERE event_time >= :since AND event_time <= :until GROUP BY type, event, hour"""
 REJECTED_COUNT_SQL = """
     SELECT count(*) FROM rejected WHERE received_at >= :since AND received_at <= :until"""
-# 7d and 30d: whole UTC days from daily_counts (migration 0005), whose key starts
-# (dimension, day), so a window is one range of it.
-DAILY_TOTALS_SQL = """
-    SELECT value, sum(n) FROM daily_counts
-    WHERE dimension = :dimension AND day >= :first_day AND day <= :last_day
-    GROUP BY value ORDER BY 2 DESC, value"""
-# daily_counts holds a user with ASCII letters in lower case (as NOCASE folds them); the 24h
-# stats show the spelling of their oldest cached event (the first in events_by_user), and so
-# does this.
+# The rollups hold a user with ASCII letters in lower case (as NOCASE folds them); stats show
+# the spelling of their oldest cached event (the first in events_by_user).
 USER_SPELLING_SQL = "SELECT user FROM events WHERE user = :user ORDER BY event_time LIMIT 1"
-
-
-def _distinct_counts(column: str) -> str:
-    """(value, events in the period) for every distinct value of an indexed column: one
-    seek per value to find the next, one index range to count it."""
-    return f"""
-        SELECT v, (SELECT count(*) FROM events WHERE {column} = v AND {_IN_PERIOD}) AS n
-        FROM (WITH RECURSIVE vals(v) AS (
-                  SELECT (SELECT min({column}) FROM events WHERE {column} IS NOT NULL)
-                  UNION ALL
-                  SELECT (SELECT {column} FROM events WHERE {column} > vals.v
-                          ORDER BY {column} LIMIT 1)
-                  FROM vals WHERE vals.v IS NOT NULL)
-              SELECT v FROM vals WHERE v IS NOT NULL)"""
-
-
-# No "WHERE n > 0" around these: SQLite would flatten it into a second count per value.
-TOP_USERS_SQL = f"""
-    SELECT v, n FROM ({_distinct_counts("user")}) ORDER BY n DESC, v LIMIT :top"""
-# Every value, most first: from/to also hold access groups (privileges_updated), which
-# only ipaddress tells apart from addresses.
-TOP_IPS_SQL = f"""
-    SELECT v, sum(n) FROM ({_distinct_counts("ip")} UNION ALL {_distinct_counts("from_value")}
-                           UNION ALL {_distinct_counts("to_value")})
-    GROUP BY v HAVING sum(n) > 0 AND instr(v, '/') = 0 ORDER BY 2 DESC, v"""
 
 
 # --- what the functions return -----------------------------------------------------------
@@ -595,7 +554,6 @@ def audit_log(conn: sqlite3.Connection, limit: int = 20,
 
 # --- stats -----------------------------------------------------------------------------------
 
-Counts = tuple[dict[str, int], tuple[Tally, ...], tuple[Tally, ...]]  # kinds, users, IPs
 
 
 def stats(conn: sqlite3.Connection, period: str, now: datetime) -> Stats:
@@ -603,58 +561,36 @@ def stats(conn: sqlite3.Connection, period: str, now: datetime) -> Stats:
 
     24h is exact, up to ``now``. 7d and 30d are whole UTC days, today's included (the store
     keeps their counts per day): since is the start of the oldest day, until the end of
-    today, and events of today after ``now`` count too.
+    today, and events of today after ``now`` count too. Read from the rollups and the few
+    events not yet counted, in one read transaction: no write lock, no scan of events.
     """
     span = parse_period(period)
+    name = period.strip().lower()
     if span <= PERIODS["24h"]:
         window = {"since": time_text(now - span), "until": time_text(now)}
-        kinds, users, ips = _exact_counts(conn, window)
     else:
         window = _whole_days(now, span.days)
-        count_all_new_events(conn)  # the few stored since the stats job last ran
-        kinds, users, ips = _daily_counts(conn, window)
+    with rollups.snapshot(conn):
+        counts = rollups.window_counts(conn, name, window["since"], window["until"],
+                                       TOP_SHOWN, _is_address)
+        users = tuple(Tally(_spelling(conn, user), n) for user, n in counts.users)
+        rejected = conn.execute(REJECTED_COUNT_SQL, window).fetchone()[0]
     return Stats(
-        period=period.strip().lower(), since=window["since"], until=window["until"],
-        total=sum(kinds.values()), kinds=_most_first(kinds), top_users=users, top_ips=ips,
-        rejected=conn.execute(REJECTED_COUNT_SQL, window).fetchone()[0])
-
-
-def _exact_counts(conn: sqlite3.Connection, window: dict[str, str]) -> Counts:
-    """From the events indexes: one range per kind and per user, short for a day."""
-    params = {**window, "top": TOP_SHOWN}
-    kinds = {f"{type_}/{event}": n
-             for type_, event, n in conn.execute(KIND_COUNTS_SQL, params) if n}
-    users = tuple(Tally(*row) for row in conn.execute(TOP_USERS_SQL, params) if row[1])
-    return kinds, users, _top_ips(conn.execute(TOP_IPS_SQL, params))
+        period=name, since=window["since"], until=window["until"],
+        total=sum(counts.kinds.values()), kinds=_most_first(counts.kinds), top_users=users,
+        top_ips=tuple(Tally(*item) for item in counts.ips), rejected=rejected)
 
 
 def _whole_days(now: datetime, days: int) -> dict[str, str]:
-    """The last ``days`` UTC days, today's included, as days and as times."""
+    """The last ``days`` UTC days, today's included, as times."""
     last = day_text(now)
     first = (date.fromisoformat(last) - timedelta(days=days - 1)).isoformat()
-    return {"first_day": first, "last_day": last,
-            "since": f"{first}T00:00:00.000000Z", "until": f"{last}T23:59:59.999999Z"}
-
-
-def _daily_counts(conn: sqlite3.Connection, window: dict[str, str]) -> Counts:
-    def totals(dimension: str) -> sqlite3.Cursor:  # most first
-        return conn.execute(DAILY_TOTALS_SQL, {**window, "dimension": dimension})
-
-    users = tuple(Tally(_spelling(conn, user), n)
-                  for user, n in itertools.islice(totals("user"), TOP_SHOWN))
-    return dict(totals("kind").fetchall()), users, _top_ips(totals("ip"))
+    return {"since": f"{first}T00:00:00.000000Z", "until": f"{last}T23:59:59.999999Z"}
 
 
 def _spelling(conn: sqlite3.Connection, user: str) -> str:
     row = conn.execute(USER_SPELLING_SQL, {"user": user}).fetchone()
     return user if row is None else row[0]  # its events pruned, its counts not yet
-
-
-def _top_ips(rows: sqlite3.Cursor) -> tuple[Tally, ...]:
-    """The first TOP_SHOWN (value, count) rows that are addresses: from/to also hold CIDRs
-    and access groups (privileges_updated), which only ipaddress tells apart."""
-    return tuple(itertools.islice((Tally(*row) for row in rows if _is_address(row[0])),
-                                  TOP_SHOWN))
 
 
 # --- the digest ------------------------------------------------------------------------------
@@ -704,8 +640,11 @@ class Unconfirmed:
 def kind_counts(conn: sqlite3.Connection, since: str, until: str) -> dict[str, int]:
     """Events per kind between two times (both included), most first: the 24h stats'
     count, over any window."""
-    return _most_first({f"{type_}/{event}": n for type_, event, n in conn.execute(
-        KIND_COUNTS_SQL, {"since": since, "until": until}) if n})
+    counts: Counter[str] = Counter()
+    with rollups.snapshot(conn):
+        for (_, kind), n in rollups.kind_counts_per_hour(conn, since, until).items():
+            counts[kind] += n
+    return _most_first(counts)
 
 
 def kind_events(conn: sqlite3.Connection, kind: str, since: str, until: str,
@@ -751,8 +690,9 @@ def hourly_counts(conn: sqlite3.Connection, now: datetime) -> dict[str, list[int
     first_hour = last_hour - timedelta(hours=HOURS - 1)
     slot = {(first_hour + timedelta(hours=n)).strftime("%Y-%m-%dT%H"): n for n in range(HOURS)}
     counts: dict[str, list[int]] = {}
-    for type_, event, hour, count in conn.execute(HOURLY_KIND_COUNTS_SQL, {
-            "since": time_text(first_hour), "until": time_text(now)}):
+    with rollups.snapshot(conn):
+        per_hour = rollups.kind_counts_per_hour(conn, time_text(first_hour), time_text(now))
+    for (hour, kind), count in per_hour.items():
         if hour in slot:
-            counts.setdefault(f"{type_}/{event}", [0] * HOURS)[slot[hour]] += count
+            counts.setdefault(kind, [0] * HOURS)[slot[hour]] += count
     return dict(sorted(counts.items(), key=lambda item: (-sum(item[1]), item[0])))

@@ -7,9 +7,9 @@ run work on thread pools).
 """
 
 import functools
+import json
 import logging
 import sqlite3
-import string
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from voisobot import logs
+from voisobot import logs, rollups
 from voisobot.errors import VoisoBotError
 from voisobot.events import Event
 from voisobot.resources import packaged
@@ -27,11 +27,6 @@ log = logging.getLogger(__name__)
 PRUNE_CHUNK = 5000
 BUSY_TIMEOUT_SECONDS = 30  # how long a write waits for another writer's lock
 MIGRATIONS_DIR = packaged("migrations")
-DIMENSIONS = ("kind", "user", "ip")  # of daily_counts (migration 0005 says what each holds)
-# Each dimension named, so that the prune seeks its old days in the key instead of scanning.
-_OLD_DAYS = f"dimension IN ({', '.join(repr(d) for d in DIMENSIONS)}) AND day < ?"
-# What SQLite's lower() and NOCASE fold: ASCII letters only ("Ä" stays "Ä").
-_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 def time_text(moment: datetime) -> str:
@@ -90,10 +85,6 @@ _INSERT_REJECTED = """
 _INSERT_DUPLICATE = """
     INSERT INTO duplicates (sqs_message_id, event_id, received_at)
     VALUES (?, ?, ?) ON CONFLICT DO NOTHING
-"""
-_ADD_DAILY_COUNTS = """
-    INSERT INTO daily_counts (dimension, day, value, n) VALUES (?, ?, ?, ?)
-    ON CONFLICT (dimension, day, value) DO UPDATE SET n = n + excluded.n
 """
 
 
@@ -175,41 +166,38 @@ def as_internal_error(delivery: Delivery, exc: BaseException) -> Delivery:
     return replace(delivery, event=None, reason=internal_error_reason(exc))
 
 
-DAILY_COUNT_CURSOR = "daily_counted"
+DAILY_COUNT_CURSOR = rollups.CURSOR
 DAILY_COUNT_BATCH = 5000
-_UNCOUNTED_EVENTS = """
+_UNCOUNTED_EVENTS = f"""
     SELECT id, event_time, type, event, user, ip, from_value, to_value FROM events
-    WHERE id > (SELECT value FROM cursors WHERE name = 'daily_counted') ORDER BY id LIMIT ?
-"""
-
-
-def daily_counts(rows: list[sqlite3.Row]) -> list[tuple[str, str, str, int]]:
-    """(dimension, day, value, n) to add to daily_counts for events rows, summed here so
-    that a batch costs one upsert per distinct key; the same values as the backfill in
-    migration 0005 computes in SQL."""
-    counts: Counter[tuple[str, str, str]] = Counter()
-    for row in rows:
-        day = row["event_time"][:10]  # time_text's date part is the UTC date
-        counts["kind", day, f"{row['type']}/{row['event']}"] += 1
-        if row["user"] is not None:
-            counts["user", day, row["user"].translate(_ASCII_LOWER)] += 1
-        for value in (row["ip"], row["from_value"], row["to_value"]):
-            if value is not None:
-                counts["ip", day, value] += 1
-    return [(*key, n) for key, n in counts.items()]
+    WHERE id > (SELECT value FROM cursors WHERE name = '{DAILY_COUNT_CURSOR}') ORDER BY id
+    LIMIT ?"""
+_OLD_EVENTS = """
+    SELECT id, event_time, type, event, user, ip, from_value, to_value FROM events
+    WHERE event_time < ? LIMIT ?"""
 
 
 def count_new_events(conn: sqlite3.Connection, limit: int) -> int:
-    """Add up to ``limit`` events stored since the last call to daily_counts, moving the
-    cursor in the same transaction: each event is counted exactly once. Off the intake's
-    path (its commit gates the SQS delete); the stats job and the 7d/30d stats call it."""
+    """Add up to ``limit`` events stored since the last call to the rollups (hour_counts,
+    daily_counts, window_totals), moving the cursor in the same transaction: each event is
+    counted exactly once. Off the intake's path (its commit gates the SQS delete): the
+    counting job calls it every second."""
     with transaction(conn):
         rows = conn.execute(_UNCOUNTED_EVENTS, (limit,)).fetchall()
         if rows:
-            conn.executemany(_ADD_DAILY_COUNTS, daily_counts(rows))
+            rollups.add(conn, rows)
             conn.execute("UPDATE cursors SET value = ? WHERE name = ?",
                          (rows[-1]["id"], DAILY_COUNT_CURSOR))
     return len(rows)
+
+
+def shift_windows(conn: sqlite3.Connection, present: datetime) -> bool:
+    """Move the rollups' window totals to the windows of now (rollups.shift), when the
+    hour or the day has turned; a read alone when it has not."""
+    if rollups.held(conn) == rollups.materialised(rollups.anchor(conn, present)):
+        return False
+    with transaction(conn):  # the anchor again: an event may have come since
+        return rollups.shift(conn, rollups.anchor(conn, present))
 
 
 def count_all_new_events(conn: sqlite3.Connection) -> int:
@@ -343,31 +331,39 @@ class Store:
         return outcome
 
     def prune(self, older_than: datetime) -> dict[str, int]:
-        """Delete events (by event time) and rejections (by receive time) before a moment,
-        and the daily_counts rows of the days wholly before it.
+        """Delete events (by event time) and rejections (by receive time) before a moment.
 
-        The cutoff's own day keeps its counts, including those of its events deleted here:
-        a count is per day and cannot be split. With the default retention (90 days) that
-        day is older than any stats window (30 days at most); with a retention shorter than
-        a window, the window's oldest days may count events no longer cached. Deletes in
-        chunks so the intake is never locked out for long.
+        Deletes in chunks so the intake is never locked out for long; each chunk of events
+        takes its counts out of the rollups in its own transaction, so they always equal a
+        count of the events cached.
         """
         cutoff = time_text(older_than)
         return {
-            "events": self._delete_chunks("events", "event_time < ?", cutoff),
+            "events": self._prune_events(cutoff),
             "rejected": self._delete_chunks("rejected", "received_at < ?", cutoff),
             "duplicates": self._delete_chunks("duplicates", "received_at < ?", cutoff),
-            "daily_counts": self._delete_chunks(
-                "daily_counts", _OLD_DAYS, day_text(older_than), key="dimension, day, value"),
         }
 
-    def _delete_chunks(self, table: str, where: str, cutoff: str, key: str = "rowid") -> int:
+    def _prune_events(self, cutoff: str) -> int:
+        deleted = 0
+        while True:
+            with transaction(self.connection()) as conn:
+                rows = conn.execute(_OLD_EVENTS, (cutoff, PRUNE_CHUNK)).fetchall()
+                rollups.forget(conn, rows)
+                conn.execute("DELETE FROM events WHERE id IN (SELECT value FROM json_each(?))",
+                              (json.dumps([row["id"] for row in rows]),))
+                rollups.rewind(conn)
+            deleted += len(rows)
+            if len(rows) < PRUNE_CHUNK:
+                return deleted
+
+    def _delete_chunks(self, table: str, where: str, cutoff: str) -> int:
         deleted = 0
         while True:
             with transaction(self.connection()) as conn:
                 cursor = conn.execute(
-                    f"DELETE FROM {table} WHERE ({key}) IN "
-                    f"(SELECT {key} FROM {table} WHERE {where} LIMIT {PRUNE_CHUNK})",
+                    f"DELETE FROM {table} WHERE rowid IN "
+                    f"(SELECT rowid FROM {table} WHERE {where} LIMIT {PRUNE_CHUNK})",
                     (cutoff,))
             deleted += cursor.rowcount
             if cursor.rowcount < PRUNE_CHUNK:

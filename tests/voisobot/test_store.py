@@ -210,8 +210,8 @@ def test_prune_removes_what_is_older_than_the_cutoff(store):
     store.record_batch([to_delivery(sqs_message("x", "bad-new"))], new)
     count_all_new_events(store.connection())
     deleted = store.prune(NOW - timedelta(days=90))
-    # the duplicate cascaded with its event; the old day's counts: its kind and its user
-    assert deleted == {"events": 1, "rejected": 1, "duplicates": 0, "daily_counts": 2}
+    # the duplicate cascaded with its event
+    assert deleted == {"events": 1, "rejected": 1, "duplicates": 0}
     assert store.totals() == {"events": 1, "duplicates": 0, "rejected": 1}
     assert store.counts_by_kind() == {"user/user_added": 1}
 
@@ -331,7 +331,7 @@ def test_upgrading_a_version_4_store_counts_its_events_per_day(tmp_path):
     upgraded.close()
 
 
-def test_prune_drops_the_counts_of_whole_days_before_the_cutoffs_day(store, monkeypatch):
+def test_prune_takes_the_counts_of_the_events_it_deletes_out_of_the_days(store, monkeypatch):
     monkeypatch.setattr(store_module, "PRUNE_CHUNK", 2)  # several chunks
     cutoff = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
     for n, when in enumerate([cutoff - timedelta(days=2), cutoff - timedelta(days=1),
@@ -341,10 +341,11 @@ def test_prune_drops_the_counts_of_whole_days_before_the_cutoffs_day(store, monk
     count_all_new_events(store.connection())
     deleted = store.prune(cutoff)
     conn = store.connection()
-    assert deleted["events"] == 3 and deleted["daily_counts"] == 4  # kind and user, 2 days
+    assert deleted["events"] == 3
+    assert kept(conn) == counted_from_events(conn)  # a day whose events are gone has no row
     assert sorted({day for _, day, _ in kept(conn)}) == ["2026-11-22", "2026-11-24"]
-    # the cutoff's day keeps its count of the event just deleted
-    assert kept(conn)["kind", "2026-11-22", "app_login/successful_login"] == 2
+    # the cutoff's day keeps the count of its event after the cutoff only
+    assert kept(conn)["kind", "2026-11-22", "app_login/successful_login"] == 1
 
 
 # --- opening only a store that exists (check, redeliver) -------------------------------------
