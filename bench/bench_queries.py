@@ -1,13 +1,17 @@
 """Benchmark of the /voiso queries (voisobot/queries.py) on a large store.
 
-Builds a store of ``--events`` synthetic events (default 1,000,000: 90 days, ~2,000 users
-of very unequal activity, ~5,000 IPs, all 12 kinds, a few hundred allow-list edits, ~5,000
-alerts, ~10,000 audit rows), then times each subcommand's query ~200 times with varied
-arguments, and the same question answered by a full scan a few times; then the whole answer
-to each /voiso command as the handler gets it (access, audit, query, template). Prints two
-tables; it is a report, not a test, so it always exits 0. See bench/README.md.
+Builds a store of ``--events`` synthetic events (default 1,000,000: 90 days up to now,
+~2,000 users of very unequal activity, ~5,000 IPs, all 12 kinds, a few hundred allow-list
+edits, ~5,000 alerts, ~10,000 audit rows), or reuses one (``--store``), then times each
+subcommand's query ~200 times with varied arguments (``stats`` at the data's present), and
+the same question answered by a full scan a few times; then the whole answer to each /voiso
+command as the handler gets it (access, audit, query, template). Then both again while a
+child process writes 500 events/s through the intake; then the peak RSS of the running bot
+(``bot.py run``, HTTP mode) answering signed /voiso commands. Prints five tables; it is a
+report, not a test, so it always exits 0. See bench/README.md.
 
-    python bench/bench_queries.py [--events N] [--repeats R] [--scans S] [--dir DIRECTORY]
+    python bench/bench_queries.py [--events N] [--repeats R] [--scans S] [--bot-commands C]
+                                  [--store PATH] [--dir DIRECTORY] [--add-index SQL]
 """
 
 import argparse
