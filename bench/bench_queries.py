@@ -61,6 +61,11 @@ LOAD_CHUNK = 50_000
 USERS, ADMINS, IPS = 2_000, 20, 5_000
 ALLOW_LIST_EDITS, ALERTS, AUDIT_ROWS = 300, 5_000, 10_000
 REJECTED_SHARE = 0.01
+# Under load, each row is timed for at most this long (MIN_RUNS at least): the writer's
+# events pile up in the current windows as long as it runs (500/s is ~4,000 times the
+# data's own rate at 1,000,000 events), so the phase must not last as long as its slowest
+# questions make it.
+LOADED_ROW_SECONDS, MIN_RUNS = 5.0, 20
 ASKED_WITHIN_SECONDS = 300  # questions come 1 s to 5 min after the newest event
 # The load writes rows as the intake would, but not daily_counts: it fills a store at this
 # schema version, and the bot's own migrations upgrade it (0005 backfills daily_counts).
@@ -551,10 +556,18 @@ def timed_ms(call: Callable[[], object]) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def time_queries(conn: sqlite3.Connection, name: str, query: Callable, args: list) -> Result:
+def time_queries(conn: sqlite3.Connection, name: str, query: Callable, args: list,
+                 budget_seconds: float = float("inf")) -> Result:
+    """Every argument timed, or as many as fit in ``budget_seconds`` (MIN_RUNS at least)."""
     for argument in args[:3]:  # warm the page cache and the statement cache
         query(conn, argument)
-    samples = [timed_ms(lambda a=argument: query(conn, a)) for argument in args]
+    samples: list[float] = []
+    ends = time.monotonic() + budget_seconds
+    for argument in args:
+        if len(samples) >= MIN_RUNS and time.monotonic() > ends:
+            break
+        samples.append(timed_ms(lambda a=argument: query(conn, a)))
+    samples *= 2 if len(samples) == 1 else 1  # quantiles needs two
     cuts = statistics.quantiles(samples, n=100, method="inclusive")
     return Result(name, len(samples), cuts[49], cuts[98])
 
@@ -575,6 +588,11 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def progress(what: str) -> None:
+    """A line on stderr as each phase begins: the tables come at the end, together."""
+    print(f"[{time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
+
+
 def verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
@@ -589,9 +607,9 @@ def table_row(result: Result) -> tuple[str, ...]:
             f"{result.scan_ms / result.p50_ms:,.1f}x", verdict(result.p99_ms <= TARGET_P99_MS))
 
 
-def time_all_queries(conn: sqlite3.Connection, cases: dict, every_argument: dict[str, list]
-                     ) -> list[Result]:
-    return [time_queries(conn, name, query, every_argument[name])
+def time_all_queries(conn: sqlite3.Connection, cases: dict, every_argument: dict[str, list],
+                     budget_seconds: float = float("inf")) -> list[Result]:
+    return [time_queries(conn, name, query, every_argument[name], budget_seconds)
             for name, (query, _, _) in cases.items()]
 
 
@@ -618,12 +636,13 @@ def command_texts(name: str, every_argument: dict[str, list]) -> list[str]:
     return [text_of(a) if text_of else label for a in every_argument[name]]
 
 
-def time_answers(answers: Commands, every_argument: dict[str, list]) -> dict[str, Result]:
+def time_answers(answers: Commands, every_argument: dict[str, list],
+                 budget_seconds: float = float("inf")) -> dict[str, Result]:
     """Commands.command(): the access check, the audit row committed (fsync), the query,
     and the answer rendered from its template and validated as Block Kit. Keyed by the
     query row whose arguments it shares."""
     return {name: time_queries(None, ANSWERS[name][0], lambda _, text: answers.command(
-        BENCH_USER, "CBENCH0001", text), command_texts(name, every_argument))
+        BENCH_USER, "CBENCH0001", text), command_texts(name, every_argument), budget_seconds)
         for name in ANSWERS}
 
 
@@ -799,18 +818,22 @@ def measure_questions(store: Store, args: argparse.Namespace, how: str) -> tuple
     answers = Commands(store, SlackRenderer(), AccessPolicy(
         AccessConfig(users=(BENCH_USER,)), lambda group: set()),
         clock=lambda: present.at(asked_after(asking)))
+    progress("quiet: the queries")
     quiet = time_all_queries(conn, cases, every_argument)
     peak_indexed = peak_mib()  # before the scans, which hold many rows at once
+    progress("quiet: the full scans")
     quiet = [time_scans(conn, result, cases[result.name], every_argument[result.name],
                         args.scans) for result in quiet]
+    progress("quiet: the whole answers")
     quiet_answers = time_answers(answers, every_argument)
+    progress("under load: the queries and the whole answers")
     since = time.monotonic()
     writer = intake_writer.IntakeWriter(store.path, present.newest, since, writer_bodies(),
                                         SEED + 4)
     writer.start()
     present.move(since)
-    loaded = time_all_queries(conn, cases, every_argument)
-    loaded_answers = time_answers(answers, every_argument)
+    loaded = time_all_queries(conn, cases, every_argument, LOADED_ROW_SECONDS)
+    loaded_answers = time_answers(answers, every_argument, LOADED_ROW_SECONDS)
     report = writer.stop()
     return Measured(quiet, quiet_answers, loaded, loaded_answers, report,
                     peak_indexed), every_argument
@@ -839,11 +862,13 @@ def main() -> int:
     print(f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
           f"{os.cpu_count()} CPUs", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-queries-", dir=args.dir) as directory:
+        progress("the store")
         path, how = prepared_store(args, directory)
         loader = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         store = Store(path)  # the production pragmas, and its per-thread connection
         measured, every_argument = measure_questions(store, args, how)
         store.close()
+        progress("memory: bot.py run answering /voiso commands")
         memory = bot_memory.measure(path, bot_command_texts(every_argument, args.bot_commands),
                                     args.dir, ALERT_CHANNELS)
         size = store_bytes(path)
