@@ -45,7 +45,7 @@ import bot_memory  # noqa: E402  (bench/bot_memory.py)
 import intake_writer  # noqa: E402  (bench/intake_writer.py)
 from report import positive_count, print_table  # noqa: E402  (bench/report.py)
 
-from voisobot import jobs, queries, samples  # noqa: E402
+from voisobot import jobs, outbox, queries, samples  # noqa: E402
 from voisobot import store as voiso_store  # noqa: E402
 from voisobot.access import AccessPolicy  # noqa: E402
 from voisobot.commands import Commands  # noqa: E402
@@ -705,6 +705,18 @@ def memory_rows(memory: bot_memory.BotMemory) -> list[tuple[str, ...]]:
                 ("answering", str(memory.commands), str(memory.answered), memory.answered_kib))]
 
 
+def alerted_on_every_event(path: str) -> None:
+    """Move the delivery's cursor past every event, on the measured copy: the store's alerts
+    stand for those its events raised, and the writer stood for the intake alone (in the
+    bot the delivery keeps up as events come). Else the bot would start on a backlog of
+    every event to alert on, which no bot that ran while they came has."""
+    conn = voiso_store.connect(path)
+    with voiso_store.transaction(conn):
+        conn.execute("UPDATE cursors SET value = (SELECT coalesce(max(id), 0) FROM events) "
+                     "WHERE name = ?", (outbox.ENQUEUE_CURSOR,))
+    conn.close()
+
+
 def bot_command_texts(every_argument: dict[str, list], count: int) -> list[str]:
     """``count`` commands, the answer table's kinds in turn, with its arguments."""
     texts = {name: command_texts(name, every_argument) for name in ANSWERS}
@@ -868,6 +880,7 @@ def main() -> int:
         store = Store(path)  # the production pragmas, and its per-thread connection
         measured, every_argument = measure_questions(store, args, how)
         store.close()
+        alerted_on_every_event(path)
         progress("memory: bot.py run answering /voiso commands")
         memory = bot_memory.measure(path, bot_command_texts(every_argument, args.bot_commands),
                                     args.dir, ALERT_CHANNELS)
