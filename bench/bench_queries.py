@@ -376,9 +376,6 @@ class Present:
     def move(self, since: float) -> None:
         self.since = since
 
-    def stand(self) -> None:
-        self.since = None
-
     def now(self) -> datetime:
         moved = 0.0 if self.since is None else time.monotonic() - self.since
         return self.newest + timedelta(seconds=moved)
