@@ -14,6 +14,8 @@ TINY = {
     "bench_queries.py": ["--events", "2000", "--repeats", "2", "--scans", "1"],
     "bench_alerts.py": ["--events", "40", "--users", "4", "--feed-seconds", "1",
                         "--renders", "20"],
+    "bench_drain.py": ["--messages", "60", "--serial-messages", "20", "--ceiling-messages",
+                       "20", "--receivers", "2", "--latency-ms", "5"],
 }
 
 
