@@ -22,8 +22,10 @@ from werkzeug.serving import make_server
 
 RECHECK_SECONDS = 0.25  # a visibility timeout runs out without a call: look again
 _RECEIVE = "AmazonSQS.ReceiveMessage"
-_READS = {_RECEIVE, "AmazonSQS.GetQueueAttributes", "AmazonSQS.GetQueueUrl",
-          "AmazonSQS.ListQueues"}
+# The calls that can make a message visible: a waiting long poll looks again after each.
+_SHOWS_MESSAGES = {f"AmazonSQS.{name}" for name in (
+    "SendMessage", "SendMessageBatch", "ChangeMessageVisibility",
+    "ChangeMessageVisibilityBatch")}
 
 
 class AtomicSqs:
@@ -32,7 +34,7 @@ class AtomicSqs:
     def __init__(self, app):
         self.app = app
         self.lock = threading.Lock()
-        self.changed = threading.Condition()  # notified after each call that may add one
+        self.changed = threading.Condition()  # notified after each call that may show one
 
     def __call__(self, environ, start_response):
         target = environ.get("HTTP_X_AMZ_TARGET", "")
@@ -51,7 +53,7 @@ class AtomicSqs:
                 break
             with self.changed:
                 self.changed.wait(min(left, RECHECK_SECONDS))
-        if target not in _READS:
+        if target in _SHOWS_MESSAGES:
             with self.changed:
                 self.changed.notify_all()
         start_response(status, headers)
