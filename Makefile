@@ -19,10 +19,11 @@ demo: $(STAMP)  ## everything on embedded defaults: SQS server, traffic, intake,
 test: $(STAMP)  ## the whole suite, on up to 4 processes (tests sharing a build run in one)
 	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadgroup
 
-bench: $(STAMP)  ## benchmarks, printed as tables (about 5 minutes)
+bench: $(STAMP)  ## benchmarks, printed as tables (about 8 minutes)
 	$(PY) bench/bench_intake.py
 	$(PY) bench/bench_alerts.py
 	$(PY) bench/bench_queries.py
+	$(PY) bench/bench_drain.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
+from tests.fakes.atomic_moto import AtomicMotoServer
 from tests.fakes.sqs_proxy import SqsFaultProxy
 from voisobot import config
 from voisobot.store import Store
@@ -49,7 +49,8 @@ def aws_test_env(monkeypatch):
 @pytest.fixture(scope="session")
 def moto_server():
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    # Each SQS call atomic, as SQS's are: the intake's drain calls from many threads.
+    server = AtomicMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     yield {"server": server, "url": f"http://{host}:{port}", "port": port}

@@ -125,6 +125,10 @@ class SqsConfig:
                                         check=_between(0.01, 3600))
     request_timeout_seconds: float = option(10.0, expect="a number of seconds from 0.1 to 120",
                                             check=_between(0.1, 120))
+    # How many threads receive at once while the queue has a backlog (voisobot/drain.py);
+    # 1: one poller that receives, commits and deletes in turn.
+    receivers: int = option(8, expect="a whole number of receivers from 1 to 32",
+                            check=_between(1, 32))
     # Set at load, not a key: "sqs.region", "the queue URL", or "" when neither names a region
     # (then sqs.region_of follows boto3's chain where the client is built).
     region_from: str = ""

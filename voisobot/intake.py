@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from voisobot import events, logs, sqs
+from voisobot import drain, events, logs, sqs
 from voisobot.config import SqsConfig
 from voisobot.errors import IntakeProblem, MalformedEvent
 from voisobot.metrics import Metrics
@@ -94,8 +94,13 @@ class Backoff:
         self.initial, self.maximum, self.jitter = initial, maximum, jitter
         self.failures = 0
         self.problem: IntakeProblem | None = None
+        self._lock = threading.Lock()  # the drain's receivers and deleters report too
 
     def failed(self, problem: IntakeProblem) -> float:
+        with self._lock:
+            return self._failed(problem)
+
+    def _failed(self, problem: IntakeProblem) -> float:
         if self.problem is None or self.problem.kind != problem.kind:
             level = logging.ERROR if problem.kind in _LOUD else logging.WARNING
             log.log(level, "SQS intake: %s", problem)
@@ -107,10 +112,13 @@ class Backoff:
     def succeeded(self, operation: str) -> None:
         """``operation`` worked: if it is the one that was failing, the problem is over."""
         if self.problem is None or self.problem.operation != operation:
-            return
-        log.warning("SQS intake: working again after %d failed attempt(s) (%s)",
-                    self.failures, self.problem.kind)
-        self.failures, self.problem = 0, None
+            return  # the common case, without the lock
+        with self._lock:
+            if self.problem is None or self.problem.operation != operation:
+                return
+            log.warning("SQS intake: working again after %d failed attempt(s) (%s)",
+                        self.failures, self.problem.kind)
+            self.failures, self.problem = 0, None
 
 
 @dataclass
@@ -130,19 +138,24 @@ class Intake:
         self.stopping = threading.Event()
         self.backoff = Backoff(config.backoff_initial_seconds, config.backoff_max_seconds)
         self.health = IntakeHealth()
+        self.in_flight: drain.InFlight | None = None  # the last drain's, for its peak
 
     def run(self) -> float:
         """One scheduled run: drain the queue while messages come, one batch at least and
-        then for MAX_RUN_SECONDS at most; return the seconds to wait (0: run again now)."""
+        then for MAX_RUN_SECONDS at most; return the seconds to wait (0: run again now).
+        A full batch means a backlog: with [sqs] receivers above 1, the rest of the run
+        is a drain.Pipeline."""
         deadline = time.monotonic() + MAX_RUN_SECONDS
         try:
             while not self.stopping.is_set():
                 with self.abandonable():
-                    messages = self._poll()
+                    messages = self.poll(self.config.wait_time_seconds)
                 if not messages:
                     return self.config.poll_interval_seconds
                 if self.stopping.is_set():  # received as the bot stops: not stored, not
                     return 0.0  # deleted; SQS hands it out again after the visibility timeout
+                if len(messages) == sqs.BATCH_SIZE and self.config.receivers > 1:
+                    return self._drain(messages, time.monotonic(), deadline)
                 self.settle(messages, received=time.monotonic())
                 if time.monotonic() >= deadline:
                     break
@@ -150,14 +163,23 @@ class Intake:
             return self.failed(problem)
         return 0.0
 
+    def _drain(self, first: list[dict], received: float, deadline: float) -> float:
+        pipeline = drain.Pipeline(self, deadline)
+        self.in_flight = pipeline.room
+        problem = pipeline.run(first, received)
+        if problem is not None:
+            return self.failed(problem)
+        return self.config.poll_interval_seconds if pipeline.drained else 0.0
+
     def failed(self, problem: IntakeProblem) -> float:
         """Count the problem; return the seconds to back off."""
         self.metrics.intake_failed(problem)
         return self.backoff.failed(problem)
 
-    def _poll(self) -> list[dict]:
+    def poll(self, wait_seconds: int) -> list[dict]:
+        """One ReceiveMessage, counted; a poll that works is the intake's sign of life."""
         try:
-            messages = self._call("ReceiveMessage", sqs.receive, self.config.wait_time_seconds)
+            messages = self._call("ReceiveMessage", sqs.receive, wait_seconds)
         finally:
             self.metrics.polled()
         self.health.last_successful_poll = self.clock()
@@ -170,10 +192,14 @@ class Intake:
         received = time.monotonic() if received is None else received
         outcome = self.store_messages(messages)
         self.metrics.batch_committed(time.monotonic() - received)
+        self.delete(messages)
+        return outcome
+
+    def delete(self, messages: list[dict]) -> None:
+        """Delete a committed batch (10 at most) from SQS."""
         failed = self._call("DeleteMessageBatch", sqs.delete, messages)
         if failed:
             self._retry_failed_deletes(messages, failed)
-        return outcome
 
     def store_messages(self, messages: list[dict]) -> BatchOutcome:
         """The intake core without the network: parse, validate, dedupe, commit."""

@@ -101,6 +101,8 @@ def make_client(config: SqsConfig):
                 read_timeout=config.read_timeout_seconds,
                 retries={"mode": "standard", "max_attempts": 2},
                 user_agent_extra="voisobot",
+                # a drain's receivers and deleters each hold a connection (drain.py)
+                max_pool_connections=max(10, 2 * config.receivers),
             ),
         )
     except botocore.exceptions.InvalidRegionError as exc:  # sqs.region is checked at load

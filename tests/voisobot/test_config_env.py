@@ -154,7 +154,7 @@ ERRORS = [
     ("unknown_key", FILE, {"VOISO_SQS__WAIT_TIME": "5"},
      "VOISO_SQS__WAIT_TIME (sqs.wait_time): unknown key; expected one of queue_url, region, "
      "endpoint_url, wait_time_seconds, poll_interval_seconds, backoff_initial_seconds, "
-     "backoff_max_seconds, request_timeout_seconds"),
+     "backoff_max_seconds, request_timeout_seconds, receivers"),
     ("unknown_section", FILE, {"VOISO_SQSS__QUEUE_URL": QUEUE},
      "VOISO_SQSS__QUEUE_URL (sqss.queue_url): unknown section [sqss]; expected one of [sqs], "
      "[store], [log], [slack], [http], [ops], [access], [alerts], [digest], [severity], "

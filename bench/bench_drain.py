@@ -1,0 +1,345 @@
+"""Benchmark of the intake draining a backlog at real SQS latency: serial against the drain.
+
+moto's SQS server runs in a process of its own (its calls made atomic, as SQS's are:
+tests/fakes/atomic_moto.py), and the bot reaches it through a proxy, in a third process,
+that adds 30 ms to every call (about what an SQS call takes from a server in the same
+region). The bot's process runs the real Intake into a real SQLite file: first with
+``[sqs] receivers = 1`` (the serial loop: receive, commit, delete in turn), then with the
+drain (concurrent receivers, group commits, deletes after the commit).
+
+moto's receive and delete cost time in proportion to the queue's depth, so a 20,000-message
+backlog cannot sit in it at once: a feeder process sends straight to moto (not through the
+proxy: Voiso's sends are not part of the drain) and keeps the queue topped up to a few
+hundred messages until all are sent. A drain counts until every message is stored and
+deleted; the store is then checked to hold exactly the messages sent, each once.
+
+The serial loop drains a smaller backlog (its rate is steady, and 20,000 would take it
+minutes); the ratio compares rates measured in the same run. An information row shows
+moto's own ceiling (no added latency, many plain boto3 drainers) so the reader can see
+whether the fake limits the figure. See bench/README.md.
+
+    python bench/bench_drain.py [--messages N] [--serial-messages N] [--receivers R]
+                                [--latency-ms MS]
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+# `python bench/bench_drain.py` puts bench/ on the path, not the repo root.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from report import positive_count, print_table  # noqa: E402  (bench/report.py)
+
+TARGET_RATIO = 10.0
+TOP_UP = 100  # messages the feeder keeps in moto's queue: its calls cost in proportion
+REGION = "us-east-1"
+AWS_ENV = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+           "AWS_DEFAULT_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true"}
+FIRST_EVENT_AT = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+# --- the fake's processes ---------------------------------------------------------------
+
+def serve_moto() -> None:
+    """moto's SQS server, each call atomic; prints its port."""
+    import logging
+
+    from tests.fakes.atomic_moto import AtomicMotoServer
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    quicken_moto()
+    server = AtomicMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    print(server.get_host_and_port()[1], flush=True)
+    threading.Event().wait()
+
+
+def quicken_moto() -> None:
+    """moto's SQS asks the time through datetime arithmetic for every message it looks at
+    (is it visible? delayed?), and for every message it hands out it builds all of the
+    queue's attributes (counting every message) to read the retention period: at a hundred
+    messages deep that is most of a receive's cost. This process is only the bench's fake,
+    so its clock reads time.time() (the same seconds since the epoch, without the
+    datetimes) and the retention period is read from the queue itself."""
+    import moto.sqs.models as sqs_models
+    exact = sqs_models.unix_time
+
+    def retained(backend, queue_name, message):
+        period = int(backend.get_queue(queue_name).message_retention_period)
+        return period + message.sent_timestamp / 1000 > time.time()
+
+    sqs_models.SQSBackend.is_message_valid_based_on_retention_period = retained
+
+    def unix_time(dt=None):
+        return time.time() if dt is None else exact(dt)
+
+    def unix_time_millis(dt=None):
+        return unix_time(dt) * 1000.0
+
+    sqs_models.unix_time, sqs_models.unix_time_millis = unix_time, unix_time_millis
+
+
+def serve_latency_proxy(upstream_port: int, latency: float) -> None:
+    """An HTTP/1.1 proxy that holds every call ``latency`` seconds, then forwards it to
+    moto over a connection of its own per client connection; prints its port."""
+    async def relay(reader, writer):
+        upstream = None
+        try:
+            while True:
+                request = await _read_message(reader)
+                await asyncio.sleep(latency)
+                if upstream is None:
+                    upstream = await asyncio.open_connection("127.0.0.1", upstream_port)
+                upstream[1].write(request)
+                await upstream[1].drain()
+                answer = await _read_message(upstream[0])
+                writer.write(answer)
+                await writer.drain()
+                if b"\r\nconnection: close" in answer.split(b"\r\n\r\n", 1)[0].lower():
+                    upstream[1].close()
+                    upstream = None
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            if upstream is not None:
+                upstream[1].close()
+
+    async def main():
+        server = await asyncio.start_server(relay, "127.0.0.1", 0)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
+async def _read_message(reader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    return head + (await reader.readexactly(length) if length else b"")
+
+
+def feed(endpoint: str, queue_url: str, total: int, top_up: int) -> None:
+    """Send ``total`` distinct events straight to moto, keeping about ``top_up`` queued."""
+    import boto3
+
+    from voisobot import samples
+    client = boto3.client("sqs", endpoint_url=endpoint, region_name=REGION)
+    sent = 0
+    while sent < total:
+        depth = int(client.get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
+            ["Attributes"]["ApproximateNumberOfMessages"])
+        if depth >= top_up:
+            time.sleep(0.01)
+            continue
+        for _ in range(min(top_up - depth, total - sent) // 10 + 1):
+            if sent >= total:
+                break
+            entries = []
+            for j in range(sent, min(total, sent + 10)):
+                body = samples.example("app_login/successful_login",
+                                       now=FIRST_EVENT_AT + timedelta(milliseconds=j))
+                body["params"]["user"] = f"agent{j}@acme.example"
+                entries.append({"Id": str(j - sent), "MessageBody": json.dumps(body)})
+            client.send_message_batch(QueueUrl=queue_url, Entries=entries)
+            sent += len(entries)
+
+
+def start_role(*args: str) -> tuple[subprocess.Popen, int]:
+    """This script in another process; its first line is its port (0 for the feeder)."""
+    process = subprocess.Popen([sys.executable, __file__, "--role", *args],
+                               stdout=subprocess.PIPE, text=True,
+                               env={**os.environ, **AWS_ENV}, cwd=REPO_ROOT)
+    line = process.stdout.readline().strip() if args[0] != "feeder" else "0"
+    return process, int(line)
+
+
+# --- one measured drain ---------------------------------------------------------------------
+
+def new_queue(admin) -> str:
+    name = f"drain-{time.monotonic_ns()}"
+    return admin.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+
+
+def queue_depth(admin, queue_url: str) -> int:
+    attributes = admin.get_queue_attributes(QueueUrl=queue_url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return sum(int(value) for value in attributes.values())
+
+
+def drain_once(admin, moto_url: str, proxy_url: str, directory: Path, messages: int,
+               receivers: int) -> dict:
+    """Feed ``messages`` and drain them with the real intake; the rate and what it held."""
+    from voisobot import config, sqs
+    from voisobot.intake import Intake
+    from voisobot.store import Store
+
+    queue_url = new_queue(admin)
+    base = Path(tempfile.mkdtemp(dir=directory))
+    cfg = config.from_dict({"sqs": {"queue_url": queue_url, "endpoint_url": proxy_url,
+                                    "wait_time_seconds": 1, "poll_interval_seconds": 0.1,
+                                    "receivers": receivers},
+                            "store": {"path": "store.sqlite3"}}, base_dir=base)
+    store = Store(cfg.store_path)
+    store.totals()  # the schema, before the clock starts
+    intake = Intake(sqs.make_client(cfg.sqs), cfg.sqs, store)
+    feeder, _ = start_role("feeder", moto_url, queue_url, str(messages))
+    started = time.perf_counter()
+    while store.totals()["events"] < messages or queue_depth(admin, queue_url):
+        delay = intake.run()
+        if delay:
+            time.sleep(min(delay, 0.05))
+    elapsed = time.perf_counter() - started
+    feeder.wait(timeout=60)
+    held = check_store(cfg.store_path, messages)
+    store.close()
+    peak = intake.in_flight.peak if intake.in_flight else 10
+    limit = intake.in_flight.limit if intake.in_flight else 10
+    return {"rate": messages / elapsed, "seconds": elapsed, "held": held, "peak": peak,
+            "limit": limit, "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def check_store(path: Path, messages: int) -> str:
+    """'exact' when the store holds each message sent once, and nothing else."""
+    with sqlite3.connect(path) as conn:
+        events, ids, users = conn.execute(
+            "SELECT count(*), count(DISTINCT sqs_message_id), count(DISTINCT user) "
+            "FROM events").fetchone()
+        others = sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                     for t in ("duplicates", "rejected"))
+    if events == ids == users == messages and others == 0:
+        return "exact"
+    return f"WRONG: {events} events, {ids} ids, {users} users, {others} others"
+
+
+def moto_ceiling(admin, moto_url: str, messages: int, drainers: int) -> float:
+    """Messages a second that moto itself takes: plain boto3 drainers, no added latency."""
+    import boto3
+    queue_url = new_queue(admin)
+    feeder, _ = start_role("feeder", moto_url, queue_url, str(messages))
+    done = [0]
+    lock = threading.Lock()
+
+    def drainer():
+        client = boto3.client("sqs", endpoint_url=moto_url, region_name=REGION)
+        while True:
+            with lock:
+                if done[0] >= messages:
+                    return
+            got = client.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                         WaitTimeSeconds=0).get("Messages", [])
+            if not got:
+                time.sleep(0.005)  # the feeder is behind: short polls, not a herd of long ones
+            else:
+                client.delete_message_batch(QueueUrl=queue_url, Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(got)])
+                with lock:
+                    done[0] += len(got)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=drainer) for _ in range(drainers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    feeder.wait(timeout=60)
+    return messages / elapsed
+
+
+# --- the report -----------------------------------------------------------------------------
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.role:
+        return run_role(args.role)
+    os.environ.update(AWS_ENV)
+    import boto3
+
+    moto, moto_port = start_role("moto")
+    moto_url = f"http://127.0.0.1:{moto_port}"
+    proxy, proxy_port = start_role("proxy", str(moto_port), str(args.latency_ms / 1000))
+    proxy_url = f"http://127.0.0.1:{proxy_port}"
+    admin = boto3.client("sqs", endpoint_url=moto_url, region_name=REGION)
+    try:
+        with tempfile.TemporaryDirectory(dir=args.dir) as directory:
+            serial = drain_once(admin, moto_url, proxy_url, Path(directory),
+                                args.serial_messages, 1)
+            drained = drain_once(admin, moto_url, proxy_url, Path(directory),
+                                 args.messages, args.receivers)
+        ceiling = moto_ceiling(admin, moto_url, args.ceiling_messages, 2 * args.receivers)
+    finally:
+        for process in (proxy, moto):
+            process.terminate()
+            process.wait(timeout=10)
+    report(args, serial, drained, ceiling)
+    return 0
+
+
+def report(args, serial: dict, drained: dict, ceiling: float) -> None:
+    ratio = drained["rate"] / serial["rate"]
+    print(f"Intake drain through a {args.latency_ms:g} ms-per-call proxy in front of moto "
+          f"(its queue kept at about {TOP_UP} messages)")
+    target = f"target ≥ {TARGET_RATIO:g}x serial"
+    rows = [
+        ("serial (receivers = 1)", f"{args.serial_messages:,}", f"{serial['seconds']:.1f}",
+         f"{serial['rate']:,.0f}", "1.0x", serial["held"], "", "", ""),
+        (f"drain (receivers = {args.receivers})", f"{args.messages:,}",
+         f"{drained['seconds']:.1f}", f"{drained['rate']:,.0f}", f"{ratio:.1f}x",
+         drained["held"], f"{drained['peak']} / {drained['limit']}", f"{drained['rss']:.0f}",
+         "ok" if ratio >= TARGET_RATIO else "MISSED"),
+        (f"moto's ceiling ({2 * args.receivers} boto3 drainers, no latency; information)",
+         f"{args.ceiling_messages:,}", "", f"{ceiling:,.0f}", "", "", "", "", ""),
+    ]
+    print_table(("intake", "messages", "seconds", "messages/s", "vs serial", "store",
+                 "peak in hand / bound", "peak RSS MiB", target), rows)
+
+
+def run_role(role: list[str]) -> int:
+    name, *rest = role
+    if name == "moto":
+        serve_moto()
+    elif name == "proxy":
+        serve_latency_proxy(int(rest[0]), float(rest[1]))
+    else:
+        feed(rest[0], rest[1], int(rest[2]), TOP_UP)
+    return 0
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=positive_count, default=20_000,
+                        help="the backlog the drain empties (default 20000)")
+    parser.add_argument("--serial-messages", type=positive_count, default=2_000,
+                        help="the backlog the serial loop empties (default 2000)")
+    parser.add_argument("--ceiling-messages", type=positive_count, default=2_000,
+                        help="messages for moto's own ceiling (default 2000)")
+    parser.add_argument("--receivers", type=positive_count, default=8,
+                        help="[sqs] receivers of the drain (default 8, the default)")
+    parser.add_argument("--latency-ms", type=float, default=30.0,
+                        help="added to every call by the proxy (default 30)")
+    parser.add_argument("--dir", default=None, help="where the stores go (default: a temp dir)")
+    parser.add_argument("--role", nargs="+", help=argparse.SUPPRESS)  # the helper processes
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
