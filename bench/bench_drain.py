@@ -1,17 +1,20 @@
 """Benchmark of the intake draining a backlog at real SQS latency: serial against the drain.
 
-moto's SQS server runs in a process of its own (its calls made atomic, as SQS's are:
-tests/fakes/atomic_moto.py), and the bot reaches it through a proxy, in a third process,
-that adds 30 ms to every call (about what an SQS call takes from a server in the same
-region). The bot's process runs the real Intake into a real SQLite file: first with
-``[sqs] receivers = 1`` (the serial loop: receive, commit, delete in turn), then with the
-drain (concurrent receivers, group commits, deletes after the commit).
+The bot reaches SQS through a proxy, in a process of its own, that adds 30 ms to every call
+(about what an SQS call takes from a server in the same region). The bot's process runs the
+real Intake into a real SQLite file: first with ``[sqs] receivers = 1`` (the serial loop:
+receive, commit, delete in turn), then with the drain (concurrent receivers, group commits,
+deletes after the commit).
 
-moto's receive and delete cost time in proportion to the queue's depth, so a 20,000-message
-backlog cannot sit in it at once: a feeder process sends straight to moto (not through the
-proxy: Voiso's sends are not part of the drain) and keeps the queue topped up to a few
-hundred messages until all are sent. A drain counts until every message is stored and
-deleted; the store is then checked to hold exactly the messages sent, each once.
+Two SQS servers stand behind the proxy. The measured one is bench/sqs_backlog.py, which
+holds the whole 20,000-message backlog and answers each call in constant time, as SQS does.
+moto's receive and delete cost time in proportion to the queue's depth and it serves a few
+hundred messages a second at most, so it cannot hold the backlog nor show the drain's rate;
+it runs too, for information: its calls made atomic (tests/fakes/atomic_moto.py), a feeder
+process topping its queue up to a hundred messages (straight to moto, not through the
+proxy: Voiso's sends are not part of the drain), serial and drain over a smaller backlog,
+and its own ceiling. A drain counts until every message is stored and deleted; the store is
+then checked to hold exactly the messages sent, each once.
 
 The serial loop drains a smaller backlog (its rate is steady, and 20,000 would take it
 minutes); the ratio compares rates measured in the same run. An information row shows
@@ -135,11 +138,29 @@ async def _read_message(reader) -> bytes:
     return head + (await reader.readexactly(length) if length else b"")
 
 
+def batch_entries(first: int, stop: int) -> list[dict]:
+    """SendMessageBatch entries for the distinct events numbered first..stop-1."""
+    from voisobot import samples
+    entries = []
+    for j in range(first, stop):
+        body = samples.example("app_login/successful_login",
+                               now=FIRST_EVENT_AT + timedelta(milliseconds=j))
+        body["params"]["user"] = f"agent{j}@acme.example"
+        entries.append({"Id": str(j - first), "MessageBody": json.dumps(body)})
+    return entries
+
+
+def prefill(admin, queue_url: str, total: int) -> None:
+    """The whole backlog in the queue before the drain starts."""
+    for first in range(0, total, 10):
+        admin.send_message_batch(QueueUrl=queue_url,
+                                 Entries=batch_entries(first, min(total, first + 10)))
+
+
 def feed(endpoint: str, queue_url: str, total: int, top_up: int) -> None:
     """Send ``total`` distinct events straight to moto, keeping about ``top_up`` queued."""
     import boto3
 
-    from voisobot import samples
     client = boto3.client("sqs", endpoint_url=endpoint, region_name=REGION)
     sent = 0
     while sent < total:
@@ -152,12 +173,7 @@ def feed(endpoint: str, queue_url: str, total: int, top_up: int) -> None:
         for _ in range(min(top_up - depth, total - sent) // 10 + 1):
             if sent >= total:
                 break
-            entries = []
-            for j in range(sent, min(total, sent + 10)):
-                body = samples.example("app_login/successful_login",
-                                       now=FIRST_EVENT_AT + timedelta(milliseconds=j))
-                body["params"]["user"] = f"agent{j}@acme.example"
-                entries.append({"Id": str(j - sent), "MessageBody": json.dumps(body)})
+            entries = batch_entries(sent, min(total, sent + 10))
             client.send_message_batch(QueueUrl=queue_url, Entries=entries)
             sent += len(entries)
 
@@ -184,9 +200,10 @@ def queue_depth(admin, queue_url: str) -> int:
     return sum(int(value) for value in attributes.values())
 
 
-def drain_once(admin, moto_url: str, proxy_url: str, directory: Path, messages: int,
-               receivers: int) -> dict:
-    """Feed ``messages`` and drain them with the real intake; the rate and what it held."""
+def drain_once(admin, server_url: str, proxy_url: str, directory: Path, messages: int,
+               receivers: int, *, backlog: bool) -> dict:
+    """Drain ``messages`` with the real intake; the rate and what it held. ``backlog``: all
+    of them queued first (bench/sqs_backlog.py); else fed to moto as it drains."""
     from voisobot import config, sqs
     from voisobot.intake import Intake
     from voisobot.store import Store
@@ -200,20 +217,41 @@ def drain_once(admin, moto_url: str, proxy_url: str, directory: Path, messages: 
     store = Store(cfg.store_path)
     store.totals()  # the schema, before the clock starts
     intake = Intake(sqs.make_client(cfg.sqs), cfg.sqs, store)
-    feeder, _ = start_role("feeder", moto_url, queue_url, str(messages))
+    if backlog:
+        prefill(admin, queue_url, messages)
+    else:
+        feeder, _ = start_role("feeder", server_url, queue_url, str(messages))
     started = time.perf_counter()
+    emptied = watch_emptied(cfg.store_path, admin, queue_url, messages)
     while store.totals()["events"] < messages or queue_depth(admin, queue_url):
         delay = intake.run()
         if delay:
             time.sleep(min(delay, 0.05))
-    elapsed = time.perf_counter() - started
-    feeder.wait(timeout=60)
+    emptied.join()
+    elapsed = emptied.at - started  # not the last empty long poll the intake waits out
+    if not backlog:
+        feeder.wait(timeout=60)
     held = check_store(cfg.store_path, messages)
     store.close()
     peak = intake.in_flight.peak if intake.in_flight else 10
     limit = intake.in_flight.limit if intake.in_flight else 10
     return {"rate": messages / elapsed, "seconds": elapsed, "held": held, "peak": peak,
             "limit": limit, "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def watch_emptied(path: Path, admin, queue_url: str, messages: int) -> threading.Thread:
+    """A thread that notes (``.at``, perf_counter) when every message is stored and gone
+    from the queue, looking every 10 ms."""
+    def watch():
+        with sqlite3.connect(path) as conn:
+            while (conn.execute("SELECT count(*) FROM events").fetchone()[0] < messages
+                   or queue_depth(admin, queue_url)):
+                time.sleep(0.01)
+        thread.at = time.perf_counter()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
 
 
 def check_store(path: Path, messages: int) -> str:
@@ -272,43 +310,66 @@ def main(argv=None) -> int:
     if args.role:
         return run_role(args.role)
     os.environ.update(AWS_ENV)
-    import boto3
 
-    moto, moto_port = start_role("moto")
-    moto_url = f"http://127.0.0.1:{moto_port}"
-    proxy, proxy_port = start_role("proxy", str(moto_port), str(args.latency_ms / 1000))
-    proxy_url = f"http://127.0.0.1:{proxy_port}"
-    admin = boto3.client("sqs", endpoint_url=moto_url, region_name=REGION)
+    latency = str(args.latency_ms / 1000)
+    processes = []
     try:
-        with tempfile.TemporaryDirectory(dir=args.dir) as directory:
-            serial = drain_once(admin, moto_url, proxy_url, Path(directory),
-                                args.serial_messages, 1)
-            drained = drain_once(admin, moto_url, proxy_url, Path(directory),
-                                 args.messages, args.receivers)
-        ceiling = moto_ceiling(admin, moto_url, args.ceiling_messages, 2 * args.receivers)
+        results = {}
+        for server in ("backlog", "moto"):
+            process, port = start_role(server)
+            proxy, proxy_port = start_role("proxy", str(port), latency)
+            processes += [proxy, process]
+            server_url = f"http://127.0.0.1:{port}"
+            results[server] = measure(args, server, server_url, f"http://127.0.0.1:{proxy_port}")
     finally:
-        for process in (proxy, moto):
+        for process in processes:
             process.terminate()
             process.wait(timeout=10)
-    report(args, serial, drained, ceiling)
+    report(args, results)
     return 0
 
 
-def report(args, serial: dict, drained: dict, ceiling: float) -> None:
-    ratio = drained["rate"] / serial["rate"]
-    print(f"Intake drain through a {args.latency_ms:g} ms-per-call proxy in front of moto "
-          f"(its queue kept at about {TOP_UP} messages)")
+def measure(args, server: str, server_url: str, proxy_url: str) -> dict:
+    """Serial, then the drain, through the proxy to one server (and moto's own ceiling)."""
+    import boto3
+    admin = boto3.client("sqs", endpoint_url=server_url, region_name=REGION)
+    backlog = server == "backlog"
+    serial_messages, messages = ((args.serial_messages, args.messages) if backlog
+                                 else (args.moto_serial_messages, args.moto_messages))
+    with tempfile.TemporaryDirectory(dir=args.dir) as directory:
+        found = {"serial": drain_once(admin, server_url, proxy_url, Path(directory),
+                                      serial_messages, 1, backlog=backlog),
+                 "drain": drain_once(admin, server_url, proxy_url, Path(directory),
+                                     messages, args.receivers, backlog=backlog)}
+    found["serial"]["messages"], found["drain"]["messages"] = serial_messages, messages
+    if not backlog:
+        found["ceiling"] = moto_ceiling(admin, server_url, args.ceiling_messages,
+                                        2 * args.receivers)
+    return found
+
+
+def report(args, results: dict) -> None:
+    print(f"Intake drain through a {args.latency_ms:g} ms-per-call proxy; the backlog queued "
+          f"whole in bench/sqs_backlog.py, and moto (its queue kept at about {TOP_UP} "
+          "messages) for information")
     target = f"target ≥ {TARGET_RATIO:g}x serial"
-    rows = [
-        ("serial (receivers = 1)", f"{args.serial_messages:,}", f"{serial['seconds']:.1f}",
-         f"{serial['rate']:,.0f}", "1.0x", serial["held"], "", "", ""),
-        (f"drain (receivers = {args.receivers})", f"{args.messages:,}",
-         f"{drained['seconds']:.1f}", f"{drained['rate']:,.0f}", f"{ratio:.1f}x",
-         drained["held"], f"{drained['peak']} / {drained['limit']}", f"{drained['rss']:.0f}",
-         "ok" if ratio >= TARGET_RATIO else "MISSED"),
-        (f"moto's ceiling ({2 * args.receivers} boto3 drainers, no latency; information)",
-         f"{args.ceiling_messages:,}", "", f"{ceiling:,.0f}", "", "", "", "", ""),
-    ]
+    rows = []
+    for server, found in results.items():
+        serial, drained = found["serial"], found["drain"]
+        ratio = drained["rate"] / serial["rate"]
+        verdict = ("ok" if ratio >= TARGET_RATIO else "MISSED") if server == "backlog" else ""
+        rows += [
+            (f"{server}: serial (receivers = 1)", f"{serial['messages']:,}",
+             f"{serial['seconds']:.1f}", f"{serial['rate']:,.0f}", "1.0x", serial["held"],
+             "", "", ""),
+            (f"{server}: drain (receivers = {args.receivers})", f"{drained['messages']:,}",
+             f"{drained['seconds']:.1f}", f"{drained['rate']:,.0f}", f"{ratio:.1f}x",
+             drained["held"], f"{drained['peak']} / {drained['limit']}",
+             f"{drained['rss']:.0f}", verdict)]
+        if "ceiling" in found:
+            rows.append((f"moto's ceiling ({2 * args.receivers} boto3 drainers, no latency)",
+                          f"{args.ceiling_messages:,}", "", f"{found['ceiling']:,.0f}", "", "",
+                          "", "", ""))
     print_table(("intake", "messages", "seconds", "messages/s", "vs serial", "store",
                  "peak in hand / bound", "peak RSS MiB", target), rows)
 
@@ -317,6 +378,9 @@ def run_role(role: list[str]) -> int:
     name, *rest = role
     if name == "moto":
         serve_moto()
+    elif name == "backlog":
+        from sqs_backlog import serve  # bench/, on the path as this script's directory
+        serve()
     elif name == "proxy":
         serve_latency_proxy(int(rest[0]), float(rest[1]))
     else:
@@ -330,6 +394,10 @@ def parse_args(argv):
                         help="the backlog the drain empties (default 20000)")
     parser.add_argument("--serial-messages", type=positive_count, default=2_000,
                         help="the backlog the serial loop empties (default 2000)")
+    parser.add_argument("--moto-messages", type=positive_count, default=3_000,
+                        help="the backlog the drain empties from moto (default 3000)")
+    parser.add_argument("--moto-serial-messages", type=positive_count, default=1_000,
+                        help="the backlog the serial loop empties from moto (default 1000)")
     parser.add_argument("--ceiling-messages", type=positive_count, default=2_000,
                         help="messages for moto's own ceiling (default 2000)")
     parser.add_argument("--receivers", type=positive_count, default=8,
