@@ -12,7 +12,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from voisobot import lookalike
+from voisobot import lookalike, summaries
 from voisobot.delivery import AlertDelivery
 from voisobot.errors import IntakeProblem
 from voisobot.intake import Intake, utc_now
@@ -191,6 +191,7 @@ def count_days(store: Store) -> int:
     """Bring the per-day counts behind /voiso stats 7d and 30d, and the look-alike names
     behind /voiso user, up to the events stored."""
     lookalike.index_all_new_accounts(store.connection())
+    summaries.summarise_all_new_events(store.connection())  # behind /voiso ip and user
     return count_all_new_events(store.connection())
 
 

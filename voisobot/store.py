@@ -7,6 +7,7 @@ run work on thread pools).
 """
 
 import functools
+import json
 import logging
 import sqlite3
 import string
@@ -174,6 +175,11 @@ def as_internal_error(delivery: Delivery, exc: BaseException) -> Delivery:
     return replace(delivery, event=None, reason=internal_error_reason(exc))
 
 
+# The oldest events, a chunk at a time, with what the summaries need to take them out.
+_OLD_EVENTS = f"""
+    SELECT id, event_time, type, event, user, who, ip, from_value, to_value FROM events
+    WHERE event_time < ? ORDER BY event_time LIMIT {PRUNE_CHUNK}"""
+
 DAILY_COUNT_CURSOR = "daily_counted"
 DAILY_COUNT_BATCH = 5000
 _UNCOUNTED_EVENTS = """
@@ -245,6 +251,15 @@ class Store:
         conn = self.connection()
         if upgrade:
             migrate(conn)
+            self._summarise_backlog(conn)
+
+    @staticmethod
+    def _summarise_backlog(conn: sqlite3.Connection) -> None:
+        """Summarise what the counting job has not (all of it, right after migration 0017),
+        so that no question starts with a long tail to read."""
+        from voisobot import summaries  # it builds on this module: imported one way only
+
+        summaries.summarise_all_new_events(conn, summaries.CATCH_UP_BATCH)
 
     @functools.cached_property
     def store_id(self) -> str:
@@ -335,12 +350,27 @@ class Store:
         """
         cutoff = time_text(older_than)
         return {
-            "events": self._delete_chunks("events", "event_time < ?", cutoff),
+            "events": self._prune_events(cutoff),
             "rejected": self._delete_chunks("rejected", "received_at < ?", cutoff),
             "duplicates": self._delete_chunks("duplicates", "received_at < ?", cutoff),
             "daily_counts": self._delete_chunks(
                 "daily_counts", _OLD_DAYS, day_text(older_than), key="dimension, day, value"),
         }
+
+    def _prune_events(self, cutoff: str) -> int:
+        """Events in chunks, each taken out of the summaries in its own transaction."""
+        from voisobot import summaries  # it builds on this module: imported one way only
+
+        deleted = 0
+        while True:
+            with transaction(self.connection()) as conn:
+                rows = conn.execute(_OLD_EVENTS, (cutoff,)).fetchall()
+                summaries.forget(conn, rows)
+                conn.execute("DELETE FROM events WHERE id IN (SELECT value FROM json_each(?))",
+                             (json.dumps([row["id"] for row in rows]),))
+            deleted += len(rows)
+            if len(rows) < PRUNE_CHUNK:
+                return deleted
 
     def _delete_chunks(self, table: str, where: str, cutoff: str, key: str = "rowid") -> int:
         deleted = 0

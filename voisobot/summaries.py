@@ -1,0 +1,379 @@
+"""What /voiso ip and /voiso user read instead of walking a busy address's or user's events.
+
+Tables (migration 0017 says what each holds): address_events and network_events (an
+address's or a range's events, by ip_keys key), address_totals (per address),
+address_users and address_pairs (who used an address, a user's addresses), user_kinds (a
+user's events per kind, as user and as who).
+
+They are kept behind the 'summarised' cursor, off the intake's transaction:
+``summarise_new_events`` adds events stored since, and moves the cursor in the same
+transaction, so each event is summarised exactly once (the counting job calls
+``summarise_all_new_events``; so does Store() after migrating, which is the backfill).
+A question reads the tables and adds the events after the cursor (``tail``), inside one
+read transaction (``snapshot``): its answer is exact to the last commit and it takes no
+write lock. ``forget`` takes pruned events back out, in the prune's own transaction.
+
+Events rows are summarised by one function, ``summarise``, for the tables, for a
+question's tail and for a prune: the three cannot disagree.
+"""
+
+import contextlib
+import heapq
+import itertools
+import sqlite3
+import string
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from voisobot.ip_keys import Key, Span, address_key, key_text, network_span, overlaps
+from voisobot.store import transaction
+
+CURSOR = "summarised"
+BATCH = 2000            # events per transaction of the counting job: a short write lock
+CATCH_UP_BATCH = 20000  # per transaction of the backfill, before the bot answers anything
+ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+Cursor = tuple[str, int]  # (event_time, id), as queries pages them
+
+_ROW = "id, event_time, type, event, user, who, ip, from_value, to_value"
+_AFTER_CURSOR = "id > (SELECT value FROM cursors WHERE name = 'summarised')"
+NEW_EVENTS_SQL = f"SELECT {_ROW} FROM events WHERE {_AFTER_CURSOR} ORDER BY id LIMIT :limit"
+# The tail of one question. "+user" keeps the column's NOCASE collation but not its index,
+# so SQLite walks the few rows after the cursor rather than all of a busy user's entries.
+USER_TAIL_SQL = f"""
+    SELECT {_ROW} FROM events WHERE {_AFTER_CURSOR} AND (+user = :email OR +who = :email)"""
+ADDRESS_TAIL_SQL = f"""
+    SELECT {_ROW} FROM events WHERE {_AFTER_CURSOR}
+      AND (ip IS NOT NULL OR from_value IS NOT NULL OR to_value IS NOT NULL)"""
+
+ADDRESS_TOTALS_SQL = """
+    SELECT key, last_seen FROM address_totals WHERE key >= :low AND key <= :high"""
+# One address's events before the page's cursor, newest first: one index walk.
+ADDRESS_EVENTS_SQL = """
+    SELECT event_time, id FROM address_events
+    WHERE key = :key AND event_time <= :at AND (event_time < :at OR id < :id)
+    ORDER BY event_time DESC, id DESC LIMIT :limit"""
+# Ranges overlapping [low, high]: those starting at or before high (few: allow-list ranges).
+NETWORK_EVENTS_SQL = """
+    SELECT event_time, id FROM network_events
+    WHERE low <= :high AND high >= :low AND event_time <= :at AND (event_time < :at OR id < :id)"""
+ADDRESS_USERS_SQL = """
+    SELECT key, user, spelling, n, last_seen FROM address_users
+    WHERE key >= :low AND key <= :high"""
+ADDRESS_PAIRS_SQL = """
+    SELECT user, sum(n) FROM address_pairs
+    WHERE low >= :low AND low <= :high AND high <= :high GROUP BY user"""
+USER_KINDS_SQL = "SELECT role, type, event, n FROM user_kinds WHERE user = :user"
+USER_ADDRESSES_SQL = """
+    SELECT key, logins, last_login FROM address_users WHERE user = :user AND logins > 0"""
+
+_ADD = {
+    "address_events": "INSERT INTO address_events VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+    "network_events": "INSERT INTO network_events VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    "totals": """
+        INSERT INTO address_totals VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE
+        SET n = n + excluded.n, last_seen = max(last_seen, excluded.last_seen)""",
+    "users": """
+        INSERT INTO address_users VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key, user) DO UPDATE
+        SET n = n + excluded.n, last_seen = max(last_seen, excluded.last_seen),
+            logins = logins + excluded.logins,
+            last_login = coalesce(max(last_login, excluded.last_login), last_login,
+                                  excluded.last_login)""",
+    "pairs": """
+        INSERT INTO address_pairs VALUES (?, ?, ?, ?) ON CONFLICT (low, high, user) DO UPDATE
+        SET n = n + excluded.n""",
+    "kinds": """
+        INSERT INTO user_kinds VALUES (?, ?, ?, ?, ?) ON CONFLICT (user, role, type, event)
+        DO UPDATE SET n = n + excluded.n""",
+}
+# Prune deletes the oldest events: a row's newest time (last_seen) stays right while any
+# of its events are left, and a row with none left goes.
+_FORGET = {
+    "address_events": ["DELETE FROM address_events WHERE key = ? AND event_time = ? AND id = ?"],
+    "network_events": [
+        "DELETE FROM network_events WHERE low = ? AND high = ? AND event_time = ? AND id = ?"],
+    "totals": ["UPDATE address_totals SET n = n - ? WHERE key = ?",
+               "DELETE FROM address_totals WHERE key = ? AND n <= 0"],
+    "users": ["""UPDATE address_users SET n = n - ?, logins = logins - ?,
+                     last_login = CASE WHEN logins - ? > 0 THEN last_login END
+                 WHERE key = ? AND user = ?""",
+              "DELETE FROM address_users WHERE key = ? AND user = ? AND n <= 0"],
+    "pairs": ["UPDATE address_pairs SET n = n - ? WHERE low = ? AND high = ? AND user = ?",
+              "DELETE FROM address_pairs WHERE low = ? AND high = ? AND user = ? AND n <= 0"],
+    "kinds": ["""UPDATE user_kinds SET n = n - ?
+                 WHERE user = ? AND role = ? AND type = ? AND event = ?""",
+              """DELETE FROM user_kinds
+                 WHERE user = ? AND role = ? AND type = ? AND event = ? AND n <= 0"""],
+}
+
+
+def fold(user: str) -> str:
+    """A user as the tables hold it: ASCII letters in lower case, what NOCASE ignores (and
+    SQLite's lower() folds): "Ä" stays "Ä", as events.user compares it."""
+    return user.translate(ASCII_LOWER)
+
+
+@dataclass
+class UserAtAddress:
+    spelling: str
+    n: int = 0
+    last_seen: str = ""
+    logins: int = 0
+    last_login: str | None = None
+
+
+@dataclass
+class Summary:
+    """What some events add to the tables, keyed as the tables are."""
+
+    address_events: set[tuple[Key, str, int]] = field(default_factory=set)
+    network_events: set[tuple[Key, Key, str, int]] = field(default_factory=set)
+    totals: dict[Key, list] = field(default_factory=dict)          # key: [n, last_seen]
+    users: dict[tuple[Key, str], UserAtAddress] = field(default_factory=dict)
+    pairs: Counter = field(default_factory=Counter)                 # (low, high, user)
+    kinds: Counter = field(default_factory=Counter)                 # (user, role, type, event)
+
+    def add(self, row: sqlite3.Row | tuple) -> None:
+        event_id, at, type_, event, user, who, *values = row
+        keys = sorted({key for key in map(address_key, values) if key is not None})
+        for key in keys:
+            self.address_events.add((key, at, event_id))
+            total = self.totals.setdefault(key, [0, at])
+            total[0] += 1
+            total[1] = max(total[1], at)
+        for span in {span for span in map(network_span, values) if span is not None}:
+            self.network_events.add((*span, at, event_id))
+        if user is not None:
+            self._add_user(fold(user), user, keys, at, type_ == "app_login")
+            self.kinds[fold(user), "user", type_, event] += 1
+        if who is not None:
+            self.kinds[fold(who), "who", type_, event] += 1
+
+    def _add_user(self, folded: str, spelling: str, keys: list[Key], at: str,
+                  login: bool) -> None:
+        for key in keys:
+            seen = self.users.setdefault((key, folded), UserAtAddress(spelling))
+            seen.n += 1
+            seen.last_seen = max(seen.last_seen, at)
+            if login:
+                seen.logins += 1
+                seen.last_login = max(seen.last_login or at, at)
+        for low, high in itertools.pairwise(keys):
+            self.pairs[low, high, folded] += 1
+
+
+def summarise(rows: Iterable[sqlite3.Row | tuple]) -> Summary:
+    """The Summary of events rows (columns as ``_ROW``)."""
+    summary = Summary()
+    for row in rows:
+        summary.add(row)
+    return summary
+
+
+# --- keeping the tables ------------------------------------------------------------------
+
+def summarise_new_events(conn: sqlite3.Connection, limit: int = BATCH) -> int:
+    """Add up to ``limit`` events stored after the cursor and move it, in one transaction."""
+    with transaction(conn):
+        rows = conn.execute(NEW_EVENTS_SQL, {"limit": limit}).fetchall()
+        if rows:
+            _write(conn, summarise(rows))
+            conn.execute("UPDATE cursors SET value = ? WHERE name = ?", (rows[-1][0], CURSOR))
+    return len(rows)
+
+
+def summarise_all_new_events(conn: sqlite3.Connection, batch: int = BATCH) -> int:
+    """summarise_new_events until every stored event is summarised; returns how many were."""
+    done = 0
+    while True:
+        added = summarise_new_events(conn, batch)
+        done += added
+        if added < batch:
+            return done
+
+
+def _write(conn: sqlite3.Connection, summary: Summary) -> None:
+    conn.executemany(_ADD["address_events"], summary.address_events)
+    conn.executemany(_ADD["network_events"], summary.network_events)
+    conn.executemany(_ADD["totals"], ((key, n, at) for key, (n, at) in summary.totals.items()))
+    conn.executemany(_ADD["users"], (
+        (key, user, s.spelling, s.n, s.last_seen, s.logins, s.last_login)
+        for (key, user), s in summary.users.items()))
+    conn.executemany(_ADD["pairs"], ((*pair, n) for pair, n in summary.pairs.items()))
+    conn.executemany(_ADD["kinds"], ((*kind, n) for kind, n in summary.kinds.items()))
+
+
+def forget(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> None:
+    """Take events about to be pruned (columns as ``_ROW``) out of the tables. Call it in
+    the prune's transaction, before the delete; events not summarised yet are skipped (the
+    cursor will never reach them)."""
+    (cursor,) = conn.execute("SELECT value FROM cursors WHERE name = ?", (CURSOR,)).fetchone()
+    summary = summarise(row for row in rows if row[0] <= cursor)
+    sql = _FORGET
+    conn.executemany(sql["address_events"][0], summary.address_events)
+    conn.executemany(sql["network_events"][0], summary.network_events)
+    _subtract(conn, sql["totals"], [((n, key), (key,)) for key, (n, _) in summary.totals.items()])
+    _subtract(conn, sql["users"], [((s.n, s.logins, s.logins, *key), key)
+                                   for key, s in summary.users.items()])
+    _subtract(conn, sql["pairs"], [((n, *pair), pair) for pair, n in summary.pairs.items()])
+    _subtract(conn, sql["kinds"], [((n, *kind), kind) for kind, n in summary.kinds.items()])
+
+
+def _subtract(conn: sqlite3.Connection, statements: list[str],
+              changes: list[tuple[tuple, tuple]]) -> None:
+    """(update parameters, key) per row: subtract, then delete the rows left at zero."""
+    update, delete = statements
+    conn.executemany(update, (params for params, _ in changes))
+    conn.executemany(delete, (key for _, key in changes))
+
+
+# --- reading them ------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One read transaction (WAL: a snapshot, no write lock): the tables and the events
+    after their cursor are read as of the same commit, so nothing is counted twice or
+    missed while the counting job moves the cursor."""
+    if conn.in_transaction:  # already inside one: it is the snapshot
+        yield conn
+        return
+    conn.execute("BEGIN")
+    try:
+        yield conn
+    finally:
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+
+
+@dataclass(frozen=True, slots=True)
+class AddressUser:
+    name: str        # the user as one of their events wrote it
+    count: int       # their events about the address or range
+    last_seen: str
+
+
+@dataclass(frozen=True, slots=True)
+class AddressFacts:
+    """What the tables say about an address or a range, up to the last commit."""
+
+    addresses: tuple[str, ...]      # the single addresses stored in it, in numeric order
+    page: tuple[Cursor, ...]        # up to ``want`` newest events before the cursor
+    users: tuple[AddressUser, ...]  # most events first, then most recent
+
+
+def address_facts(conn: sqlite3.Connection, span: Span, before: Cursor, want: int
+                  ) -> AddressFacts:
+    """Call inside ``snapshot``. ``want``: how many events of the page to find."""
+    bounds = {"low": span[0], "high": span[1]}
+    tail = _address_tail(conn, span)
+    last_seen = dict(conn.execute(ADDRESS_TOTALS_SQL, bounds).fetchall())
+    keys = sorted(last_seen.keys() | tail.totals.keys())
+    return AddressFacts(
+        addresses=tuple(map(key_text, keys)),
+        page=tuple(_newest_events(conn, span, last_seen, tail, before, want)),
+        users=_users(conn, bounds, tail))
+
+
+def _address_tail(conn: sqlite3.Connection, span: Span) -> Summary:
+    """The events after the cursor that mention the span (a few hundred rows at most
+    while the counting job keeps up)."""
+    def mentions(row: sqlite3.Row) -> bool:
+        for value in row[6:]:
+            key = address_key(value)
+            inner = (key, key) if key is not None else network_span(value)
+            if inner is not None and overlaps(inner, span):
+                return True
+        return False
+
+    found = summarise(row for row in conn.execute(ADDRESS_TAIL_SQL) if mentions(row))
+    # the tail's rows may mention other addresses too: keep only those in the span
+    found.address_events = {e for e in found.address_events if span[0] <= e[0] <= span[1]}
+    found.totals = {k: v for k, v in found.totals.items() if span[0] <= k <= span[1]}
+    found.users = {k: v for k, v in found.users.items() if span[0] <= k[0] <= span[1]}
+    found.pairs = Counter({k: n for k, n in found.pairs.items()
+                           if span[0] <= k[0] and k[1] <= span[1]})
+    found.network_events = {e for e in found.network_events if overlaps(e[:2], span)}
+    return found
+
+
+def _newest_events(conn: sqlite3.Connection, span: Span, last_seen: dict[Key, str],
+                   tail: Summary, before: Cursor, want: int) -> list[Cursor]:
+    """The ``want`` newest events before ``before``: each address's newest few, one index
+    walk each, taken in order of their newest event's time and stopped as soon as no other
+    address can hold a newer one. A busy address costs one short walk; a wide range costs
+    a walk per address active since the page's oldest event, not per address in it."""
+    bound = {"at": before[0], "id": before[1], "low": span[0], "high": span[1]}
+    newest: list[Cursor] = []  # a min-heap of the best so far
+
+    def offer(cursor: Cursor) -> None:
+        if cursor < before and cursor not in newest:
+            if len(newest) < want:
+                heapq.heappush(newest, cursor)
+            elif cursor > newest[0]:
+                heapq.heapreplace(newest, cursor)
+
+    for _, at, event_id in tail.address_events:
+        offer((at, event_id))
+    for *_, at, event_id in tail.network_events:
+        offer((at, event_id))
+    for at, event_id in conn.execute(NETWORK_EVENTS_SQL, bound):
+        offer((at, event_id))
+    for key, seen in sorted(last_seen.items(), key=lambda item: item[1], reverse=True):
+        if len(newest) >= want and seen < newest[0][0]:
+            break  # this address's events, and those of every one after it, are older
+        for at, event_id in conn.execute(ADDRESS_EVENTS_SQL, {**bound, "key": key,
+                                                              "limit": want}):
+            offer((at, event_id))
+    return sorted(newest, reverse=True)
+
+
+def _users(conn: sqlite3.Connection, bounds: dict, tail: Summary
+           ) -> tuple[AddressUser, ...]:
+    counts: Counter[str] = Counter()
+    spelling: dict[str, str] = {}
+    last: dict[str, str] = {}
+    rows = [(key, user, s.spelling, s.n, s.last_seen) for (key, user), s in tail.users.items()]
+    for _, user, name, n, seen in [*conn.execute(ADDRESS_USERS_SQL, bounds), *rows]:
+        counts[user] += n
+        spelling.setdefault(user, name)
+        last[user] = max(last.get(user, seen), seen)
+    pairs = Counter(dict(conn.execute(ADDRESS_PAIRS_SQL, bounds).fetchall()))
+    for (_, _, user), n in tail.pairs.items():
+        pairs[user] += n
+    counts.subtract(pairs)  # an event with several addresses in the range counts once
+    ranked = sorted(counts, key=lambda user: (-counts[user], _descending(last[user]), user))
+    return tuple(AddressUser(spelling[user], counts[user], last[user]) for user in ranked)
+
+
+def _descending(text: str) -> tuple[int, ...]:
+    return tuple(-ord(c) for c in text)
+
+
+@dataclass(frozen=True, slots=True)
+class UserFacts:
+    kinds: dict[str, int]                      # as user, per "type/event"
+    made: dict[str, int]                       # as who
+    addresses: tuple[tuple[str, int, str], ...]  # (address, logins, newest), most first
+
+
+def user_facts(conn: sqlite3.Connection, email: str) -> UserFacts:
+    """Call inside ``snapshot``: a user's events per kind and the addresses of their logins
+    (every one: the table holds them all)."""
+    user = fold(email)
+    tail = summarise(conn.execute(USER_TAIL_SQL, {"email": email}))
+    kinds: dict[str, Counter] = {"user": Counter(), "who": Counter()}
+    for role, type_, event, n in conn.execute(USER_KINDS_SQL, {"user": user}):
+        kinds[role][f"{type_}/{event}"] += n
+    for (folded, role, type_, event), n in tail.kinds.items():
+        if folded == user:
+            kinds[role][f"{type_}/{event}"] += n
+    logins: Counter[Key] = Counter()
+    newest: dict[Key, str] = {}
+    tail_logins = [(key, s.logins, s.last_login) for (key, folded), s in tail.users.items()
+                   if folded == user and s.logins]
+    for key, n, at in [*conn.execute(USER_ADDRESSES_SQL, {"user": user}), *tail_logins]:
+        logins[key] += n
+        newest[key] = max(newest.get(key, at), at)
+    ranked = sorted(logins, key=lambda key: (-logins[key], _descending(newest[key]), key))
+    return UserFacts(kinds=dict(kinds["user"]), made=dict(kinds["who"]),
+                     addresses=tuple((key_text(k), logins[k], newest[k]) for k in ranked))
