@@ -20,6 +20,7 @@ question's tail and for a prune: the three cannot disagree.
 import contextlib
 import heapq
 import itertools
+import json
 import sqlite3
 import string
 from collections import Counter
@@ -63,6 +64,12 @@ ADDRESS_USERS_SQL = """
 ADDRESS_PAIRS_SQL = """
     SELECT user, sum(n) FROM address_pairs
     WHERE low >= :low AND low <= :high AND high <= :high GROUP BY user"""
+# Users of events that mention a range only as a CIDR (the allow-list's have none; an
+# unknown kind's may): few rows, read whole so that an event is counted once.
+NETWORK_USERS_SQL = """
+    SELECT DISTINCT e.id, e.user, e.event_time, e.ip, e.from_value, e.to_value
+    FROM network_events AS n JOIN events AS e ON e.id = n.id
+    WHERE n.low <= :high AND n.high >= :low AND e.user IS NOT NULL"""
 USER_KINDS_SQL = "SELECT role, type, event, n FROM user_kinds WHERE user = :user"
 USER_ADDRESSES_SQL = """
     SELECT key, logins, last_login FROM address_users WHERE user = :user AND logins > 0"""
@@ -105,6 +112,11 @@ _FORGET = {
               """DELETE FROM user_kinds
                  WHERE user = ? AND role = ? AND type = ? AND event = ? AND n <= 0"""],
 }
+
+
+_HIGHEST_ID_LEFT = """
+    SELECT (SELECT id FROM events WHERE id NOT IN (SELECT value FROM json_each(?))
+            ORDER BY id DESC LIMIT 1)"""
 
 
 def fold(user: str) -> str:
@@ -209,6 +221,12 @@ def forget(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> None:
     cursor will never reach them)."""
     (cursor,) = conn.execute("SELECT value FROM cursors WHERE name = ?", (CURSOR,)).fetchone()
     summary = summarise(row for row in rows if row[0] <= cursor)
+    # events.id is a rowid: with the newest ids pruned, SQLite gives the next event the
+    # highest id left plus one, which may be at or below the cursor. Bring the cursor down
+    # to the highest id the prune leaves: every event up to it is summarised.
+    (left,) = conn.execute(_HIGHEST_ID_LEFT, (json.dumps([row[0] for row in rows]),)).fetchone()
+    if left is None or left < cursor:
+        conn.execute("UPDATE cursors SET value = ? WHERE name = ?", (left or 0, CURSOR))
     sql = _FORGET
     conn.executemany(sql["address_events"][0], summary.address_events)
     conn.executemany(sql["network_events"][0], summary.network_events)
@@ -265,28 +283,37 @@ def address_facts(conn: sqlite3.Connection, span: Span, before: Cursor, want: in
                   ) -> AddressFacts:
     """Call inside ``snapshot``. ``want``: how many events of the page to find."""
     bounds = {"low": span[0], "high": span[1]}
-    tail = _address_tail(conn, span)
+    tail_rows = [row for row in conn.execute(ADDRESS_TAIL_SQL) if _mentions(row[6:], span)]
+    tail = _in_span(summarise(tail_rows), span)
     last_seen = dict(conn.execute(ADDRESS_TOTALS_SQL, bounds).fetchall())
     keys = sorted(last_seen.keys() | tail.totals.keys())
+    by_range_only = [(row[4], row[1]) for row in tail_rows
+                     if row[4] is not None and not _has_address_in(row[6:], span)]
+    for _, user, at, *values in conn.execute(NETWORK_USERS_SQL, bounds):
+        if not _has_address_in(values, span):
+            by_range_only.append((user, at))
     return AddressFacts(
         addresses=tuple(map(key_text, keys)),
         page=tuple(_newest_events(conn, span, last_seen, tail, before, want)),
-        users=_users(conn, bounds, tail))
+        users=_users(conn, bounds, tail, by_range_only))
 
 
-def _address_tail(conn: sqlite3.Connection, span: Span) -> Summary:
-    """The events after the cursor that mention the span (a few hundred rows at most
-    while the counting job keeps up)."""
-    def mentions(row: sqlite3.Row) -> bool:
-        for value in row[6:]:
-            key = address_key(value)
-            inner = (key, key) if key is not None else network_span(value)
-            if inner is not None and overlaps(inner, span):
-                return True
-        return False
+def _has_address_in(values: Iterable[str | None], span: Span) -> bool:
+    return any(key is not None and span[0] <= key <= span[1] for key in map(address_key, values))
 
-    found = summarise(row for row in conn.execute(ADDRESS_TAIL_SQL) if mentions(row))
-    # the tail's rows may mention other addresses too: keep only those in the span
+
+def _mentions(values: Iterable[str | None], span: Span) -> bool:
+    """Whether an address or a CIDR range among ip/from/to overlaps the span."""
+    for value in values:
+        key = address_key(value)
+        inner = (key, key) if key is not None else network_span(value)
+        if inner is not None and overlaps(inner, span):
+            return True
+    return False
+
+
+def _in_span(found: Summary, span: Span) -> Summary:
+    """The tail's rows may mention other addresses too: keep only those in the span."""
     found.address_events = {e for e in found.address_events if span[0] <= e[0] <= span[1]}
     found.totals = {k: v for k, v in found.totals.items() if span[0] <= k <= span[1]}
     found.users = {k: v for k, v in found.users.items() if span[0] <= k[0] <= span[1]}
@@ -327,12 +354,15 @@ def _newest_events(conn: sqlite3.Connection, span: Span, last_seen: dict[Key, st
     return sorted(newest, reverse=True)
 
 
-def _users(conn: sqlite3.Connection, bounds: dict, tail: Summary
-           ) -> tuple[AddressUser, ...]:
+def _users(conn: sqlite3.Connection, bounds: dict, tail: Summary,
+           by_range_only: list[tuple[str, str]]) -> tuple[AddressUser, ...]:
+    """Per user: the events about an address in the range (address_users, less the
+    doubles address_pairs counts), and those about a CIDR range overlapping it only."""
     counts: Counter[str] = Counter()
     spelling: dict[str, str] = {}
     last: dict[str, str] = {}
     rows = [(key, user, s.spelling, s.n, s.last_seen) for (key, user), s in tail.users.items()]
+    rows += [(None, fold(user), user, 1, at) for user, at in by_range_only]
     for _, user, name, n, seen in [*conn.execute(ADDRESS_USERS_SQL, bounds), *rows]:
         counts[user] += n
         spelling.setdefault(user, name)
