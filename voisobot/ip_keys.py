@@ -54,6 +54,7 @@ def span_of(target: ipaddress.IPv4Address | ipaddress.IPv6Address
     return key_of(target), key_of(target)
 
 
+@functools.lru_cache(maxsize=65536)
 def key_text(key: Key) -> str:
     """The address a key stands for, written as the intake writes it."""
     return str(ipaddress.ip_address(key[1:]))

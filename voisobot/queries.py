@@ -21,6 +21,7 @@ import itertools
 import json
 import re
 import sqlite3
+import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -94,6 +95,14 @@ EVENTS_BY_ID_SQL = f"SELECT {_COLUMNS} FROM events WHERE id IN (SELECT value FRO
 # The allow-list is what these events did, replayed in order; a few hundred rows.
 ALLOW_LIST_EVENTS_SQL = f"""
     SELECT {_COLUMNS} FROM events WHERE type = 'allowed_ip' ORDER BY event_time, id"""
+# What the replay depends on, read from events_by_kind alone: the store (its id is unique
+# to it, migration 0007) and which allow-list events it holds. Unchanged, the last replay
+# stands (a pruned id reused for an allow-list event of the same event and time would
+# fool it: the rows are immutable otherwise).
+ALLOW_LIST_VERSION_SQL = """
+    SELECT (SELECT value FROM meta WHERE key = 'store_id'),
+           group_concat(event || ' ' || event_time || ' ' || id, ',')
+    FROM events WHERE type = 'allowed_ip'"""
 OLDEST_EVENT_SQL = "SELECT min(event_time) FROM events"
 
 UNACKED_SQL = f"""
@@ -438,7 +447,7 @@ def ip_report(conn: sqlite3.Connection, text: str, limit: int = 20,
         facts = summaries.address_facts(conn, ip_keys.span_of(target),
                                         (bound["at"], bound["id"]), bound["limit"])
         span = _span(str(target))
-        entries = [entry for entry in _allow_list(_events(conn, ALLOW_LIST_EVENTS_SQL, {}))
+        entries = [entry for entry in _current_allow_list(conn)
                    if _overlap(_span(entry.network), span)]
         is_range = isinstance(target, ipaddress.IPv4Network | ipaddress.IPv6Network)
         return IpReport(
@@ -475,6 +484,25 @@ def _overlap(one: Span | None, other: Span | None) -> bool:
 def _is_address(text: str) -> bool:
     span = _span(text)
     return span is not None and span[1] == span[2] and "/" not in text
+
+
+_ALLOW_LISTS: dict[tuple, tuple["AllowListEntry", ...]] = {}  # version: entries
+_ALLOW_LISTS_KEPT = 8  # a few stores per process (the tests'), one in the bot
+_ALLOW_LISTS_LOCK = threading.Lock()
+
+
+def _current_allow_list(conn: sqlite3.Connection) -> tuple["AllowListEntry", ...]:
+    """The allow-list the cached events leave, replayed again only when they change: the
+    replay reads every allow-list event, the version only their index entries."""
+    version = tuple(conn.execute(ALLOW_LIST_VERSION_SQL).fetchone())
+    entries = _ALLOW_LISTS.get(version)
+    if entries is None:
+        entries = tuple(_allow_list(_events(conn, ALLOW_LIST_EVENTS_SQL, {})))
+        with _ALLOW_LISTS_LOCK:  # Bolt answers on a thread pool
+            while len(_ALLOW_LISTS) >= _ALLOW_LISTS_KEPT:
+                _ALLOW_LISTS.pop(next(iter(_ALLOW_LISTS)))
+            _ALLOW_LISTS[version] = entries
+    return entries
 
 
 def _allow_list(events: list[EventRow]) -> list[AllowListEntry]:

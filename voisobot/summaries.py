@@ -18,6 +18,7 @@ question's tail and for a prune: the three cannot disagree.
 """
 
 import contextlib
+import functools
 import heapq
 import itertools
 import json
@@ -119,10 +120,18 @@ _HIGHEST_ID_LEFT = """
             ORDER BY id DESC LIMIT 1)"""
 
 
+@functools.lru_cache(maxsize=65536)  # the same few thousand users, over and over
 def fold(user: str) -> str:
     """A user as the tables hold it: ASCII letters in lower case, what NOCASE ignores (and
     SQLite's lower() folds): "Ä" stays "Ä", as events.user compares it."""
-    return user.translate(ASCII_LOWER)
+    return user.lower() if user.isascii() else user.translate(ASCII_LOWER)
+
+
+@functools.lru_cache(maxsize=65536)
+def _addresses_of(*values: str | None) -> tuple[tuple[Key, ...], tuple[Span, ...]]:
+    """The distinct address keys (sorted) and CIDR spans among an event's ip/from/to."""
+    keys = sorted({key for key in map(address_key, values) if key is not None})
+    return tuple(keys), tuple({span for span in map(network_span, values) if span is not None})
 
 
 @dataclass
@@ -146,14 +155,17 @@ class Summary:
     kinds: Counter = field(default_factory=Counter)                 # (user, role, type, event)
 
     def add(self, row: sqlite3.Row | tuple) -> None:
-        event_id, at, type_, event, user, who, *values = row
-        keys = sorted({key for key in map(address_key, values) if key is not None})
+        event_id, at, type_, event, user, who, ip, from_value, to_value = row
+        keys, spans = _addresses_of(ip, from_value, to_value)
         for key in keys:
             self.address_events.add((key, at, event_id))
-            total = self.totals.setdefault(key, [0, at])
-            total[0] += 1
-            total[1] = max(total[1], at)
-        for span in {span for span in map(network_span, values) if span is not None}:
+            total = self.totals.get(key)
+            if total is None:
+                self.totals[key] = [1, at]
+            else:
+                total[0] += 1
+                total[1] = max(total[1], at)
+        for span in spans:
             self.network_events.add((*span, at, event_id))
         if user is not None:
             self._add_user(fold(user), user, keys, at, type_ == "app_login")
@@ -164,7 +176,9 @@ class Summary:
     def _add_user(self, folded: str, spelling: str, keys: list[Key], at: str,
                   login: bool) -> None:
         for key in keys:
-            seen = self.users.setdefault((key, folded), UserAtAddress(spelling))
+            seen = self.users.get((key, folded))
+            if seen is None:
+                seen = self.users[key, folded] = UserAtAddress(spelling)
             seen.n += 1
             seen.last_seen = max(seen.last_seen, at)
             if login:
@@ -187,11 +201,18 @@ def summarise(rows: Iterable[sqlite3.Row | tuple]) -> Summary:
 def summarise_new_events(conn: sqlite3.Connection, limit: int = BATCH) -> int:
     """Add up to ``limit`` events stored after the cursor and move it, in one transaction."""
     with transaction(conn):
-        rows = conn.execute(NEW_EVENTS_SQL, {"limit": limit}).fetchall()
+        rows = _plain(conn).execute(NEW_EVENTS_SQL, {"limit": limit}).fetchall()
         if rows:
             _write(conn, summarise(rows))
             conn.execute("UPDATE cursors SET value = ? WHERE name = ?", (rows[-1][0], CURSOR))
     return len(rows)
+
+
+def _plain(conn: sqlite3.Connection) -> sqlite3.Cursor:
+    """A cursor that returns tuples: many rows unpack faster than sqlite3.Row does."""
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    return cursor
 
 
 def summarise_all_new_events(conn: sqlite3.Connection, batch: int = BATCH) -> int:
@@ -363,7 +384,7 @@ def _users(conn: sqlite3.Connection, bounds: dict, tail: Summary,
     last: dict[str, str] = {}
     rows = [(key, user, s.spelling, s.n, s.last_seen) for (key, user), s in tail.users.items()]
     rows += [(None, fold(user), user, 1, at) for user, at in by_range_only]
-    for _, user, name, n, seen in [*conn.execute(ADDRESS_USERS_SQL, bounds), *rows]:
+    for _, user, name, n, seen in [*_plain(conn).execute(ADDRESS_USERS_SQL, bounds), *rows]:
         counts[user] += n
         spelling.setdefault(user, name)
         last[user] = max(last.get(user, seen), seen)
@@ -371,12 +392,16 @@ def _users(conn: sqlite3.Connection, bounds: dict, tail: Summary,
     for (_, _, user), n in tail.pairs.items():
         pairs[user] += n
     counts.subtract(pairs)  # an event with several addresses in the range counts once
-    ranked = sorted(counts, key=lambda user: (-counts[user], _descending(last[user]), user))
-    return tuple(AddressUser(spelling[user], counts[user], last[user]) for user in ranked)
+    return tuple(AddressUser(spelling[user], counts[user], last[user])
+                 for user in _most_then_newest(counts, last))
 
 
-def _descending(text: str) -> tuple[int, ...]:
-    return tuple(-ord(c) for c in text)
+def _most_then_newest(counts: Counter, last: dict) -> list:
+    """The keys of ``counts``: most first, then the newest ``last``, then in key order."""
+    ranked = sorted(counts)
+    ranked.sort(key=last.__getitem__, reverse=True)  # stable: ties stay in key order
+    ranked.sort(key=counts.__getitem__, reverse=True)
+    return ranked
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,13 +422,13 @@ def user_facts(conn: sqlite3.Connection, email: str) -> UserFacts:
     for (folded, role, type_, event), n in tail.kinds.items():
         if folded == user:
             kinds[role][f"{type_}/{event}"] += n
-    logins: Counter[Key] = Counter()
-    newest: dict[Key, str] = {}
-    tail_logins = [(key, s.logins, s.last_login) for (key, folded), s in tail.users.items()
-                   if folded == user and s.logins]
-    for key, n, at in [*conn.execute(USER_ADDRESSES_SQL, {"user": user}), *tail_logins]:
-        logins[key] += n
-        newest[key] = max(newest.get(key, at), at)
-    ranked = sorted(logins, key=lambda key: (-logins[key], _descending(newest[key]), key))
+    rows = _plain(conn).execute(USER_ADDRESSES_SQL, {"user": user}).fetchall()
+    logins: Counter[Key] = Counter({key: n for key, n, _ in rows})
+    newest: dict[Key, str] = {key: at for key, _, at in rows}
+    for (key, folded), seen in tail.users.items():
+        if folded == user and seen.logins:
+            logins[key] += seen.logins
+            newest[key] = max(newest.get(key, seen.last_login), seen.last_login)
     return UserFacts(kinds=dict(kinds["user"]), made=dict(kinds["who"]),
-                     addresses=tuple((key_text(k), logins[k], newest[k]) for k in ranked))
+                     addresses=tuple((key_text(k), logins[k], newest[k])
+                                     for k in _most_then_newest(logins, newest)))

@@ -645,6 +645,7 @@ QUERY_INDEXES = {
     "USER_SEEN_SQL": ["events_by_user", "events_by_who"],
     "EVENTS_BY_ID_SQL": ["INTEGER PRIMARY KEY"],
     "ALLOW_LIST_EVENTS_SQL": ["events_by_kind"],
+    "ALLOW_LIST_VERSION_SQL": ["COVERING INDEX events_by_kind (type=?)"],
     "OLDEST_EVENT_SQL": ["events_by_time"],
     "UNACKED_SQL": ["alerts_unacked", "INTEGER PRIMARY KEY"],
     "AUDIT_SQL": ["INTEGER PRIMARY KEY"],
@@ -668,7 +669,7 @@ PARAMS = {"at": "2026-11-24T12:00:00.000000Z", "id": 1, "limit": 10, "type": "ap
           "since": "2026-11-23T12:00:00.000000Z", "until": "2026-11-24T12:00:00.000000Z",
           "top": 5, "dimension": "user", "first_day": "2026-10-26", "last_day": "2026-11-24",
           "user": USER}
-TABLES = {"events", "alerts", "audit", "rejected", "daily_counts", "questions",
+TABLES = {"events", "alerts", "audit", "rejected", "daily_counts", "questions", "meta",
           "e", "a"}  # and aliases
 
 

@@ -44,7 +44,8 @@ CREATE TABLE address_users (
     last_login TEXT,
     PRIMARY KEY (key, user)
 ) WITHOUT ROWID;
-CREATE INDEX address_users_by_user ON address_users (user, key);
+-- A user's addresses, read from the index alone (a busy login has hundreds).
+CREATE INDEX address_users_by_user ON address_users (user, key, logins, last_login);
 
 -- An event with a user and two or more addresses (app_login/ip_changed) counts once per
 -- address above; a range holding several of them must count it once. With its distinct
