@@ -5,6 +5,7 @@ import ipaddress
 import re
 import shutil
 import tempfile
+import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -462,3 +463,38 @@ def test_every_summary_query_searches_its_indexes_and_scans_no_table(store, name
     for index in indexes:
         assert any(step.startswith("SEARCH ") and re.search(re.escape(index), step)
                    for step in plan), (index, plan)
+
+
+def test_answers_stay_exact_while_events_arrive_and_the_cursor_moves(store):
+    """A writer stores events and summarises them one at a time; each answer, read between
+    two counts of the events, lies between them: the events after the cursor and the
+    summaries are read as of one commit, so none is counted twice or missed."""
+    done = threading.Event()
+
+    def write():
+        try:
+            for n in range(120):
+                record_all(store, [("app_login/unauthorized_ip", 0, {
+                    "ip": "8.8.8.8", "user": "jane@acme.example"})], first=n)
+                summaries.summarise_new_events(store.connection(), 1)
+        finally:
+            store.close()
+            done.set()
+
+    def logins(conn) -> int:
+        return conn.execute("SELECT count(*) FROM events NOT INDEXED").fetchone()[0]
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    conn = Store(store.path).connection()
+    answers = 0
+    while not done.is_set() or not answers:
+        before = logins(conn)
+        users = queries.ip_report(conn, "8.8.8.0/24").users
+        kinds = queries.user_profile(conn, "Jane@acme.example").kinds
+        after = logins(conn)
+        counted = users[0].count if users else 0
+        assert before <= counted <= after
+        assert before <= kinds.get("app_login/unauthorized_ip", 0) <= after
+        answers += 1
+    writer.join()
