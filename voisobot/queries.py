@@ -453,8 +453,7 @@ def ip_report(conn: sqlite3.Connection, text: str, limit: int = 20,
         return IpReport(
             query=str(target), events=_page(_by_ids(conn, [i for _, i in facts.page]), limit),
             addresses=facts.addresses if is_range else (str(target),),
-            users=tuple(Tally(user.name, user.count, user.last_seen)
-                        for user in facts.users[:IP_USERS_SHOWN]),
+            users=tuple(Tally(*user) for user in facts.users[:IP_USERS_SHOWN]),
             user_count=len(facts.users), on_allow_list_now=bool(entries),
             allow_list_entries=tuple(entries),
             history_since=conn.execute(OLDEST_EVENT_SQL).fetchone()[0])

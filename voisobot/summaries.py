@@ -59,9 +59,10 @@ ADDRESS_EVENTS_SQL = """
 NETWORK_EVENTS_SQL = """
     SELECT event_time, id FROM network_events
     WHERE low <= :high AND high >= :low AND event_time <= :at AND (event_time < :at OR id < :id)"""
+# Ranked here: most events first, then the most recent (most answers need no correction).
 ADDRESS_USERS_SQL = """
-    SELECT key, user, spelling, n, last_seen FROM address_users
-    WHERE key >= :low AND key <= :high"""
+    SELECT user, min(spelling), sum(n), max(last_seen) FROM address_users
+    WHERE key >= :low AND key <= :high GROUP BY user ORDER BY 3 DESC, 4 DESC, user"""
 ADDRESS_PAIRS_SQL = """
     SELECT user, sum(n) FROM address_pairs
     WHERE low >= :low AND low <= :high AND high <= :high GROUP BY user"""
@@ -284,11 +285,9 @@ def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             conn.execute("COMMIT")
 
 
-@dataclass(frozen=True, slots=True)
-class AddressUser:
-    name: str        # the user as one of their events wrote it
-    count: int       # their events about the address or range
-    last_seen: str
+# (the user as one of their events wrote it, their events about the address or range, the
+# newest one's time): plain tuples, as a busy address has hundreds of users
+UserTally = tuple[str, int, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +296,7 @@ class AddressFacts:
 
     addresses: tuple[str, ...]      # the single addresses stored in it, in numeric order
     page: tuple[Cursor, ...]        # up to ``want`` newest events before the cursor
-    users: tuple[AddressUser, ...]  # most events first, then most recent
+    users: tuple[UserTally, ...]    # most events first, then most recent
 
 
 def address_facts(conn: sqlite3.Connection, span: Span, before: Cursor, want: int
@@ -376,23 +375,26 @@ def _newest_events(conn: sqlite3.Connection, span: Span, last_seen: dict[Key, st
 
 
 def _users(conn: sqlite3.Connection, bounds: dict, tail: Summary,
-           by_range_only: list[tuple[str, str]]) -> tuple[AddressUser, ...]:
+           by_range_only: list[tuple[str, str]]) -> tuple[UserTally, ...]:
     """Per user: the events about an address in the range (address_users, less the
     doubles address_pairs counts), and those about a CIDR range overlapping it only."""
-    counts: Counter[str] = Counter()
-    spelling: dict[str, str] = {}
-    last: dict[str, str] = {}
-    rows = [(key, user, s.spelling, s.n, s.last_seen) for (key, user), s in tail.users.items()]
-    rows += [(None, fold(user), user, 1, at) for user, at in by_range_only]
-    for _, user, name, n, seen in [*_plain(conn).execute(ADDRESS_USERS_SQL, bounds), *rows]:
-        counts[user] += n
-        spelling.setdefault(user, name)
-        last[user] = max(last.get(user, seen), seen)
+    rows = _plain(conn).execute(ADDRESS_USERS_SQL, bounds).fetchall()
     pairs = Counter(dict(conn.execute(ADDRESS_PAIRS_SQL, bounds).fetchall()))
     for (_, _, user), n in tail.pairs.items():
         pairs[user] += n
+    extra = [(user, s.spelling, s.n, s.last_seen) for (_, user), s in tail.users.items()]
+    extra += [(fold(user), user, 1, at) for user, at in by_range_only]
+    if not pairs and not extra:
+        return tuple(row[1:] for row in rows)  # as SQL ranked them
+    counts: Counter[str] = Counter()
+    spelling: dict[str, str] = {}
+    last: dict[str, str] = {}
+    for user, name, n, seen in [*rows, *extra]:
+        counts[user] += n
+        spelling[user] = min(spelling.get(user, name), name)
+        last[user] = max(last.get(user, seen), seen)
     counts.subtract(pairs)  # an event with several addresses in the range counts once
-    return tuple(AddressUser(spelling[user], counts[user], last[user])
+    return tuple((spelling[user], counts[user], last[user])
                  for user in _most_then_newest(counts, last))
 
 

@@ -441,7 +441,7 @@ SUMMARY_INDEXES = {
     "ADDRESS_EVENTS_SQL": ["PRIMARY KEY (key=? AND event_time<?)"],
     "NETWORK_EVENTS_SQL": ["PRIMARY KEY (low<?)"],
     "NETWORK_USERS_SQL": ["PRIMARY KEY (low<?)", "INTEGER PRIMARY KEY (rowid=?)"],
-    "ADDRESS_USERS_SQL": ["PRIMARY KEY (key>? AND key<?)"],
+    "ADDRESS_USERS_SQL": ["PRIMARY KEY (key>? AND key<?)"],  # and a small sort
     "ADDRESS_PAIRS_SQL": ["PRIMARY KEY (low>? AND low<?)"],
     "USER_KINDS_SQL": ["PRIMARY KEY (user=?)"],
     "USER_ADDRESSES_SQL": ["address_users_by_user (user=?)"],
