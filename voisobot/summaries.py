@@ -39,6 +39,7 @@ Cursor = tuple[str, int]  # (event_time, id), as queries pages them
 
 _ROW = "id, event_time, type, event, user, who, ip, from_value, to_value"
 _AFTER_CURSOR = "id > (SELECT value FROM cursors WHERE name = 'summarised')"
+ANY_NEW_EVENT_SQL = f"SELECT (SELECT id FROM events WHERE {_AFTER_CURSOR} LIMIT 1)"
 NEW_EVENTS_SQL = f"SELECT {_ROW} FROM events WHERE {_AFTER_CURSOR} ORDER BY id LIMIT :limit"
 # The tail of one question. "+user" keeps the column's NOCASE collation but not its index,
 # so SQLite walks the few rows after the cursor rather than all of a busy user's entries.
@@ -201,6 +202,8 @@ def summarise(rows: Iterable[sqlite3.Row | tuple]) -> Summary:
 
 def summarise_new_events(conn: sqlite3.Connection, limit: int = BATCH) -> int:
     """Add up to ``limit`` events stored after the cursor and move it, in one transaction."""
+    if conn.execute(ANY_NEW_EVENT_SQL).fetchone()[0] is None:
+        return 0  # no write lock for nothing (the job runs every second; a store may be read-only)
     with transaction(conn):
         rows = _plain(conn).execute(NEW_EVENTS_SQL, {"limit": limit}).fetchall()
         if rows:
