@@ -445,7 +445,8 @@ def ip_report(conn: sqlite3.Connection, text: str, limit: int = 20,
     target = parse_ip(text)
     with summaries.snapshot(conn):  # the summaries and the events after them, as of one commit
         facts = summaries.address_facts(conn, ip_keys.span_of(target),
-                                        (bound["at"], bound["id"]), bound["limit"])
+                                        (bound["at"], bound["id"]), bound["limit"],
+                                        IP_USERS_SHOWN)
         span = _span(str(target))
         entries = [entry for entry in _current_allow_list(conn)
                    if _overlap(_span(entry.network), span)]
@@ -453,8 +454,8 @@ def ip_report(conn: sqlite3.Connection, text: str, limit: int = 20,
         return IpReport(
             query=str(target), events=_page(_by_ids(conn, [i for _, i in facts.page]), limit),
             addresses=facts.addresses if is_range else (str(target),),
-            users=tuple(Tally(*user) for user in facts.users[:IP_USERS_SHOWN]),
-            user_count=len(facts.users), on_allow_list_now=bool(entries),
+            users=tuple(Tally(*user) for user in facts.users),
+            user_count=facts.user_count, on_allow_list_now=bool(entries),
             allow_list_entries=tuple(entries),
             history_since=conn.execute(OLDEST_EVENT_SQL).fetchone()[0])
 

@@ -64,6 +64,11 @@ NETWORK_EVENTS_SQL = """
 ADDRESS_USERS_SQL = """
     SELECT user, min(spelling), sum(n), max(last_seen) FROM address_users
     WHERE key >= :low AND key <= :high GROUP BY user ORDER BY 3 DESC, 4 DESC, user"""
+# One address with nothing to add from the tail: its first few users, and how many.
+ADDRESS_TOP_USERS_SQL = """
+    SELECT spelling, n, last_seen FROM address_users WHERE key = :low
+    ORDER BY n DESC, last_seen DESC, user LIMIT :shown"""
+ADDRESS_USER_COUNT_SQL = "SELECT count(*) FROM address_users WHERE key = :low"
 ADDRESS_PAIRS_SQL = """
     SELECT user, sum(n) FROM address_pairs
     WHERE low >= :low AND low <= :high AND high <= :high GROUP BY user"""
@@ -299,12 +304,14 @@ class AddressFacts:
 
     addresses: tuple[str, ...]      # the single addresses stored in it, in numeric order
     page: tuple[Cursor, ...]        # up to ``want`` newest events before the cursor
-    users: tuple[UserTally, ...]    # most events first, then most recent
+    users: tuple[UserTally, ...]    # the first ``shown``: most events first, then most recent
+    user_count: int
 
 
-def address_facts(conn: sqlite3.Connection, span: Span, before: Cursor, want: int
-                  ) -> AddressFacts:
-    """Call inside ``snapshot``. ``want``: how many events of the page to find."""
+def address_facts(conn: sqlite3.Connection, span: Span, before: Cursor, want: int,
+                  shown: int) -> AddressFacts:
+    """Call inside ``snapshot``. ``want``: how many events of the page to find; ``shown``:
+    how many users to list."""
     bounds = {"low": span[0], "high": span[1]}
     tail_rows = [row for row in conn.execute(ADDRESS_TAIL_SQL) if _mentions(row[6:], span)]
     tail = _in_span(summarise(tail_rows), span)
@@ -315,10 +322,16 @@ def address_facts(conn: sqlite3.Connection, span: Span, before: Cursor, want: in
     for _, user, at, *values in conn.execute(NETWORK_USERS_SQL, bounds):
         if not _has_address_in(values, span):
             by_range_only.append((user, at))
+    if span[0] == span[1] and not tail.users and not by_range_only:  # most questions
+        users = tuple(_plain(conn).execute(ADDRESS_TOP_USERS_SQL, {**bounds, "shown": shown}))
+        (user_count,) = conn.execute(ADDRESS_USER_COUNT_SQL, bounds).fetchone()
+    else:
+        ranked = _users(conn, bounds, tail, by_range_only)
+        users, user_count = ranked[:shown], len(ranked)
     return AddressFacts(
         addresses=tuple(map(key_text, keys)),
         page=tuple(_newest_events(conn, span, last_seen, tail, before, want)),
-        users=_users(conn, bounds, tail, by_range_only))
+        users=users, user_count=user_count)
 
 
 def _has_address_in(values: Iterable[str | None], span: Span) -> bool:

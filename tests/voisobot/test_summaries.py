@@ -456,14 +456,16 @@ SUMMARY_INDEXES = {
     "ADDRESS_EVENTS_SQL": ["PRIMARY KEY (key=? AND event_time<?)"],
     "NETWORK_EVENTS_SQL": ["PRIMARY KEY (low<?)"],
     "NETWORK_USERS_SQL": ["PRIMARY KEY (low<?)", "INTEGER PRIMARY KEY (rowid=?)"],
-    "ADDRESS_USERS_SQL": ["PRIMARY KEY (key>? AND key<?)"],  # and a small sort
+    "ADDRESS_USERS_SQL": ["(key>? AND key<?)"],  # and a sort of its users
+    "ADDRESS_TOP_USERS_SQL": ["COVERING INDEX address_users_by_count (key=?)"],
+    "ADDRESS_USER_COUNT_SQL": ["(key=?)"],
     "ADDRESS_PAIRS_SQL": ["PRIMARY KEY (low>? AND low<?)"],
     "USER_KINDS_SQL": ["PRIMARY KEY (user=?)"],
     "USER_ADDRESSES_SQL": ["address_users_by_user (user=?)"],
 }
 PARAMS = {"limit": 10, "email": "jane@acme.example", "user": "jane@acme.example",
           "low": b"\x04\x08\x08\x08\x00", "high": b"\x04\x08\x08\x08\xff",
-          "key": b"\x04\x08\x08\x08\x08", "at": "2026-11-24T12:00:00.000000Z", "id": 5}
+          "key": b"\x04\x08\x08\x08\x08", "shown": 20, "at": "2026-11-24T12:00:00.000000Z", "id": 5}
 
 
 def test_every_query_of_the_module_is_checked_below():
