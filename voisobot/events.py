@@ -17,6 +17,7 @@ import ipaddress
 import json
 import math
 import re
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -359,3 +360,14 @@ def _preview(value: Any, limit: int = 60) -> str:
     """A short, one-line, quoted rendering of untrusted text for reasons and logs."""
     text = json.dumps(value, ensure_ascii=True) if not isinstance(value, bytes) else repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# What SQLite's NOCASE collation and lower() fold: ASCII letters only ("Ä" stays "Ä").
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+@functools.lru_cache(maxsize=65536)  # the same few thousand users, over and over
+def fold_nocase(user: str) -> str:
+    """A login name as events.user's NOCASE collation compares it, and as the rollups and
+    summaries key it: ASCII letters in lower case, every other character as it is."""
+    return user.lower() if user.isascii() else user.translate(_ASCII_LOWER)

@@ -17,7 +17,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from voisobot import lookalike
+from voisobot import lookalike, summaries
 from voisobot.delivery import AlertDelivery
 from voisobot.errors import IntakeProblem
 from voisobot.intake import Intake, utc_now
@@ -332,6 +332,7 @@ def count_days(store: Store) -> int:
     look-alike names behind /voiso user, up to the events stored; move the rollups' window
     totals when the hour or day turns."""
     lookalike.index_all_new_accounts(store.connection())
+    summaries.summarise_all_new_events(store.connection())  # behind /voiso ip and user
     counted = count_all_new_events(store.connection())
     shift_windows(store.connection(), utc_now())
     return counted

@@ -20,13 +20,14 @@ import ipaddress
 import json
 import re
 import sqlite3
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from voisobot import events, rollups
-from voisobot.store import day_text, time_text
+from voisobot import events, ip_keys, rollups, summaries
+from voisobot.store import day_text, snapshot, time_text
 
 T = TypeVar("T")
 Cursor = tuple[str, int]  # (event_time, id) of the last event shown
@@ -37,7 +38,9 @@ MAX_LIMIT = 50
 CHANGES_SHOWN = 10     # changes made to and by a user, newest first
 TOP_SHOWN = 5          # users and IPs in stats
 IP_USERS_SHOWN = 20    # users of one IP or range, most events first
-IP_SCAN_LIMIT = 500    # a user's newest logins with an address that their IP list is built from
+# Before summaries kept every login's address, the profile listed those of this many newest
+# logins; bench/bench_queries.py's scan still reads it. The profile's list is now complete.
+IP_SCAN_LIMIT = 500
 PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 # Later than any stored event: time_text() never goes past year 9999.
 _END: Cursor = ("9999-12-31T23:59:59.999999Z", 2**63 - 1)
@@ -47,7 +50,6 @@ _FIELDS = ("id", "event_time", "type", "event", "callcenter", "user", "who", "ac
 _COLUMNS = ", ".join(_FIELDS)
 _BEFORE = "event_time <= :at AND (event_time < :at OR id < :id)"
 _NEWEST_FIRST = "ORDER BY event_time DESC, id DESC"
-_IN_VALUES = "IN (SELECT value FROM json_each(:values))"
 
 RECENT_SQL = f"SELECT {_COLUMNS} FROM events WHERE {_BEFORE} {_NEWEST_FIRST} LIMIT :limit"
 RECENT_OF_KIND_SQL = f"""
@@ -73,16 +75,7 @@ USER_EVENTS_SQL = f"""
     UNION
     SELECT {_COLUMNS} FROM events WHERE who = :email AND {_BEFORE}
     {_NEWEST_FIRST} LIMIT :limit"""
-# Read from events_by_user_kind alone, already in (type, event) order: no table rows, no sort.
-USER_KIND_COUNTS_SQL = "SELECT type, event, count(*) FROM events WHERE user = :email GROUP BY 1, 2"
-WHO_KIND_COUNTS_SQL = "SELECT type, event, count(*) FROM events WHERE who = :email GROUP BY 1, 2"
-# On events_by_user, walked newest first: it stops after :limit logins with an address.
-# events_by_user_kind would find the user's logins but leave them all to sort, by kind.
-USER_LOGIN_ADDRESSES_SQL = f"""
-    SELECT ip, from_value, to_value, event_time FROM events
-    WHERE user = :email AND type = 'app_login'
-      AND (ip IS NOT NULL OR from_value IS NOT NULL OR to_value IS NOT NULL)
-    {_NEWEST_FIRST} LIMIT :limit"""
+# A user's events per kind and the addresses of their logins come from voisobot.summaries.
 # All of them, ordered here: they are few, and events_by_user_kind (user, type, …) finds
 # them with one seek. With ORDER BY … LIMIT SQLite would rather walk events_by_user newest
 # first, reading every row of a busy login that has a few changes.
@@ -96,29 +89,20 @@ USER_SEEN_SQL = """
            (SELECT min(event_time) FROM events WHERE who = :email),
            (SELECT max(event_time) FROM events WHERE who = :email)"""
 
-# Addresses are text, so a range's addresses are found as the distinct values under the
-# text prefix they all share (see _text_prefix), then tested with ipaddress.
-IP_VALUES_SQL = """
-    SELECT ip FROM events WHERE ip >= :low AND ip < :high
-    UNION SELECT from_value FROM events WHERE from_value >= :low AND from_value < :high
-    UNION SELECT to_value FROM events WHERE to_value >= :low AND to_value < :high"""
-# Keys only (the three indexes cover them); the rows of the page are read by id after.
-IP_EVENT_KEYS_SQL = f"""
-    SELECT event_time, id FROM events WHERE ip {_IN_VALUES} AND {_BEFORE}
-    UNION SELECT event_time, id FROM events WHERE from_value {_IN_VALUES} AND {_BEFORE}
-    UNION SELECT event_time, id FROM events WHERE to_value {_IN_VALUES} AND {_BEFORE}
-    {_NEWEST_FIRST} LIMIT :limit"""
-IP_USERS_SQL = f"""
-    SELECT user, count(*), max(event_time) FROM events
-    WHERE user IS NOT NULL AND id IN (
-        SELECT id FROM events WHERE ip {_IN_VALUES}
-        UNION ALL SELECT id FROM events WHERE from_value {_IN_VALUES}
-        UNION ALL SELECT id FROM events WHERE to_value {_IN_VALUES})
-    GROUP BY user ORDER BY 2 DESC, 3 DESC"""
+# An address's or a range's events and users come from voisobot.summaries, by ip_keys key:
+# a range of addresses is a range of keys. The rows of the page are read by id after.
 EVENTS_BY_ID_SQL = f"SELECT {_COLUMNS} FROM events WHERE id IN (SELECT value FROM json_each(:ids))"
 # The allow-list is what these events did, replayed in order; a few hundred rows.
 ALLOW_LIST_EVENTS_SQL = f"""
     SELECT {_COLUMNS} FROM events WHERE type = 'allowed_ip' ORDER BY event_time, id"""
+# What the replay depends on, read from events_by_kind alone: the store (its id is unique
+# to it, migration 0007) and which allow-list events it holds. Unchanged, the last replay
+# stands (a pruned id reused for an allow-list event of the same event and time would
+# fool it: the rows are immutable otherwise).
+ALLOW_LIST_VERSION_SQL = """
+    SELECT (SELECT value FROM meta WHERE key = 'store_id'),
+           group_concat(event || ' ' || event_time || ' ' || id, ',')
+    FROM events WHERE type = 'allowed_ip'"""
 OLDEST_EVENT_SQL = "SELECT min(event_time) FROM events"
 
 UNACKED_SQL = f"""
@@ -188,7 +172,7 @@ class UserProfile:
     kinds: dict[str, int]           # their events as ``user``, per kind, most first
     made: dict[str, int]            # events with them as ``who`` (changes they made), per kind
     addresses: tuple[Tally, ...]    # where their logins came from, most used first
-    addresses_complete: bool        # False: from their newest IP_SCAN_LIMIT such logins only
+    addresses_complete: bool        # always True: every login's address is summarised
     changes_to: tuple[EventRow, ...]   # user-type events about them, newest first
     changes_by: tuple[EventRow, ...]   # events they made, newest first
     first_seen: str | None
@@ -392,40 +376,23 @@ def user_profile(conn: sqlite3.Connection, email: str, limit: int = 20,
     """Everything the cache holds about one address; ``before`` pages its events only."""
     email = parse_email(email)
     by_email = {"email": email}
-    seen = [at for at in conn.execute(USER_SEEN_SQL, by_email).fetchone() if at is not None]
-    addresses, complete = _login_addresses(conn, email)
-    return UserProfile(
-        email=email, events=_user_events(conn, email, limit, before),
-        kinds=_kind_counts(conn, USER_KIND_COUNTS_SQL, by_email),
-        made=_kind_counts(conn, WHO_KIND_COUNTS_SQL, by_email),
-        addresses=addresses, addresses_complete=complete,
-        changes_to=tuple(_newest_first(
-            _events(conn, CHANGES_TO_USER_SQL, by_email))[:CHANGES_SHOWN]),
-        changes_by=tuple(_events(conn, CHANGES_BY_USER_SQL,
-                                 {"email": email, "limit": CHANGES_SHOWN})),
-        first_seen=min(seen, default=None), last_seen=max(seen, default=None))
-
-
-def _kind_counts(conn: sqlite3.Connection, sql: str, params: dict[str, Any]) -> dict[str, int]:
-    return _most_first({f"{type_}/{event}": n for type_, event, n in conn.execute(sql, params)})
+    with snapshot(conn):  # the summaries and the events after them, as of one commit
+        seen = [at for at in conn.execute(USER_SEEN_SQL, by_email).fetchone() if at is not None]
+        facts = summaries.user_facts(conn, email)
+        return UserProfile(
+            email=email, events=_user_events(conn, email, limit, before),
+            kinds=_most_first(facts.kinds), made=_most_first(facts.made),
+            addresses=tuple(Tally(*address) for address in facts.addresses),
+            addresses_complete=True,
+            changes_to=tuple(_newest_first(
+                _events(conn, CHANGES_TO_USER_SQL, by_email))[:CHANGES_SHOWN]),
+            changes_by=tuple(_events(conn, CHANGES_BY_USER_SQL,
+                                     {"email": email, "limit": CHANGES_SHOWN})),
+            first_seen=min(seen, default=None), last_seen=max(seen, default=None))
 
 
 def _most_first(counts: dict[str, int]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
-
-
-def _login_addresses(conn: sqlite3.Connection, email: str) -> tuple[tuple[Tally, ...], bool]:
-    """The addresses in ip/from/to of the user's newest logins that carry one."""
-    rows = conn.execute(USER_LOGIN_ADDRESSES_SQL,
-                        {"email": email, "limit": IP_SCAN_LIMIT}).fetchall()
-    counts: Counter[str] = Counter()
-    last_seen: dict[str, str] = {}
-    for *values, event_time in rows:
-        for value in dict.fromkeys(v for v in values if v is not None):
-            counts[value] += 1
-            last_seen.setdefault(value, event_time)  # newest first
-    tallies = tuple(Tally(value, n, last_seen[value]) for value, n in counts.most_common())
-    return tallies, len(rows) < IP_SCAN_LIMIT
 
 
 # --- ip --------------------------------------------------------------------------------------
@@ -436,48 +403,21 @@ def ip_report(conn: sqlite3.Connection, text: str, limit: int = 20,
     whether the allow-list, as the cached allowed_ip events leave it, covers it now."""
     bound = _bound(before, _checked_limit(limit))
     target = parse_ip(text)
-    span = _span(str(target))
-    allow_events = _events(conn, ALLOW_LIST_EVENTS_SQL, {})
-    values = json.dumps(_stored_values(conn, target))
-    keys = {tuple(row) for row in conn.execute(IP_EVENT_KEYS_SQL, {**bound, "values": values})}
-    keys.update(event.cursor for event in allow_events  # stored as ranges: tested here
-                if event.cursor < (bound["at"], bound["id"]) and _mentions(event, span))
-    page_keys = sorted(keys, reverse=True)[: limit + 1]
-    users = [Tally(*row) for row in conn.execute(IP_USERS_SQL, {"values": values})]
-    entries = [entry for entry in _allow_list(allow_events)
-               if _overlap(_span(entry.network), span)]
-    return IpReport(
-        query=str(target), events=_page(_by_ids(conn, [i for _, i in page_keys]), limit),
-        addresses=tuple(json.loads(values)), users=tuple(users[:IP_USERS_SHOWN]),
-        user_count=len(users), on_allow_list_now=bool(entries),
-        allow_list_entries=tuple(entries),
-        history_since=conn.execute(OLDEST_EVENT_SQL).fetchone()[0])
-
-
-def _stored_values(conn: sqlite3.Connection, target: Address | Network) -> list[str]:
-    """The ip/from/to values to look up by equality: the address as the intake writes it,
-    or every stored value inside the range (found under its text prefix)."""
-    if not isinstance(target, ipaddress.IPv4Network | ipaddress.IPv6Network):
-        return [str(target)]
-    prefix = _text_prefix(target)
-    high = prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else "\U0010ffff"
-    found = conn.execute(IP_VALUES_SQL, {"low": prefix, "high": high}).fetchall()
-    return [value for (value,) in found if _overlap(_span(str(target)), _span(value))]
-
-
-def _text_prefix(network: Network) -> str:
-    """Text that every address of ``network`` starts with as str() writes it ("" when
-    nothing is certain): IPv4's whole fixed octets; IPv6's fixed groups up to the first zero
-    one, since a zero group may be written as "::"."""
-    if network.version == 4:
-        octets = str(network.network_address).split(".")[: min(network.prefixlen // 8, 3)]
-        return "".join(f"{octet}." for octet in octets)
-    prefix = ""
-    for group in network.network_address.exploded.split(":")[: min(network.prefixlen // 16, 7)]:
-        if int(group, 16) == 0:
-            break
-        prefix += f"{int(group, 16):x}:"
-    return prefix
+    with snapshot(conn):  # the summaries and the events after them, as of one commit
+        facts = summaries.address_facts(conn, ip_keys.span_of(target),
+                                        (bound["at"], bound["id"]), bound["limit"],
+                                        IP_USERS_SHOWN)
+        span = _span(str(target))
+        entries = [entry for entry in _current_allow_list(conn)
+                   if _overlap(_span(entry.network), span)]
+        is_range = isinstance(target, ipaddress.IPv4Network | ipaddress.IPv6Network)
+        return IpReport(
+            query=str(target), events=_page(_by_ids(conn, [i for _, i in facts.page]), limit),
+            addresses=facts.addresses if is_range else (str(target),),
+            users=tuple(Tally(*user) for user in facts.users),
+            user_count=facts.user_count, on_allow_list_now=bool(entries),
+            allow_list_entries=tuple(entries),
+            history_since=conn.execute(OLDEST_EVENT_SQL).fetchone()[0])
 
 
 Span = tuple[int, int, int]  # IP version, first and last address as integers
@@ -506,9 +446,23 @@ def _is_address(text: str) -> bool:
     return span is not None and span[1] == span[2] and "/" not in text
 
 
-def _mentions(event: EventRow, span: Span | None) -> bool:
-    return any(_overlap(_span(value), span)
-               for value in (event.ip, event.from_value, event.to_value))
+_ALLOW_LISTS: dict[tuple, tuple["AllowListEntry", ...]] = {}  # version: entries
+_ALLOW_LISTS_KEPT = 8  # a few stores per process (the tests'), one in the bot
+_ALLOW_LISTS_LOCK = threading.Lock()
+
+
+def _current_allow_list(conn: sqlite3.Connection) -> tuple["AllowListEntry", ...]:
+    """The allow-list the cached events leave, replayed again only when they change: the
+    replay reads every allow-list event, the version only their index entries."""
+    version = tuple(conn.execute(ALLOW_LIST_VERSION_SQL).fetchone())
+    entries = _ALLOW_LISTS.get(version)
+    if entries is None:
+        entries = tuple(_allow_list(_events(conn, ALLOW_LIST_EVENTS_SQL, {})))
+        with _ALLOW_LISTS_LOCK:  # Bolt answers on a thread pool
+            while len(_ALLOW_LISTS) >= _ALLOW_LISTS_KEPT:
+                _ALLOW_LISTS.pop(next(iter(_ALLOW_LISTS)))
+            _ALLOW_LISTS[version] = entries
+    return entries
 
 
 def _allow_list(events: list[EventRow]) -> list[AllowListEntry]:
@@ -570,7 +524,7 @@ def stats(conn: sqlite3.Connection, period: str, now: datetime) -> Stats:
         window = {"since": time_text(now - span), "until": time_text(now)}
     else:
         window = _whole_days(now, span.days)
-    with rollups.snapshot(conn):
+    with snapshot(conn):
         counts = rollups.window_counts(conn, name, window["since"], window["until"],
                                        TOP_SHOWN, _is_address)
         users = tuple(Tally(_spelling(conn, user), n) for user, n in counts.users)
@@ -641,7 +595,7 @@ def kind_counts(conn: sqlite3.Connection, since: str, until: str) -> dict[str, i
     """Events per kind between two times (both included), most first: the 24h stats'
     count, over any window."""
     counts: Counter[str] = Counter()
-    with rollups.snapshot(conn):
+    with snapshot(conn):
         for (_, kind), n in rollups.kind_counts_per_hour(conn, since, until).items():
             counts[kind] += n
     return _most_first(counts)
@@ -690,7 +644,7 @@ def hourly_counts(conn: sqlite3.Connection, now: datetime) -> dict[str, list[int
     first_hour = last_hour - timedelta(hours=HOURS - 1)
     slot = {(first_hour + timedelta(hours=n)).strftime("%Y-%m-%dT%H"): n for n in range(HOURS)}
     counts: dict[str, list[int]] = {}
-    with rollups.snapshot(conn):
+    with snapshot(conn):
         per_hour = rollups.kind_counts_per_hour(conn, time_text(first_hour), time_text(now))
     for (hour, kind), count in per_hour.items():
         if hour in slot:

@@ -15,19 +15,18 @@ counting job runs every second, so these are few). For the busiest users and IPs
 window_totals most first and stops as soon as nothing unread can reach the top (``top``).
 """
 
-import contextlib
 import heapq
 import sqlite3
-import string
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from voisobot.events import fold_nocase
+
 CURSOR = "daily_counted"  # the last event id counted (store.DAILY_COUNT_CURSOR)
 DIMENSIONS = ("kind", "user", "ip")
 RANKED = ("user", "ip")  # the dimensions with a top list
-_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)  # as NOCASE folds
 _EVENT_COLUMNS = "id, event_time, type, event, user, ip, from_value, to_value"
 
 CURSOR_SQL = f"SELECT value FROM cursors WHERE name = '{CURSOR}'"
@@ -145,7 +144,7 @@ def event_values(row: sqlite3.Row) -> Iterator[tuple[str, str]]:
     once per column (CIDRs and access groups too: only ipaddress tells them apart)."""
     yield "kind", f"{row['type']}/{row['event']}"
     if row["user"] is not None:
-        yield "user", row["user"].translate(_ASCII_LOWER)
+        yield "user", fold_nocase(row["user"])
     for value in (row["ip"], row["from_value"], row["to_value"]):
         if value is not None:
             yield "ip", value
@@ -175,19 +174,6 @@ def forget(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> None:
     transaction): those the cursor has passed; the others were never counted."""
     (cursor,) = conn.execute(CURSOR_SQL).fetchone()
     _apply(conn, bucket_counts(row for row in rows if row["id"] <= cursor), -1)
-
-
-REWIND_SQL = f"""
-    UPDATE cursors SET value = (SELECT coalesce(max(id), 0) FROM events)
-    WHERE name = '{CURSOR}' AND value > (SELECT coalesce(max(id), 0) FROM events)"""
-
-
-def rewind(conn: sqlite3.Connection) -> None:
-    """After a prune's delete: SQLite gives a new row the highest id left plus one, so a
-    prune that deleted the newest events would let new ones take ids the cursor has passed,
-    and they would never be counted. The cursor goes back to the highest id left (the ids
-    between were deleted, and forgotten)."""
-    conn.execute(REWIND_SQL)
 
 
 def _apply(conn: sqlite3.Connection, hours: Counter, sign: int) -> None:
@@ -261,21 +247,6 @@ def shift(conn: sqlite3.Connection, at: datetime) -> bool:
 
 
 # --- reading: one window ------------------------------------------------------------------
-
-@contextlib.contextmanager
-def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One read transaction (WAL: no lock that a writer waits for, none that waits for a
-    writer), so that the cursor, the buckets and the totals read agree with each other."""
-    if conn.in_transaction:
-        yield conn
-        return
-    conn.execute("BEGIN")
-    try:
-        yield conn
-    finally:
-        if conn.in_transaction:
-            conn.execute("COMMIT")
-
 
 @dataclass(frozen=True, slots=True)
 class Plan:

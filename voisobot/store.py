@@ -6,13 +6,14 @@ that SQS no longer holds. One connection per thread (Bolt and APScheduler both
 run work on thread pools).
 """
 
+import contextlib
 import functools
 import json
 import logging
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -172,9 +173,14 @@ _UNCOUNTED_EVENTS = f"""
     SELECT id, event_time, type, event, user, ip, from_value, to_value FROM events
     WHERE id > (SELECT value FROM cursors WHERE name = '{DAILY_COUNT_CURSOR}') ORDER BY id
     LIMIT ?"""
+# The oldest events, a chunk at a time, with what the rollups and summaries need to take
+# them out. Never the newest stored event: events.id is a rowid, and SQLite gives a new row
+# the highest id left plus one, so deleting the newest would hand its id, which every
+# cursor (alerts, counts, summaries, look-alikes) has passed, to the next event: never
+# alerted on, never counted. Kept, the highest id stays taken; it is one event.
 _OLD_EVENTS = """
-    SELECT id, event_time, type, event, user, ip, from_value, to_value FROM events
-    WHERE event_time < ? LIMIT ?"""
+    SELECT id, event_time, type, event, user, who, ip, from_value, to_value FROM events
+    WHERE event_time < ? AND id < (SELECT max(id) FROM events) ORDER BY event_time LIMIT ?"""
 
 
 def count_new_events(conn: sqlite3.Connection, limit: int) -> int:
@@ -235,6 +241,15 @@ class Store:
         conn = self.connection()
         if upgrade:
             migrate(conn)
+            self._summarise_backlog(conn)
+
+    @staticmethod
+    def _summarise_backlog(conn: sqlite3.Connection) -> None:
+        """Summarise what the counting job has not (all of it, right after migration 0017),
+        so that no question starts with a long tail to read."""
+        from voisobot import summaries  # it builds on this module: imported one way only
+
+        summaries.summarise_all_new_events(conn, summaries.CATCH_UP_BATCH)
 
     @functools.cached_property
     def store_id(self) -> str:
@@ -345,14 +360,18 @@ class Store:
         }
 
     def _prune_events(self, cutoff: str) -> int:
+        """Events in chunks, each taken out of the rollups and the summaries in its own
+        transaction."""
+        from voisobot import summaries  # it builds on this module: imported one way only
+
         deleted = 0
         while True:
             with transaction(self.connection()) as conn:
                 rows = conn.execute(_OLD_EVENTS, (cutoff, PRUNE_CHUNK)).fetchall()
                 rollups.forget(conn, rows)
+                summaries.forget(conn, rows)
                 conn.execute("DELETE FROM events WHERE id IN (SELECT value FROM json_each(?))",
-                              (json.dumps([row["id"] for row in rows]),))
-                rollups.rewind(conn)
+                             (json.dumps([row["id"] for row in rows]),))
             deleted += len(rows)
             if len(rows) < PRUNE_CHUNK:
                 return deleted
@@ -409,6 +428,23 @@ class Store:
     def latest_rejections(self, limit: int) -> list[sqlite3.Row]:
         return self.connection().execute(
             "SELECT * FROM rejected ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+
+
+@contextlib.contextmanager
+def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One read transaction (WAL: a snapshot, no lock that a writer waits for, none that
+    waits for a writer): a question reads the rollups or summaries and the events after their
+    cursor as of the same commit, so nothing is counted twice or missed while the counting
+    job moves the cursor. Inside a transaction already, that one is the snapshot."""
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN")
+    try:
+        yield conn
+    finally:
+        if conn.in_transaction:
+            conn.execute("COMMIT")
 
 
 class transaction:

@@ -216,6 +216,18 @@ def test_prune_removes_what_is_older_than_the_cutoff(store):
     assert store.counts_by_kind() == {"user/user_added": 1}
 
 
+def test_prune_keeps_the_newest_event_so_no_id_a_cursor_passed_is_given_again(store):
+    """An event stored last with a time older than retention is the one event a prune keeps:
+    deleted, its id would go to the next event, which every cursor has already passed."""
+    old = NOW - timedelta(days=100)
+    store.record_batch([delivery(when=old), delivery("user/user_added", when=old)], NOW)
+    newest = store.latest_events(1)[0]["id"]
+    assert store.prune(NOW - timedelta(days=90))["events"] == 1
+    assert [row["id"] for row in store.latest_events(5)] == [newest]
+    store.record_batch([delivery("user/user_deleted", when=NOW)], NOW)
+    assert store.latest_events(1)[0]["id"] == newest + 1
+
+
 @pytest.mark.parametrize("where, index", [
     ("user = 'foo@bar.com'", "events_by_user"),
     ("user = 'foo@bar.com' AND type = 'user' AND event = 'user_added'", "events_by_user_kind"),
