@@ -285,7 +285,8 @@ _SLACK, _TEAMS = SlackRenderer(), TeamsRenderer()
 # HOSTILE, and host names that a cut before escaping could leave half undefanged in Teams
 # (found by the property below when the Teams template truncated values).
 DIGEST_HOSTILE = [*HOSTILE, "www.evil.example/login", "evil.example",
-                  "******<!channel><!channel>*bold*www.evil.example/"]
+                  "******<!channel><!channel>*bold*www.evil.example/",
+                  "@www.evil.example/", "here@www.evil.example/", "@evil.example/login"]
 
 
 @pytest.mark.parametrize("value", DIGEST_HOSTILE, ids=range(len(DIGEST_HOSTILE)))

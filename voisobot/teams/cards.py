@@ -68,8 +68,12 @@ SEVERITY_STYLE = {"critical": "attention", "high": "attention", "medium": "warni
 
 _MARKDOWN = re.compile(r"([\\`*_~\[\]()<>#|!{}])")
 _LIST_MARKER = re.compile(r"^(\s*)([-+]|\d+\.)(?=\s|$)")
-# A host name (dotted labels ending in letters), not the domain or local part of an email.
-_HOST_NAME = re.compile(r"(?<![@\w.-])((?:[\w-]+\.)+[^\W\d_]{2,63})\b(?![\w.-]*@)")
+# A host name (dotted labels ending in letters), not the domain or local part of an email:
+# an "@" with nothing before it ("@www.evil.example/") makes no email.
+_HOST_NAME = re.compile(
+    r"(?<![\w.-])(?<![\w.-]@)((?:[\w-]+\.)+[^\W\d_]{2,63})\b(?![\w.-]*@)")
+# "www." is linked wherever it stands, even as an email's domain: always defanged.
+_WWW = re.compile(r"(?i)(www)\.")
 
 
 def teams_markdown(value: Any) -> str:
@@ -77,7 +81,7 @@ def teams_markdown(value: Any) -> str:
     text = _MARKDOWN.sub(r"\\\1", one_line(value))
     text = _LIST_MARKER.sub(_escaped_marker, text)
     text = _HOST_NAME.sub(lambda match: match.group(1).replace(".", "[.]"), text)
-    return text.replace("://", "[:]//")
+    return _WWW.sub(r"\1[.]", text).replace("://", "[:]//")
 
 
 def teams_text(value: Any) -> str:
