@@ -204,12 +204,14 @@ def test_scheduler_prunes_at_start_and_keeps_polling(sqs_admin, queue_url, moto_
     old = samples.example("user/user_added", now=datetime.now(UTC) - timedelta(days=31))
     sqs_admin.send_message(QueueUrl=queue_url, MessageBody=json.dumps(old))
     runtime.intake.run()  # stored before the scheduler starts, as if from an earlier run
-    assert runtime.store.totals()["events"] == 1
+    send_unique_events(sqs_admin, queue_url, 1)  # the newest stored: the prune keeps it
+    runtime.intake.run()
+    assert runtime.store.totals()["events"] == 2
     runtime.start()
     try:
-        wait_for(lambda: runtime.store.totals()["events"] == 0, what="the retention job")
+        wait_for(lambda: runtime.store.totals()["events"] == 1, what="the retention job")
         send_unique_events(sqs_admin, queue_url, 5)
-        wait_for(lambda: runtime.store.totals()["events"] == 5, what="polling to go on")
+        wait_for(lambda: runtime.store.totals()["events"] == 6, what="polling to go on")
     finally:
         runtime.stop()
 
