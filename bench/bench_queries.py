@@ -444,9 +444,9 @@ def scan_user(conn, email):
     newest = sorted(rows, key=lambda row: (row["event_time"], row["id"]), reverse=True)
     kinds = Counter(f"{r['type']}/{r['event']}" for r in rows if r["as_user"])
     made = Counter(f"{r['type']}/{r['event']}" for r in rows if r["as_who"])
-    logins = [r for r in newest if r["as_user"] and r["type"] == "app_login"
-              and (r["ip"] or r["from_value"] or r["to_value"])][: queries.IP_SCAN_LIMIT]
-    addresses = Counter(v for r in logins for v in {r["ip"], r["from_value"], r["to_value"]} if v)
+    logins = [r for r in newest if r["as_user"] and r["type"] == "app_login"]
+    addresses = Counter(v for r in logins for v in {r["ip"], r["from_value"], r["to_value"]}
+                        if v and queries._is_address(v))  # every login's, single addresses
     changes = [r["id"] for r in newest if r["as_user"] and r["type"] == "user"][:10]
     return ([r["id"] for r in newest[:20]], dict(kinds), dict(made), dict(addresses), changes)
 

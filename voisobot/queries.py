@@ -38,9 +38,6 @@ MAX_LIMIT = 50
 CHANGES_SHOWN = 10     # changes made to and by a user, newest first
 TOP_SHOWN = 5          # users and IPs in stats
 IP_USERS_SHOWN = 20    # users of one IP or range, most events first
-# Before summaries kept every login's address, the profile listed those of this many newest
-# logins; bench/bench_queries.py's scan still reads it. The profile's list is now complete.
-IP_SCAN_LIMIT = 500
 PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 # Later than any stored event: time_text() never goes past year 9999.
 _END: Cursor = ("9999-12-31T23:59:59.999999Z", 2**63 - 1)

@@ -174,13 +174,19 @@ _UNCOUNTED_EVENTS = f"""
     WHERE id > (SELECT value FROM cursors WHERE name = '{DAILY_COUNT_CURSOR}') ORDER BY id
     LIMIT ?"""
 # The oldest events, a chunk at a time, with what the rollups and summaries need to take
-# them out. Never the newest stored event: events.id is a rowid, and SQLite gives a new row
-# the highest id left plus one, so deleting the newest would hand its id, which every
-# cursor (alerts, counts, summaries, look-alikes) has passed, to the next event: never
-# alerted on, never counted. Kept, the highest id stays taken; it is one event.
+# them out.
 _OLD_EVENTS = """
     SELECT id, event_time, type, event, user, who, ip, from_value, to_value FROM events
-    WHERE event_time < ? AND id < (SELECT max(id) FROM events) ORDER BY event_time LIMIT ?"""
+    WHERE event_time < ? ORDER BY event_time LIMIT ?"""
+# The cursors that walk events by id (the alerts, the look-alike names, the rollups, the
+# summaries). events.id is a rowid: once the newest events are pruned, SQLite gives the next
+# event the highest id left plus one, an id these cursors may have passed; so after a prune
+# each goes back to the highest id left (every event up to it was deleted or handled).
+EVENT_CURSORS = ("alerts_enqueued", "accounts_indexed", "daily_counted", "summarised")
+_REWIND_EVENT_CURSORS = f"""
+    UPDATE cursors SET value = (SELECT coalesce(max(id), 0) FROM events)
+    WHERE name IN ({", ".join(f"'{name}'" for name in EVENT_CURSORS)})
+      AND value > (SELECT coalesce(max(id), 0) FROM events)"""
 
 
 def count_new_events(conn: sqlite3.Connection, limit: int) -> int:
@@ -372,6 +378,7 @@ class Store:
                 summaries.forget(conn, rows)
                 conn.execute("DELETE FROM events WHERE id IN (SELECT value FROM json_each(?))",
                              (json.dumps([row["id"] for row in rows]),))
+                conn.execute(_REWIND_EVENT_CURSORS)
             deleted += len(rows)
             if len(rows) < PRUNE_CHUNK:
                 return deleted

@@ -381,14 +381,13 @@ def test_the_store_module_counts_with_the_rollups_cursor():
     assert time_text(NOW) == rollups._text(NOW)
 
 
-def test_events_stored_after_a_prune_of_every_old_event_are_counted(store):
-    """SQLite would reuse the id of the newest row if it were deleted, which the cursor has
-    passed: the prune keeps the newest event, so the next one takes a new id."""
+def test_events_stored_after_a_prune_of_the_newest_are_counted(store):
+    """SQLite reuses the ids of the newest rows deleted: the cursor must not have passed them."""
     record = lambda tag, when: store.record_batch([to_delivery(sqs_message(document(  # noqa: E731
         "app_login/unauthorized_ip", when, USERS[0], "1.1.1.1"), tag))], NOW)
     record("old", NOW - 2 * DAY)
     count_all_new_events(store.connection())
-    store.prune(NOW - DAY)  # every old event but the newest stored
+    store.prune(NOW - DAY)  # every event: the next one takes id 1 again
     record("new", NOW - HOUR)
     assert stats(store.connection(), "24h", NOW).total == 1
     count_all_new_events(store.connection())
