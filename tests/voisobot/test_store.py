@@ -30,6 +30,7 @@ from voisobot.store import (
     migrate,
     migrations,
     time_text,
+    transaction,
 )
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -430,3 +431,31 @@ def test_commit_listeners_are_told_after_a_commit_of_new_events(store, refused, 
     store.add_commit_listener(count_from_another_connection)
     store.record_batch(batch, NOW)
     assert seen == [1] * told
+
+
+# --- waiting for another writer -----------------------------------------------------------
+
+def test_a_transaction_waits_for_another_writer_and_then_begins(store):
+    other = store_module.connect(store.path)
+    other.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.2, lambda: other.execute("COMMIT")).start()
+    with transaction(store.connection()) as conn:  # would raise "locked" without the wait
+        conn.execute("INSERT INTO meta (key, value) VALUES ('waited', '1')")
+    assert store.connection().execute(
+        "SELECT value FROM meta WHERE key = 'waited'").fetchone()[0] == "1"
+    other.close()
+
+
+def test_a_transaction_gives_up_after_the_busy_timeout_and_keeps_it(store):
+    other = store_module.connect(store.path)
+    other.execute("BEGIN IMMEDIATE")
+    conn = store.connection()
+    conn.execute("PRAGMA busy_timeout = 50")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"), transaction(conn):
+            pass
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 50
+        assert not conn.in_transaction
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
