@@ -19,7 +19,7 @@ demo: $(STAMP)  ## everything on embedded defaults: SQS server, traffic, intake,
 test: $(STAMP)  ## the whole suite, on up to 4 processes (tests sharing a build run in one)
 	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadgroup
 
-bench: $(STAMP)  ## benchmarks, printed as tables (about 8 minutes)
+bench: $(STAMP)  ## benchmarks, printed as tables (about 10 minutes)
 	$(PY) bench/bench_intake.py
 	$(PY) bench/bench_alerts.py
 	$(PY) bench/bench_queries.py

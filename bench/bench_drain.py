@@ -12,14 +12,12 @@ moto's receive and delete cost time in proportion to the queue's depth and it se
 hundred messages a second at most, so it cannot hold the backlog nor show the drain's rate;
 it runs too, for information: its calls made atomic (tests/fakes/atomic_moto.py), a feeder
 process topping its queue up to a hundred messages (straight to moto, not through the
-proxy: Voiso's sends are not part of the drain), serial and drain over a smaller backlog,
-and its own ceiling. A drain counts until every message is stored and deleted; the store is
+proxy: Voiso's sends are not part of the drain), serial and drain over a smaller backlog.
+A drain counts until every message is stored and deleted; the store is
 then checked to hold exactly the messages sent, each once.
 
 The serial loop drains a smaller backlog (its rate is steady, and 20,000 would take it
-minutes); the ratio compares rates measured in the same run. An information row shows
-moto's own ceiling (no added latency, many plain boto3 drainers) so the reader can see
-whether the fake limits the figure. See bench/README.md.
+minutes); the ratio compares rates measured in the same run. See bench/README.md.
 
     python bench/bench_drain.py [--messages N] [--serial-messages N] [--receivers R]
                                 [--latency-ms MS]
@@ -267,42 +265,6 @@ def check_store(path: Path, messages: int) -> str:
     return f"WRONG: {events} events, {ids} ids, {users} users, {others} others"
 
 
-def moto_ceiling(admin, moto_url: str, messages: int, drainers: int) -> float:
-    """Messages a second that moto itself takes: plain boto3 drainers, no added latency."""
-    import boto3
-    queue_url = new_queue(admin)
-    feeder, _ = start_role("feeder", moto_url, queue_url, str(messages))
-    done = [0]
-    lock = threading.Lock()
-
-    def drainer():
-        client = boto3.client("sqs", endpoint_url=moto_url, region_name=REGION)
-        while True:
-            with lock:
-                if done[0] >= messages:
-                    return
-            got = client.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
-                                         WaitTimeSeconds=0).get("Messages", [])
-            if not got:
-                time.sleep(0.005)  # the feeder is behind: short polls, not a herd of long ones
-            else:
-                client.delete_message_batch(QueueUrl=queue_url, Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                    for i, m in enumerate(got)])
-                with lock:
-                    done[0] += len(got)
-
-    started = time.perf_counter()
-    threads = [threading.Thread(target=drainer) for _ in range(drainers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    feeder.wait(timeout=60)
-    return messages / elapsed
-
-
 # --- the report -----------------------------------------------------------------------------
 
 def main(argv=None) -> int:
@@ -330,7 +292,7 @@ def main(argv=None) -> int:
 
 
 def measure(args, server: str, server_url: str, proxy_url: str) -> dict:
-    """Serial, then the drain, through the proxy to one server (and moto's own ceiling)."""
+    """Serial, then the drain, through the proxy to one server."""
     import boto3
     admin = boto3.client("sqs", endpoint_url=server_url, region_name=REGION)
     backlog = server == "backlog"
@@ -342,9 +304,6 @@ def measure(args, server: str, server_url: str, proxy_url: str) -> dict:
                  "drain": drain_once(admin, server_url, proxy_url, Path(directory),
                                      messages, args.receivers, backlog=backlog)}
     found["serial"]["messages"], found["drain"]["messages"] = serial_messages, messages
-    if not backlog:
-        found["ceiling"] = moto_ceiling(admin, server_url, args.ceiling_messages,
-                                        2 * args.receivers)
     return found
 
 
@@ -366,10 +325,6 @@ def report(args, results: dict) -> None:
              f"{drained['seconds']:.1f}", f"{drained['rate']:,.0f}", f"{ratio:.1f}x",
              drained["held"], f"{drained['peak']} / {drained['limit']}",
              f"{drained['rss']:.0f}", verdict)]
-        if "ceiling" in found:
-            rows.append((f"moto's ceiling ({2 * args.receivers} boto3 drainers, no latency)",
-                          f"{args.ceiling_messages:,}", "", f"{found['ceiling']:,.0f}", "", "",
-                          "", "", ""))
     print_table(("intake", "messages", "seconds", "messages/s", "vs serial", "store",
                  "peak in hand / bound", "peak RSS MiB", target), rows)
 
@@ -398,8 +353,6 @@ def parse_args(argv):
                         help="the backlog the drain empties from moto (default 3000)")
     parser.add_argument("--moto-serial-messages", type=positive_count, default=1_000,
                         help="the backlog the serial loop empties from moto (default 1000)")
-    parser.add_argument("--ceiling-messages", type=positive_count, default=2_000,
-                        help="messages for moto's own ceiling (default 2000)")
     parser.add_argument("--receivers", type=positive_count, default=8,
                         help="[sqs] receivers of the drain (default 8, the default)")
     parser.add_argument("--latency-ms", type=float, default=30.0,

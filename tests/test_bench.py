@@ -19,8 +19,7 @@ TINY = {
     "bench_alerts.py": ["--events", "40", "--users", "4", "--feed-seconds", "1",
                         "--renders", "20", "--trickle", "4", "--gap", "0.05", "0.1"],
     "bench_drain.py": ["--messages", "60", "--serial-messages", "20", "--moto-messages", "30",
-                       "--moto-serial-messages", "20", "--ceiling-messages",
-                       "20", "--receivers", "2", "--latency-ms", "5"],
+                       "--moto-serial-messages", "20", "--receivers", "2", "--latency-ms", "5"],
 }
 
 
