@@ -23,7 +23,7 @@ import sqlite3
 
 from confusable_homoglyphs import categories, confusables
 
-from voisobot.store import transaction
+from voisobot.store import catch_up, transaction
 
 ACCOUNTS_CURSOR = "accounts_indexed"
 ACCOUNTS_BATCH = 5000
@@ -108,10 +108,7 @@ def index_new_accounts(conn: sqlite3.Connection, limit: int = ACCOUNTS_BATCH) ->
 
 
 def index_all_new_accounts(conn: sqlite3.Connection) -> int:
-    indexed = 0
-    while (done := index_new_accounts(conn)) == ACCOUNTS_BATCH:
-        indexed += done
-    return indexed + done
+    return catch_up(lambda batch: index_new_accounts(conn, batch), ACCOUNTS_BATCH)
 
 
 def lookalikes(conn: sqlite3.Connection, name: str) -> list[str]:

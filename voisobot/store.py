@@ -213,14 +213,20 @@ def shift_windows(conn: sqlite3.Connection, present: datetime) -> bool:
         return rollups.shift(conn, rollups.anchor(conn, present))
 
 
+def catch_up(step: Callable[[int], int], batch: int) -> int:
+    """``step(batch)`` (which handles up to ``batch`` events behind a cursor and says how
+    many it did) until a step comes short: every stored event is handled. Returns how many."""
+    handled = 0
+    while True:
+        done = step(batch)
+        handled += done
+        if done < batch:
+            return handled
+
+
 def count_all_new_events(conn: sqlite3.Connection) -> int:
     """count_new_events until every stored event is counted; returns how many were."""
-    counted = 0
-    while True:
-        done = count_new_events(conn, DAILY_COUNT_BATCH)
-        counted += done
-        if done < DAILY_COUNT_BATCH:
-            return counted
+    return catch_up(lambda batch: count_new_events(conn, batch), DAILY_COUNT_BATCH)
 
 
 class NoStore(VoisoBotError):

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from voisobot.events import fold_nocase as fold
 from voisobot.ip_keys import Key, Span, address_key, key_text, network_span, overlaps
-from voisobot.store import transaction
+from voisobot.store import catch_up, transaction
 
 CURSOR = "summarised"
 BATCH = 2000            # events per transaction of the counting job: a short write lock
@@ -211,12 +211,7 @@ def _plain(conn: sqlite3.Connection) -> sqlite3.Cursor:
 
 def summarise_all_new_events(conn: sqlite3.Connection, batch: int = BATCH) -> int:
     """summarise_new_events until every stored event is summarised; returns how many were."""
-    done = 0
-    while True:
-        added = summarise_new_events(conn, batch)
-        done += added
-        if added < batch:
-            return done
+    return catch_up(lambda size: summarise_new_events(conn, size), batch)
 
 
 def _write(conn: sqlite3.Connection, summary: Summary) -> None:
