@@ -21,7 +21,8 @@ from voisobot import lookalike, summaries
 from voisobot.delivery import AlertDelivery
 from voisobot.errors import IntakeProblem
 from voisobot.intake import Intake, utc_now
-from voisobot.store import Store, count_all_new_events, shift_windows
+from voisobot.rollups import count_all_new_events, shift_windows
+from voisobot.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,9 @@ Three tables (migration 0016 says what each holds): ``hour_counts`` and ``daily_
 events per UTC hour and day for the dimensions kind, user and IP; and ``window_totals``,
 the users' and IPs' totals over the complete buckets of the current windows (24h, 7d, 30d).
 Every row counts exactly the events with ids up to the 'daily_counted' cursor: ``add``
-counts a batch as the cursor passes it (store.count_new_events), ``forget`` takes back the
+counts a batch as the cursor passes it (count_new_events), ``forget`` takes back the
 counted events a prune deletes (Store.prune), ``shift`` moves window_totals when the
-current hour or day turns (store.shift_windows, from the counting job).
+current hour or day turns (shift_windows, from the counting job).
 
 A question reads, in one read transaction and without a write lock: the buckets of its
 window, corrections for the two edge hours of a 24h window (the events of the smaller part,
@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from voisobot.events import fold_nocase
+from voisobot.store import catch_up, time_text, transaction
 
-CURSOR = "daily_counted"  # the last event id counted (store.DAILY_COUNT_CURSOR)
+CURSOR = "daily_counted"  # the last event id counted
 DIMENSIONS = ("kind", "user", "ip")
 RANKED = ("user", "ip")  # the dimensions with a top list
 _EVENT_COLUMNS = "id, event_time, type, event, user, ip, from_value, to_value"
@@ -206,15 +207,15 @@ def anchor(conn: sqlite3.Connection, present: datetime) -> datetime:
     """The moment whose windows window_totals holds: the newest event not after
     ``present``, so that the windows follow the data (a store loaded with last week's
     events, a bot that was down) and one future-dated event cannot move them."""
-    present_text = _text(present)
+    present_text = time_text(present)
     (newest,) = conn.execute(ANCHOR_SQL, {"present": present_text}).fetchone()
     return _moment(newest or present_text)
 
 
 def materialised(at: datetime) -> dict[str, Range]:
     """The complete buckets of each span's window asked at ``at`` (as migration 0016)."""
-    hour = HOUR.index(_text(at))
-    day = DAY.index(_text(at))
+    hour = HOUR.index(time_text(at))
+    day = DAY.index(time_text(at))
     ranges = {}
     for span, (unit, whole) in SPANS.items():
         current = hour if unit is HOUR else day
@@ -429,15 +430,47 @@ def kind_counts_per_hour(conn: sqlite3.Connection, since: str,
 
 # --- times --------------------------------------------------------------------------------
 
-def _text(moment: datetime) -> str:
-    """store.time_text's form (store imports this module, so this one cannot import it)."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def _moment(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def _after(text: str) -> str:
     """The next event_time after ``text``: they are to the microsecond."""
-    return _text(_moment(text) + timedelta(microseconds=1))
+    return time_text(_moment(text) + timedelta(microseconds=1))
+
+
+# --- the counting job ------------------------------------------------------------------
+
+DAILY_COUNT_BATCH = 5000
+_UNCOUNTED_EVENTS = f"""
+    SELECT id, event_time, type, event, user, ip, from_value, to_value FROM events
+    WHERE id > (SELECT value FROM cursors WHERE name = '{CURSOR}') ORDER BY id
+    LIMIT ?"""
+
+
+def count_new_events(conn: sqlite3.Connection, limit: int) -> int:
+    """Add up to ``limit`` events stored since the last call to the rollups (hour_counts,
+    daily_counts, window_totals), moving the cursor in the same transaction: each event is
+    counted exactly once. Off the intake's path (its commit gates the SQS delete): the
+    counting job calls it every second."""
+    with transaction(conn):
+        rows = conn.execute(_UNCOUNTED_EVENTS, (limit,)).fetchall()
+        if rows:
+            add(conn, rows)
+            conn.execute("UPDATE cursors SET value = ? WHERE name = ?",
+                         (rows[-1]["id"], CURSOR))
+    return len(rows)
+
+
+def shift_windows(conn: sqlite3.Connection, present: datetime) -> bool:
+    """Move the rollups' window totals to the windows of now (shift), when the
+    hour or the day has turned; a read alone when it has not."""
+    if held(conn) == materialised(anchor(conn, present)):
+        return False
+    with transaction(conn):  # the anchor again: an event may have come since
+        return shift(conn, anchor(conn, present))
+
+
+def count_all_new_events(conn: sqlite3.Connection) -> int:
+    """count_new_events until every stored event is counted; returns how many were."""
+    return catch_up(lambda batch: count_new_events(conn, batch), DAILY_COUNT_BATCH)

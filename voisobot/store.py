@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from voisobot import logs, rollups
+from voisobot import logs
 from voisobot.errors import VoisoBotError
 from voisobot.events import Event
 from voisobot.resources import packaged
@@ -168,12 +168,6 @@ def as_internal_error(delivery: Delivery, exc: BaseException) -> Delivery:
     return replace(delivery, event=None, reason=internal_error_reason(exc))
 
 
-DAILY_COUNT_CURSOR = rollups.CURSOR
-DAILY_COUNT_BATCH = 5000
-_UNCOUNTED_EVENTS = f"""
-    SELECT id, event_time, type, event, user, ip, from_value, to_value FROM events
-    WHERE id > (SELECT value FROM cursors WHERE name = '{DAILY_COUNT_CURSOR}') ORDER BY id
-    LIMIT ?"""
 # The oldest events, a chunk at a time, with what the rollups and summaries need to take
 # them out.
 _OLD_EVENTS = """
@@ -190,29 +184,6 @@ _REWIND_EVENT_CURSORS = f"""
       AND value > (SELECT coalesce(max(id), 0) FROM events)"""
 
 
-def count_new_events(conn: sqlite3.Connection, limit: int) -> int:
-    """Add up to ``limit`` events stored since the last call to the rollups (hour_counts,
-    daily_counts, window_totals), moving the cursor in the same transaction: each event is
-    counted exactly once. Off the intake's path (its commit gates the SQS delete): the
-    counting job calls it every second."""
-    with transaction(conn):
-        rows = conn.execute(_UNCOUNTED_EVENTS, (limit,)).fetchall()
-        if rows:
-            rollups.add(conn, rows)
-            conn.execute("UPDATE cursors SET value = ? WHERE name = ?",
-                         (rows[-1]["id"], DAILY_COUNT_CURSOR))
-    return len(rows)
-
-
-def shift_windows(conn: sqlite3.Connection, present: datetime) -> bool:
-    """Move the rollups' window totals to the windows of now (rollups.shift), when the
-    hour or the day has turned; a read alone when it has not."""
-    if rollups.held(conn) == rollups.materialised(rollups.anchor(conn, present)):
-        return False
-    with transaction(conn):  # the anchor again: an event may have come since
-        return rollups.shift(conn, rollups.anchor(conn, present))
-
-
 def catch_up(step: Callable[[int], int], batch: int) -> int:
     """``step(batch)`` (which handles up to ``batch`` events behind a cursor and says how
     many it did) until a step comes short: every stored event is handled. Returns how many."""
@@ -222,11 +193,6 @@ def catch_up(step: Callable[[int], int], batch: int) -> int:
         handled += done
         if done < batch:
             return handled
-
-
-def count_all_new_events(conn: sqlite3.Connection) -> int:
-    """count_new_events until every stored event is counted; returns how many were."""
-    return catch_up(lambda batch: count_new_events(conn, batch), DAILY_COUNT_BATCH)
 
 
 class NoStore(VoisoBotError):
@@ -375,7 +341,7 @@ class Store:
     def _prune_events(self, cutoff: str) -> int:
         """Events in chunks, each taken out of the rollups and the summaries in its own
         transaction."""
-        from voisobot import summaries  # it builds on this module: imported one way only
+        from voisobot import rollups, summaries  # they build on this module: one way only
 
         deleted = 0
         while True:

@@ -19,7 +19,8 @@ from voisobot import queries, rollups, samples
 from voisobot import store as store_module
 from voisobot.intake import to_delivery
 from voisobot.queries import stats
-from voisobot.store import Store, count_all_new_events, count_new_events, shift_windows, time_text
+from voisobot.rollups import count_all_new_events, count_new_events, shift_windows
+from voisobot.store import Store
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
@@ -376,9 +377,8 @@ def test_stats_never_scan_events(store, monkeypatch):
                                                  "DELETE")) for s in statements)
 
 
-def test_the_store_module_counts_with_the_rollups_cursor():
-    assert store_module.DAILY_COUNT_CURSOR == rollups.CURSOR == "daily_counted"
-    assert time_text(NOW) == rollups._text(NOW)
+def test_the_prune_rewinds_the_rollups_cursor():
+    assert rollups.CURSOR == "daily_counted" and rollups.CURSOR in store_module.EVENT_CURSORS
 
 
 def test_events_stored_after_a_prune_of_the_newest_are_counted(store):

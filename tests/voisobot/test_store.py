@@ -14,9 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import sqs_message
-from voisobot import samples
+from voisobot import rollups, samples
 from voisobot import store as store_module
 from voisobot.intake import to_delivery
+from voisobot.rollups import count_all_new_events, count_new_events
 from voisobot.store import (
     _INSERT_EVENT,
     EVENT_CURSORS,
@@ -24,8 +25,6 @@ from voisobot.store import (
     SchemaTooNew,
     Store,
     connect,
-    count_all_new_events,
-    count_new_events,
     event_row,
     migrate,
     migrations,
@@ -301,7 +300,7 @@ def mixed_deliveries(tag: str, when: datetime) -> list:
 
 
 def test_the_days_count_each_stored_event_exactly_once(store, monkeypatch):
-    monkeypatch.setattr(store_module, "DAILY_COUNT_BATCH", 4)  # several steps of the cursor
+    monkeypatch.setattr(rollups, "DAILY_COUNT_BATCH", 4)  # several steps of the cursor
     conn = store.connection()
     first = mixed_deliveries("a", NOW)
     resent = to_delivery(sqs_message(json.loads(first[0].raw), "resent"))
