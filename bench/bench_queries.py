@@ -389,14 +389,15 @@ def asked_after(rng: random.Random) -> timedelta:
     return timedelta(seconds=rng.uniform(1, ASKED_WITHIN_SECONDS))
 
 
-def arguments_for(conn: sqlite3.Connection, rng: random.Random, count: int) -> dict[str, list]:
+def arguments_for(conn: sqlite3.Connection, trail: sqlite3.Connection, rng: random.Random,
+                  count: int) -> dict[str, list]:
     cursors = [None, *[tuple(row) for row in random_rows(
         conn, rng, "event_time, id", lambda row: True, count - 1)]]
     addresses = [a for a in login_addresses(conn, rng, count * 2) if "/" not in a][:count]
     ranges = [str(ipaddress.ip_network(f"{a}/{24 if '.' in a else 64}", strict=False))
               for a in addresses]
     (alerts,) = conn.execute("SELECT max(id) FROM alerts").fetchone()
-    (audits,) = conn.execute("SELECT max(id) FROM audit").fetchone()
+    (audits,) = trail.execute("SELECT max(id) FROM audit").fetchone()
     filters = ("app_login/unauthorized_ip", "unauthorized_ip", "user", "allowed_ip",
                "ip_changed", "app_login", "user/privileges_updated")
     return {
@@ -504,9 +505,11 @@ def scan_audit(conn, before_id):
 
 
 # What each query returns, in the shape its scan returns, to check that both agree.
-def indexed_cases(present: Present) -> dict[str, tuple[Callable, Callable, Callable]]:
+def indexed_cases(present: Present, trail: sqlite3.Connection
+                  ) -> dict[str, tuple[Callable, Callable, Callable]]:
     """name: (indexed query, the same question by a full scan, the query's answer in the
-    scan's shape). A stats argument is how long after the data's present it is asked."""
+    scan's shape). A stats argument is how long after the data's present it is asked; the
+    audit question reads the audit trail's own file (``trail``), as the bot does."""
     def page_ids(page):
         return [item.id for item in page.items]
 
@@ -531,7 +534,8 @@ def indexed_cases(present: Present) -> dict[str, tuple[Callable, Callable, Calla
         **{f"stats {period}": (lambda c, a, p=period: queries.stats(c, p, present.at(a)),
                                scan_stats(period, present), stats_shape)
            for period in ("24h", "7d", "30d")},
-        "audit": (lambda c, a: queries.audit_log(c, 20, a), scan_audit, page_ids),
+        "audit": (lambda c, a: queries.audit_log(trail, 20, a),
+                  lambda c, a: scan_audit(trail, a), page_ids),
     }
 
 
@@ -725,7 +729,9 @@ def bot_command_texts(every_argument: dict[str, list], count: int) -> list[str]:
 # --- the store: built, or reused from an earlier run -------------------------------------
 
 def store_bytes(path: str) -> int:
-    return sum(os.path.getsize(p) for p in (path, f"{path}-wal") if os.path.exists(p))
+    """The store and its audit trail, each with its -wal."""
+    return sum(os.path.getsize(p) for base in (path, voiso_store.audit_path(path))
+               for p in (base, f"{base}-wal") if os.path.exists(p))
 
 
 def events_in(path: str) -> int:
@@ -758,8 +764,11 @@ def prepared_store(args: argparse.Namespace, directory: str) -> tuple[str, str]:
                f"start-up in {in_child(upgrade_store, path):.1f} s")
     if args.store:
         copy = str(Path(directory) / "bench.sqlite3")
-        seconds = timed_ms(lambda: [shutil.copyfile(f"{path}{end}", f"{copy}{end}")
-                                    for end in ("", "-wal") if os.path.exists(f"{path}{end}")])
+        seconds = timed_ms(lambda: [shutil.copyfile(f"{source}{end}", f"{target}{end}")
+                                    for source, target in ((path, copy), (
+                                        voiso_store.audit_path(path),
+                                        voiso_store.audit_path(copy)))
+                                    for end in ("", "-wal") if os.path.exists(f"{source}{end}")])
         how.append(f"copied in {seconds / 1000:.1f} s")
         path = copy
     return path, ", ".join(how)
@@ -770,9 +779,11 @@ def newest_event(conn: sqlite3.Connection) -> datetime:
     return datetime.fromisoformat(newest)
 
 
-def describe_store(conn: sqlite3.Connection, how: str, present: Present) -> None:
+def describe_store(conn: sqlite3.Connection, trail: sqlite3.Connection, how: str,
+                   present: Present) -> None:
     counts = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-              for table in ("events", "alerts", "audit", "rejected")}
+              for table in ("events", "alerts", "rejected")}
+    (counts["audit"],) = trail.execute("SELECT count(*) FROM audit").fetchone()
     (unacked,) = conn.execute("SELECT count(*) FROM alerts "
                               "WHERE state = 'sent' AND acked_by IS NULL").fetchone()
     busiest = conn.execute("SELECT count(*) FROM events WHERE user = 'agent0@acme.example'"
@@ -820,9 +831,10 @@ def measure_questions(store: Store, args: argparse.Namespace, how: str) -> tuple
         seconds = timed_ms(lambda s=sql: conn.execute(s)) / 1000
         print(f"added for this run only ({seconds:.1f} s): {sql}")
     present = Present(newest_event(conn))
-    describe_store(conn, how, present)
-    every_argument = arguments_for(conn, random.Random(SEED + 1), args.repeats)
-    cases = indexed_cases(present)
+    trail = store.audit.connection()
+    describe_store(conn, trail, how, present)
+    every_argument = arguments_for(conn, trail, random.Random(SEED + 1), args.repeats)
+    cases = indexed_cases(present, trail)
     asking = random.Random(SEED + 3)
     answers = Commands(store, SlackRenderer(), AccessPolicy(
         AccessConfig(users=(BENCH_USER,)), lambda group: set()),
@@ -883,7 +895,8 @@ def main() -> int:
                                     args.dir, ALERT_CHANNELS)
         size = store_bytes(path)
     print_report(measured, memory)
-    print(f"\nstore on disk: {size / 2**20:,.0f} MiB (file + -wal); peak memory of this "
+    print(f"\nstore on disk: {size / 2**20:,.0f} MiB (the store and its audit trail, each with "
+          f"its -wal); peak memory of this "
           f"process: {measured.peak_indexed_mib:,.0f} MiB after the indexed queries, "
           f"{peak_mib():,.0f} MiB after the full scans (the loader, a child process: "
           f"{loader:,.0f} MiB)")

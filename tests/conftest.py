@@ -105,6 +105,12 @@ def store(tmp_path):
     store.close()
 
 
+def audit_rows(store: Store) -> list[dict]:
+    """The audit trail (its own file: voisobot/audit.py), oldest first."""
+    return [dict(row) for row in store.audit.connection().execute(
+        "SELECT * FROM audit ORDER BY id")]
+
+
 def sqs_message(body: str | dict, message_id: str | None = None) -> dict:
     """A message as ReceiveMessage returns it, for tests that need no network."""
     text = body if isinstance(body, str) else json.dumps(body)

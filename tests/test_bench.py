@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from voisobot.store import audit_path
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
     "bench_intake.py": ["--events", "300", "--repeats", "1"],
@@ -56,9 +58,13 @@ def tables(stdout: str) -> dict[str, list[list[str]]]:
 
 
 def store_rows(path: Path) -> dict[str, int]:
+    """Rows of the store's main tables and of its audit trail (its own file)."""
     with sqlite3.connect(path) as conn:
-        return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                for table in ("events", "audit", "alerts", "daily_counts")}
+        counts = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                  for table in ("events", "alerts", "daily_counts")}
+    with sqlite3.connect(audit_path(str(path))) as trail:
+        (counts["audit"],) = trail.execute("SELECT count(*) FROM audit").fetchone()
+    return counts
 
 
 def test_bench_queries_prints_quiet_loaded_and_memory_tables_and_reuses_its_store(tmp_path):

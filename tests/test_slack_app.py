@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
+from tests.conftest import audit_rows
 from tests.fakes.slack_api import PERMALINK_BASE, RESPONSE_URL, FakeSlack
 from tests.slack_display import blocks_of, readable
 from tests.slack_display import shown as display
@@ -126,8 +127,7 @@ class Bot:
                                  if c.path == path], count, timeout)
 
     def audit(self) -> list[dict]:
-        rows = self.runtime.store.connection().execute("SELECT * FROM audit ORDER BY id")
-        return [dict(row) for row in rows]
+        return audit_rows(self.runtime.store)
 
 
 def wait_for(read, count: int = 1, timeout: float = 10.0) -> list:

@@ -78,7 +78,7 @@ def test_a_command_over_socket_mode_is_acked_then_answered(make_bot, socket_serv
     assert ack is not None, "the app did not ack the envelope"
     (answer,) = wait_for(lambda: [c.payload for c in fake.calls_to(RESPONSE_URL)])
     assert "/voiso recent" in answer["text"] and answer["response_type"] == "ephemeral"
-    rows = runtime.store.connection().execute("SELECT user_id, detail FROM audit").fetchall()
+    rows = runtime.store.audit.connection().execute("SELECT user_id, detail FROM audit").fetchall()
     assert [tuple(row) for row in rows] == [(ALLOWED, "help")]
 
 

@@ -1,4 +1,4 @@
-"""Acknowledging alerts, and the audit trail of everything done from Slack and Teams.
+"""Acknowledging alerts, from Slack and Teams.
 
 An acknowledgement is one conditional UPDATE: of two clicks at once (a double
 click, or two analysts), exactly one changes the row, and the other learns who
@@ -110,23 +110,3 @@ def _change(store: Store, alert_id: int, pressed: MessageRef, change: tuple[str,
     return AckOutcome(done if changed else not_done, alert_id, row["acked_by"],
                       row["acked_at"], row["channel"], row["slack_ts"], row["acked_via"],
                       row["acked_by_name"], followed)
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    user_id: str
-    channel_id: str | None
-    action: str  # "command" or "button"
-    detail: str  # the command text, or the button and its alert id
-    allowed: bool
-    outcome: str
-    platform: str = "slack"  # where it came from: "slack" or "teams"
-
-
-def audit(store: Store, entry: AuditEntry, now: datetime) -> None:
-    """Write one entry of the audit trail; allowed or denied, everything is recorded."""
-    with transaction(store.connection()) as conn:
-        conn.execute("INSERT INTO audit (at, user_id, channel_id, action, detail, allowed, "
-                     "outcome, platform) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                     (time_text(now), entry.user_id, entry.channel_id, entry.action,
-                      entry.detail, int(entry.allowed), entry.outcome, entry.platform))

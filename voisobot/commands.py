@@ -1,7 +1,7 @@
 """The /voiso slash command and its "more" button: who may ask, what they asked, the
 answer from the cache, and the audit trail of it all.
 
-Every request is written to the audit table, allowed or not, before it is answered.
+Every request is written to the audit trail, allowed or not, before it is answered.
 What the user typed is parsed here and nowhere else; a mistake gets the usage line
 that says what was expected, and an unexpected error a short apology (the details go
 to the log), never a stack trace in Slack.
@@ -17,8 +17,8 @@ from typing import Any
 
 from voisobot import events, logs, lookalike, queries, questions
 from voisobot.access import AccessPolicy
-from voisobot.acks import AuditEntry, audit
 from voisobot.alert_extras import profile_account
+from voisobot.audit import AuditEntry
 from voisobot.metrics import Metrics
 from voisobot.outbox import Outbox
 from voisobot.presses import NotOurButton, alert_id_of
@@ -82,8 +82,8 @@ class Guard:
 
     def record(self, entry: AuditEntry, outcome: str, *, allowed: bool = True) -> None:
         """The audit row, with the platform of the identities this gate checks."""
-        audit(self.store, replace(entry, allowed=allowed, outcome=outcome,
-                                  platform=self.policy.platform), self.clock())
+        self.store.audit.write(replace(entry, allowed=allowed, outcome=outcome,
+                                       platform=self.policy.platform), self.clock())
 
 
 class UsageError(ValueError):
@@ -240,7 +240,9 @@ class Commands:
                                                   platform=self.platform))
 
     def _answer(self, query: Query) -> tuple[Answer, str]:
-        conn = self.store.connection()
+        # the audit trail is its own file (audit.py); every other answer reads the store
+        conn = self.store.audit.connection() if query.name == "audit" else \
+            self.store.connection()
         name, context = ANSWERS[query.name](conn, query, self.clock())
         if name == "unacked":
             context["alerts"] = [{**line, "link": self.permalinks(line["channel_id"],

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from voisobot import acks, logs
-from voisobot.acks import AuditEntry, MessageRef
+from voisobot.acks import MessageRef
+from voisobot.audit import AuditEntry
 from voisobot.commands import Guard
 from voisobot.config import Config
 from voisobot.metrics import Metrics

@@ -84,7 +84,7 @@ class Readiness:
         now = self.clock()
         reasons = []
         for check in (self._sqs_silent, self._token_refused, self._app_token_refused,
-                      self._outbox, self._store_unwritable):
+                      self._outbox, self._unwritable):
             try:
                 reasons += check(now)
             except Exception as exc:  # a check that breaks says so; the others still run
@@ -146,15 +146,24 @@ class Readiness:
                                 "redeliver`"))
         return found
 
-    def _store_unwritable(self, now: datetime) -> list[Reason]:
+    def _unwritable(self, now: datetime) -> list[Reason]:
+        """A one-row write to the store and one to the audit trail, each within the probe's
+        timeout."""
         timeout = self.runtime.config.ops.store_probe_timeout_seconds
-        try:
-            self.runtime.store.probe_write(now, timeout)
-        except sqlite3.Error as exc:
-            return [Reason("store_unwritable", f"cannot write to {self.runtime.store.path} "
-                           f"within {timeout:g} s ({exc}); the intake keeps messages in SQS "
-                           "until it can")]
-        return []
+        store, trail = self.runtime.store, self.runtime.store.audit
+        found = []
+        for code, probe, path, meaning in (
+                ("store_unwritable", store.probe_write, store.path,
+                 "the intake keeps messages in SQS until it can"),
+                ("audit_unwritable", trail.probe_write, trail.path,
+                 "/voiso gets no answer until it can, since nothing is answered before it is "
+                 "audited")):
+            try:
+                probe(now, timeout)
+            except sqlite3.Error as exc:
+                found.append(Reason(code, f"cannot write to {path} within {timeout:g} s "
+                                    f"({exc}); {meaning}"))
+        return found
 
 
 def wsgi_app(liveness: Liveness, readiness: Readiness, metrics: Metrics):

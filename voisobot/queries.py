@@ -495,7 +495,8 @@ def unacked(conn: sqlite3.Connection, limit: int = 20,
 
 def audit_log(conn: sqlite3.Connection, limit: int = 20,
               before_id: int | None = None) -> Page[AuditRow]:
-    """Commands and button presses, newest first."""
+    """Commands and button presses, newest first, from the audit trail's connection
+    (``store.audit.connection()``: audit.py)."""
     params = {"before_id": 2**63 - 1 if before_id is None else before_id,
               "limit": _checked_limit(limit) + 1}
     rows = [AuditRow(*row[:6], bool(row[6]), *row[7:]) for row in conn.execute(AUDIT_SQL,

@@ -195,6 +195,48 @@ def catch_up(step: Callable[[int], int], batch: int) -> int:
             return handled
 
 
+def audit_path(store_path: str) -> str:
+    """Where the audit trail of the store at ``store_path`` lives: beside it, its name with
+    ``-audit`` before the suffix (``voiso.sqlite3`` -> ``voiso-audit.sqlite3``)."""
+    path = Path(store_path)
+    return str(path.with_name(f"{path.stem}-audit{path.suffix}"))
+
+
+class ThreadConnections:
+    """One connection per thread, opened by ``open()`` on first use (Bolt and APScheduler
+    both run work on thread pools)."""
+
+    def __init__(self, open_connection: Callable[[], sqlite3.Connection]):
+        self._open = open_connection
+        self._local = threading.local()
+        self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._open()
+            self._local.conn = conn
+            with self._lock:
+                self._all.append((threading.current_thread(), conn))
+        return conn
+
+    def close(self) -> None:
+        """Close this thread's connection and those of threads that have ended. A thread
+        still running (a job a stop did not wait for) keeps its own: closing a connection
+        while another thread runs a statement on it crashes SQLite."""
+        me = threading.current_thread()
+        with self._lock:
+            kept = []
+            for owner, conn in self._all:
+                if owner is me or not owner.is_alive():
+                    conn.close()
+                else:
+                    kept.append((owner, conn))
+            self._all = kept
+        self._local.__dict__.pop("conn", None)
+
+
 class NoStore(VoisoBotError):
     """The store file does not exist, and the command that asked must not create one."""
 
@@ -209,16 +251,17 @@ class Store:
         one: ``check`` and ``redeliver`` run beside the bot, perhaps with another store.path.
         ``upgrade=False`` leaves the schema as it is: ``check`` only looks, and an older bot
         may be running on the file."""
+        from voisobot.audit import AuditTrail  # it builds on this module: imported one way only
+
         self.path = str(path)
-        self._create = create
-        self._local = threading.local()
-        self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []
-        self._lock = threading.Lock()
+        self._connections = ThreadConnections(lambda: connect(self.path, create=create))
         self._commit_listeners: list[Callable[[], None]] = []
         if not create and not Path(path).exists():
             raise NoStore(path)
         conn = self.connection()
+        self.audit = AuditTrail(audit_path(self.path))
         if upgrade:
+            self.audit.upgrade(conn)
             migrate(conn)
             self._summarise_backlog(conn)
 
@@ -239,29 +282,13 @@ class Store:
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = connect(self.path, create=self._create)
-            self._local.conn = conn
-            with self._lock:
-                self._all.append((threading.current_thread(), conn))
-        return conn
+        return self._connections.get()
 
     def close(self) -> None:
-        """Close this thread's connection and those of threads that have ended. A thread
-        still running (a job a stop did not wait for) keeps its own: closing a connection
-        while another thread runs a statement on it crashes SQLite. The store reopens on
-        the next use."""
-        me = threading.current_thread()
-        with self._lock:
-            kept = []
-            for owner, conn in self._all:
-                if owner is me or not owner.is_alive():
-                    conn.close()
-                else:
-                    kept.append((owner, conn))
-            self._all = kept
-        self._local.__dict__.pop("conn", None)
+        """Close this thread's connections (the store's and the audit trail's) and those of
+        threads that have ended (ThreadConnections.close); the store reopens on the next use."""
+        self._connections.close()
+        self.audit.close()
 
     def add_commit_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` after each record_batch that committed new events (the jobs
@@ -372,15 +399,7 @@ class Store:
         """Write one row and commit it, waiting at most ``timeout`` seconds for the lock;
         raise sqlite3.Error if the store cannot be written (locked, read-only, full, failing).
         The row (meta "write_probe") holds the time of the last probe that worked."""
-        conn = self.connection()
-        conn.execute(f"PRAGMA busy_timeout = {round(timeout * 1000)}")
-        try:
-            with transaction(conn):
-                conn.execute("INSERT INTO meta (key, value) VALUES ('write_probe', ?) "
-                             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                             (time_text(now),))
-        finally:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")
+        write_probe(self.connection(), now, timeout)
 
     def totals(self) -> dict[str, int]:
         conn = self.connection()
@@ -408,6 +427,20 @@ class Store:
     def latest_rejections(self, limit: int) -> list[sqlite3.Row]:
         return self.connection().execute(
             "SELECT * FROM rejected ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+
+
+def write_probe(conn: sqlite3.Connection, now: datetime, timeout: float) -> None:
+    """Commit the time in the row meta "write_probe", waiting at most ``timeout`` seconds for
+    the lock; sqlite3.Error if it cannot be written."""
+    (saved_ms,) = conn.execute("PRAGMA busy_timeout").fetchone()
+    conn.execute(f"PRAGMA busy_timeout = {round(timeout * 1000)}")
+    try:
+        with transaction(conn):
+            conn.execute("INSERT INTO meta (key, value) VALUES ('write_probe', ?) "
+                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                         (time_text(now),))
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {saved_ms}")
 
 
 @contextlib.contextmanager

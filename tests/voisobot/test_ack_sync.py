@@ -130,7 +130,7 @@ def slack_message(fake, alert: dict) -> dict:
 
 def button_rows(bot, alert_ids) -> list[dict]:
     marks = ",".join("?" * len(alert_ids))
-    return [dict(r) for r in bot.store.connection().execute(
+    return [dict(r) for r in bot.store.audit.connection().execute(
         "SELECT user_id, outcome, platform, detail FROM audit WHERE action = 'button' AND "
         f"({' OR '.join(['detail LIKE ?'] * len(alert_ids))}) ORDER BY id",
         [f'%"alert": {i}}}%' for i in alert_ids])] if marks else []
@@ -270,7 +270,7 @@ def test_every_press_and_command_is_audited_with_its_platform(both, fake_slack, 
     rows = wait_for(lambda: button_rows(both, (in_slack["id"], in_teams["id"])), 2)
     assert [(r["platform"], r["outcome"]) for r in rows] == [
         ("teams", f"acknowledged (by {TEAMS_ANALYST})"), ("slack", "reopened")]
-    (subscribed,) = both.store.connection().execute(
+    (subscribed,) = both.store.audit.connection().execute(
         "SELECT platform FROM audit WHERE action = 'command'").fetchall()
     assert subscribed["platform"] == "teams"
     commands = Commands(both.store, SlackRenderer(), AccessPolicy(

@@ -7,7 +7,7 @@ import pytest
 from tests.conftest import sqs_message
 from tests.voisobot.test_delivery import T0, make_config
 from voisobot import samples
-from voisobot.acks import Acker, AckOutcome, AuditEntry, MessageRef, acknowledge, audit, reopen
+from voisobot.acks import Acker, AckOutcome, MessageRef, acknowledge, reopen
 from voisobot.intake import Intake
 from voisobot.store import Store, transaction
 
@@ -90,12 +90,6 @@ def test_an_alert_the_cache_no_longer_holds_is_missing(store):
     assert reopen(store, 999, POSTED).status == "missing"
 
 
-def test_audit_keeps_allowed_and_denied_entries(store):
-    audit(store, AuditEntry("U0ALICE01", "C0SECURITY", "command", "recent 5", True, "shown"),
-          T0)
-    audit(store, AuditEntry("U0MALLORY", "C0GENERAL", "button", "ack 7", False, "denied"), T0)
-    rows = store.connection().execute("SELECT user_id, allowed, outcome FROM audit ORDER BY id")
-    assert [tuple(r) for r in rows] == [("U0ALICE01", 1, "shown"), ("U0MALLORY", 0, "denied")]
 
 
 # --- siblings: the alerts of one first event on other destinations ---------------------------

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from tests.conftest import audit_rows
 from tests.slack_display import readable, shown
 from tests.voisobot.test_queries import (
     DAY,
@@ -32,10 +33,6 @@ ALLOWED, STRANGER, CHANNEL = "UALLOWED1", "USTRANGER1", "CSECURITY1"
 def make_commands(store, permalinks=None, **access) -> Commands:
     policy = AccessPolicy(AccessConfig(**({"users": (ALLOWED,)} | access)), lambda group: set())
     return Commands(store, SlackRenderer(), policy, clock=lambda: NOW, permalinks=permalinks)
-
-
-def audit_rows(store) -> list[dict]:
-    return [dict(row) for row in store.connection().execute("SELECT * FROM audit ORDER BY id")]
 
 
 def all_text(message: dict) -> str:

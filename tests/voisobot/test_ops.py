@@ -169,6 +169,12 @@ def store_locked(scene: Scene) -> None:
     scene.lock.execute("BEGIN IMMEDIATE")
 
 
+def trail_locked(scene: Scene) -> None:
+    """Another process holds the audit trail's write lock (its own file: audit.py)."""
+    scene.lock = sqlite3.connect(scene.running.runtime.store.audit.path, isolation_level=None)
+    scene.lock.execute("BEGIN IMMEDIATE")
+
+
 def store_released(scene: Scene) -> None:
     scene.lock.execute("ROLLBACK")
     scene.lock.close()
@@ -198,6 +204,7 @@ READINESS_CASES = [
     # (reason code, what breaks it, what mends it)
     ("sqs_silent", sqs_fails, lambda scene: scene.proxy.clear()),
     ("store_unwritable", store_locked, store_released),
+    ("audit_unwritable", trail_locked, store_released),
     ("alerts_failed", channel_refused, redelivered),
     ("outbox_stuck", slack_rate_limits, lambda scene: scene.running.fake.clear()),
     ("slack_token_refused", token_refused, lambda scene: scene.running.fake.clear()),

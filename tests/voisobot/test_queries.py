@@ -618,13 +618,14 @@ def test_other_periods_are_refused_with_usage(store, typed):
 # --- audit ---------------------------------------------------------------------------------
 
 def test_the_audit_log_is_newest_first_and_pages_by_id(store):
-    with transaction(store.connection()) as conn:
+    with transaction(store.audit.connection()) as conn:
         for n in range(5):
             conn.execute("INSERT INTO audit (at, user_id, channel_id, action, detail, allowed, "
                          "outcome) VALUES (?, ?, 'C0SECURITY1', 'command', ?, ?, ?)",
                          (time_text(NOW + n * MINUTE), f"U0USER{n:04d}",
                           f"/voiso user {HOSTILE[n]}", n % 2, None if n else "denied"))
-    pages = every_page(lambda limit, before: audit_log(store.connection(), limit, before), 2)
+    pages = every_page(lambda limit, before: audit_log(store.audit.connection(), limit, before),
+                       2)
     assert [[row.id for row in page] for page in pages] == [[5, 4], [3, 2], [1]]
     newest, oldest = pages[0][0], pages[-1][0]
     assert (newest.user_id, newest.detail, newest.allowed) == (
@@ -674,7 +675,8 @@ def test_every_query_of_the_module_is_checked_below():
 
 @pytest.mark.parametrize(("name", "indexes"), QUERY_INDEXES.items())
 def test_every_query_searches_its_indexes_and_scans_no_table(store, name, indexes):
-    plan = [row[3] for row in store.connection().execute(
+    conn = store.audit.connection() if name == "AUDIT_SQL" else store.connection()
+    plan = [row[3] for row in conn.execute(
         "EXPLAIN QUERY PLAN " + getattr(queries, name), PARAMS)]
     scanned = [step for step in plan if step.startswith("SCAN ")
                and step.split()[1] in TABLES]

@@ -279,7 +279,12 @@ def test_upgrading_a_version_15_store_backfills_the_rollups_and_the_windows(tmp_
                        "DROP TABLE address_events; DROP TABLE network_events; "
                        "DROP TABLE address_totals; DROP TABLE address_users; "
                        "DROP TABLE address_pairs; DROP TABLE user_kinds; "
-                       "DELETE FROM cursors WHERE name = 'summarised';")
+                       "DELETE FROM cursors WHERE name = 'summarised';"
+                       # and the audit table that 0018 moved to its own file
+                       "CREATE TABLE audit (id INTEGER PRIMARY KEY, at TEXT NOT NULL, "
+                       "user_id TEXT NOT NULL, channel_id TEXT, action TEXT NOT NULL, "
+                       "detail TEXT NOT NULL, allowed INTEGER NOT NULL, outcome TEXT, "
+                       "platform TEXT NOT NULL DEFAULT 'slack');")
     old.close()
     upgraded = Store(path)
     conn = upgraded.connection()

@@ -8,6 +8,7 @@ import sqlite3
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -24,6 +25,7 @@ from voisobot.store import (
     NoStore,
     SchemaTooNew,
     Store,
+    audit_path,
     connect,
     event_row,
     migrate,
@@ -385,7 +387,7 @@ def exists_only_once_made(directory, name: str) -> None:
     opened = Store(path, create=False, upgrade=False)
     assert opened.totals()["events"] == 1 and opened.path == str(path)
     opened.close()
-    assert {p.name for p in directory.iterdir()} == {name}
+    assert {p.name for p in directory.iterdir()} == {name, Path(audit_path(str(path))).name}
 
 
 @pytest.mark.parametrize("name", AWKWARD_NAMES)

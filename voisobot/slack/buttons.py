@@ -19,7 +19,8 @@ from datetime import datetime
 
 from voisobot import acks, logs
 from voisobot.access import AccessPolicy
-from voisobot.acks import Acker, AckOutcome, AuditEntry, MessageRef
+from voisobot.acks import Acker, AckOutcome, MessageRef
+from voisobot.audit import AuditEntry
 from voisobot.commands import Answer, Guard
 from voisobot.delivery import alert_view
 from voisobot.metrics import Metrics

@@ -23,7 +23,8 @@ from datetime import datetime, timedelta
 from slack_sdk.errors import SlackClientError
 
 from voisobot import acks, home
-from voisobot.acks import Acker, AuditEntry, MessageRef
+from voisobot.acks import Acker, MessageRef
+from voisobot.audit import AuditEntry
 from voisobot.commands import Guard
 from voisobot.outbox import Outbox
 from voisobot.presses import DETAIL_VALUE_CHARS, NotOurButton, alert_id_of, short

@@ -11,7 +11,7 @@ it kept. Pruning is one indexed delete in the same transaction as the insert.
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from voisobot.acks import AuditEntry, audit
+from voisobot.audit import AuditEntry
 from voisobot.slack.requests import SlackRequest
 from voisobot.store import Store, time_text, transaction
 
@@ -43,4 +43,4 @@ class Replays:
         entry = AuditEntry(request.user_id() or UNKNOWN_USER, request.channel_id(), "replay",
                            request.detail(), False,
                            f"ignored: a repeat of a request first received at {first_seen}")
-        audit(self.store, entry, self.clock())
+        self.store.audit.write(entry, self.clock())

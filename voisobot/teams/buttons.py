@@ -17,7 +17,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from voisobot import acks, logs
-from voisobot.acks import Acker, AckOutcome, AuditEntry, MessageRef
+from voisobot.acks import Acker, AckOutcome, MessageRef
+from voisobot.audit import AuditEntry
 from voisobot.commands import Guard
 from voisobot.delivery import alert_view
 from voisobot.outbox import Outbox

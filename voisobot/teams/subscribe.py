@@ -3,7 +3,7 @@ use (``teams_bot = ["<name>"]``, ``teams.bot.default_conversation``). Only an al
 may (access.teams_users / teams_channels), and every attempt is audited as a command. A name
 belongs to one conversation: subscribing it elsewhere moves it there."""
 
-from voisobot.acks import AuditEntry
+from voisobot.audit import AuditEntry
 from voisobot.commands import Guard
 from voisobot.config import BOT_CONVERSATION_NAME
 from voisobot.teams.answers import card_from_answer, text_card

@@ -75,7 +75,7 @@ def the_message(fake) -> str:
 
 
 def audit_rows(store) -> list[tuple]:
-    return [tuple(row) for row in store.connection().execute(
+    return [tuple(row) for row in store.audit.connection().execute(
         "SELECT user_id, channel_id, action, allowed, outcome FROM audit ORDER BY id")]
 
 
@@ -147,7 +147,7 @@ def test_a_foreign_value_is_audited_and_answered_without_detail(store, fake_slac
     note = buttons.press(Press(ANALYST, None, MessageRef(DEFAULT, "1.5"), ACK_ACTION,
                                '{"alert": "<!channel>"}'))
     assert "went wrong" in note.message["text"]
-    (row,) = store.connection().execute("SELECT outcome FROM audit").fetchall()
+    (row,) = store.audit.connection().execute("SELECT outcome FROM audit").fetchall()
     assert row[0].startswith("ignored: not an alert id")
 
 

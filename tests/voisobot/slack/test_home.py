@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.views import View
 
+from tests.conftest import audit_rows
 from tests.fakes.slack_api import FakeSlack
 from tests.slack_display import assert_shown_literally, readable, shown
 from tests.voisobot.test_queries import HOSTILE, NOW, add_alert, record
@@ -58,10 +59,6 @@ def make_home(store, fake, clock=None, renderer=None) -> AppHome:
 def publishes(fake, user: str | None = None) -> list[dict]:
     return [call.payload for call in fake.calls_to("views.publish")
             if user is None or call.payload["user_id"] == user]
-
-
-def audit_rows(store) -> list[dict]:
-    return [dict(row) for row in store.connection().execute("SELECT * FROM audit ORDER BY id")]
 
 
 def home_buttons(view: dict) -> list[dict]:

@@ -66,7 +66,7 @@ def test_a_replay_is_audited_as_refused_with_who_and_what(store):
     request = SlackRequest("command", {"command": "/voiso", "text": "recent 5",
                                        "user_id": "U0ALICE01", "channel_id": "C0SECURITY"})
     replays.record(request, "2026-11-24T11:59:00.000000Z")
-    row = store.connection().execute("SELECT * FROM audit").fetchone()
+    row = store.audit.connection().execute("SELECT * FROM audit").fetchone()
     assert (row["user_id"], row["channel_id"], row["action"], row["detail"], row["allowed"]) \
         == ("U0ALICE01", "C0SECURITY", "replay", "/voiso recent 5", 0)
     assert row["outcome"] == ("ignored: a repeat of a request first received at "
@@ -75,5 +75,5 @@ def test_a_replay_is_audited_as_refused_with_who_and_what(store):
 
 def test_a_replay_naming_nobody_is_audited_as_unknown(store):
     Replays(store, Clock()).record(SlackRequest("event", {"type": "url_verification"}), "x")
-    row = store.connection().execute("SELECT user_id, detail FROM audit").fetchone()
+    row = store.audit.connection().execute("SELECT user_id, detail FROM audit").fetchone()
     assert tuple(row) == (UNKNOWN_USER, "url_verification")

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import audit_rows
 from tests.fakes.adaptive_card_schema import validate_card
 from tests.fakes.bot_connector import FakeBotConnector
 from tests.voisobot.teams.test_cards import TEAMS_HOSTILE, assert_safe, texts
@@ -121,10 +122,6 @@ def the_card(connector) -> dict:
 
 def card_text(card: dict) -> str:
     return "\n".join(texts(card))
-
-
-def audit_rows(store: Store) -> list[dict]:
-    return [dict(row) for row in store.connection().execute("SELECT * FROM audit ORDER BY id")]
 
 
 # --- conversation references ---------------------------------------------------------------
