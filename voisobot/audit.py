@@ -32,7 +32,7 @@ CREATE TABLE audit (
     at         TEXT NOT NULL,
     user_id    TEXT NOT NULL,      -- a Slack user ID, an Entra object id, or "unknown"
     channel_id TEXT,
-    action     TEXT NOT NULL,      -- "command", "button" or "replay"
+    action     TEXT NOT NULL,      -- "command", "button", "answer" or "replay"
     detail     TEXT NOT NULL,      -- the command text, or the button and its value
     allowed    INTEGER NOT NULL,   -- 1 allowed, 0 denied
     outcome    TEXT,               -- what came of it, in words
@@ -50,7 +50,7 @@ COPY_CHUNK = 5000  # rows of a store's old audit table copied per transaction
 class AuditEntry:
     user_id: str
     channel_id: str | None
-    action: str  # "command", "button" or "replay"
+    action: str  # "command", "button", "answer" (was this you?) or "replay"
     detail: str  # the command text, or the button and its alert id
     allowed: bool
     outcome: str
