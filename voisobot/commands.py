@@ -267,7 +267,6 @@ def _user(conn, query: Query, now: datetime) -> tuple[str, dict]:
         return "events", {"title": f"More events of {queries.parse_email(query.arg)}",
                           "page": page, "more": more_value(query, page)}
     profile = queries.user_profile(conn, query.arg, PROFILE_EVENTS)
-    lookalike.index_all_new_accounts(conn)  # the few names stored since the job last ran
     return "user", {"profile": profile, "lookalikes": lookalike.lookalikes(conn, profile.email),
                     "more": more_value(query, profile.events),
                     "answers": [question_line(q) for q in questions.of_person(

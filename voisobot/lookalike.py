@@ -15,7 +15,8 @@ dependencies, and what django-registration uses to refuse such user names.
   skeleton look alike.
 - The ``accounts`` table (migration 0008) holds every name in the cache whose skeleton is
   not simply its lower case, kept by ``index_new_accounts`` behind a cursor, off the
-  intake's path; ``lookalikes`` finds the other names that look like one.
+  intake's path; ``lookalikes`` finds the other names that look like one, there and among
+  the events stored after the cursor, without writing.
 """
 
 import functools
@@ -23,7 +24,7 @@ import sqlite3
 
 from confusable_homoglyphs import categories, confusables
 
-from voisobot.store import catch_up, transaction
+from voisobot.store import catch_up, snapshot, transaction
 
 ACCOUNTS_CURSOR = "accounts_indexed"
 ACCOUNTS_BATCH = 5000
@@ -87,9 +88,9 @@ def _exotic(name: str | None) -> bool:
     return isinstance(name, str) and not name.isascii() and skeleton(name) != name.lower()
 
 
-_UNINDEXED = """
+_NOT_YET_INDEXED = """
     SELECT id, user, who FROM events
-    WHERE id > (SELECT value FROM cursors WHERE name = 'accounts_indexed') ORDER BY id LIMIT ?
+    WHERE id > (SELECT value FROM cursors WHERE name = 'accounts_indexed') ORDER BY id
 """
 
 
@@ -97,7 +98,7 @@ def index_new_accounts(conn: sqlite3.Connection, limit: int = ACCOUNTS_BATCH) ->
     """Add the look-alike-prone names of up to ``limit`` events stored since the last call
     to ``accounts``, moving the cursor in the same transaction."""
     with transaction(conn):
-        rows = conn.execute(_UNINDEXED, (limit,)).fetchall()
+        rows = conn.execute(_NOT_YET_INDEXED + " LIMIT ?", (limit,)).fetchall()
         names = {name for row in rows for name in (row["user"], row["who"]) if _exotic(name)}
         conn.executemany("INSERT OR IGNORE INTO accounts (name, skeleton) VALUES (?, ?)",
                          [(name, skeleton(name)) for name in names])
@@ -112,11 +113,17 @@ def index_all_new_accounts(conn: sqlite3.Connection) -> int:
 
 
 def lookalikes(conn: sqlite3.Connection, name: str) -> list[str]:
-    """Other names in the cache (users or admins) that look like ``name``."""
+    """Other names in the cache (users or admins) that look like ``name``: those indexed in
+    ``accounts`` and those of the few events stored since the job last ran. Reads only, so
+    an answer never waits for the intake's write lock."""
     shape = skeleton(name)
-    found = [row[0] for row in conn.execute(
-        "SELECT name FROM accounts WHERE skeleton = ? AND name != ? ORDER BY name LIMIT ?",
-        (shape, name, MAX_LOOKALIKES))]
+    with snapshot(conn):  # the index and the events behind its cursor, as of one commit
+        indexed = {row[0] for row in conn.execute(
+            "SELECT name FROM accounts WHERE skeleton = ? AND name != ? ORDER BY name LIMIT ?",
+            (shape, name, MAX_LOOKALIKES))}
+        not_yet = {other for other in _names_not_yet_indexed(conn)
+                   if other != name and skeleton(other) == shape}
+    found = sorted(indexed | not_yet)[:MAX_LOOKALIKES]
     if shape != name.lower() and shape.isascii():  # the plain name it imitates, if seen
         row = conn.execute("SELECT user FROM events WHERE user = ? LIMIT 1", (shape,)).fetchone()
         row = row or conn.execute("SELECT who FROM events WHERE who = ? LIMIT 1",
@@ -124,6 +131,12 @@ def lookalikes(conn: sqlite3.Connection, name: str) -> list[str]:
         if row:
             found.insert(0, row[0])
     return found
+
+
+def _names_not_yet_indexed(conn: sqlite3.Connection) -> set[str]:
+    """The look-alike-prone names of the events stored after the cursor (a range of the rowid)."""
+    rows = conn.execute(_NOT_YET_INDEXED)
+    return {name for row in rows for name in (row[1], row[2]) if _exotic(name)}
 
 
 def forget_pruned_accounts(conn: sqlite3.Connection) -> int:

@@ -78,6 +78,22 @@ def test_the_cache_finds_look_alikes_from_either_side(store):
     assert count == 2  # plain names are found through the events' own indexes
 
 
+def test_names_stored_since_the_job_last_ran_are_found_without_indexing_them(store):
+    record(store, "app_login/successful_login", user="admin@acme.io")
+    jobs.count_days(store)
+    record(store, "app_login/unauthorized_ip", user=FAKE_ADMIN)  # after the job's run
+    record(store, "user/user_added", who=f"admin@{CYRILLIC_A}cme.io", user="new@acme.io")
+    conn = store.connection()
+    assert lookalike.lookalikes(conn, "admin@acme.io") == [f"admin@{CYRILLIC_A}cme.io",
+                                                           FAKE_ADMIN]
+    assert lookalike.lookalikes(conn, FAKE_ADMIN) == ["admin@acme.io",
+                                                      f"admin@{CYRILLIC_A}cme.io"]
+    assert conn.execute("SELECT count(*) FROM accounts").fetchone()[0] == 0  # read only
+    jobs.count_days(store)
+    assert lookalike.lookalikes(conn, "admin@acme.io") == [f"admin@{CYRILLIC_A}cme.io",
+                                                           FAKE_ADMIN]  # once, when indexed
+
+
 def test_names_no_event_holds_any_more_are_forgotten(store):
     record(store, "app_login/unauthorized_ip", user=FAKE_ADMIN)
     jobs.count_days(store)
