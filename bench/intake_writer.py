@@ -24,7 +24,8 @@ from voisobot.store import Store
 
 RATE = 500           # events a second
 BATCH = 10           # as one ReceiveMessage brings at most
-COUNT_SECONDS = 1.0  # the counting job's interval here: 5 s in jobs.py; more often is harsher
+# As the bot runs its counting job under a steady intake: woken by commits, at most this often.
+COUNT_SECONDS = jobs.DAILY_COUNT_WAKE_GAP_SECONDS
 
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/voiso-bench"  # never called
 
