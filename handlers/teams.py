@@ -6,7 +6,7 @@
 - invoke ``adaptiveCard/action``: Acknowledge or Reopen pressed on an alert card
   (teams.buttons), or Yes/No on a "was this you?" card (teams.question_cards),
   answered with the card as it now stands; "More" on a long answer (teams.answers),
-  answered with the next page;
+  answered with the next page; Profile on an alert card, posted in the alert's thread;
 - conversationUpdate with the bot among the members added or removed, and
   installationUpdate add/remove: its conversation reference kept or forgotten; for a
   personal chat (and at a message in a personal chat the bot does not know yet), who its
@@ -26,7 +26,9 @@ import httpx
 
 from voisobot import logs
 from voisobot.commands import MORE_ACTION
-from voisobot.teams.answers import TeamsAnswers
+from voisobot.presses import PROFILE_ACTION
+from voisobot.render import one_line
+from voisobot.teams.answers import TeamsAnswers, card_from_answer
 from voisobot.teams.buttons import FAILED, TeamsAlertButtons, card_answer, message_answer
 from voisobot.teams.cards import CARD_CONTENT_TYPE
 from voisobot.teams.people import TeamsPeople, fetch_member
@@ -43,6 +45,7 @@ from voisobot.teams.subscribe import Subscriptions, is_subscribe
 log = logging.getLogger("voisobot.teams")
 
 MAX_RETRY_AFTER = 5.0  # Teams gives up on the activity's own answer after about 15 s
+PROFILE_POSTED = "The profile is posted in this alert's thread."
 
 
 def register(app, answers: TeamsAnswers, references: References,
@@ -88,6 +91,8 @@ def register(app, answers: TeamsAnswers, references: References,
         if action.verb == MORE_ACTION:
             return card_answer(answers.more(_user_id(activity), _access_channel(activity),
                                             action.data))
+        if action.verb == PROFILE_ACTION:
+            return await _profile(ctx, answers, action.data, retry_waits())
         if buttons is None:  # an alert card from a run that posted them; not this one
             return message_answer(FAILED)
         return buttons.press(_user_id(activity), _access_channel(activity), conversation,
@@ -192,6 +197,18 @@ def _forget(references: References, activity) -> None:
     if activity.conversation is not None and references.forget(activity.conversation.id):
         log.info("Teams bot removed from a conversation; its reference is dropped",
                  extra=logs.ids(channel=conversation_base(activity.conversation.id)))
+
+
+async def _profile(ctx, answers: TeamsAnswers, data, retry_waits: tuple[float, ...]) -> dict:
+    """Profile pressed on an alert card: the profile goes into the alert's thread as a card
+    of its own (the invoke's answer would replace the alert for everyone); the presser sees
+    a short note. A refusal or a usage error is shown to the presser only, posting nothing."""
+    activity = ctx.activity
+    answer = answers.profile(_user_id(activity), _access_channel(activity), data)
+    if answer.result != "answered":
+        return message_answer(one_line(answer.message.get("text") or FAILED))
+    await _send_card(ctx, card_from_answer(answer.message), retry_waits)
+    return message_answer(PROFILE_POSTED)
 
 
 async def _send_card(ctx, card: dict, retry_waits: tuple[float, ...]) -> None:

@@ -21,7 +21,7 @@ from voisobot.alert_extras import profile_account
 from voisobot.audit import AuditEntry
 from voisobot.metrics import Metrics
 from voisobot.outbox import Outbox
-from voisobot.presses import NotOurButton, alert_id_of
+from voisobot.presses import PROFILE_ACTION, NotOurButton, alert_id_of
 from voisobot.render import ButtonValue, SafeUrl, slack_id_or_text
 from voisobot.slack.render import SlackRenderer
 from voisobot.store import Store
@@ -35,7 +35,6 @@ PAGE = 20          # events of a user or an IP, alerts and audit entries per pag
 PROFILE_EVENTS = 10
 MAX_DETAIL = 500   # characters of the typed command kept in the audit table
 MORE_ACTION = "voiso_more"
-PROFILE_ACTION = "voiso_profile"  # an alert's "Profile" button: /voiso user of its account
 PUBLIC_WORD = "public"
 ALL_WORD = "all"  # /voiso unacked all: informational alerts too
 SUBCOMMANDS = ("recent", "user", "ip", "unacked", "pending", "stats", "audit", "help")
@@ -57,6 +56,8 @@ class Query:
 class Answer:
     message: dict
     public: bool = False
+    # What came of the request, in one word: answered, denied, usage or failed.
+    result: str = "answered"
 
     def reply(self) -> dict:
         """The payload for the request's response_url: a new message, private unless public."""
@@ -185,25 +186,25 @@ class Commands:
     def command(self, user_id: str, channel_id: str | None, text: str) -> Answer:
         """Answer ``/voiso <text>`` typed by a user in a channel."""
         started = time.monotonic()
-        answer, result = self._handle(user_id, channel_id, "command", text, lambda: parse(text))
-        self.metrics.command_answered(command_name(text), result, time.monotonic() - started)
+        answer = self._handle(user_id, channel_id, "command", text, lambda: parse(text))
+        self.metrics.command_answered(command_name(text), answer.result,
+                                      time.monotonic() - started)
         return answer
 
     def more(self, user_id: str, channel_id: str | None, value: str) -> Answer:
         """The next page, for a press of a "more" button whose value we rendered."""
-        answer, result = self._handle(user_id, channel_id, "button", f"{MORE_ACTION} {value}",
-                                      lambda: query_from_button(value))
-        self.metrics.button_pressed("more", result)
+        answer = self._handle(user_id, channel_id, "button", f"{MORE_ACTION} {value}",
+                              lambda: query_from_button(value))
+        self.metrics.button_pressed("more", answer.result)
         return answer
 
     def profile(self, user_id: str, channel_id: str | None, value: str) -> Answer:
         """``/voiso user`` of the account an alert is about, for a press of its Profile
         button (value ``{"alert": id}``). The account is read from the stored alert's event,
         never from the button: a forged value can name an alert, not an address."""
-        answer, result = self._handle(user_id, channel_id, "button",
-                                      f"{PROFILE_ACTION} {value}",
-                                      lambda: self._profile_query(value))
-        self.metrics.button_pressed("profile", result)
+        answer = self._handle(user_id, channel_id, "button", f"{PROFILE_ACTION} {value}",
+                              lambda: self._profile_query(value))
+        self.metrics.button_pressed("profile", answer.result)
         return answer
 
     def _profile_query(self, value: str) -> Query:
@@ -217,11 +218,11 @@ class Commands:
         return Query("user", account)
 
     def _handle(self, user_id: str, channel_id: str | None, action: str, detail: str,
-                read_query: Callable[[], Query]) -> tuple[Answer, str]:
-        """The answer, and in one word what it was: denied, answered, usage or failed."""
+                read_query: Callable[[], Query]) -> Answer:
+        """The answer, its ``result`` saying in one word what it was."""
         entry = AuditEntry(user_id, channel_id, action, detail[:MAX_DETAIL], True, "")
         if (refusal := self.guard.refusal(entry)) is not None:
-            return refusal, "denied"
+            return replace(refusal, result="denied")
         try:
             query = read_query()
             (answer, outcome), result = self._answer(query), "answered"
@@ -233,7 +234,7 @@ class Commands:
             answer = Answer(self.renderer.render_answer("failed"))
             outcome, result = "failed (see the log)", "failed"
         self.guard.record(entry, outcome)
-        return answer, result
+        return replace(answer, result=result)
 
     def usage(self, problem: str = "") -> Answer:
         return Answer(self.renderer.render_answer("help", problem=problem,

@@ -10,6 +10,7 @@ ACK_ACTION = "voiso_ack"
 REOPEN_ACTION = "voiso_reopen"
 YES_ACTION = "voiso_confirm_yes"
 NO_ACTION = "voiso_confirm_no"
+PROFILE_ACTION = "voiso_profile"  # an alert's "Profile" button: /voiso user of its account
 MAX_ALERT_ID = 2**63 - 1  # SQLite's largest rowid: a larger id names no alert
 DETAIL_VALUE_CHARS = 200  # of a button's value kept in the audit table
 

@@ -4,8 +4,8 @@ the answers to a "was this you?" DM."""
 import json
 
 from voisobot.acks import MessageRef
-from voisobot.commands import MORE_ACTION, PROFILE_ACTION, Commands
-from voisobot.presses import ACK_ACTION, NO_ACTION, REOPEN_ACTION, YES_ACTION
+from voisobot.commands import MORE_ACTION, Commands
+from voisobot.presses import ACK_ACTION, NO_ACTION, PROFILE_ACTION, REOPEN_ACTION, YES_ACTION
 from voisobot.slack.buttons import AlertButtons, Press
 from voisobot.slack.question_buttons import QuestionButtons
 

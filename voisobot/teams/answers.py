@@ -13,12 +13,16 @@ A long list ends with a "More" button, as in Slack: an ``Action.Execute`` (verb
 ``TeamsAnswers.more`` through the same ``Commands.more``, so the value is checked as
 strictly as typed input and the press is audited. Its answer is the next page, which
 Teams puts in place of the pressed card.
+
+An alert card's "Profile" button (verb ``voiso_profile``, data ``{"alert": id}``) is
+``/voiso user`` of the account the stored alert is about, through ``Commands.profile``.
+The handler posts it in the alert's thread: an invoke's own card would replace the alert.
 """
 
 import json
 from typing import Any
 
-from voisobot.commands import MORE_ACTION, Commands
+from voisobot.commands import MORE_ACTION, Answer, Commands
 from voisobot.render import one_line
 from voisobot.teams.cards import CARD_VERSION, checked_card, fitted, teams_markdown
 
@@ -41,8 +45,21 @@ class TeamsAnswers:
         """The next page, for a press of a card's "More" (its invoke's ``data``); audited
         by the Guard like a Slack "More", whatever the data holds."""
         value = data.get("more") if isinstance(data, dict) else None
-        value = value if isinstance(value, str) else json.dumps(data, default=repr)[:2000]
+        value = value if isinstance(value, str) else _value(data)
         return card_from_answer(self.commands.more(user_id, conversation_id, value).message)
+
+
+    def profile(self, user_id: str, conversation_id: str | None, data) -> Answer:
+        """``/voiso user`` of the account an alert card is about, for a press of its
+        Profile button (data ``{"alert": id}``): read from the stored alert, never from the
+        data; audited by the Guard like a Slack press."""
+        return self.commands.profile(user_id, conversation_id, _value(data))
+
+
+def _value(data) -> str:
+    """A press's data as the value a Slack button carries: JSON text (checked later as
+    untrusted, whatever it holds)."""
+    return json.dumps(data, default=repr)[:2000] if not isinstance(data, str) else data
 
 
 def card_from_answer(message: dict) -> dict:

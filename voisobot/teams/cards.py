@@ -33,9 +33,10 @@ from voisobot.alert_extras import (
     acknowledgeable,
     ip_lookup,
     next_step,
+    profile_account,
     runbook,
 )
-from voisobot.presses import ACK_ACTION, NO_ACTION, REOPEN_ACTION, YES_ACTION
+from voisobot.presses import ACK_ACTION, NO_ACTION, PROFILE_ACTION, REOPEN_ACTION, YES_ACTION
 from voisobot.render import (
     AlertView,
     QuestionView,
@@ -139,7 +140,8 @@ class TeamsRenderer:
         and an Acknowledge or Reopen button as Universal Actions (``Action.Execute``), whose
         invoke replaces the card for everyone. The verbs are Slack's action ids: one
         acknowledgement table, pressed from either side. Below [alerts] ack_min_severity an
-        alert that nobody acknowledged has no button, as in Slack."""
+        alert that nobody acknowledged has no button, as in Slack. A Profile button
+        (``voiso_profile``) when the alert names an account ``/voiso user`` accepts."""
         card = self.card(alert)
         card["body"].extend({"type": "TextBlock", "wrap": True, "text": teams_markdown(line)}
                             for line in confirmation_lines(alert.confirmations))
@@ -155,6 +157,10 @@ class TeamsRenderer:
             if not ack:
                 action["style"] = "positive"
             card["actions"] = [*card.get("actions", []), action]
+        if profile_account(alert.event) is not None:  # as in Slack: an address to look up
+            card["actions"] = [*card.get("actions", []), {
+                "type": "Action.Execute", "title": "Profile", "verb": PROFILE_ACTION,
+                "data": {"alert": alert.alert_id}}]
         return fitted(card)
 
     def question_card(self, view: QuestionView) -> dict:

@@ -12,6 +12,7 @@ import threading
 
 import pytest
 
+from handlers.teams import PROFILE_POSTED
 from tests.fakes.adaptive_card_schema import validate_card
 from tests.voisobot.teams.test_bot import (
     ALLOWED,
@@ -121,7 +122,8 @@ def test_an_alert_is_posted_once_and_its_activity_id_kept(bot, connector):
     (card,) = alert_cards(connector)
     validate_card(card)
     assert "jane@example.com" in card_text(card).replace("\\", "")
-    assert [a["verb"] for a in card["actions"] if a["type"] == "Action.Execute"] == ["voiso_ack"]
+    assert [a["verb"] for a in card["actions"] if a["type"] == "Action.Execute"] == [
+        "voiso_ack", "voiso_profile"]
     (alert,) = alerts(bot.store)
     posted = [c for c in connector.calls if c.status == 201 and not c.activity_id
               and c.conversation_id == CHANNEL]
@@ -258,12 +260,12 @@ def test_acknowledge_answers_the_card_as_it_now_stands_and_reopen_undoes_it(bot,
     validate_card(card)
     assert "Acknowledged by Jane at" in card_text(card).replace("\\", "")
     assert [a["verb"] for a in card["actions"] if a["type"] == "Action.Execute"] == [
-        "voiso_reopen"]
+        "voiso_reopen", "voiso_profile"]
     assert ack_state(bot, alert["id"])[0] == ALLOWED
     reopened = invoke(bot, connector, "voiso_reopen", alert["id"], alert["slack_ts"])["value"]
     assert "Acknowledged by" not in card_text(reopened)
     assert [a["verb"] for a in reopened["actions"] if a["type"] == "Action.Execute"] == [
-        "voiso_ack"]
+        "voiso_ack", "voiso_profile"]
     assert ack_state(bot, alert["id"]) == (None, None)
     assert [(user, outcome) for user, _, _, outcome in button_audit(bot)] == [
         (ALLOWED, f"acknowledged (by {ALLOWED})"), (ALLOWED, "reopened")]
@@ -277,6 +279,66 @@ def test_a_strangers_press_is_refused_leaves_the_card_and_is_audited(bot, connec
     assert ack_state(bot, alert["id"]) == (None, None)
     assert button_audit(bot) == [
         (STRANGER, f'voiso_ack {{"alert": {alert["id"]}}}', 0, "denied")]
+
+
+# --- Profile ------------------------------------------------------------------------------------
+
+MESSAGE = "application/vnd.microsoft.activity.message"
+
+
+def press_profile(bot, connector, data, card_id: str, user: str = ALLOWED) -> tuple[dict, list]:
+    """Profile pressed on an alert card: the invoke's answer, and the calls it made."""
+    before = len(connector.calls)
+    answer = answer_of(bot, card_invoke(connector, "voiso_profile", data, reply_to=card_id,
+                                        user=user))
+    return answer, connector.calls[before:]
+
+
+def test_profile_posts_the_alerts_account_in_its_thread_and_leaves_the_card(bot, connector):
+    (alert,) = posted_alerts(bot, connector, "app_login/unauthorized_ip")
+    answer, calls = press_profile(bot, connector, {"alert": alert["id"]}, alert["slack_ts"])
+    assert (answer["type"], answer["value"]) == (MESSAGE, PROFILE_POSTED)  # the card stays
+    (posted,) = calls
+    assert (posted.method, posted.status) == ("POST", 201)
+    assert posted.conversation_id == f"{CHANNEL};messageid=1764000000001"  # the thread
+    (attachment,) = posted.body["attachments"]
+    validate_card(attachment["content"])
+    assert card_text(attachment["content"]).startswith("user0@example.com\nFirst seen ")
+    assert ack_state(bot, alert["id"]) == (None, None)
+    assert button_audit(bot) == [
+        (ALLOWED, f'voiso_profile {{"alert": {alert["id"]}}}', 1, "answered user")]
+
+
+def test_profile_reads_the_account_from_the_stored_alert_never_the_data(bot, connector):
+    (alert,) = posted_alerts(bot, connector, "app_login/unauthorized_ip")
+    forged, calls = press_profile(bot, connector, {"user": "ceo@acme.example"},
+                                  alert["slack_ts"])
+    assert forged["type"] == MESSAGE and "not one of ours" in forged["value"] and calls == []
+    _, calls = press_profile(bot, connector, {"alert": alert["id"], "user": "ceo@acme.example"},
+                             alert["slack_ts"])
+    (posted,) = calls
+    text = card_text(posted.body["attachments"][0]["content"])
+    assert "user0@example.com" in text and "ceo@acme.example" not in text
+    assert [outcome for *_, outcome in button_audit(bot)] == [
+        "usage: that button is not one of ours", "answered user"]
+
+
+def test_a_strangers_profile_press_is_refused_privately_and_posts_nothing(bot, connector):
+    (alert,) = posted_alerts(bot, connector, "app_login/unauthorized_ip")
+    answer, calls = press_profile(bot, connector, {"alert": alert["id"]}, alert["slack_ts"],
+                                  user=STRANGER)
+    assert answer["type"] == MESSAGE and "not allowed" in answer["value"]
+    assert calls == [] and "user0@example.com" not in answer["value"]
+    assert button_audit(bot) == [
+        (STRANGER, f'voiso_profile {{"alert": {alert["id"]}}}', 0, "denied")]
+
+
+def test_a_profile_the_connector_refuses_for_a_while_is_posted_once(bot, connector):
+    (alert,) = posted_alerts(bot, connector, "app_login/unauthorized_ip")
+    connector.fail("rate_limited")
+    answer, calls = press_profile(bot, connector, {"alert": alert["id"]}, alert["slack_ts"])
+    assert answer["value"] == PROFILE_POSTED
+    assert [call.status for call in calls] == [429, 201]
 
 
 def test_two_presses_racing_give_one_acknowledgement(bot, connector):

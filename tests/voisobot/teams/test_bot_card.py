@@ -11,10 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fakes.adaptive_card_schema import validate_card
-from tests.voisobot.slack.test_render import HOSTILE, hostile_alert
+from tests.voisobot.slack.test_render import HOSTILE, hostile_alert, parse
 from tests.voisobot.teams.test_cards import LOOKUP, TEAMS_HOSTILE, assert_safe, example
 from voisobot import cli, samples
-from voisobot.presses import ACK_ACTION, REOPEN_ACTION
+from voisobot.presses import ACK_ACTION, PROFILE_ACTION, REOPEN_ACTION
+from voisobot.render import AlertView
 from voisobot.teams.cards import TeamsRenderer, envelope
 
 
@@ -27,6 +28,11 @@ def executes(card: dict) -> list[dict]:
     return [a for a in card.get("actions", []) if a["type"] == "Action.Execute"]
 
 
+def acks(card: dict) -> list[dict]:
+    """The card's Acknowledge or Reopen (its Universal Actions but Profile)."""
+    return [a for a in executes(card) if a["verb"] != PROFILE_ACTION]
+
+
 def without_executes(card: dict) -> dict:
     """The card as the webhook checks see it (they allow no action but the bot's links)."""
     return {**card, "actions": [a for a in card.get("actions", [])
@@ -35,13 +41,23 @@ def without_executes(card: dict) -> dict:
 
 @pytest.mark.parametrize("kind", sorted(samples.EXAMPLES))
 def test_every_kind_from_medium_up_gets_an_acknowledge_universal_action(renderer, kind):
+    """And a Profile button after it, as in Slack: every example names an account."""
     view = dataclasses.replace(example(kind), alert_id=42)
     card = renderer.bot_card(view)
     validate_card(card)
     expected = [] if view.severity in ("info", "low") else [
         {"type": "Action.Execute", "title": "Acknowledge", "verb": ACK_ACTION,
          "data": {"alert": 42}, "style": "positive"}]
-    assert executes(card) == expected
+    assert executes(card) == [*expected, {"type": "Action.Execute", "title": "Profile",
+                                          "verb": PROFILE_ACTION, "data": {"alert": 42}}]
+
+
+def test_no_account_no_profile_button(renderer):
+    body = {"timestamp": "2024-01-01T00:00:00Z", "type": "a", "event": "b",
+            "params": {"user": "not an address"}}
+    card = renderer.bot_card(AlertView(parse(body), "info", alert_id=3))
+    validate_card(card)
+    assert executes(card) == []
 
 
 @pytest.mark.parametrize(("threshold", "offered"), [
@@ -51,7 +67,7 @@ def test_ack_min_severity_decides_which_bot_cards_offer_acknowledge(threshold, o
     renderer = TeamsRenderer(ack_min_severity=threshold)
     view = dataclasses.replace(example("user/user_added"), alert_id=3)
     assert [severity for severity in ("info", "low", "medium", "high", "critical")
-            if executes(renderer.bot_card(dataclasses.replace(view, severity=severity)))
+            if acks(renderer.bot_card(dataclasses.replace(view, severity=severity)))
             ] == offered
 
 
@@ -60,7 +76,7 @@ def test_an_acknowledged_info_card_still_offers_reopen():
                                severity="info", acked_by="UALICE0001",
                                acked_at=datetime(2026, 11, 30, 14, 2, tzinfo=UTC))
     card = TeamsRenderer().bot_card(view)
-    assert [a["verb"] for a in executes(card)] == [REOPEN_ACTION]
+    assert [a["verb"] for a in executes(card)] == [REOPEN_ACTION, PROFILE_ACTION]
 
 
 def test_an_acknowledged_card_names_who_and_offers_reopen(renderer):
@@ -69,7 +85,7 @@ def test_an_acknowledged_card_names_who_and_offers_reopen(renderer):
                                acked_at=datetime(2026, 11, 30, 14, 2, tzinfo=UTC))
     card = renderer.bot_card(view)
     validate_card(card)
-    assert [(a["verb"], a["data"]) for a in executes(card)] == [(REOPEN_ACTION, {"alert": 7})]
+    assert [(a["verb"], a["data"]) for a in acks(card)] == [(REOPEN_ACTION, {"alert": 7})]
     assert "✅ Acknowledged by UALICE0001 at 2026-11-30 14:02:00 UTC" in json.dumps(
         card, ensure_ascii=False)
 
@@ -79,7 +95,7 @@ def test_hostile_values_in_a_bot_card_stay_text(renderer, value):
     card = renderer.bot_card(hostile_alert(value, "app_login/incorrect_password"))
     validate_card(card)
     assert_safe(envelope(without_executes(card)), value)
-    assert [a["data"] for a in executes(card)] == [{"alert": 1}]
+    assert [a["data"] for a in acks(card)] == [{"alert": 1}]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

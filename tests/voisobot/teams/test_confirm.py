@@ -518,7 +518,8 @@ def test_hostile_text_never_becomes_markup_links_or_mentions_in_a_question(rende
                                                                            kind):
     for card in every_card(renderer, value, kind):
         assert_safe(as_post(without_executes(card)), value)  # schema-checked there
-        assert {verb for verb, _ in execute_actions(card)} <= {YES, NO, "voiso_ack"}
+        assert {verb for verb, _ in execute_actions(card)} <= {
+            YES, NO, "voiso_ack", "voiso_profile"}
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -18,7 +18,8 @@ from tests.voisobot.teams.test_bot_alerts import bot as bot  # a fixture
 
 CARD = "application/vnd.microsoft.card.adaptive"
 MESSAGE = "application/vnd.microsoft.activity.message"
-VERBS = ["voiso_ack", "voiso_reopen", "voiso_more", "voiso_confirm_yes", "VOISO_ACK", ""]
+VERBS = ["voiso_ack", "voiso_reopen", "voiso_more", "voiso_profile", "voiso_confirm_yes",
+         "VOISO_ACK", ""]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70)
