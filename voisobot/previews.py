@@ -194,7 +194,7 @@ PREVIEWS: dict[str, Preview] = {
                                alert_view(cfg, "app_login/unauthorized_ip"))),
     "teams:group": Preview(TEAMS_WEBHOOK, "a Teams webhook's summary post when a group closes",
                            lambda cfg: teams_renderer(cfg).render(_grouped(cfg))),
-    "teams:bot-alert": Preview(TEAMS_BOT, "the Teams bot's alert card, with Acknowledge",
+    "teams:bot-alert": Preview(TEAMS_BOT, "the Teams bot's alert card, Acknowledge and Profile",
                                lambda cfg: teams_renderer(cfg).bot_card(
                                    alert_view(cfg, "app_login/unauthorized_ip"))),
     "teams:acknowledged": Preview(TEAMS_BOT, "the Teams bot's card once acknowledged",

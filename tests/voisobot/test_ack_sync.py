@@ -220,7 +220,7 @@ def test_an_ack_in_slack_updates_the_bot_card_naming_the_slack_user(both, fake_s
     validate_card(card)
     assert f"Acknowledged by {SLACK_NAME} (Slack) at" in card_text(card).replace("\\", "")
     assert [a["verb"] for a in card["actions"] if a["type"] == "Action.Execute"] == [
-        "voiso_reopen"]
+        "voiso_reopen", "voiso_profile"]
     run_delivery_once(both)
     assert len(card_puts(connector, in_teams)) == 1  # shown once: no longer stale
 
@@ -260,7 +260,7 @@ def test_a_reopen_on_either_side_clears_both(both, fake_slack, connector, reopen
         card = card_puts(connector, in_teams)[-1]
         assert "Acknowledged by" not in card_text(card)
         assert [a["verb"] for a in card["actions"] if a["type"] == "Action.Execute"] == [
-            "voiso_ack"]
+            "voiso_ack", "voiso_profile"]
 
 
 def test_every_press_and_command_is_audited_with_its_platform(both, fake_slack, connector):

@@ -92,8 +92,8 @@ SHOWS = {
     and ("usergroup", ("usergroup_id", "SRESPOND01")) in shown(m).live,
     "teams:alert": lambda m: "8.8.8.8" in json.dumps(m["attachments"][0]["content"]),
     "teams:group": lambda m: "4 events" in json.dumps(m["attachments"][0]["content"]),
-    "teams:bot-alert": lambda m: verbs(m) == ["voiso_ack"],
-    "teams:acknowledged": lambda m: verbs(m) == ["voiso_reopen"]
+    "teams:bot-alert": lambda m: verbs(m) == ["voiso_ack", "voiso_profile"],
+    "teams:acknowledged": lambda m: verbs(m) == ["voiso_reopen", "voiso_profile"]
     and "Acknowledged by" in json.dumps(m),
     "teams:question": lambda m: verbs(m) == ["voiso_confirm_yes", "voiso_confirm_no"],
     "teams:escalation": lambda m: verbs(m) == [],
