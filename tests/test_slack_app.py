@@ -682,3 +682,5 @@ def test_acknowledge_pressed_on_the_home_acknowledges_and_updates_the_alert(
     assert acked, "the delivery job did not show the acknowledgement on the alert's message"
     (row,) = [r for r in running.audit() if r["detail"].startswith("voiso_home_ack")]
     assert row["outcome"] == f"acknowledged (by {ALLOWED}) from the App Home"
+    assert running.runtime.metrics.registry.get_sample_value(
+        "voiso_button_presses_total", {"button": "acknowledge", "outcome": "acknowledged"}) == 1

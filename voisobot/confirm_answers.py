@@ -27,6 +27,7 @@ from voisobot.config import Config
 from voisobot.metrics import Metrics
 from voisobot.outbox import Outbox
 from voisobot.presses import (
+    BUTTON_NAMES,
     DETAIL_VALUE_CHARS,
     NO_ACTION,
     YES_ACTION,
@@ -38,7 +39,6 @@ from voisobot.questions import Question, Questions
 log = logging.getLogger(__name__)
 
 ANSWERS = {YES_ACTION: "yes", NO_ACTION: "no"}
-BUTTON_NAMES = {YES_ACTION: "confirm_yes", NO_ACTION: "confirm_no"}  # for the metrics
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ REOPEN_ACTION = "voiso_reopen"
 YES_ACTION = "voiso_confirm_yes"
 NO_ACTION = "voiso_confirm_no"
 PROFILE_ACTION = "voiso_profile"  # an alert's "Profile" button: /voiso user of its account
+# The button label of voiso_button_presses_total, whichever platform or view was pressed.
+BUTTON_NAMES = {ACK_ACTION: "acknowledge", REOPEN_ACTION: "reopen", YES_ACTION: "confirm_yes",
+                NO_ACTION: "confirm_no"}
 MAX_ALERT_ID = 2**63 - 1  # SQLite's largest rowid: a larger id names no alert
 DETAIL_VALUE_CHARS = 200  # of a button's value kept in the audit table
 

@@ -212,7 +212,7 @@ def teams_bot(cfg: Config, store: Store, metrics: Metrics, renderer: SlackRender
     commands = Commands(store, renderer, policy, utc_now, metrics, platform="teams")
     guard = Guard(store, renderer, policy, utc_now)
     buttons = TeamsAlertButtons(Outbox(store), teams_renderer(cfg), guard, References(store),
-                                utc_now)
+                                utc_now, metrics)
     people = questions = None
     if asks_in_teams(cfg):
         people = TeamsPeople(store, cfg.confirm)
@@ -299,7 +299,8 @@ def app_home(runtime: Runtime, renderer: SlackRenderer, client, guard: Guard) ->
     """The App Home, and the job that refreshes it when what it shows changes."""
     store = runtime.store
     home = AppHome(Outbox(store), renderer, client, guard, lambda: Health(
-        runtime.intake.health.last_successful_poll, Outbox(store).backlog(utc_now())), utc_now)
+        runtime.intake.health.last_successful_poll, Outbox(store).backlog(utc_now())), utc_now,
+        runtime.metrics)
     jobs.add_gated_job(runtime.scheduler, runtime.gate, HOME_JOB, "App Home", home.refresh,
                        REFRESH_SECONDS)
     return home

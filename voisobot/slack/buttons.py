@@ -27,6 +27,7 @@ from voisobot.metrics import Metrics
 from voisobot.outbox import Outbox
 from voisobot.presses import (
     ACK_ACTION,
+    BUTTON_NAMES,
     DETAIL_VALUE_CHARS,
     REOPEN_ACTION,
     NotOurButton,
@@ -38,8 +39,6 @@ from voisobot.render import slack_id_or_text
 from voisobot.slack.render import SlackRenderer
 
 log = logging.getLogger(__name__)
-
-BUTTON_NAMES = {ACK_ACTION: "acknowledge", REOPEN_ACTION: "reopen"}  # for the metrics
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,16 @@ from voisobot import acks, home
 from voisobot.acks import Acker, MessageRef
 from voisobot.audit import AuditEntry
 from voisobot.commands import Guard
+from voisobot.metrics import Metrics
 from voisobot.outbox import Outbox
-from voisobot.presses import DETAIL_VALUE_CHARS, NotOurButton, alert_id_of, short
+from voisobot.presses import (
+    ACK_ACTION,
+    BUTTON_NAMES,
+    DETAIL_VALUE_CHARS,
+    NotOurButton,
+    alert_id_of,
+    short,
+)
 from voisobot.routing import is_slack
 from voisobot.slack.render import SlackRenderer
 from voisobot.slack.sender import NETWORK_ERRORS
@@ -47,9 +55,11 @@ class _Published:
 
 class AppHome:
     def __init__(self, outbox: Outbox, renderer: SlackRenderer, client, guard: Guard,
-                 health: Callable[[], home.Health], clock: Callable[[], datetime]):
+                 health: Callable[[], home.Health], clock: Callable[[], datetime],
+                 metrics: Metrics | None = None):
         self.outbox, self.renderer, self.client, self.guard = outbox, renderer, client, guard
         self.health, self.clock = health, clock
+        self.metrics = metrics or Metrics()
         self._published: OrderedDict[str, _Published] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -73,35 +83,41 @@ class AppHome:
                 self._publish(user_id)
 
     def press(self, user_id: str, value: str, user_name: str = "") -> None:
-        """The Home's Acknowledge: checked, audited, acknowledged through acks; then the
-        presser's Home is published again at once (their own action, not a refresh)."""
+        """The Home's Acknowledge: checked, audited, acknowledged through acks, counted in
+        voiso_button_presses_total as an Acknowledge; then the presser's Home is published
+        again at once (their own action, not a refresh)."""
         entry = AuditEntry(user_id, None, "button",
                            f"{HOME_ACK_ACTION} {value[:DETAIL_VALUE_CHARS]}", True, "")
         if self.guard.refusal(entry) is not None:  # audited as denied
+            self.metrics.button_pressed(BUTTON_NAMES[ACK_ACTION], "denied")
             return
         try:
-            self.guard.record(entry, self._acknowledge(user_id, value, user_name))
+            result, outcome = self._acknowledge(user_id, value, user_name)
+            self.guard.record(entry, outcome)
         except Exception:
             log.exception("a press of %s failed", entry.detail)
+            result = "failed"
             self.guard.record(entry, "failed (see the log)")
+        self.metrics.button_pressed(BUTTON_NAMES[ACK_ACTION], result)
         self._publish(user_id)
 
-    def _acknowledge(self, user_id: str, value: str, user_name: str) -> str:
-        """What became of the press, for the audit."""
+    def _acknowledge(self, user_id: str, value: str, user_name: str) -> tuple[str, str]:
+        """What became of the press: in one word, and for the audit."""
         try:
             alert_id = alert_id_of(value)
         except NotOurButton as exc:
-            return f"ignored: {exc}"
+            return "ignored", f"ignored: {exc}"
         alert = self.outbox.alert(alert_id)
         if alert is None or alert.state != "sent" or not alert.slack_ts \
                 or not is_slack(alert.channel):
-            return f"ignored: alert {alert_id} is no posted Slack alert"
+            return "ignored", f"ignored: alert {alert_id} is no posted Slack alert"
         outcome = acks.acknowledge(self.outbox.store, alert_id,
                                    MessageRef(alert.channel, alert.slack_ts),
                                    Acker(user_id, "slack", user_name or None), self.clock())
         if outcome.status == "acknowledged":
             self.outbox.mark_stale(alert_id)  # the delivery job updates its message
-        return f"{outcome.status.replace('_', ' ')} (by {outcome.by}) from the App Home"
+        return outcome.status, \
+            f"{outcome.status.replace('_', ' ')} (by {outcome.by}) from the App Home"
 
     def _recent(self, user_id: str, now: datetime) -> bool:
         with self._lock:

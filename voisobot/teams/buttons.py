@@ -21,9 +21,11 @@ from voisobot.acks import Acker, AckOutcome, MessageRef
 from voisobot.audit import AuditEntry
 from voisobot.commands import Guard
 from voisobot.delivery import alert_view
+from voisobot.metrics import Metrics
 from voisobot.outbox import Outbox
 from voisobot.presses import (
     ACK_ACTION,
+    BUTTON_NAMES,
     DETAIL_VALUE_CHARS,
     REOPEN_ACTION,
     NotOurButton,
@@ -46,40 +48,50 @@ FAILED = "Something went wrong; nothing was changed. Try again."
 
 class TeamsAlertButtons:
     def __init__(self, outbox: Outbox, renderer, guard: Guard, references: References,
-                 clock: Callable[[], datetime]):
+                 clock: Callable[[], datetime], metrics: Metrics | None = None):
         """``renderer.bot_card(view)`` builds the card (voisobot.teams.cards.TeamsRenderer)."""
         self.outbox, self.renderer, self.guard = outbox, renderer, guard
         self.references, self.clock = references, clock
+        self.metrics = metrics or Metrics()
 
     def press(self, user_id: str, channel_id: str | None, conversation_id: str,
               card_activity_id: str | None, verb: str, data, user_name: str = "") -> dict:
-        """The invoke's answer to a press. Never raises: whatever happens is audited.
+        """The invoke's answer to a press. Never raises: whatever happens is audited and
+        counted in voiso_button_presses_total, as a Slack press is.
         ``user_name`` is the name Teams gives the presser (``from.name``), shown in Slack."""
         entry = AuditEntry(user_id, channel_id, "button",
                            f"{str(verb)[:80]} {_shown(data)[:DETAIL_VALUE_CHARS]}", True, "")
+        answer, result = self._handle(entry, Acker(user_id, "teams", user_name or None),
+                                      conversation_id, card_activity_id, verb, data)
+        self.metrics.button_pressed(BUTTON_NAMES.get(verb, "unknown"), result)
+        return answer
+
+    def _handle(self, entry: AuditEntry, user: Acker, conversation_id: str,
+                card_activity_id: str | None, verb: str, data) -> tuple[dict, str]:
+        """The invoke's answer, and in one word what became of the press."""
         if self.guard.refusal(entry) is not None:  # audited by the guard
-            return message_answer(NOT_ALLOWED)
+            return message_answer(NOT_ALLOWED), "denied"
         try:
-            outcome = self._record(Acker(user_id, "teams", user_name or None),
-                                   conversation_id, card_activity_id, verb, data)
+            outcome = self._record(user, conversation_id, card_activity_id, verb, data)
         except NotOurButton as exc:
             self.guard.record(entry, f"ignored: {exc}")
-            return message_answer(FAILED)
+            return message_answer(FAILED), "ignored"
         except NotThisMessage as exc:
-            log.warning("refused a Teams press by %s: %s", user_id[:40], exc,
-                        extra=logs.ids(channel=channel_id))
+            log.warning("refused a Teams press by %s: %s", entry.user_id[:40], exc,
+                        extra=logs.ids(channel=entry.channel_id))
             self.guard.record(entry, f"refused: {exc}", allowed=False)
-            return message_answer(NOT_THIS_MESSAGE)
+            return message_answer(NOT_THIS_MESSAGE), "refused"
         except Exception:
             log.exception("a Teams press of %s failed", entry.detail)
             self.guard.record(entry, "failed (see the log)")
-            return message_answer(FAILED)
+            return message_answer(FAILED), "failed"
         self.guard.record(entry, outcome.status.replace("_", " ") + (
             f" (by {outcome.by})" if outcome.by else ""))
         alert = self.outbox.alert(outcome.alert_id) if outcome.status != "missing" else None
         if alert is None:
-            return message_answer(GONE)
-        return card_answer(self.renderer.bot_card(alert_view(self.outbox, alert)))
+            return message_answer(GONE), outcome.status
+        return card_answer(self.renderer.bot_card(alert_view(self.outbox, alert))), \
+            outcome.status
 
     def _record(self, user: Acker, conversation_id: str, card_activity_id: str | None,
                 verb: str, data) -> AckOutcome:

@@ -271,6 +271,27 @@ def test_acknowledge_answers_the_card_as_it_now_stands_and_reopen_undoes_it(bot,
         (ALLOWED, f"acknowledged (by {ALLOWED})"), (ALLOWED, "reopened")]
 
 
+def presses_counted(bot) -> dict[tuple[str, str], float]:
+    """voiso_button_presses_total as the bot's /metrics would show it, by (button, outcome)."""
+    return {(s.labels["button"], s.labels["outcome"]): s.value
+            for metric in bot.metrics.registry.collect() for s in metric.samples
+            if s.name == "voiso_button_presses_total" and s.value}
+
+
+def test_each_press_is_counted_in_the_metrics_as_a_slack_press_is(bot, connector):
+    (alert,) = posted_alerts(bot, connector, "app_login/unauthorized_ip")
+    invoke(bot, connector, "voiso_ack", alert["id"], alert["slack_ts"])
+    invoke(bot, connector, "voiso_ack", alert["id"], alert["slack_ts"], user=COLLEAGUE)
+    invoke(bot, connector, "voiso_reopen", alert["id"], alert["slack_ts"])
+    invoke(bot, connector, "voiso_ack", alert["id"], alert["slack_ts"], user=STRANGER)
+    invoke(bot, connector, "voiso_ack", alert["id"], "another-card")
+    invoke(bot, connector, "voiso_dance", alert["id"], alert["slack_ts"])
+    assert presses_counted(bot) == {
+        ("acknowledge", "acknowledged"): 1, ("acknowledge", "already_acknowledged"): 1,
+        ("reopen", "reopened"): 1, ("acknowledge", "denied"): 1,
+        ("acknowledge", "refused"): 1, ("unknown", "ignored"): 1}
+
+
 def test_a_strangers_press_is_refused_leaves_the_card_and_is_audited(bot, connector):
     (alert,) = posted_alerts(bot, connector, "app_login/unauthorized_ip")
     answer = invoke(bot, connector, "voiso_ack", alert["id"], alert["slack_ts"], user=STRANGER)
