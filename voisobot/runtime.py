@@ -157,26 +157,27 @@ def _build(cfg: Config, sender, client, env, lock: StoreLock) -> Runtime:
     gate, watch = jobs.StopGate(), jobs.JobWatch()
     intake = Intake(sqs.make_client(cfg.sqs), cfg.sqs, store, abandonable=gate.abandonable,
                     metrics=metrics)
-    renderer = slack_renderer(cfg)
-    cards = teams_output(cfg, env, metrics)
-    bot_server = teams_bot(cfg, store, metrics, renderer, env) if cfg.teams.bot.enabled \
-        else None
-    bot_cards = bot_output(cfg, bot_server, store)
+    renderer, teams = slack_renderer(cfg), teams_renderer(cfg)
+    cards = teams_output(cfg, env, metrics, teams)
+    bot_server = teams_bot(cfg, store, metrics, renderer, teams, env) \
+        if cfg.teams.bot.enabled else None
+    bot_cards = bot_output(cfg, bot_server, store, teams)
     delivery = counted = None
     if sender is not None or cards is not None or bot_cards is not None:
         counted = CountedSlackSender(sender, metrics) if sender is not None else None
         delivery = AlertDelivery(Outbox(store), alert_outputs(renderer, counted, cards,
                                                               bot_cards), cfg, metrics=metrics)
     asking = confirmations(cfg, store, renderer, client if sender is not None else None,
-                           metrics, bot_server)
+                           metrics, bot_server, teams)
     scheduler = jobs.build_scheduler(intake, store, retention_days=cfg.store.retention_days,
                                      prune_interval_minutes=cfg.store.prune_interval_minutes,
                                      gate=gate, delivery=delivery, watch=watch,
                                      confirmations=asking,
                                      digest=digest_job(cfg, store, delivery))
     if delivery is not None:  # the first alert after a start does not wait for them
-        jobs.add_start_job(scheduler, gate, TEMPLATES_JOB, "compile the Slack templates",
-                           lambda: compile_alert_templates(renderer))
+        used = [renderer, *([teams] if cards is not None or bot_cards is not None else [])]
+        jobs.add_start_job(scheduler, gate, TEMPLATES_JOB, "compile the alert templates",
+                           lambda: sum(compile_alert_templates(each) for each in used))
     runtime = Runtime(cfg, store, intake, scheduler, gate, delivery, lock=lock,
                       metrics=metrics, confirmations=asking, teams_bot=bot_server,
                       slack_sender=counted)
@@ -187,7 +188,7 @@ def _build(cfg: Config, sender, client, env, lock: StoreLock) -> Runtime:
     return runtime
 
 
-def compile_alert_templates(renderer: SlackRenderer) -> int:
+def compile_alert_templates(renderer: SlackRenderer | TeamsRenderer) -> int:
     """Every documented kind's alert template, compiled before any alert needs it."""
     return renderer.compile_templates(f"{type_}/{event}" for type_, event in events.KIND_PARAMS)
 
@@ -203,22 +204,22 @@ def digest_job(cfg: Config, store: Store, delivery: AlertDelivery | None) -> Dig
 
 # --- the Teams bot ([teams.bot]) ----------------------------------------------------------
 
-def teams_bot(cfg: Config, store: Store, metrics: Metrics, renderer: SlackRenderer, env
-              ) -> BotServer:
+def teams_bot(cfg: Config, store: Store, metrics: Metrics, renderer: SlackRenderer,
+              teams: TeamsRenderer, env) -> BotServer:
     """@Voiso in Teams: the same commands as /voiso, with Teams identities in [access];
     and, when "was this you?" may ask in Teams, who each personal chat's user is and the
     answers pressed on its cards."""
     policy = TeamsAccessPolicy(cfg.access)
     commands = Commands(store, renderer, policy, utc_now, metrics, platform="teams")
     guard = Guard(store, renderer, policy, utc_now)
-    buttons = TeamsAlertButtons(Outbox(store), teams_renderer(cfg), guard, References(store),
-                                utc_now, metrics)
+    buttons = TeamsAlertButtons(Outbox(store), teams, guard, References(store), utc_now,
+                                metrics)
     people = questions = None
     if asks_in_teams(cfg):
         people = TeamsPeople(store, cfg.confirm)
         outbox = Outbox(store)
         answers = QuestionAnswers(Questions(store), outbox, guard, cfg, utc_now, metrics)
-        questions = TeamsQuestionButtons(answers, teams_renderer(cfg),
+        questions = TeamsQuestionButtons(answers, teams,
                                          lambda q: question_view(outbox, q, cfg))
     return BotServer(cfg.teams.bot, TeamsAnswers(commands), References(store), utc_now, env,
                      buttons=buttons, people=people, questions=questions,
@@ -239,15 +240,16 @@ def alert_outputs(renderer: SlackRenderer, slack_sender, webhooks: WebhookOutput
             bot_cards or BotCardOutput())
 
 
-def bot_output(cfg: Config, server: BotServer | None, store: Store) -> BotCardOutput | None:
+def bot_output(cfg: Config, server: BotServer | None, store: Store, teams: TeamsRenderer
+               ) -> BotCardOutput | None:
     """Alert cards posted by the Teams bot to the conversations named by subscribe."""
     if server is None:
         return None
-    return BotCardOutput(teams_renderer(cfg), BotSender(server, References(store),
-                                                    cfg.teams.timeout_seconds))
+    return BotCardOutput(teams, BotSender(server, References(store), cfg.teams.timeout_seconds))
 
 
-def teams_output(cfg: Config, env, metrics: Metrics) -> WebhookOutput | None:
+def teams_output(cfg: Config, env, metrics: Metrics, teams: TeamsRenderer
+                 ) -> WebhookOutput | None:
     """Cards for the Teams destinations, if any; their webhook URLs come from ``env``."""
     if not cfg.teams.destinations:
         return None
@@ -255,7 +257,7 @@ def teams_output(cfg: Config, env, metrics: Metrics) -> WebhookOutput | None:
     for name in cfg.teams.destinations:
         if (unavailable := sender.unavailable(name)) is not None:
             log.error("Teams destination %s: %s", name, unavailable.advice)
-    return WebhookOutput(teams_renderer(cfg), CountedTeamsSender(sender, metrics))
+    return WebhookOutput(teams, CountedTeamsSender(sender, metrics))
 
 
 def teams_renderer(cfg: Config) -> TeamsRenderer:
@@ -307,18 +309,18 @@ def app_home(runtime: Runtime, renderer: SlackRenderer, client, guard: Guard) ->
 
 
 def confirmations(cfg: Config, store: Store, renderer: SlackRenderer, client,
-                  metrics: Metrics, bot: BotServer | None = None) -> Confirmations | None:
+                  metrics: Metrics, bot: BotServer | None, teams: TeamsRenderer
+                  ) -> Confirmations | None:
     """The "was this you?" job, when [confirm] is on and there is a way to ask: a Slack
     client (DMs), or the Teams bot (personal chats, and "teamsbot:<name>" escalations)."""
     if not cfg.confirm.enabled or (client is None and bot is None):
         return None
-    teams = None
-    if bot is not None:
-        teams = TeamsAsking(TeamsPeople(store, cfg.confirm), teams_renderer(cfg),
-                            BotSender(bot, References(store), cfg.teams.timeout_seconds))
+    asking = None if bot is None else TeamsAsking(
+        TeamsPeople(store, cfg.confirm), teams,
+        BotSender(bot, References(store), cfg.teams.timeout_seconds))
     people = SlackPeople(client, store, cfg.confirm) if client is not None else None
     return Confirmations(Questions(store), Outbox(store), people, renderer, client, cfg,
-                         metrics=metrics, teams=teams)
+                         metrics=metrics, teams=asking)
 
 
 def slack_server(cfg: Config, app: App, runtime: Runtime, env):

@@ -28,10 +28,10 @@ from slack_sdk.models.views import View
 from voisobot.alert_extras import AlertOptions, extras_context
 from voisobot.errors import RenderError
 from voisobot.render import (
-    GENERIC_TEMPLATE,
     SEVERITY_EMOJI,
     AlertView,
     QuestionView,
+    compile_templates,
     existing_template,
     json_fragment,
     one_line,
@@ -89,20 +89,8 @@ class SlackRenderer:
         self.env.tests["slack_id"] = lambda value: isinstance(value, SlackId)
 
     def compile_templates(self, kinds) -> int:
-        """Compile the alert templates of ``kinds``, the generic one and the parts they
-        share ("_*") now, off the alerts' path: a template's first render otherwise pays its
-        compilation, about 0.15 s for the first alert after a start. Returns how many
-        compiled; one that does not is left to fail, and fall back, when an alert uses it."""
-        shared = self.env.list_templates(filter_func=lambda name: name.startswith("_"))
-        names = {self.template_for(kind) for kind in kinds} | {GENERIC_TEMPLATE, *shared}
-        compiled = 0
-        for name in sorted(names):
-            try:
-                self.env.get_template(name)
-            except Exception:  # reported when an alert uses it (rendered_or_fallback)
-                continue
-            compiled += 1
-        return compiled
+        """The alert templates of ``kinds`` compiled now (voisobot.render.compile_templates)."""
+        return compile_templates(self.env, kinds)
 
     def render(self, alert: AlertView) -> dict:
         """The message for an alert: its kind's template, else the generic one, else a

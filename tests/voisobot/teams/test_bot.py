@@ -8,6 +8,7 @@ import dataclasses
 import io
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -21,14 +22,16 @@ from tests.fakes.adaptive_card_schema import validate_card
 from tests.fakes.bot_connector import FakeBotConnector
 from tests.voisobot.teams.test_cards import TEAMS_HOSTILE, assert_safe, texts
 from tests.voisobot.test_queries import NOW, record
-from voisobot import access, check, config, runtime, sqs
+from voisobot import access, check, config, runtime, samples, sqs
 from voisobot.access import AccessPolicy, TeamsAccessPolicy
 from voisobot.commands import Commands
 from voisobot.config import AccessConfig
 from voisobot.errors import ConfigError
+from voisobot.render import template_name
 from voisobot.slack.render import SlackRenderer
 from voisobot.store import Store
 from voisobot.teams.answers import TeamsAnswers
+from voisobot.teams.output import BotCardOutput
 from voisobot.teams.references import References
 from voisobot.teams.server import BotServer, TeamsBotError
 
@@ -122,6 +125,22 @@ def the_card(connector) -> dict:
 
 def card_text(card: dict) -> str:
     return "\n".join(texts(card))
+
+
+# --- the run's cards -------------------------------------------------------------------------
+
+def test_the_teams_card_templates_are_compiled_at_start(running):
+    """The run's Teams renderer (one for alert cards, button answers and questions) has its
+    alert templates compiled by the start job: the first card of a kind waits for no
+    compile."""
+    bot = running()
+    (cards,) = [output.renderer for output in bot.delivery.outputs
+                if isinstance(output, BotCardOutput)]
+    wanted = {template_name(kind) for kind in samples.EXAMPLES} | {"_generic.json.j2"}
+    deadline = time.monotonic() + 20
+    while not wanted <= {name for _, name in cards.env.cache}:
+        assert time.monotonic() < deadline, "the start job compiled no Teams template"
+        time.sleep(0.05)
 
 
 # --- conversation references ---------------------------------------------------------------
