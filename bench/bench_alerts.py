@@ -43,16 +43,18 @@ from tests.fakes.slack_api import FakeSlack  # noqa: E402
 from voisobot import config, events, jobs, samples  # noqa: E402
 from voisobot.confirming import Confirmations  # noqa: E402
 from voisobot.delivery import AlertDelivery  # noqa: E402
-from voisobot.intake import Intake  # noqa: E402
+from voisobot.intake import Intake, utc_now  # noqa: E402
 from voisobot.outbox import Outbox  # noqa: E402
 from voisobot.questions import Questions  # noqa: E402
 from voisobot.render import AlertView  # noqa: E402
 from voisobot.routing import severity_of  # noqa: E402
 from voisobot.runtime import alert_outputs, compile_alert_templates  # noqa: E402
 from voisobot.slack import sender as slack  # noqa: E402
+from voisobot.slack.asking import SlackAsking  # noqa: E402
 from voisobot.slack.people import SlackPeople  # noqa: E402
 from voisobot.slack.render import SlackRenderer  # noqa: E402
 from voisobot.store import Store  # noqa: E402
+from voisobot.teams.asking import TeamsAsking  # noqa: E402
 
 CHANNEL = "C0SECURITY"
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/bench"
@@ -173,9 +175,11 @@ def alerting_run(args) -> dict:
         renderer = SlackRenderer()
         outputs = alert_outputs(renderer, slack.SlackSender(client))
         running = start_jobs(store, cfg, AlertDelivery(Outbox(store), outputs, cfg), renderer,
-                             Confirmations(Questions(store), Outbox(store),
-                                           SlackPeople(client, store, cfg.confirm), renderer,
-                                           client, cfg))
+                             Confirmations(Questions(store), Outbox(store), {
+                                 "slack": SlackAsking(Questions(store), renderer, client,
+                                                      SlackPeople(client, store, cfg.confirm),
+                                                      store.store_id, utc_now),
+                                 "teams": TeamsAsking()}, cfg))
         first_stored = feed(store, cfg, messages, args.feed_seconds)
         deadline = time.monotonic() + DRAIN_LIMIT_SECONDS
         while not (settled(store, len(messages)) and all_asked(store)) \

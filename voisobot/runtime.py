@@ -19,7 +19,7 @@ from voisobot.alert_extras import AlertOptions
 from voisobot.commands import Commands, Guard
 from voisobot.config import Config
 from voisobot.confirm_answers import QuestionAnswers
-from voisobot.confirming import Confirmations, TeamsAsking, question_view
+from voisobot.confirming import Confirmations, question_view
 from voisobot.delivery import AlertDelivery
 from voisobot.digest import DigestJob, Digests
 from voisobot.errors import ConfigError
@@ -32,6 +32,7 @@ from voisobot.outbox import Outbox
 from voisobot.questions import Questions
 from voisobot.slack import sender as slack
 from voisobot.slack import serve
+from voisobot.slack.asking import SlackAsking
 from voisobot.slack.buttons import AlertButtons
 from voisobot.slack.front_door import FrontDoor
 from voisobot.slack.home import REFRESH_SECONDS, AppHome
@@ -44,6 +45,7 @@ from voisobot.slack.replays import Replays
 from voisobot.store import Store
 from voisobot.store_lock import StoreLock
 from voisobot.teams.answers import TeamsAnswers
+from voisobot.teams.asking import TeamsAsking
 from voisobot.teams.buttons import TeamsAlertButtons
 from voisobot.teams.cards import TeamsRenderer
 from voisobot.teams.output import BotCardOutput, WebhookOutput
@@ -315,12 +317,14 @@ def confirmations(cfg: Config, store: Store, renderer: SlackRenderer, client,
     client (DMs), or the Teams bot (personal chats, and "teamsbot:<name>" escalations)."""
     if not cfg.confirm.enabled or (client is None and bot is None):
         return None
-    asking = None if bot is None else TeamsAsking(
-        TeamsPeople(store, cfg.confirm), teams,
-        BotSender(bot, References(store), cfg.teams.timeout_seconds))
-    people = SlackPeople(client, store, cfg.confirm) if client is not None else None
-    return Confirmations(Questions(store), Outbox(store), people, renderer, client, cfg,
-                         metrics=metrics, teams=asking)
+    questions = Questions(store)
+    in_slack = SlackAsking(questions, renderer, client, SlackPeople(client, store, cfg.confirm)
+                           if client is not None else None, store.store_id, utc_now, metrics)
+    in_teams = TeamsAsking() if bot is None else TeamsAsking(
+        questions, TeamsPeople(store, cfg.confirm), teams,
+        BotSender(bot, References(store), cfg.teams.timeout_seconds), utc_now)
+    return Confirmations(questions, Outbox(store), {"slack": in_slack, "teams": in_teams}, cfg,
+                         metrics=metrics)
 
 
 def slack_server(cfg: Config, app: App, runtime: Runtime, env):
