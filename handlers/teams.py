@@ -46,6 +46,7 @@ log = logging.getLogger("voisobot.teams")
 
 MAX_RETRY_AFTER = 5.0  # Teams gives up on the activity's own answer after about 15 s
 PROFILE_POSTED = "The profile is posted in this alert's thread."
+PROFILE_NOT_POSTED = "Teams did not take the profile (the bot's log says why); try again."
 
 
 def register(app, answers: TeamsAnswers, references: References,
@@ -207,24 +208,25 @@ async def _profile(ctx, answers: TeamsAnswers, data, retry_waits: tuple[float, .
     answer = answers.profile(_user_id(activity), _access_channel(activity), data)
     if answer.result != "answered":
         return message_answer(one_line(answer.message.get("text") or FAILED))
-    await _send_card(ctx, card_from_answer(answer.message), retry_waits)
-    return message_answer(PROFILE_POSTED)
+    posted = await _send_card(ctx, card_from_answer(answer.message), retry_waits)
+    return message_answer(PROFILE_POSTED if posted else PROFILE_NOT_POSTED)
 
 
-async def _send_card(ctx, card: dict, retry_waits: tuple[float, ...]) -> None:
+async def _send_card(ctx, card: dict, retry_waits: tuple[float, ...]) -> bool:
+    """Whether the card was posted in the activity's conversation."""
     from microsoft_teams.api import Attachment, MessageActivityInput
     for attempt, wait in enumerate((*retry_waits, None)):
         message = MessageActivityInput().add_attachments(
             Attachment(content_type=CARD_CONTENT_TYPE, content=card))
         try:
             await ctx.send(message)
-            return
+            return True
         except (httpx.HTTPStatusError, httpx.TransportError) as exc:
             retryable, delay = _retry_delay(exc, wait)
             if not retryable or delay is None:
                 log.error("the Teams answer could not be posted (%s, attempt %d); dropped",
                           _described(exc), attempt + 1)
-                return
+                return False
             log.warning("the Teams answer was not taken (%s); trying again in %.1f s",
                         _described(exc), delay)
             await asyncio.sleep(delay)

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from handlers.teams import PROFILE_POSTED
+from handlers.teams import PROFILE_NOT_POSTED, PROFILE_POSTED
 from tests.fakes.adaptive_card_schema import validate_card
 from tests.voisobot.teams.test_bot import (
     ALLOWED,
@@ -360,6 +360,14 @@ def test_a_profile_the_connector_refuses_for_a_while_is_posted_once(bot, connect
     answer, calls = press_profile(bot, connector, {"alert": alert["id"]}, alert["slack_ts"])
     assert answer["value"] == PROFILE_POSTED
     assert [call.status for call in calls] == [429, 201]
+
+
+def test_a_profile_teams_never_takes_is_not_said_to_be_posted(bot, connector):
+    (alert,) = posted_alerts(bot, connector, "app_login/unauthorized_ip")
+    connector.fail("server_error", times=3)  # the try and both retries
+    answer, calls = press_profile(bot, connector, {"alert": alert["id"]}, alert["slack_ts"])
+    assert answer["value"] == PROFILE_NOT_POSTED
+    assert [call.status for call in calls] == [500, 500, 500]
 
 
 def test_two_presses_racing_give_one_acknowledgement(bot, connector):
