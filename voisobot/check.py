@@ -148,13 +148,14 @@ def _confirm_scopes(cfg: Config, client) -> list[tuple[str, str]]:
 
 
 def routed_channels(cfg: Config) -> list[str]:
-    """The Slack channels alerts can go to: each posting route's, then the default one, and
-    the escalation channel of [confirm]. Only C… and G… IDs: a bot is not invited into a DM
-    (D…)."""
+    """The Slack channels alerts can go to: each posting route's, then the default one, the
+    escalation channel of [confirm] and the digest's. Only C… and G… IDs: a bot is not
+    invited into a DM (D…), and teams:/teamsbot: names are Teams'."""
     channels = [route.channel for route in cfg.routes if route.channel and not route.mute]
     channels.append(cfg.slack.default_channel)
     if cfg.confirm.enabled:
         channels.append(cfg.confirm.escalation_channel)
+    channels.append(cfg.digest.channel)
     return [c for c in dict.fromkeys(channels) if c[:1] in ("C", "G")]
 
 

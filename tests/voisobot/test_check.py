@@ -437,6 +437,16 @@ def test_with_confirm_on_the_escalation_channel_is_checked_like_a_routed_one(
     assert code == 1 and "the bot is not a member of channel C0ESCALATE" in out
 
 
+def test_the_digest_channel_is_checked_like_a_routed_one(queue_url, make_config, fake_slack):
+    fake_slack.set_not_in_channel("C0DIGEST01")
+    fake_slack.channels.add("C0DIGEST01")
+    client = slack.make_client("xoxb-test", fake_slack.base_url, timeout=2)
+    cfg = with_channel(make_config(queue_url))
+    cfg = dataclasses.replace(cfg, digest=dataclasses.replace(cfg.digest, channel="C0DIGEST01"))
+    code, out = run_check(cfg, client)
+    assert code == 1 and "the bot is not a member of channel C0DIGEST01" in out
+
+
 # --- retention ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("days", "warned"), [(1, True), (29, True), (30, False), (90, False)])
