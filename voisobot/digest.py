@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from voisobot import logs, queries
 from voisobot.config import WEEKDAYS, DigestConfig
 from voisobot.intake import utc_now
+from voisobot.metrics import Metrics
 from voisobot.sending import MAX_RETRY_DELAY_SECONDS, SendResult, retry_delay
 from voisobot.store import Store, time_text, transaction
 
@@ -287,11 +288,13 @@ class DigestJob:
     output (the alerts' own: voisobot.delivery's ``Output``, plus ``post_digest``)."""
 
     def __init__(self, digests: Digests, outputs, config: DigestConfig, *,
-                 timeout_seconds: float = 10.0, retry_base: float = 1.0, clock=utc_now):
+                 timeout_seconds: float = 10.0, retry_base: float = 1.0, clock=utc_now,
+                 metrics: Metrics | None = None):
         """``outputs``: the alert outputs (runtime.alert_outputs); ``timeout_seconds``: how
         long a post may still be in flight (an uncertain one is looked for after it)."""
         self.digests, self.outputs, self.config = digests, tuple(outputs), config
         self.timeout_seconds, self.retry_base, self.clock = timeout_seconds, retry_base, clock
+        self.metrics = metrics or Metrics()
         self.reported: set[str] = set()
 
     run_interval = RUN_INTERVAL_SECONDS
@@ -299,6 +302,7 @@ class DigestJob:
     def run(self) -> None:
         now = self.clock()
         if self.digests.create(last_ended(now, self.config), self.config, now):
+            self.metrics.digest("made")
             log.info("digest: a period ended; its digest goes to %s", self.config.channel)
         for row in self.digests.open():
             if row.next_attempt_at <= time_text(now):
@@ -323,6 +327,7 @@ class DigestJob:
             if found.status == "done" and found.ts:
                 log.info("digest %s was already in %s: not posted again", row.period_start,
                          row.channel, extra=logs.ids(channel=row.channel))
+                self.metrics.digest("already_sent")
                 return self.digests.mark_sent(row.id, found.ts, self.clock())
             if found.status != "done":
                 return self._not_sent(row, found, uncertain=True)
@@ -330,6 +335,7 @@ class DigestJob:
         self.digests.mark_trying(row.id, now)
         result = output.post_digest(row.channel, view, self.key(row))
         if result.status == "done":
+            self.metrics.digest("sent")
             return self.digests.mark_sent(row.id, result.ts, self.clock())
         return self._not_sent(row, result, uncertain=result.maybe_posted)
 
@@ -343,6 +349,7 @@ class DigestJob:
             delay = max(delay, self.timeout_seconds)
         self.digests.mark_retry(row.id, "uncertain" if uncertain else "pending",
                                 self.clock() + timedelta(seconds=delay), result.error or "retry")
+        self.metrics.digest("retry")
         log.warning("digest %s to %s not posted (%s); retrying in %.0f s", row.period_start,
                     row.channel, result.error, delay, extra=logs.ids(channel=row.channel))
 
@@ -353,6 +360,7 @@ class DigestJob:
             return self._failed(row, result)
         self.digests.mark_retry(row.id, "pending", self.clock() + timedelta(
             seconds=MAX_RETRY_DELAY_SECONDS), result.error)
+        self.metrics.digest("waiting")
         if result.error not in self.reported:
             self.reported.add(result.error)
             log.error("digest to %s waits: %s", row.channel, result.advice,
@@ -360,5 +368,6 @@ class DigestJob:
 
     def _failed(self, row: DigestRow, result: SendResult) -> None:
         self.digests.mark_failed(row.id, f"{result.error}: {result.advice}")
+        self.metrics.digest("failed")
         log.error("digest %s to %s refused (%s): %s", row.period_start, row.channel,
                   result.error, result.advice, extra=logs.ids(channel=row.channel))

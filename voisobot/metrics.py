@@ -36,6 +36,7 @@ REJECTION_REASONS = ("malformed", "internal_error")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 QUESTION_OUTCOMES = ("asked", "already_asked", "unmapped", "retry", "uncertain", "failed",
                      "expired", "escalated")
+DIGEST_OUTCOMES = ("made", "sent", "already_sent", "retry", "waiting", "failed")
 
 
 def kind_label(kind: tuple[str, str]) -> str:
@@ -120,6 +121,11 @@ class Metrics:
             "voiso_questions_total", '"Was this you?" steps, by outcome (asked, '
             "already_asked, unmapped, retry, uncertain, failed, expired, escalated)",
             ["outcome"], registry=r)
+        self.digests = Counter(
+            "voiso_digests_total", "Digest steps, by outcome (made, sent, already_sent, retry, "
+            "waiting, failed)", ["outcome"], registry=r)
+        for outcome in DIGEST_OUTCOMES:  # shown at 0, so that "failed" can be alerted on
+            self.digests.labels(outcome)
 
     # --- the intake ---------------------------------------------------------------------
 
@@ -181,6 +187,10 @@ class Metrics:
     def question(self, outcome: str) -> None:
         """One step of a "was this you?" question: ``outcome`` is one of QUESTION_OUTCOMES."""
         self.questions.labels(outcome if outcome in QUESTION_OUTCOMES else "failed").inc()
+
+    def digest(self, outcome: str) -> None:
+        """One step of a digest (digest.DigestJob): one of DIGEST_OUTCOMES."""
+        self.digests.labels(outcome if outcome in DIGEST_OUTCOMES else "failed").inc()
 
     def button_pressed(self, button: str, outcome: str) -> None:
         self.presses.labels(button, outcome).inc()

@@ -201,7 +201,7 @@ def digest_job(cfg: Config, store: Store, delivery: AlertDelivery | None) -> Dig
     if not cfg.digest.enabled or delivery is None:
         return None
     return DigestJob(Digests(store), delivery.outputs, cfg.digest,
-                     timeout_seconds=cfg.slack.timeout_seconds)
+                     timeout_seconds=cfg.slack.timeout_seconds, metrics=delivery.metrics)
 
 
 # --- the Teams bot ([teams.bot]) ----------------------------------------------------------

@@ -498,6 +498,34 @@ def test_the_bot_schedules_the_digest_only_when_a_channel_is_set(tmp_path, fake_
     assert not scheduled({})
 
 
+def digest_counts(job: DigestJob) -> dict[str, float]:
+    """voiso_digests_total as /metrics shows it, by outcome (every outcome, 0 included)."""
+    return {sample.labels["outcome"]: sample.value for metric in job.metrics.registry.collect()
+            for sample in metric.samples if sample.name == "voiso_digests_total"}
+
+
+@pytest.mark.parametrize(("fault", "later", "counted"), [
+    (("server_error",), 10, {"made": 1, "retry": 1, "sent": 1}),
+    (("post_then_hang",), 5, {"made": 1, "retry": 1, "already_sent": 1}),
+    (("invalid_auth",), 6, {"made": 1, "waiting": 1, "sent": 1}),
+    (None, 0, {"made": 1, "failed": 1}),  # not in the channel
+])
+def test_each_step_of_a_digest_is_counted_in_the_metrics(tmp_path, fake_slack, fault, later,
+                                                         counted):
+    store, now = Store(tmp_path / "store.sqlite3"), [END + timedelta(minutes=1)]
+    job = digest_job(store, fake_slack, now)
+    if fault:
+        fake_slack.fail("chat.postMessage", *fault)
+    else:
+        fake_slack.set_not_in_channel(CHANNEL)
+    job.run()
+    now[0] += timedelta(minutes=later)
+    job.run()
+    assert digest_counts(job) == {outcome: counted.get(outcome, 0) for outcome in (
+        "made", "sent", "already_sent", "retry", "waiting", "failed")}
+    store.close()
+
+
 def test_a_refused_token_keeps_the_digest_waiting_not_failed(tmp_path, fake_slack):
     store, now = Store(tmp_path / "store.sqlite3"), [END + timedelta(minutes=1)]
     job = digest_job(store, fake_slack, now)
