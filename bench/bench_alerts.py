@@ -175,11 +175,11 @@ def alerting_run(args) -> dict:
         renderer = SlackRenderer()
         outputs = alert_outputs(renderer, slack.SlackSender(client))
         running = start_jobs(store, cfg, AlertDelivery(Outbox(store), outputs, cfg), renderer,
-                             Confirmations(Questions(store), Outbox(store), {
-                                 "slack": SlackAsking(Questions(store), renderer, client,
-                                                      SlackPeople(client, store, cfg.confirm),
-                                                      store.store_id, utc_now),
-                                 "teams": TeamsAsking()}, cfg))
+                             Confirmations(Questions(store), Outbox(store), (
+                                 SlackAsking(Questions(store), renderer, client,
+                                             SlackPeople(client, store, cfg.confirm),
+                                             store.store_id, utc_now),
+                                 TeamsAsking()), cfg))
         first_stored = feed(store, cfg, messages, args.feed_seconds)
         deadline = time.monotonic() + DRAIN_LIMIT_SECONDS
         while not (settled(store, len(messages)) and all_asked(store)) \

@@ -15,7 +15,7 @@ stale, and the delivery job updates it in place.
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -79,11 +79,12 @@ class Place(Protocol):
 
 
 class Confirmations:
-    def __init__(self, questions: Questions, outbox: Outbox, places: Mapping[str, Place],
+    def __init__(self, questions: Questions, outbox: Outbox, places: Iterable[Place],
                  config: Config, clock=utc_now, metrics: Metrics | None = None):
-        """``places``: every place a question can be asked or an escalation posted, by
-        name; those of confirm.ask_in are asked, in its order."""
-        self.questions, self.outbox, self.places = questions, outbox, places
+        """``places``: every place a question can be asked or an escalation posted; those
+        confirm.ask_in names are asked, in its order."""
+        self.questions, self.outbox = questions, outbox
+        self.places = {place.name: place for place in places}
         self.config, self.clock = config, clock
         self.metrics = metrics or Metrics()
         self.reported: set[str] = set()

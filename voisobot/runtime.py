@@ -30,6 +30,7 @@ from voisobot.metrics import CountedSlackSender, CountedTeamsSender, Metrics
 from voisobot.ops import OpsListener, listener
 from voisobot.outbox import Outbox
 from voisobot.questions import Questions
+from voisobot.render import compile_templates
 from voisobot.slack import sender as slack
 from voisobot.slack import serve
 from voisobot.slack.asking import SlackAsking
@@ -192,7 +193,8 @@ def _build(cfg: Config, sender, client, env, lock: StoreLock) -> Runtime:
 
 def compile_alert_templates(renderer: SlackRenderer | TeamsRenderer) -> int:
     """Every documented kind's alert template, compiled before any alert needs it."""
-    return renderer.compile_templates(f"{type_}/{event}" for type_, event in events.KIND_PARAMS)
+    return compile_templates(renderer.env,
+                             (f"{type_}/{event}" for type_, event in events.KIND_PARAMS))
 
 
 def digest_job(cfg: Config, store: Store, delivery: AlertDelivery | None) -> DigestJob | None:
@@ -323,8 +325,7 @@ def confirmations(cfg: Config, store: Store, renderer: SlackRenderer, client,
     in_teams = TeamsAsking() if bot is None else TeamsAsking(
         questions, TeamsPeople(store, cfg.confirm), teams,
         BotSender(bot, References(store), cfg.teams.timeout_seconds), utc_now)
-    return Confirmations(questions, Outbox(store), {"slack": in_slack, "teams": in_teams}, cfg,
-                         metrics=metrics)
+    return Confirmations(questions, Outbox(store), (in_slack, in_teams), cfg, metrics=metrics)
 
 
 def slack_server(cfg: Config, app: App, runtime: Runtime, env):

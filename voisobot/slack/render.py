@@ -31,7 +31,6 @@ from voisobot.render import (
     SEVERITY_EMOJI,
     AlertView,
     QuestionView,
-    compile_templates,
     existing_template,
     json_fragment,
     one_line,
@@ -87,10 +86,6 @@ class SlackRenderer:
         self.env.slack_tokens = self.tokens
         self.env.filters.update(mention=self._mention, link=self._link, url=self._url)
         self.env.tests["slack_id"] = lambda value: isinstance(value, SlackId)
-
-    def compile_templates(self, kinds) -> int:
-        """The alert templates of ``kinds`` compiled now (voisobot.render.compile_templates)."""
-        return compile_templates(self.env, kinds)
 
     def render(self, alert: AlertView) -> dict:
         """The message for an alert: its kind's template, else the generic one, else a

@@ -42,7 +42,6 @@ from voisobot.render import (
     QuestionView,
     RenderError,
     SafeUrl,
-    compile_templates,
     existing_template,
     json_fragment,
     nodes,
@@ -116,10 +115,6 @@ class TeamsRenderer:
 
     def template_for(self, kind: str) -> str:
         return existing_template(self.env, kind)
-
-    def compile_templates(self, kinds) -> int:
-        """The alert templates of ``kinds`` compiled now (voisobot.render.compile_templates)."""
-        return compile_templates(self.env, kinds)
 
     def render(self, alert: AlertView) -> dict:
         """The post for an alert: the envelope Teams expects around the card."""
