@@ -61,6 +61,16 @@ def unescaped(text: str) -> str:
     return "".join(out)
 
 
+def displayed(text: str) -> str:
+    """``text`` as Teams' markdown shows it: each backslash escape the character it escapes."""
+    return re.sub(r"\\(.)", r"\1", text, flags=re.DOTALL)
+
+
+def undefanged(text: str) -> str:
+    """``text`` without the bot's own defang marks, so that they hide no other host name."""
+    return text.replace("[:]", "").replace("[.]", "")
+
+
 # www.anything, or a host name (not an email's domain) followed by a path
 _SCHEMELESS_URL = re.compile(r"(?i)www\.|(?<![@\w.-])[\w-]+(\.[\w-]+)*\.[^\W\d_]{2,}/")
 
@@ -76,9 +86,12 @@ def assert_safe(post: dict, value: str) -> None:
     for text in texts(card):
         bare = unescaped(text)
         assert "<" not in bare and ">" not in bare, "HTML or an <at> mention could form"
-        defanged = bare.replace("[:]", "").replace("[.]", "")
-        assert "](" not in text and "[" not in defanged, "a link could form"
-        assert not _SCHEMELESS_URL.search(defanged), "a URL without a scheme could be linked"
+        assert "](" not in text and "[" not in undefanged(bare), "a link could form"
+        # A linker reads the text as shown, or, in a client that ignores the backslashes, as
+        # sent; either way no host name may be followed by a path.
+        for seen in (displayed(text), text):
+            assert not _SCHEMELESS_URL.search(undefanged(seen)), \
+                "a URL without a scheme could be linked"
         assert "://" not in text, "a bare URL could be linked"
         assert not any(ord(c) < 32 or 0x202A <= ord(c) <= 0x202E or 0x2066 <= ord(c) <= 0x2069
                        or 0xD800 <= ord(c) <= 0xDFFF for c in text), "control or bidi char"
